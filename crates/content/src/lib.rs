@@ -1,0 +1,19 @@
+//! manifold's content store: an OCI image layout on disk.
+//!
+//! **Invariant**: no unverified byte becomes visible under `blobs/`: content is
+//! written to a temporary file, checked for size and digest, fsynced and renamed.
+//! **Invariant**: a blob reachable from a name or a live lease is never collected.
+
+mod error;
+mod gc;
+mod lease;
+mod lock;
+mod names;
+mod root;
+mod store;
+
+pub use error::{Result, StoreError};
+pub use gc::{FsckReport, GcReport, ImageSummary, Usage};
+pub use lease::Lease;
+pub use root::{RootError, default_root};
+pub use store::{DOCUMENT_CAP, Expected, Store};

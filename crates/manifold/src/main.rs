@@ -1,0 +1,22 @@
+//! The `manifold` command: parse the command line, call one library function, render.
+//!
+//! **Invariant**: only this crate knows about terminals, clap and `anyhow`.
+
+mod cli;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            render::print_error(&err);
+            ExitCode::from(1)
+        }
+    }
+}

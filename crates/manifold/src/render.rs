@@ -1,0 +1,93 @@
+//! Rendering of errors and sizes for people.
+
+use std::fmt;
+
+/// An error with a known fix, printed as a `hint:` line.
+#[derive(Debug)]
+pub struct Hinted {
+    message: String,
+    hint: String,
+}
+
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// Print `error: …`, each cause as `caused by: …`, then the hints that apply.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("caused by: {cause}");
+    }
+    for hint in hints(err) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+fn hints(err: &anyhow::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            out.push(h.hint.clone());
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            out.push(
+                "run as root, or set MANIFOLD_ROOT (or --root) to a directory you own".to_owned(),
+            );
+        }
+        if let Some(content::StoreError::NameNotFound(_)) = cause.downcast_ref() {
+            out.push("`manifold images` lists the names in the local store".to_owned());
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Sizes as docker prints them (decimal units).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+            + UNITS[unit]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(5_000_000_000), "5GB");
+    }
+}

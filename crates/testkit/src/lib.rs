@@ -1,0 +1,101 @@
+//! Fixtures for manifold's tests. Only ever a dev-dependency.
+
+use oci::document::{ContainerConfig, History, RootFs};
+use oci::{
+    Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, RawDocument, media,
+};
+
+use content::{Lease, Store};
+
+/// An uncompressed layer tar holding one file `path` with `content`, built with fixed
+/// metadata so the same inputs give the same bytes.
+pub fn layer_tar(path: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, path, content)
+        .expect("writing to a Vec cannot fail");
+    b.into_inner().expect("writing to a Vec cannot fail")
+}
+
+/// A single-platform image (one layer with `/hello` saying `greeting`) written to the
+/// store under `lease`; returns the manifest descriptor (with its platform).
+pub fn write_image(
+    store: &Store,
+    lease: &Lease,
+    platform: &Platform,
+    greeting: &str,
+) -> Descriptor {
+    let layer = layer_tar("hello", greeting.as_bytes());
+    let layer_desc = store
+        .put_bytes(lease, media::OCI_LAYER_TAR, &layer)
+        .expect("store layer");
+    let config = ImageConfig {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        config: Some(ContainerConfig {
+            cmd: Some(vec!["/hello".into()]),
+            ..ContainerConfig::default()
+        }),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![Digest::sha256(&layer)],
+        },
+        history: vec![History {
+            created_by: Some("test fixture".into()),
+            ..History::default()
+        }],
+        ..ImageConfig::default()
+    };
+    let config = RawDocument::from_value(config);
+    let config_desc = store
+        .put_bytes(lease, media::OCI_CONFIG, config.bytes())
+        .expect("store config");
+    let manifest = RawDocument::from_value(ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: config_desc,
+        layers: vec![layer_desc],
+        subject: None,
+        annotations: Default::default(),
+    });
+    let mut desc = store
+        .put_bytes(lease, media::OCI_MANIFEST, manifest.bytes())
+        .expect("store manifest");
+    desc.platform = Some(platform.clone());
+    desc
+}
+
+/// A multi-platform image: one manifest per platform behind an OCI index.
+pub fn write_index(store: &Store, lease: &Lease, platforms: &[&str]) -> Descriptor {
+    let manifests = platforms
+        .iter()
+        .map(|p| {
+            let p = Platform::parse(p).expect("fixture platforms are valid");
+            write_image(store, lease, &p, &format!("hello from {p}"))
+        })
+        .collect();
+    let index = RawDocument::from_value(ImageIndex {
+        manifests,
+        ..ImageIndex::new()
+    });
+    store
+        .put_bytes(lease, media::OCI_INDEX, index.bytes())
+        .expect("store index")
+}
+
+/// Fail loudly when an external tool a test needs is missing (tests never skip).
+pub fn require_tool(name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("this test needs `{name}` on PATH; run scripts/setup.sh (CI installs it)")
+        })
+}
