@@ -1,7 +1,7 @@
-//! Data-driven cases for `manifold_oci::platform`: parsing and normalisation,
+//! Data-driven cases for `oci::platform`: parsing and normalisation,
 //! invalid specifiers, host matchers, preference order and JSON shape.
 
-use manifold_oci::{Platform, PlatformError, PlatformMatcher};
+use oci::{Platform, PlatformError, PlatformMatcher};
 use rstest::rstest;
 
 fn p(s: &str) -> Platform {

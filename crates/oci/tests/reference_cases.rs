@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use manifold_oci::{Digest, DigestError, Reference, ReferenceError as E};
+use oci::{Digest, DigestError, Reference, ReferenceError as E};
 use rstest::rstest;
 
 /// sha256 of the empty string.
@@ -521,7 +521,7 @@ fn valid(
 #[case::digest_dotdot("alpine@sha256:../x", |input| E::InvalidDigest { input, source: DigestError::BadHex { input: "sha256:../x".into() } })]
 #[case::digest_uppercase_hex(&format!("alpine@sha256:{}", H.to_uppercase()), |input| E::InvalidDigest { input, source: DigestError::BadHex { input: format!("sha256:{}", H.to_uppercase()) } })]
 #[case::digest_unknown_algorithm(&format!("alpine@md5:{H}"), |input| E::InvalidDigest { input, source: DigestError::UnknownAlgorithm { input: format!("md5:{H}"), algorithm: "md5".into() } })]
-#[case::digest_short(&format!("alpine@sha256:{}", &H[..10]), |input| E::InvalidDigest { input, source: DigestError::BadLength { input: format!("sha256:{}", &H[..10]), algorithm: manifold_oci::Algorithm::Sha256, expected: 64, found: 10 } })]
+#[case::digest_short(&format!("alpine@sha256:{}", &H[..10]), |input| E::InvalidDigest { input, source: DigestError::BadLength { input: format!("sha256:{}", &H[..10]), algorithm: oci::Algorithm::Sha256, expected: 64, found: 10 } })]
 #[case::digest_missing_algorithm(&format!("alpine@{H}"), |input| E::InvalidDigest { input, source: DigestError::MissingSeparator(H.into()) })]
 #[case::double_at(&format!("alpine@@{D256}"), |input| E::InvalidDigest { input, source: DigestError::UnknownAlgorithm { input: format!("@{D256}"), algorithm: "@sha256".into() } })]
 // length boundary
