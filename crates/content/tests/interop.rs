@@ -6,7 +6,9 @@ use content::Store;
 use oci::{Platform, media};
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -21,7 +23,12 @@ fn fixture() -> (tempfile::TempDir, Store, oci::Descriptor, oci::Descriptor) {
     let lease = store.lease().unwrap();
     let index = testkit::write_index(&store, &lease, &["linux/amd64", "linux/arm64"]);
     store.set_name("example.com/multi:1.0", &index).unwrap();
-    let single = testkit::write_image(&store, &lease, &Platform::parse("linux/arm/v7").unwrap(), "v7");
+    let single = testkit::write_image(
+        &store,
+        &lease,
+        &Platform::parse("linux/arm/v7").unwrap(),
+        "v7",
+    );
     store.set_name("single", &single).unwrap();
     (dir, store, index, single)
 }
@@ -30,8 +37,15 @@ fn fixture() -> (tempfile::TempDir, Store, oci::Descriptor, oci::Descriptor) {
 fn umoci_lists_the_names() {
     testkit::require_tool("umoci");
     let (_d, store, _, _) = fixture();
-    let out = run(Command::new("umoci").arg("ls").arg("--layout").arg(store.layout_dir()));
-    let mut names: Vec<_> = out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let out = run(Command::new("umoci")
+        .arg("ls")
+        .arg("--layout")
+        .arg(store.layout_dir()));
+    let mut names: Vec<_> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     names.sort();
     assert_eq!(names, ["example.com/multi:1.0", "single"]);
 }
@@ -61,7 +75,11 @@ fn skopeo_reads_the_exact_index_bytes_and_picks_a_platform() {
         .args(["inspect", "--raw", &target])
         .output()
         .unwrap();
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
     assert_eq!(raw.stdout, store.read_document(&index.digest).unwrap());
     assert_eq!(index.media_type, media::OCI_INDEX);
     let out = run(Command::new("skopeo").args([

@@ -65,9 +65,18 @@ fn sha512_content_is_verified_with_sha512() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();
     let d = Digest::of(oci::Algorithm::Sha512, b"hello");
-    let exp = Expected { digest: d.clone(), size: Some(5) };
-    store.write_blob(&lease, &mut &b"hello"[..], Some(&exp)).unwrap();
-    assert!(store.blob_path(&d).starts_with(store.layout_dir().join("blobs/sha512")));
+    let exp = Expected {
+        digest: d.clone(),
+        size: Some(5),
+    };
+    store
+        .write_blob(&lease, &mut &b"hello"[..], Some(&exp))
+        .unwrap();
+    assert!(
+        store
+            .blob_path(&d)
+            .starts_with(store.layout_dir().join("blobs/sha512"))
+    );
     assert!(store.contains(&d));
 }
 
@@ -76,9 +85,17 @@ fn digest_mismatch_leaves_nothing_visible() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();
     let claimed = Digest::sha256(b"what was promised");
-    let exp = Expected { digest: claimed.clone(), size: None };
-    let err = store.write_blob(&lease, &mut &b"something else"[..], Some(&exp)).unwrap_err();
-    assert!(matches!(err, StoreError::DigestMismatch { ref expected, .. } if *expected == claimed), "{err}");
+    let exp = Expected {
+        digest: claimed.clone(),
+        size: None,
+    };
+    let err = store
+        .write_blob(&lease, &mut &b"something else"[..], Some(&exp))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DigestMismatch { ref expected, .. } if *expected == claimed),
+        "{err}"
+    );
     assert!(err.to_string().contains(&claimed.to_string()));
     assert!(blob_files(&store).is_empty());
     assert!(files_in(&store.root().join("ingest")).is_empty());
@@ -90,8 +107,13 @@ fn size_mismatch_is_refused_short_and_long() {
     let lease = store.lease().unwrap();
     let data = b"0123456789";
     for claimed in [9u64, 11] {
-        let exp = Expected { digest: Digest::sha256(data), size: Some(claimed) };
-        let err = store.write_blob(&lease, &mut &data[..], Some(&exp)).unwrap_err();
+        let exp = Expected {
+            digest: Digest::sha256(data),
+            size: Some(claimed),
+        };
+        let err = store
+            .write_blob(&lease, &mut &data[..], Some(&exp))
+            .unwrap_err();
         assert!(
             matches!(err, StoreError::SizeMismatch { expected, .. } if expected == claimed),
             "{err}"
@@ -108,7 +130,10 @@ struct Broken {
 impl Read for Broken {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 {
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset",
+            ));
         }
         let n = buf.len().min(self.left);
         buf[..n].fill(7);
@@ -122,14 +147,20 @@ fn write_interrupted_half_way_leaves_nothing_visible() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();
     let full = vec![7u8; 4 << 20];
-    let exp = Expected { digest: Digest::sha256(&full), size: Some(full.len() as u64) };
+    let exp = Expected {
+        digest: Digest::sha256(&full),
+        size: Some(full.len() as u64),
+    };
     let err = store
         .write_blob(&lease, &mut Broken { left: 2 << 20 }, Some(&exp))
         .unwrap_err();
     assert!(matches!(err, StoreError::Read { .. }), "{err}");
     assert!(!store.contains(&exp.digest));
     assert!(blob_files(&store).is_empty());
-    assert!(files_in(&store.root().join("ingest")).is_empty(), "temp file removed");
+    assert!(
+        files_in(&store.root().join("ingest")).is_empty(),
+        "temp file removed"
+    );
 }
 
 #[test]
@@ -144,8 +175,13 @@ fn eight_threads_write_overlapping_blobs() {
                 // Thread t writes blobs t..t+24: each blob is written by up to 8 threads.
                 for i in t..t + 24 {
                     let data = content_of(i);
-                    let exp = Expected { digest: Digest::sha256(&data), size: Some(data.len() as u64) };
-                    store.write_blob(&lease, &mut &data[..], Some(&exp)).unwrap();
+                    let exp = Expected {
+                        digest: Digest::sha256(&data),
+                        size: Some(data.len() as u64),
+                    };
+                    store
+                        .write_blob(&lease, &mut &data[..], Some(&exp))
+                        .unwrap();
                 }
                 let desc = store.put_bytes(&lease, media::OCI_CONFIG, b"{}").unwrap();
                 store.set_name(&format!("thread-{t}"), &desc).unwrap();
@@ -158,11 +194,19 @@ fn eight_threads_write_overlapping_blobs() {
     for i in 0..31 {
         let data = content_of(i);
         let mut got = Vec::new();
-        store.open_blob(&Digest::sha256(&data)).unwrap().read_to_end(&mut got).unwrap();
+        store
+            .open_blob(&Digest::sha256(&data))
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
         assert_eq!(got, data, "blob {i}");
     }
     assert_eq!(blob_files(&store).len(), 32);
-    assert_eq!(store.names().unwrap().len(), 8, "every name survived concurrent index updates");
+    assert_eq!(
+        store.names().unwrap().len(),
+        8,
+        "every name survived concurrent index updates"
+    );
     assert!(store.fsck().unwrap().is_clean());
 }
 
@@ -216,10 +260,17 @@ fn child_work() -> Option<()> {
             let offset = if mode == "writer-0" { 0 } else { 10 };
             for i in offset..offset + 30 {
                 let data = content_of(i);
-                let exp = Expected { digest: Digest::sha256(&data), size: Some(data.len() as u64) };
-                store.write_blob(&lease, &mut &data[..], Some(&exp)).unwrap();
+                let exp = Expected {
+                    digest: Digest::sha256(&data),
+                    size: Some(data.len() as u64),
+                };
+                store
+                    .write_blob(&lease, &mut &data[..], Some(&exp))
+                    .unwrap();
             }
-            let desc = store.put_bytes(&lease, media::OCI_CONFIG, mode.as_bytes()).unwrap();
+            let desc = store
+                .put_bytes(&lease, media::OCI_CONFIG, mode.as_bytes())
+                .unwrap();
             store.set_name(&mode, &desc).unwrap();
         }
         "slow-writer" => {
@@ -240,7 +291,9 @@ fn child_work() -> Option<()> {
             store.write_blob(&lease, &mut Stall(1 << 20), None).unwrap();
         }
         "leaser" => {
-            let desc = store.put_bytes(&lease, media::OCI_CONFIG, b"leased by a dead process").unwrap();
+            let desc = store
+                .put_bytes(&lease, media::OCI_CONFIG, b"leased by a dead process")
+                .unwrap();
             report(&desc.digest.to_string());
             std::mem::forget(lease); // exit without dropping: as after a crash
         }
@@ -257,7 +310,11 @@ fn two_processes_write_overlapping_blobs() {
     let (_d, store) = store();
     let kids: Vec<_> = ["writer-0", "writer-1"]
         .iter()
-        .map(|m| child("two_processes_write_overlapping_blobs", store.root(), m).spawn().unwrap())
+        .map(|m| {
+            child("two_processes_write_overlapping_blobs", store.root(), m)
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for k in kids {
         let out = k.wait_with_output().unwrap();
@@ -292,7 +349,10 @@ fn writer_killed_mid_write_leaves_nothing_and_gc_cleans_its_temp_file() {
     assert_eq!(files_in(&store.root().join("ingest")).len(), 1);
     kid.kill().unwrap();
     kid.wait().unwrap();
-    assert!(blob_files(&store).is_empty(), "nothing unverified is visible");
+    assert!(
+        blob_files(&store).is_empty(),
+        "nothing unverified is visible"
+    );
     let report = store.gc().unwrap();
     assert_eq!(report.stale_ingests, 1);
     assert!(files_in(&store.root().join("ingest")).is_empty());
@@ -314,7 +374,9 @@ fn gc_keeps_named_and_leased_blobs_and_removes_the_rest() {
     let leased_image = testkit::write_image(&store, &live_lease, &Platform::host(), "leased");
     let garbage = {
         let lease = store.lease().unwrap();
-        store.put_bytes(&lease, "application/octet-stream", b"nobody wants me").unwrap()
+        store
+            .put_bytes(&lease, "application/octet-stream", b"nobody wants me")
+            .unwrap()
     };
     // A lease whose process died protects nothing.
     let out = child(
@@ -349,7 +411,11 @@ fn gc_keeps_named_and_leased_blobs_and_removes_the_rest() {
     assert_eq!(blob_files(&store).len(), 7);
     let images = store.images().unwrap();
     assert_eq!(images.len(), 1);
-    let platforms: Vec<_> = images[0].platforms.iter().map(ToString::to_string).collect();
+    let platforms: Vec<_> = images[0]
+        .platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
 
     // Removing the name frees everything.
@@ -389,7 +455,10 @@ fn fsck_reports_missing_children_and_stray_files() {
     std::fs::remove_file(store.blob_path(&manifest.config.digest)).unwrap();
     std::fs::write(store.layout_dir().join("blobs/sha256/not-a-digest"), b"?").unwrap();
     let report = store.fsck().unwrap();
-    assert_eq!(report.missing, vec![(desc.digest.to_string(), manifest.config.digest.clone())]);
+    assert_eq!(
+        report.missing,
+        vec![(desc.digest.to_string(), manifest.config.digest.clone())]
+    );
     assert_eq!(report.stray.len(), 1);
 }
 
@@ -397,13 +466,28 @@ fn fsck_reports_missing_children_and_stray_files() {
 fn names_point_at_present_blobs_only() {
     let (_d, store) = store();
     let absent = Descriptor::for_bytes(media::OCI_MANIFEST, b"never written");
-    assert!(matches!(store.set_name("x", &absent), Err(StoreError::NotFound(_))));
-    assert!(matches!(store.resolve("x"), Err(StoreError::NameNotFound(_))));
-    assert!(matches!(store.remove_name("x"), Err(StoreError::NameNotFound(_))));
+    assert!(matches!(
+        store.set_name("x", &absent),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.resolve("x"),
+        Err(StoreError::NameNotFound(_))
+    ));
+    assert!(matches!(
+        store.remove_name("x"),
+        Err(StoreError::NameNotFound(_))
+    ));
     let lease = store.lease().unwrap();
     let d = store.put_bytes(&lease, media::OCI_CONFIG, b"{}").unwrap();
-    assert!(matches!(store.set_name("a b", &d), Err(StoreError::InvalidName(_))));
-    assert!(matches!(store.set_name("", &d), Err(StoreError::InvalidName(_))));
+    assert!(matches!(
+        store.set_name("a b", &d),
+        Err(StoreError::InvalidName(_))
+    ));
+    assert!(matches!(
+        store.set_name("", &d),
+        Err(StoreError::InvalidName(_))
+    ));
     store.set_name("x", &d).unwrap();
     store.set_name("x", &d).unwrap();
     assert_eq!(store.names().unwrap().len(), 1, "re-tagging replaces");
