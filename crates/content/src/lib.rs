@@ -16,4 +16,4 @@ pub use error::{Result, StoreError};
 pub use gc::{FsckReport, GcReport, ImageSummary, Usage};
 pub use lease::Lease;
 pub use root::{RootError, default_root};
-pub use store::{DOCUMENT_CAP, Expected, Store};
+pub use store::{BlobWriter, DOCUMENT_CAP, Expected, Store};

@@ -193,11 +193,10 @@ impl Store {
         reader: &mut dyn Read,
         expected: Option<&Expected>,
     ) -> Result<(Digest, u64)> {
-        let algorithm = expected.map_or(Algorithm::Sha256, |e| e.digest.algorithm());
         let what = expected.map_or_else(|| "new blob".to_owned(), |e| e.digest.to_string());
         // A blob already present is still read to the end and verified: the caller's
         // stream is always drained, and the store never trusts a claim unseen.
-        let mut writer = Ingest::new(self, algorithm)?;
+        let mut writer = self.writer(expected)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match reader.read(&mut buf) {
@@ -212,33 +211,33 @@ impl Store {
                 }
             };
             writer.write(&buf[..n])?;
-            if let Some(Expected {
-                digest,
-                size: Some(size),
-            }) = expected
-                && writer.size > *size
-            {
-                return Err(StoreError::SizeMismatch {
-                    digest: digest.clone(),
-                    expected: *size,
-                    actual: writer.size,
-                });
-            }
         }
-        writer.commit(lease, expected)
+        writer.commit(lease)
+    }
+
+    /// Start writing a blob piece by piece (e.g. from a network stream that may
+    /// need resuming). Dropping the writer without [`BlobWriter::commit`] discards
+    /// everything written.
+    pub fn writer(&self, expected: Option<&Expected>) -> Result<BlobWriter<'_>> {
+        BlobWriter::new(self, expected.cloned())
     }
 }
 
-/// A write in progress: a flocked temporary file under `ingest/`.
-struct Ingest<'a> {
+/// A write in progress: a flocked temporary file under `ingest/`, hashed as it grows.
+#[derive(Debug)]
+pub struct BlobWriter<'a> {
     store: &'a Store,
     file: tempfile::NamedTempFile,
     hasher: Hasher,
     size: u64,
+    expected: Option<Expected>,
 }
 
-impl<'a> Ingest<'a> {
-    fn new(store: &'a Store, algorithm: Algorithm) -> Result<Self> {
+impl<'a> BlobWriter<'a> {
+    fn new(store: &'a Store, expected: Option<Expected>) -> Result<Self> {
+        let algorithm = expected
+            .as_ref()
+            .map_or(Algorithm::Sha256, |e| e.digest.algorithm());
         let dir = store.ingest_dir();
         let file = tempfile::Builder::new()
             .prefix("blob-")
@@ -247,26 +246,59 @@ impl<'a> Ingest<'a> {
             .map_err(StoreError::io("create temporary file in", &dir))?;
         // Mark the file as owned by a live writer; GC removes only unlocked ones.
         lock::lock_file(file.as_file(), file.path())?;
-        Ok(Ingest {
+        Ok(BlobWriter {
             store,
             file,
             hasher: Hasher::new(algorithm),
             size: 0,
+            expected,
         })
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.hasher.update(bytes);
+    /// Bytes written so far (where a resumed download continues).
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+
+    /// Throw away what was written and start again (a server ignored a range request).
+    pub fn reset(&mut self) -> Result<()> {
+        let path = self.file.path().to_owned();
+        self.file
+            .as_file()
+            .set_len(0)
+            .and_then(|()| std::io::Seek::rewind(self.file.as_file_mut()))
+            .map_err(StoreError::io("truncate", path))?;
+        self.hasher = Hasher::new(self.hasher.algorithm());
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Append `bytes`. Fails as soon as the content outgrows the expected size.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.size += bytes.len() as u64;
+        if let Some(Expected {
+            digest,
+            size: Some(size),
+        }) = &self.expected
+            && self.size > *size
+        {
+            return Err(StoreError::SizeMismatch {
+                digest: digest.clone(),
+                expected: *size,
+                actual: self.size,
+            });
+        }
+        self.hasher.update(bytes);
         let path = self.file.path().to_owned();
         self.file
             .write_all(bytes)
             .map_err(StoreError::io("write", path))
     }
 
-    fn commit(self, lease: &Lease, expected: Option<&Expected>) -> Result<(Digest, u64)> {
+    /// Verify size and digest, then make the blob visible, protected by `lease`.
+    pub fn commit(self, lease: &Lease) -> Result<(Digest, u64)> {
         let actual = self.hasher.finish();
-        if let Some(exp) = expected {
+        if let Some(exp) = &self.expected {
             if let Some(size) = exp.size
                 && size != self.size
             {

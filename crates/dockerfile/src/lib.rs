@@ -5,4 +5,7 @@
 //! outright: it returns the tree and a list of diagnostics.
 
 pub mod expand;
+pub mod ignore;
 pub mod parser;
+
+pub use expand::{Env, ExpandError, Expanded, Lexer};

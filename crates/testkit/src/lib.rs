@@ -1,5 +1,7 @@
 //! Fixtures for manifold's tests. Only ever a dev-dependency.
 
+pub mod registry;
+
 use oci::document::{ContainerConfig, History, RootFs};
 use oci::{
     Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, RawDocument, media,

@@ -121,8 +121,8 @@ impl Diagnostic {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{file_name}:{}:{}: {}: {} [{}]",
-            self.span.start.line, self.span.start.column, self.severity, self.message, self.code
+            "{file_name}:{}:{}: {}: {}",
+            self.span.start.line, self.span.start.column, self.severity, self.message
         );
         let first = self.span.start.line.max(1);
         let mut last = self.span.end.line.max(first);
@@ -135,7 +135,7 @@ impl Diagnostic {
         let to = last.saturating_add(CONTEXT_LINES);
         let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let width = to.to_string().len();
-        for (i, line) in src.split('\n').enumerate() {
+        for (i, line) in src.lines().enumerate() {
             let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
             if n < from {
                 continue;
@@ -143,13 +143,13 @@ impl Diagnostic {
             if n > to {
                 break;
             }
-            let line = line.strip_suffix('\r').unwrap_or(line);
             let marker = if (first..=last).contains(&n) {
                 ">>> "
             } else {
                 "    "
             };
-            let _ = writeln!(out, " {n:>width$} | {marker}{line}");
+            let row = format!(" {n:>width$} | {marker}{line}");
+            let _ = writeln!(out, "{}", row.trim_end());
         }
         out
     }

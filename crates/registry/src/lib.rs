@@ -1,0 +1,24 @@
+//! manifold's registry client (OCI distribution spec v1.1) and the operations built
+//! on it: pull, push, copy, and `imagetools`.
+//!
+//! **Invariant**: credentials are sent only to the registry's own site; never to a
+//! token realm or redirect target elsewhere, never to a private or link-local address
+//! the server pointed at.
+//! **Invariant**: every byte received is verified against a digest before it is
+//! stored or trusted; manifests are pushed as the exact bytes that were hashed.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod ops;
+pub mod pull;
+pub mod push;
+
+pub use client::{Access, Anonymous, Client, CredentialSource, Limits, Repo, RetryPolicy};
+pub use config::{HostConfig, RegistryConfig};
+pub use credentials::{Credential, DockerConfig, Secret};
+pub use error::{RegistryError, Result, SpecError};
+pub use pull::Fetched;
+pub use push::BlobPush;

@@ -1,0 +1,340 @@
+//! Operations composed from the client: pull into the store, push from it, copy
+//! between registries, combine manifests into an index.
+
+use std::collections::BTreeMap;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use content::{Lease, Store};
+use oci::document::ManifestOrIndex;
+use oci::{
+    Descriptor, ImageConfig, ImageIndex, Platform, PlatformMatcher, RawDocument, Reference, media,
+};
+
+use crate::client::{Client, Repo};
+use crate::error::{RegistryError, Result};
+use crate::push::BlobPush;
+
+/// Which manifests of an index to take.
+#[derive(Debug, Clone)]
+pub enum Platforms {
+    /// Every manifest: the index is kept as it is (digest-preserving).
+    All,
+    /// The best match for a host of this platform.
+    Best(Platform),
+    /// Exactly these platforms (each must be present).
+    Only(Vec<Platform>),
+}
+
+/// Counts of what a transfer did, for users and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TransferStats {
+    pub blobs_uploaded: usize,
+    pub blobs_mounted: usize,
+    pub blobs_existing: usize,
+    pub manifests: usize,
+}
+
+impl Client {
+    /// Pull `reference` into `store` under `lease`. Returns the descriptor of what was
+    /// stored: the index (with `Platforms::All`) or the chosen manifest.
+    pub async fn pull(
+        &self,
+        store: &Store,
+        lease: &Lease,
+        reference: &Reference,
+        platforms: &Platforms,
+    ) -> Result<Descriptor> {
+        let repo = self.repo(reference);
+        let top = self.get_manifest(reference).await?;
+        match (&top.document, platforms) {
+            (ManifestOrIndex::Index(index), Platforms::All) => {
+                for m in &index.value().manifests {
+                    self.pull_manifest(&repo, store, lease, m).await?;
+                }
+                store.put_bytes(lease, &top.descriptor.media_type, top.document.bytes())?;
+                Ok(top.descriptor)
+            }
+            (ManifestOrIndex::Index(index), Platforms::Best(p)) => {
+                let m = select(reference, &index.value().manifests, p)?;
+                self.pull_manifest(&repo, store, lease, m).await?;
+                Ok(m.clone())
+            }
+            (ManifestOrIndex::Index(index), Platforms::Only(ps)) => {
+                let mut chosen = Vec::new();
+                for p in ps {
+                    let m = select(reference, &index.value().manifests, p)?;
+                    self.pull_manifest(&repo, store, lease, m).await?;
+                    chosen.push(m.clone());
+                }
+                let doc = RawDocument::from_value(ImageIndex {
+                    manifests: chosen,
+                    annotations: index.value().annotations.clone(),
+                    ..ImageIndex::new()
+                });
+                store
+                    .put_bytes(lease, media::OCI_INDEX, doc.bytes())
+                    .map_err(Into::into)
+            }
+            (ManifestOrIndex::Manifest(_), _) => {
+                let mut desc = top.descriptor.clone();
+                self.pull_manifest(&repo, store, lease, &desc).await?;
+                desc.platform = self.platform_of(store, &desc);
+                Ok(desc)
+            }
+        }
+    }
+
+    /// Store one image manifest and everything it references.
+    async fn pull_manifest(
+        &self,
+        repo: &Repo,
+        store: &Store,
+        lease: &Lease,
+        desc: &Descriptor,
+    ) -> Result<()> {
+        let fetched = self
+            .get_manifest_at(repo, &desc.digest.to_string(), Some(&desc.digest))
+            .await?;
+        let ManifestOrIndex::Manifest(m) = &fetched.document else {
+            return Err(RegistryError::Protocol {
+                url: repo.base.to_string(),
+                reason: format!(
+                    "{} is an index inside an index; nested indexes are not supported",
+                    desc.digest
+                ),
+            });
+        };
+        let mut blobs = vec![m.value().config.clone()];
+        blobs.extend(
+            m.value()
+                .layers
+                .iter()
+                .filter(|l| l.urls.is_empty())
+                .cloned(),
+        );
+        futures_util::stream::iter(blobs.iter().map(|b| self.fetch_blob(repo, b, store, lease)))
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        store.put_bytes(
+            lease,
+            &fetched.descriptor.media_type,
+            fetched.document.bytes(),
+        )?;
+        Ok(())
+    }
+
+    fn platform_of(&self, store: &Store, manifest: &Descriptor) -> Option<Platform> {
+        let bytes = store.read_document(&manifest.digest).ok()?;
+        let m = RawDocument::<oci::ImageManifest>::parse(bytes).ok()?;
+        let cfg = store.read_document(&m.value().config.digest).ok()?;
+        Some(
+            RawDocument::<ImageConfig>::parse(cfg)
+                .ok()?
+                .value()
+                .platform(),
+        )
+    }
+
+    /// Push what `desc` names in `store` to `target`: blobs first (bounded
+    /// concurrency, mounted from `mount_from` when given), then manifests by digest,
+    /// then the top document under the target's tag (or digest).
+    pub async fn push(
+        &self,
+        store: &Store,
+        desc: &Descriptor,
+        target: &Reference,
+        mount_from: Option<&str>,
+    ) -> Result<TransferStats> {
+        let repo = self.repo(target);
+        let mut stats = TransferStats::default();
+        let bytes = store.read_document(&desc.digest)?;
+        let doc = ManifestOrIndex::parse(&desc.media_type, bytes).map_err(|source| {
+            RegistryError::Document {
+                url: format!("local store {}", desc.digest),
+                source,
+            }
+        })?;
+        if let ManifestOrIndex::Index(index) = &doc {
+            for m in &index.value().manifests {
+                self.push_manifest_tree(store, &repo, m, mount_from, &mut stats)
+                    .await?;
+            }
+        } else {
+            self.push_blobs_of(store, &repo, desc, mount_from, &mut stats)
+                .await?;
+        }
+        let tag = target
+            .digest()
+            .map(ToString::to_string)
+            .or_else(|| target.tag().map(str::to_owned))
+            .unwrap_or_else(|| desc.digest.to_string());
+        self.put_manifest(&repo, &tag, doc.media_type(), doc.bytes())
+            .await?;
+        stats.manifests += 1;
+        Ok(stats)
+    }
+
+    async fn push_manifest_tree(
+        &self,
+        store: &Store,
+        repo: &Repo,
+        m: &Descriptor,
+        mount_from: Option<&str>,
+        stats: &mut TransferStats,
+    ) -> Result<()> {
+        self.push_blobs_of(store, repo, m, mount_from, stats)
+            .await?;
+        let bytes = store.read_document(&m.digest)?;
+        self.put_manifest(repo, &m.digest.to_string(), &m.media_type, &bytes)
+            .await?;
+        stats.manifests += 1;
+        Ok(())
+    }
+
+    async fn push_blobs_of(
+        &self,
+        store: &Store,
+        repo: &Repo,
+        manifest: &Descriptor,
+        mount_from: Option<&str>,
+        stats: &mut TransferStats,
+    ) -> Result<()> {
+        let bytes = store.read_document(&manifest.digest)?;
+        let m = RawDocument::<oci::ImageManifest>::parse(bytes).map_err(|source| {
+            RegistryError::Document {
+                url: format!("local store {}", manifest.digest),
+                source,
+            }
+        })?;
+        let mut blobs: Vec<&Descriptor> = m
+            .value()
+            .layers
+            .iter()
+            .filter(|l| l.urls.is_empty())
+            .collect();
+        blobs.push(&m.value().config);
+        let results: Vec<BlobPush> = futures_util::stream::iter(
+            blobs
+                .into_iter()
+                .map(|b| self.push_blob(repo, b, store, mount_from)),
+        )
+        .buffer_unordered(self.concurrency.max(1))
+        .try_collect()
+        .await?;
+        for r in results {
+            match r {
+                BlobPush::Exists => stats.blobs_existing += 1,
+                BlobPush::Mounted => stats.blobs_mounted += 1,
+                BlobPush::Uploaded => stats.blobs_uploaded += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy `src` to `dst` through `store`. With `Platforms::All` the index digest is
+    /// preserved. Blobs are mounted when both are on one registry.
+    pub async fn copy(
+        &self,
+        store: &Store,
+        src: &Reference,
+        dst: &Reference,
+        platforms: &Platforms,
+    ) -> Result<(Descriptor, TransferStats)> {
+        let lease = store.lease()?;
+        let desc = self.pull(store, &lease, src, platforms).await?;
+        let mount = (src.registry() == dst.registry()).then(|| src.repository());
+        let stats = self.push(store, &desc, dst, mount).await?;
+        Ok((desc, stats))
+    }
+
+    /// Combine `sources` (manifests or indexes) into one index pushed as `target`.
+    /// With `append`, the target's existing manifests come first. Blobs are copied
+    /// to the target repository as needed. With `dry_run`, nothing is written and
+    /// the index bytes are returned.
+    pub async fn create_index(
+        &self,
+        store: &Store,
+        sources: &[Reference],
+        target: &Reference,
+        append: bool,
+        annotations: BTreeMap<String, String>,
+        dry_run: bool,
+    ) -> Result<RawDocument<ImageIndex>> {
+        let lease = store.lease()?;
+        let mut all = Vec::new();
+        if append {
+            all.push(target.clone());
+        }
+        all.extend(sources.iter().cloned());
+        let mut manifests: Vec<Descriptor> = Vec::new();
+        let target_repo = self.repo(target);
+        for src in &all {
+            let fetched = self.get_manifest(src).await?;
+            let children: Vec<Descriptor> = match &fetched.document {
+                ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+                ManifestOrIndex::Manifest(_) => {
+                    let repo = self.repo(src);
+                    self.pull_manifest(&repo, store, &lease, &fetched.descriptor)
+                        .await?;
+                    let mut d = fetched.descriptor.clone();
+                    d.platform = self.platform_of(store, &d);
+                    vec![d]
+                }
+            };
+            for child in children {
+                if manifests.iter().any(|m| m.digest == child.digest) {
+                    continue;
+                }
+                if !dry_run
+                    && (src.registry() != target.registry()
+                        || src.repository() != target.repository())
+                {
+                    let repo = self.repo(src);
+                    self.pull_manifest(&repo, store, &lease, &child).await?;
+                    let mount = (src.registry() == target.registry()).then(|| src.repository());
+                    let mut stats = TransferStats::default();
+                    self.push_manifest_tree(store, &target_repo, &child, mount, &mut stats)
+                        .await?;
+                }
+                manifests.push(child);
+            }
+        }
+        let index = RawDocument::from_value(ImageIndex {
+            manifests,
+            annotations,
+            ..ImageIndex::new()
+        });
+        if !dry_run {
+            let tag = target.tag().unwrap_or("latest");
+            self.put_manifest(&target_repo, tag, media::OCI_INDEX, index.bytes())
+                .await?;
+        }
+        Ok(index)
+    }
+}
+
+/// The manifest of `manifests` best for `platform`.
+fn select<'a>(
+    reference: &Reference,
+    manifests: &'a [Descriptor],
+    platform: &Platform,
+) -> Result<&'a Descriptor> {
+    let matcher = PlatformMatcher::only(platform);
+    let candidates: Vec<&Platform> = manifests
+        .iter()
+        .filter_map(|m| m.platform.as_ref())
+        .collect();
+    let best = matcher.best(candidates.iter().copied());
+    best.and_then(|b| manifests.iter().find(|m| m.platform.as_ref() == Some(b)))
+        .ok_or_else(|| RegistryError::NoMatchingPlatform {
+            reference: reference.to_string(),
+            platform: platform.to_string(),
+            available: candidates
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}

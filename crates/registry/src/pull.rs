@@ -1,0 +1,196 @@
+//! Reading from a registry: manifests (capped, verified) and blobs (streamed into the
+//! store, verified, resumed with `Range` after a dropped connection).
+
+use futures_util::StreamExt;
+use reqwest::{StatusCode, header};
+
+use content::{Expected, Lease, Store};
+use oci::{Descriptor, Digest, Hasher, ManifestOrIndex};
+
+use crate::client::{Access, Client, Repo, manifest_accept, read_capped};
+use crate::error::{RegistryError, Result, redact};
+
+/// A manifest or index as the registry served it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub document: ManifestOrIndex,
+    /// Descriptor of the exact bytes (media type from the response).
+    pub descriptor: Descriptor,
+}
+
+impl Client {
+    /// Fetch the manifest or index `reference` names (tag or digest). The bytes are
+    /// verified: against the requested digest, and against `Docker-Content-Digest`.
+    pub async fn get_manifest(&self, reference: &oci::Reference) -> Result<Fetched> {
+        let repo = self.repo(reference);
+        let target = reference
+            .digest()
+            .map(ToString::to_string)
+            .or_else(|| reference.tag().map(str::to_owned))
+            .unwrap_or_else(|| "latest".into());
+        self.get_manifest_at(&repo, &target, reference.digest())
+            .await
+    }
+
+    pub(crate) async fn get_manifest_at(
+        &self,
+        repo: &Repo,
+        target: &str,
+        want: Option<&Digest>,
+    ) -> Result<Fetched> {
+        let url = repo
+            .base
+            .join(&format!("manifests/{target}"))
+            .expect("valid path");
+        let resp = self
+            .send(repo, Access::Pull, None, |http| {
+                http.get(url.clone()).headers(manifest_accept())
+            })
+            .await?;
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
+            .unwrap_or_default();
+        let claimed = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = read_capped(resp, self.limits.manifest, "manifest", &url).await?;
+        let algorithm = want.map_or(oci::Algorithm::Sha256, Digest::algorithm);
+        let actual = Digest::of(algorithm, &bytes);
+        if let Some(want) = want
+            && *want != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                url: redact(&url),
+                expected: want.clone(),
+                actual,
+            });
+        }
+        if let Some(claimed) = claimed
+            && let Ok(claimed) = Digest::parse(&claimed)
+        {
+            let check = Digest::of(claimed.algorithm(), &bytes);
+            if check != claimed {
+                return Err(RegistryError::DigestMismatch {
+                    url: redact(&url),
+                    expected: claimed,
+                    actual: check,
+                });
+            }
+        }
+        let document = ManifestOrIndex::parse(&media_type, bytes).map_err(|source| {
+            RegistryError::Document {
+                url: redact(&url),
+                source,
+            }
+        })?;
+        let media_type = if oci::media::is_manifest_like(&media_type) {
+            media_type
+        } else {
+            document.media_type().to_owned()
+        };
+        let descriptor = Descriptor::new(&media_type, actual, document.bytes().len() as u64);
+        Ok(Fetched {
+            document,
+            descriptor,
+        })
+    }
+
+    /// Download blob `desc` of `repo` into `store` unless present. The stream is
+    /// hashed as it arrives and committed only if size and digest match; a dropped
+    /// connection resumes where it stopped (`Range`), or restarts if the server
+    /// ignores ranges.
+    pub async fn fetch_blob(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        store: &Store,
+        lease: &Lease,
+    ) -> Result<()> {
+        if store.protect(lease, &desc.digest)? {
+            return Ok(());
+        }
+        let url = repo
+            .base
+            .join(&format!("blobs/{}", desc.digest))
+            .expect("valid path");
+        let mut writer = store.writer(Some(&Expected::from(desc)))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.fetch_into(repo, &url, &mut writer, desc.size).await {
+                Ok(()) => break,
+                Err(e) if e.is_temporary() && attempt < self.retry.attempts => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        writer.commit(lease)?;
+        Ok(())
+    }
+
+    async fn fetch_into(
+        &self,
+        repo: &Repo,
+        url: &url::Url,
+        writer: &mut content::BlobWriter<'_>,
+        size: u64,
+    ) -> Result<()> {
+        let from = writer.written();
+        if from == size && size > 0 {
+            return Ok(());
+        }
+        let resp = self
+            .send(repo, Access::Pull, None, |http| {
+                let req = http.get(url.clone());
+                if from > 0 {
+                    req.header(header::RANGE, format!("bytes={from}-"))
+                } else {
+                    req
+                }
+            })
+            .await?;
+        if from > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
+            // The server ignored the range and sends the whole blob: start over.
+            writer.reset()?;
+        }
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| RegistryError::Transport {
+                method: "GET".into(),
+                url: redact(url),
+                source,
+            })?;
+            writer.write(&chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Read a small blob (config) into memory, verified, capped like manifests.
+    pub async fn get_blob_bytes(&self, repo: &Repo, desc: &Descriptor) -> Result<Vec<u8>> {
+        let url = repo
+            .base
+            .join(&format!("blobs/{}", desc.digest))
+            .expect("valid path");
+        let resp = self
+            .send(repo, Access::Pull, None, |http| http.get(url.clone()))
+            .await?;
+        let bytes = read_capped(resp, self.limits.manifest.max(desc.size), "blob", &url).await?;
+        let mut h = Hasher::new(desc.digest.algorithm());
+        h.update(&bytes);
+        let actual = h.finish();
+        if actual != desc.digest {
+            return Err(RegistryError::DigestMismatch {
+                url: redact(&url),
+                expected: desc.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,277 @@
+//! Writing to a registry: blobs (skip if present, cross-repository mount, monolithic
+//! or streamed upload resumed from the upload status) and manifests.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use reqwest::{StatusCode, header};
+
+use content::Store;
+use oci::{Descriptor, Digest};
+
+use crate::client::{Access, Client, Repo};
+use crate::error::{RegistryError, Result, redact};
+
+/// What pushing one blob took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The registry had it.
+    Exists,
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+impl Client {
+    /// Whether `repo` has blob `digest`.
+    pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
+        let url = repo
+            .base
+            .join(&format!("blobs/{digest}"))
+            .expect("valid path");
+        match self
+            .send(repo, Access::Pull, None, |http| http.head(url.clone()))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Push blob `desc` from `store` to `repo`: nothing if present, a mount if
+    /// `mount_from` (a repository of the same registry) has it, else an upload.
+    pub async fn push_blob(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        store: &Store,
+        mount_from: Option<&str>,
+    ) -> Result<BlobPush> {
+        if self.blob_exists(repo, &desc.digest).await? {
+            return Ok(BlobPush::Exists);
+        }
+        let uploads = repo.base.join("blobs/uploads/").expect("valid path");
+        let mount_from = mount_from.filter(|m| *m != repo.name);
+        let resp = self
+            .send(repo, Access::Push, mount_from, |http| {
+                let mut req = http.post(uploads.clone()).header(header::CONTENT_LENGTH, 0);
+                if let Some(from) = mount_from {
+                    req = req.query(&[("mount", desc.digest.to_string().as_str()), ("from", from)]);
+                }
+                req
+            })
+            .await?;
+        if resp.status() == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(BlobPush::Mounted);
+        }
+        let location = upload_location(&uploads, &resp)?;
+        if desc.size <= self.monolithic_max {
+            self.upload_monolithic(repo, &location, desc, store).await?;
+        } else {
+            self.upload_streamed(repo, location, desc, store).await?;
+        }
+        Ok(BlobPush::Uploaded)
+    }
+
+    async fn upload_monolithic(
+        &self,
+        repo: &Repo,
+        location: &url::Url,
+        desc: &Descriptor,
+        store: &Store,
+    ) -> Result<()> {
+        let mut bytes = Vec::with_capacity(desc.size as usize);
+        store
+            .open_blob(&desc.digest)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| store_read_error(store, desc, e))?;
+        let url = with_digest(location, &desc.digest);
+        let bytes = bytes::Bytes::from(bytes);
+        self.send(repo, Access::Push, None, |http| {
+            http.put(url.clone())
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(bytes.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// One streamed PATCH of the whole blob, then PUT. After a dropped connection,
+    /// the upload status (`Range: 0-N`) says where to continue.
+    async fn upload_streamed(
+        &self,
+        repo: &Repo,
+        mut location: url::Url,
+        desc: &Descriptor,
+        store: &Store,
+    ) -> Result<()> {
+        let mut offset = 0u64;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.patch_from(repo, &location, desc, store, offset).await {
+                Ok(next) => {
+                    location = next;
+                    break;
+                }
+                Err(e) if e.is_temporary() && attempt < self.retry.attempts => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    let (next, have) = self.upload_status(repo, &location).await?;
+                    location = next;
+                    offset = have;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let url = with_digest(&location, &desc.digest);
+        self.send(repo, Access::Push, None, |http| {
+            http.put(url.clone()).header(header::CONTENT_LENGTH, 0)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn patch_from(
+        &self,
+        repo: &Repo,
+        location: &url::Url,
+        desc: &Descriptor,
+        store: &Store,
+        offset: u64,
+    ) -> Result<url::Url> {
+        if offset >= desc.size {
+            return Ok(location.clone());
+        }
+        let mut file = store.open_blob(&desc.digest)?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| store_read_error(store, desc, e))?;
+        let file = tokio::fs::File::from_std(file);
+        let body = reqwest::Body::wrap_stream(tokio_util_stream(file));
+        // A streamed body cannot be replayed: send it once, outside the retry loop
+        // (`send` retries only for auth, and a 401 arrives before the body is read).
+        let req = self
+            .http_for(repo)
+            .patch(location.clone())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
+            .header(header::CONTENT_LENGTH, desc.size - offset)
+            .body(body);
+        let resp = self.send_prepared(repo, req).await?;
+        upload_location(location, &resp)
+    }
+
+    /// Where an upload stands: its location and how many bytes the registry has.
+    async fn upload_status(&self, repo: &Repo, location: &url::Url) -> Result<(url::Url, u64)> {
+        let resp = self
+            .send(repo, Access::Push, None, |http| http.get(location.clone()))
+            .await?;
+        let have = resp
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.rsplit_once('-'))
+            .and_then(|(_, end)| end.parse::<u64>().ok())
+            .map_or(0, |end| end + 1);
+        Ok((upload_location(location, &resp)?, have))
+    }
+
+    /// Put a manifest or index under `target` (a tag or its digest).
+    pub async fn put_manifest(
+        &self,
+        repo: &Repo,
+        target: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        let url = repo
+            .base
+            .join(&format!("manifests/{target}"))
+            .expect("valid path");
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let resp = self
+            .send(repo, Access::Push, None, |http| {
+                http.put(url.clone())
+                    .header(header::CONTENT_TYPE, media_type)
+                    .body(body.clone())
+            })
+            .await?;
+        let digest = Digest::sha256(bytes);
+        if let Some(claimed) = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok())
+            && claimed.algorithm() == digest.algorithm()
+            && claimed != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                url: redact(&url),
+                expected: digest,
+                actual: claimed,
+            });
+        }
+        Ok(digest)
+    }
+}
+
+fn store_read_error(store: &Store, desc: &Descriptor, e: std::io::Error) -> RegistryError {
+    RegistryError::Store(content::StoreError::Io {
+        op: "read",
+        path: store.blob_path(&desc.digest),
+        source: e,
+    })
+}
+
+/// The upload URL from `Location`, resolved against the request URL.
+fn upload_location(base: &url::Url, resp: &reqwest::Response) -> Result<url::Url> {
+    let loc = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Protocol {
+            url: redact(base),
+            reason: format!("{} without a Location header", resp.status()),
+        })?;
+    let url = base.join(loc).map_err(|e| RegistryError::Protocol {
+        url: redact(base),
+        reason: format!("bad Location {loc:?}: {e}"),
+    })?;
+    // Uploads continue on the registry itself, never elsewhere.
+    if url.host_str() != base.host_str()
+        || url.port_or_known_default() != base.port_or_known_default()
+    {
+        return Err(RegistryError::Forbidden {
+            url: redact(base),
+            target: redact(&url),
+            reason: "upload location on another host",
+        });
+    }
+    Ok(url)
+}
+
+fn with_digest(location: &url::Url, digest: &Digest) -> url::Url {
+    let mut url = location.clone();
+    url.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
+    url
+}
+
+/// A file as a stream of 1 MiB chunks.
+fn tokio_util_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(Some(file), |state| async move {
+        let mut f = state?;
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}

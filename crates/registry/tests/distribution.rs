@@ -1,0 +1,323 @@
+//! The client against the real distribution registry, started per test.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use content::Store;
+use oci::{Platform, Reference};
+use registry::ops::Platforms;
+use registry::{Anonymous, Client, DockerConfig, RegistryConfig, RegistryError, Secret};
+use testkit::registry::{Auth, DistRegistry};
+
+fn client() -> Client {
+    Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap()
+}
+
+fn reference(reg: &DistRegistry, path: &str) -> Reference {
+    Reference::parse(&format!("{}/{path}", reg.addr)).unwrap()
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    (d, s)
+}
+
+/// A store holding a multi-platform image named "src".
+fn source_image(platforms: &[&str]) -> (tempfile::TempDir, Store, oci::Descriptor) {
+    let (d, s) = store();
+    let lease = s.lease().unwrap();
+    let idx = testkit::write_index(&s, &lease, platforms);
+    s.set_name("src", &idx).unwrap();
+    (d, s, idx)
+}
+
+fn skopeo_raw(target: &str, extra: &[&str]) -> Vec<u8> {
+    testkit::require_tool("skopeo");
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .args(extra)
+        .arg(format!("docker://{target}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_platform_round_trip_is_byte_exact() {
+    let reg = DistRegistry::start(Auth::Open);
+    let (_d, src, idx) = source_image(&["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+    let target = reference(&reg, "round/trip:v1");
+    let c = client();
+    let stats = c.push(&src, &idx, &target, None).await.unwrap();
+    assert_eq!(stats.blobs_uploaded, 6, "3 layers + 3 configs");
+    assert_eq!(stats.manifests, 4);
+
+    // skopeo sees exactly the bytes manifold pushed.
+    let raw = skopeo_raw(&format!("{}/round/trip:v1", reg.addr), &[]);
+    assert_eq!(raw, src.read_document(&idx.digest).unwrap());
+
+    // Pulling everything back gives the same index digest and a complete graph.
+    let (_d2, dst) = store();
+    let lease = dst.lease().unwrap();
+    let got = c
+        .pull(&dst, &lease, &target, &Platforms::All)
+        .await
+        .unwrap();
+    assert_eq!(got.digest, idx.digest);
+    dst.set_name("copy", &got).unwrap();
+    let report = dst.fsck().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.checked, 10);
+
+    // A second push finds everything there.
+    let again = c.push(&src, &idx, &target, None).await.unwrap();
+    assert_eq!((again.blobs_uploaded, again.blobs_existing), (0, 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_picks_the_platform_and_by_digest_works() {
+    let reg = DistRegistry::start(Auth::Open);
+    let (_d, src, idx) = source_image(&["linux/amd64", "linux/arm64"]);
+    let target = reference(&reg, "pick:1");
+    let c = client();
+    c.push(&src, &idx, &target, None).await.unwrap();
+    let (_d2, dst) = store();
+    let lease = dst.lease().unwrap();
+    let arm = c
+        .pull(
+            &dst,
+            &lease,
+            &target,
+            &Platforms::Best(Platform::parse("linux/arm64/v8").unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(arm.platform.as_ref().unwrap().to_string(), "linux/arm64");
+    // By digest: the manifest alone, with its platform read from the config.
+    let by_digest = target.with_digest(arm.digest.clone());
+    let again = c
+        .pull(&dst, &lease, &by_digest, &Platforms::All)
+        .await
+        .unwrap();
+    assert_eq!(again.digest, arm.digest);
+    assert_eq!(again.platform.unwrap().to_string(), "linux/arm64");
+
+    let err = c
+        .pull(
+            &dst,
+            &lease,
+            &target,
+            &Platforms::Best(Platform::parse("linux/s390x").unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::NoMatchingPlatform { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("linux/amd64, linux/arm64"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_repository_push_mounts_instead_of_uploading() {
+    let reg = DistRegistry::start(Auth::Open);
+    let (_d, src, idx) = source_image(&["linux/amd64", "linux/arm64"]);
+    let c = client();
+    c.push(&src, &idx, &reference(&reg, "team/a:1"), None)
+        .await
+        .unwrap();
+    let stats = c
+        .push(&src, &idx, &reference(&reg, "team/b:1"), Some("team/a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.blobs_mounted, stats.blobs_uploaded),
+        (4, 0),
+        "{stats:?}"
+    );
+    let log = reg.log();
+    assert!(log.contains("mount="), "the registry saw mount requests");
+    let uploads_to_b = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"PUT /v2/team/b/blobs/uploads")
+                || l.contains("\"PATCH /v2/team/b/blobs/uploads")
+        })
+        .count();
+    assert_eq!(uploads_to_b, 0, "no blob bytes were uploaded to team/b");
+    let raw = skopeo_raw(&format!("{}/team/b:1", reg.addr), &[]);
+    assert_eq!(raw, src.read_document(&idx.digest).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_blobs_are_streamed_in_a_patch() {
+    let reg = DistRegistry::start(Auth::Open);
+    let (_d, src, idx) = source_image(&["linux/amd64"]);
+    let mut c = client();
+    c.monolithic_max = 16; // every blob takes the streamed path
+    c.push(&src, &idx, &reference(&reg, "streamed:1"), None)
+        .await
+        .unwrap();
+    assert!(reg.log().contains("\"PATCH /v2/streamed/blobs/uploads/"));
+    let (_d2, dst) = store();
+    let lease = dst.lease().unwrap();
+    let got = c
+        .pull(
+            &dst,
+            &lease,
+            &reference(&reg, "streamed:1"),
+            &Platforms::All,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.digest, idx.digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_needs_the_credentials_from_docker_config() {
+    let reg = DistRegistry::start(Auth::Basic {
+        user: "alice".into(),
+        password: "s3cret-pw".into(),
+    });
+    let (_d, src, idx) = source_image(&["linux/amd64"]);
+    let target = reference(&reg, "private/app:1");
+
+    let err = client().push(&src, &idx, &target, None).await.unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert!(
+        err.to_string().contains("private/app"),
+        "the error names the repository: {err}"
+    );
+
+    let conf = tempfile::tempdir().unwrap();
+    let mut docker = DockerConfig::load(conf.path()).unwrap();
+    docker
+        .store(&reg.addr, "alice", &Secret::new("s3cret-pw"))
+        .unwrap();
+    let c = Client::new(
+        RegistryConfig::default(),
+        Arc::new(DockerConfig::load(conf.path()).unwrap()),
+    )
+    .unwrap();
+    c.push(&src, &idx, &target, None).await.unwrap();
+
+    // skopeo accepts the auth file manifold wrote.
+    let authfile = conf.path().join("config.json");
+    let raw = skopeo_raw(
+        &format!("{}/private/app:1", reg.addr),
+        &["--authfile", authfile.to_str().unwrap()],
+    );
+    assert_eq!(raw, src.read_document(&idx.digest).unwrap());
+    assert!(!reg.log().contains("s3cret-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_index_combines_single_platform_images_across_repositories() {
+    let reg = DistRegistry::start(Auth::Open);
+    let c = client();
+    let (_d, src) = store();
+    let lease = src.lease().unwrap();
+    let amd = testkit::write_image(&src, &lease, &Platform::parse("linux/amd64").unwrap(), "a");
+    let arm = testkit::write_image(&src, &lease, &Platform::parse("linux/arm64").unwrap(), "b");
+    c.push(&src, &amd, &reference(&reg, "parts/amd:1"), None)
+        .await
+        .unwrap();
+    c.push(&src, &arm, &reference(&reg, "parts/arm:1"), None)
+        .await
+        .unwrap();
+
+    let (_d2, work) = store();
+    let target = reference(&reg, "combined/app:1");
+    let mut ann = BTreeMap::new();
+    ann.insert(
+        "org.opencontainers.image.title".to_owned(),
+        "combined".to_owned(),
+    );
+    let dry = c
+        .create_index(
+            &work,
+            &[
+                reference(&reg, "parts/amd:1"),
+                reference(&reg, "parts/arm:1"),
+            ],
+            &target,
+            false,
+            ann.clone(),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.value().manifests.len(), 2);
+    assert!(
+        c.get_manifest(&target).await.unwrap_err().is_not_found(),
+        "dry run writes nothing"
+    );
+
+    let index = c
+        .create_index(
+            &work,
+            &[
+                reference(&reg, "parts/amd:1"),
+                reference(&reg, "parts/arm:1"),
+            ],
+            &target,
+            false,
+            ann,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(index.digest(), dry.digest());
+    let platforms: Vec<_> = index
+        .value()
+        .manifests
+        .iter()
+        .map(|m| m.platform.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The combined index is complete in its own repository.
+    let (_d3, dst) = store();
+    let lease = dst.lease().unwrap();
+    let got = c
+        .pull(&dst, &lease, &target, &Platforms::All)
+        .await
+        .unwrap();
+    assert_eq!(&got.digest, index.digest());
+
+    // --append adds to what is there.
+    let amd2 = testkit::write_image(
+        &src,
+        &lease_of(&src),
+        &Platform::parse("linux/s390x").unwrap(),
+        "c",
+    );
+    c.push(&src, &amd2, &reference(&reg, "parts/s390x:1"), None)
+        .await
+        .unwrap();
+    let appended = c
+        .create_index(
+            &work,
+            &[reference(&reg, "parts/s390x:1")],
+            &target,
+            true,
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.value().manifests.len(), 3);
+}
+
+fn lease_of(store: &Store) -> content::Lease {
+    store.lease().unwrap()
+}
