@@ -6,8 +6,8 @@
 #
 # Installs: runc (the OCI runtime manifold drives), qemu-user-static (foreign RUN steps),
 # skopeo and umoci (independent readers of manifold's outputs), docker-registry (a real
-# registry for tests), busybox-static for every test architecture (offline base images),
-# hyperfine (benchmarks). Needs root (or sudo) for apt.
+# registry for tests), openssl (signs the test token server's JWTs), busybox-static for
+# every test architecture (offline base images), hyperfine (benchmarks). Needs root (or sudo).
 set -euo pipefail
 
 release=1
@@ -26,7 +26,7 @@ SUDO=""
 # Architectures the tests build for, as Debian names them (manifold platform in comments).
 FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"   # linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x
 PACKAGES="runc qemu-user-static skopeo umoci docker-registry busybox-static hyperfine
-          apache2-utils ca-certificates util-linux iproute2 tar gzip zstd"
+          apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd"
 
 need_apt=0
 for a in $FOREIGN_ARCHS; do

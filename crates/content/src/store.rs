@@ -80,6 +80,24 @@ impl Store {
         Ok(store)
     }
 
+    /// Read an existing OCI image layout at `dir` (any tool's). Nothing is created:
+    /// reads work, writes fail.
+    pub fn read_layout(dir: impl Into<PathBuf>) -> Result<Self> {
+        let layout: PathBuf = dir.into();
+        let marker = layout.join(LAYOUT_FILE);
+        if !marker.is_file() {
+            return Err(StoreError::Io {
+                op: "read OCI layout marker",
+                path: marker,
+                source: io::Error::new(io::ErrorKind::NotFound, "not an OCI image layout"),
+            });
+        }
+        Ok(Store {
+            root: layout.clone(),
+            layout,
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -20,6 +20,13 @@ pub struct Global {
     /// else ~/.local/share/manifold]
     #[arg(long, global = true, env = "MANIFOLD_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Configuration directory (config.toml, builders) [default: ~/.config/manifold]
+    #[arg(long, global = true, env = "MANIFOLD_CONFIG", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Talk to this registry over plain HTTP, or HTTPS without certificate
+    /// verification (repeatable)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +41,92 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify every blob of the local store against its digest
     Fsck,
+    /// Log in to a registry (credentials are stored as docker stores them)
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Work with images and indexes in registries
+    #[command(subcommand)]
+    Imagetools(Imagetools),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry to log in to [default: docker.io]
+    pub server: Option<String>,
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin: a password on the command line is visible
+    /// to other users)
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry to log out from [default: docker.io]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Imagetools {
+    /// Show an image or index in a registry
+    Inspect(InspectArgs),
+    /// Combine images and indexes into one index and push it
+    Create(CreateArgs),
+    /// Copy an image or index between repositories or registries, keeping digests
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image reference (NAME[:TAG|@DIGEST])
+    pub name: String,
+    /// Print the manifest or index exactly as the registry sent it
+    #[arg(long, conflicts_with = "format")]
+    pub raw: bool,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: Option<InspectFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Sources: images or indexes to combine
+    pub sources: Vec<String>,
+    /// Reference to push the new index to (repeatable)
+    #[arg(short, long = "tag", required = true)]
+    pub tags: Vec<String>,
+    /// Add the target's existing manifests first
+    #[arg(long)]
+    pub append: bool,
+    /// Print the index instead of pushing it
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Annotation for the index: KEY=VALUE or index:KEY=VALUE (repeatable)
+    #[arg(long = "annotation", value_name = "[index:]KEY=VALUE")]
+    pub annotations: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Source: a reference, or oci-layout://DIR[:NAME] for an OCI layout on disk
+    pub source: String,
+    /// Destination reference
+    pub destination: String,
+    /// Copy only these platforms (comma-separated; default: all, digest-preserving)
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

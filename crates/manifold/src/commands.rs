@@ -1,12 +1,13 @@
 //! One function per verb.
 
+mod registry;
 mod store;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{Cli, Command, Global, Imagetools};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -18,7 +19,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Du => store::du(&open_store(&cli.global)?),
         Command::Prune(args) => store::prune(&open_store(&cli.global)?, &args),
         Command::Fsck => store::fsck(&open_store(&cli.global)?),
+        Command::Login(args) => runtime()?.block_on(registry::login(&cli.global, &args)),
+        Command::Logout(args) => registry::logout(&args),
+        Command::Imagetools(Imagetools::Inspect(args)) => {
+            runtime()?.block_on(registry::inspect(&cli.global, &args))
+        }
+        Command::Imagetools(Imagetools::Create(args)) => {
+            let store = open_store(&cli.global)?;
+            runtime()?.block_on(registry::create(&cli.global, &store, &args))
+        }
+        Command::Imagetools(Imagetools::Copy(args)) => {
+            let store = open_store(&cli.global)?;
+            runtime()?.block_on(registry::copy(&cli.global, &store, &args))
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Open (creating on first use) the content store under the state root.

@@ -50,12 +50,45 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
                 "run as root, or set MANIFOLD_ROOT (or --root) to a directory you own".to_owned(),
             );
         }
+        if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {
+            out.extend(registry_hint(e));
+        }
         if let Some(content::StoreError::NameNotFound(_)) = cause.downcast_ref() {
             out.push("`manifold images` lists the names in the local store".to_owned());
         }
     }
     out.dedup();
     out
+}
+
+fn registry_hint(e: &registry::RegistryError) -> Option<String> {
+    use registry::RegistryError as E;
+    match e {
+        E::Http {
+            status: 401, url, ..
+        }
+        | E::Http {
+            status: 403, url, ..
+        } => {
+            let host = url::Url::parse(url).ok()?.host_str()?.to_owned();
+            Some(format!(
+                "log in with `manifold login {host}` (or check your access to the repository)"
+            ))
+        }
+        E::Transport { url, source, .. }
+            if url.starts_with("https://") && (source.is_connect() || source.is_request()) =>
+        {
+            let parsed = url::Url::parse(url).ok()?;
+            let host = match parsed.port() {
+                Some(p) => format!("{}:{p}", parsed.host_str()?),
+                None => parsed.host_str()?.to_owned(),
+            };
+            Some(format!(
+                "if {host} speaks plain HTTP or uses a self-signed certificate, pass --insecure-registry {host}"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Sizes as docker prints them (decimal units).

@@ -175,7 +175,13 @@ impl Client {
         } else {
             "https"
         };
-        let base = url::Url::parse(&format!("{scheme}://{host}/v2/{name}/"))
+        // An empty name is the registry's API root (`/v2/`), for login checks.
+        let path = if name.is_empty() {
+            String::new()
+        } else {
+            format!("{name}/")
+        };
+        let base = url::Url::parse(&format!("{scheme}://{host}/v2/{path}"))
             .expect("validated references form valid URLs");
         Repo {
             registry: registry.to_owned(),
@@ -185,6 +191,9 @@ impl Client {
     }
 
     fn scope(repo: &Repo, access: Access, mount_from: Option<&str>) -> String {
+        if repo.name.is_empty() {
+            return String::new();
+        }
         let mut s = match access {
             Access::Pull => format!("repository:{}:pull", repo.name),
             Access::Push => format!("repository:{}:pull,push", repo.name),
@@ -300,7 +309,7 @@ impl Client {
         if let Some(s) = service {
             params.push(("service", s));
         }
-        let scopes: Vec<&str> = scope.split(' ').collect();
+        let scopes: Vec<&str> = scope.split(" ").filter(|s| !s.is_empty()).collect();
         let req = match &cred {
             Credential::IdentityToken { token, .. } => {
                 let mut form = vec![
@@ -328,11 +337,7 @@ impl Client {
         let resp = req
             .send()
             .await
-            .map_err(|source| RegistryError::Transport {
-                method: "GET".into(),
-                url: redact(&realm_url),
-                source,
-            })?;
+            .map_err(|source| transport_error("GET", &realm_url, source))?;
         let status = resp.status();
         let body = read_capped(resp, self.limits.token_body, "token response", &realm_url).await?;
         if !status.is_success() {
@@ -399,15 +404,12 @@ impl Client {
                 url: redact(&repo.base),
                 source,
             })?;
-            let (method, url) = (req.method().to_string(), redact(req.url()));
+            let (method, target) = (req.method().to_string(), req.url().clone());
+            let url = redact(&target);
             let resp = http
                 .execute(req)
                 .await
-                .map_err(|source| RegistryError::Transport {
-                    method: method.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
+                .map_err(|source| transport_error(&method, &target, source))?;
             if resp.status() == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
                 if self.authenticate(repo, scope, &resp, sent).await? {
@@ -421,34 +423,18 @@ impl Client {
         }
     }
 
-    /// Send a request that cannot be rebuilt (a streamed body) once, with the
-    /// authorization already learned for push access to `repo`.
-    pub(crate) async fn send_prepared(&self, repo: &Repo, req: RequestBuilder) -> Result<Response> {
-        let scope = Self::scope(repo, Access::Push, None);
-        let req = match self.auth_header(repo, &scope)? {
-            Some(h) => req.header(header::AUTHORIZATION, h),
-            None => req,
-        };
-        let req = req.build().map_err(|source| RegistryError::Transport {
-            method: "?".into(),
-            url: redact(&repo.base),
-            source,
-        })?;
-        let (method, url) = (req.method().to_string(), redact(req.url()));
-        let resp =
-            self.http_for(repo)
-                .execute(req)
-                .await
-                .map_err(|source| RegistryError::Transport {
-                    method: method.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
-        if resp.status().is_success() {
-            Ok(resp)
-        } else {
-            Err(self.http_error(method, url, resp).await)
-        }
+    /// Send a request once: authentication on challenge, but no retry of temporary
+    /// failures (a streamed upload continues from the upload status instead of
+    /// starting over). `build` is called again after a 401, so it must make a
+    /// fresh body each time.
+    pub(crate) async fn send_unretried(
+        &self,
+        repo: &Repo,
+        access: Access,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        let scope = Self::scope(repo, access, None);
+        self.send_once(repo, &scope, &build).await
     }
 
     pub(crate) async fn http_error(
@@ -523,9 +509,52 @@ fn redirect_policy() -> reqwest::redirect::Policy {
         let target = attempt.url().host_str().unwrap_or_default().to_owned();
         match check_target_host(&target, &origin) {
             Ok(()) => attempt.follow(),
-            Err(reason) => attempt.error(format!("refusing redirect to {target}: {reason}")),
+            Err(reason) => {
+                let target = redact(attempt.url());
+                attempt.error(RedirectRefused { target, reason })
+            }
         }
     })
+}
+
+/// A redirect the policy refused; becomes [`RegistryError::Forbidden`].
+#[derive(Debug)]
+struct RedirectRefused {
+    target: String,
+    reason: &'static str,
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refusing redirect to {}: {}", self.target, self.reason)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// A failed exchange with `url`: a refused redirect is [`RegistryError::Forbidden`]
+/// (nothing was sent to the target), anything else [`RegistryError::Transport`].
+pub(crate) fn transport_error(
+    method: &str,
+    url: &url::Url,
+    source: reqwest::Error,
+) -> RegistryError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(e) = cause {
+        if let Some(r) = e.downcast_ref::<RedirectRefused>() {
+            return RegistryError::Forbidden {
+                url: redact(url),
+                target: r.target.clone(),
+                reason: r.reason,
+            };
+        }
+        cause = e.source();
+    }
+    RegistryError::Transport {
+        method: method.to_owned(),
+        url: redact(url),
+        source,
+    }
 }
 
 /// A host the server told us to contact must not be a private or link-local
@@ -558,11 +587,7 @@ pub(crate) async fn read_capped(
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| RegistryError::Transport {
-            method: "GET".into(),
-            url: redact(url),
-            source,
-        })?;
+        let chunk = chunk.map_err(|source| transport_error("GET", url, source))?;
         if out.len() as u64 + chunk.len() as u64 > cap {
             return Err(RegistryError::TooLarge {
                 what,

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod login;
 pub mod ops;
 pub mod pull;
 pub mod push;
@@ -20,5 +21,6 @@ pub use client::{Access, Anonymous, Client, CredentialSource, Limits, Repo, Retr
 pub use config::{HostConfig, RegistryConfig};
 pub use credentials::{Credential, DockerConfig, Secret};
 pub use error::{RegistryError, Result, SpecError};
+pub use login::StaticCredentials;
 pub use pull::Fetched;
 pub use push::BlobPush;

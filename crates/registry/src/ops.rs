@@ -105,14 +105,15 @@ impl Client {
                 ),
             });
         };
-        let mut blobs = vec![m.value().config.clone()];
-        blobs.extend(
-            m.value()
-                .layers
-                .iter()
-                .filter(|l| l.urls.is_empty())
-                .cloned(),
-        );
+        // The config first: a broken image is refused before any layer is fetched.
+        self.fetch_config(repo, m.value(), store, lease).await?;
+        let blobs: Vec<Descriptor> = m
+            .value()
+            .layers
+            .iter()
+            .filter(|l| l.urls.is_empty())
+            .cloned()
+            .collect();
         futures_util::stream::iter(blobs.iter().map(|b| self.fetch_blob(repo, b, store, lease)))
             .buffer_unordered(self.concurrency.max(1))
             .try_collect::<Vec<()>>()

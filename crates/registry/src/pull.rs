@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use reqwest::{StatusCode, header};
 
 use content::{Expected, Lease, Store};
-use oci::{Descriptor, Digest, Hasher, ManifestOrIndex};
+use oci::{Descriptor, Digest, Hasher, ImageConfig, ManifestOrIndex, RawDocument};
 
 use crate::client::{Access, Client, Repo, manifest_accept, read_capped};
 use crate::error::{RegistryError, Result, redact};
@@ -130,8 +130,18 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        writer.commit(lease)?;
-        Ok(())
+        match writer.commit(lease) {
+            Ok(_) => Ok(()),
+            // The registry sent other bytes than the descriptor names.
+            Err(content::StoreError::DigestMismatch { expected, actual }) => {
+                Err(RegistryError::DigestMismatch {
+                    url: redact(&url),
+                    expected,
+                    actual,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn fetch_into(
@@ -171,16 +181,73 @@ impl Client {
         Ok(())
     }
 
-    /// Read a small blob (config) into memory, verified, capped like manifests.
+    /// Fetch the config of image manifest `manifest` into `store`. An image config
+    /// (OCI or Docker media type) must parse, say `rootfs.type` "layers" and list one
+    /// diff_id per layer; other configs (artifacts) are stored as they are.
+    pub(crate) async fn fetch_config(
+        &self,
+        repo: &Repo,
+        manifest: &oci::ImageManifest,
+        store: &Store,
+        lease: &Lease,
+    ) -> Result<()> {
+        let desc = &manifest.config;
+        if !matches!(
+            desc.media_type.as_str(),
+            oci::media::OCI_CONFIG | oci::media::DOCKER_CONFIG
+        ) {
+            return self.fetch_blob(repo, desc, store, lease).await;
+        }
+        let url = repo
+            .base
+            .join(&format!("blobs/{}", desc.digest))
+            .expect("valid path");
+        let present = store.protect(lease, &desc.digest)?;
+        let bytes = if present {
+            store.read_document(&desc.digest)?
+        } else {
+            self.get_blob_bytes(repo, desc).await?
+        };
+        let config =
+            RawDocument::<ImageConfig>::parse(bytes).map_err(|source| RegistryError::Document {
+                url: redact(&url),
+                source,
+            })?;
+        let rootfs = &config.value().rootfs;
+        let (diff_ids, layers) = (rootfs.diff_ids.len(), manifest.layers.len());
+        if rootfs.kind != "layers" || diff_ids != layers {
+            return Err(RegistryError::Protocol {
+                url: redact(&url),
+                reason: format!(
+                    "image config {} has rootfs type {:?} with {diff_ids} diff_ids for {layers} layers",
+                    desc.digest, rootfs.kind
+                ),
+            });
+        }
+        if !present {
+            store.put_bytes(lease, &desc.media_type, config.bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Read a small blob (config) into memory, verified, capped like manifests: the
+    /// descriptor's size is the server's claim, so it never raises the cap.
     pub async fn get_blob_bytes(&self, repo: &Repo, desc: &Descriptor) -> Result<Vec<u8>> {
         let url = repo
             .base
             .join(&format!("blobs/{}", desc.digest))
             .expect("valid path");
+        if desc.size > self.limits.manifest {
+            return Err(RegistryError::TooLarge {
+                what: "blob read into memory",
+                url: redact(&url),
+                cap: self.limits.manifest,
+            });
+        }
         let resp = self
             .send(repo, Access::Pull, None, |http| http.get(url.clone()))
             .await?;
-        let bytes = read_capped(resp, self.limits.manifest.max(desc.size), "blob", &url).await?;
+        let bytes = read_capped(resp, desc.size, "blob", &url).await?;
         let mut h = Hasher::new(desc.digest.algorithm());
         h.update(&bytes);
         let actual = h.finish();

@@ -1,7 +1,7 @@
 //! Writing to a registry: blobs (skip if present, cross-repository mount, monolithic
 //! or streamed upload resumed from the upload status) and manifests.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use reqwest::{StatusCode, header};
 
@@ -143,21 +143,24 @@ impl Client {
         if offset >= desc.size {
             return Ok(location.clone());
         }
-        let mut file = store.open_blob(&desc.digest)?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| store_read_error(store, desc, e))?;
-        let file = tokio::fs::File::from_std(file);
-        let body = reqwest::Body::wrap_stream(tokio_util_stream(file));
-        // A streamed body cannot be replayed: send it once, outside the retry loop
-        // (`send` retries only for auth, and a 401 arrives before the body is read).
-        let req = self
-            .http_for(repo)
-            .patch(location.clone())
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
-            .header(header::CONTENT_LENGTH, desc.size - offset)
-            .body(body);
-        let resp = self.send_prepared(repo, req).await?;
+        // Fail here, with the store's error, if the blob is gone.
+        drop(store.open_blob(&desc.digest)?);
+        let path = store.blob_path(&desc.digest);
+        // The streamed body is made anew for each request `send_unretried` builds
+        // (a 401 from an expired token is answered and the PATCH sent again);
+        // temporary failures go back to the caller, which asks the upload status.
+        let resp = self
+            .send_unretried(repo, Access::Push, |http| {
+                http.patch(location.clone())
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
+                    .header(header::CONTENT_LENGTH, desc.size - offset)
+                    .body(reqwest::Body::wrap_stream(file_stream(
+                        path.clone(),
+                        offset,
+                    )))
+            })
+            .await?;
         upload_location(location, &resp)
     }
 
@@ -170,9 +173,7 @@ impl Client {
             .headers()
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|r| r.rsplit_once('-'))
-            .and_then(|(_, end)| end.parse::<u64>().ok())
-            .map_or(0, |end| end + 1);
+            .map_or(0, received_bytes);
         Ok((upload_location(location, &resp)?, have))
     }
 
@@ -257,21 +258,70 @@ fn with_digest(location: &url::Url, digest: &Digest) -> url::Url {
     url
 }
 
-/// A file as a stream of 1 MiB chunks.
-fn tokio_util_stream(
-    file: tokio::fs::File,
+/// How many bytes an upload status `Range` (`0-N`, or `bytes=0-N`) says the
+/// registry has. distribution reports an empty upload as `0-0`, so that means
+/// nothing: resending one byte is safe, skipping one is not.
+fn received_bytes(range: &str) -> u64 {
+    let range = range.trim().trim_start_matches("bytes=");
+    match range
+        .split_once('-')
+        .map(|(_, end)| end.trim().parse::<u64>())
+    {
+        Some(Ok(0)) | None | Some(Err(_)) => 0,
+        Some(Ok(end)) => end + 1,
+    }
+}
+
+/// The file at `path` from `offset` on, as a stream of 1 MiB chunks; opened on
+/// first poll so that every request gets its own.
+fn file_stream(
+    path: std::path::PathBuf,
+    offset: u64,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(Some(file), |state| async move {
-        let mut f = state?;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    enum State {
+        Start(std::path::PathBuf),
+        Reading(tokio::fs::File),
+        Done,
+    }
+    futures_util::stream::unfold(State::Start(path), move |state| async move {
+        let mut file = match state {
+            State::Start(path) => {
+                let opened = async {
+                    let mut f = tokio::fs::File::open(&path).await?;
+                    f.seek(std::io::SeekFrom::Start(offset)).await?;
+                    Ok::<_, std::io::Error>(f)
+                };
+                match opened.await {
+                    Ok(f) => f,
+                    Err(e) => return Some((Err(e), State::Done)),
+                }
+            }
+            State::Reading(f) => f,
+            State::Done => return None,
+        };
         let mut buf = vec![0u8; 1 << 20];
-        match f.read(&mut buf).await {
+        match file.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), Some(f)))
+                Some((Ok(bytes::Bytes::from(buf)), State::Reading(file)))
             }
-            Err(e) => Some((Err(e), None)),
+            Err(e) => Some((Err(e), State::Done)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::received_bytes;
+
+    #[test]
+    fn upload_status_ranges() {
+        assert_eq!(received_bytes("0-0"), 0, "distribution's empty upload");
+        assert_eq!(received_bytes("0-1048575"), 1 << 20);
+        assert_eq!(received_bytes("bytes=0-99"), 100);
+        assert_eq!(received_bytes("garbage"), 0);
+        assert_eq!(received_bytes("0-x"), 0);
+    }
 }

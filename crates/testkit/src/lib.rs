@@ -1,6 +1,8 @@
 //! Fixtures for manifold's tests. Only ever a dev-dependency.
 
+pub mod http;
 pub mod registry;
+pub mod token;
 
 use oci::document::{ContainerConfig, History, RootFs};
 use oci::{

@@ -1,0 +1,160 @@
+//! The errors of lowering. Each carries the Dockerfile span it is about
+//! (when there is one), so the CLI can show the marked lines.
+
+use dockerfile::ExpandError;
+use dockerfile::parser::{Diagnostic, Span};
+use graph::{GraphError, ResolveError};
+use oci::{Platform, PlatformError, ReferenceError};
+
+/// Why a Dockerfile could not be lowered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrontendError {
+    #[error("the dockerfile has errors: {}", first_message(diagnostics))]
+    Parse { diagnostics: Vec<Diagnostic> },
+    #[error("target stage {target:?} could not be found (stages: {})", stages.join(", "))]
+    TargetNotFound { target: String, stages: Vec<String> },
+    #[error("{feature} is not supported yet")]
+    NotSupported { feature: String, span: Span },
+    #[error("cannot expand variables in {word:?}")]
+    Expand {
+        word: String,
+        span: Span,
+        #[source]
+        source: Box<ExpandError>,
+    },
+    #[error("base name {name:?} is blank after expansion")]
+    BlankBaseName { name: String, span: Span },
+    #[error("invalid platform {value:?}")]
+    InvalidPlatform {
+        value: String,
+        span: Span,
+        #[source]
+        source: PlatformError,
+    },
+    #[error("invalid image reference {reference:?}")]
+    InvalidReference {
+        reference: String,
+        span: Span,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error("cannot load metadata for {reference} ({platform})")]
+    Resolve {
+        reference: String,
+        platform: Box<Platform>,
+        span: Span,
+        #[source]
+        source: ResolveError,
+    },
+    #[error("stage {from:?} is used by stage {stage:?} before it is defined")]
+    StageNotYetDefined {
+        from: String,
+        stage: String,
+        span: Span,
+    },
+    #[error(
+        "variable expansion is not supported in --from={from:?}: define a stage with FROM and use it instead"
+    )]
+    FromVariable { from: String, span: Span },
+    #[error("invalid chmod {value:?}: expected an octal mode up to 07777 or a symbolic mode")]
+    InvalidChmod { value: String, span: Span },
+    #[error("invalid --mount {value:?}: {reason}")]
+    InvalidMount {
+        value: String,
+        reason: String,
+        span: Span,
+    },
+    #[error("invalid port {port:?}")]
+    InvalidPort { port: String, span: Span },
+    #[error("invalid stop signal {signal:?}")]
+    InvalidSignal { signal: String, span: Span },
+    #[error("volume paths cannot be empty")]
+    EmptyVolume { span: Span },
+    #[error("invalid {what}: {reason}")]
+    InvalidSource {
+        what: &'static str,
+        reason: String,
+        span: Span,
+    },
+    #[error("invalid SOURCE_DATE_EPOCH {value:?}: expected seconds since 1970")]
+    InvalidEpoch { value: String },
+    #[error("invalid build graph")]
+    Graph(#[from] GraphError),
+}
+
+fn first_message(d: &[Diagnostic]) -> String {
+    d.iter()
+        .find(|d| d.is_error())
+        .map_or_else(String::new, |d| d.message.clone())
+}
+
+impl FrontendError {
+    /// Where in the Dockerfile the error is.
+    pub fn span(&self) -> Option<Span> {
+        use FrontendError as E;
+        match self {
+            E::Parse { diagnostics } => diagnostics.iter().find(|d| d.is_error()).map(|d| d.span),
+            E::NotSupported { span, .. }
+            | E::Expand { span, .. }
+            | E::BlankBaseName { span, .. }
+            | E::InvalidPlatform { span, .. }
+            | E::InvalidReference { span, .. }
+            | E::Resolve { span, .. }
+            | E::StageNotYetDefined { span, .. }
+            | E::FromVariable { span, .. }
+            | E::InvalidChmod { span, .. }
+            | E::InvalidMount { span, .. }
+            | E::InvalidPort { span, .. }
+            | E::InvalidSignal { span, .. }
+            | E::EmptyVolume { span }
+            | E::InvalidSource { span, .. } => Some(*span),
+            E::TargetNotFound { .. } | E::InvalidEpoch { .. } | E::Graph(_) => None,
+        }
+    }
+
+    /// A stable kebab-case code for programs.
+    pub fn code(&self) -> &'static str {
+        use FrontendError as E;
+        match self {
+            E::Parse { .. } => "parse",
+            E::TargetNotFound { .. } => "target-not-found",
+            E::NotSupported { .. } => "not-supported",
+            E::Expand { .. } => "expand",
+            E::BlankBaseName { .. } => "blank-base-name",
+            E::InvalidPlatform { .. } => "invalid-platform",
+            E::InvalidReference { .. } => "invalid-reference",
+            E::Resolve { .. } => "resolve",
+            E::StageNotYetDefined { .. } => "stage-not-yet-defined",
+            E::FromVariable { .. } => "from-variable",
+            E::InvalidChmod { .. } => "invalid-chmod",
+            E::InvalidMount { .. } => "invalid-mount",
+            E::InvalidPort { .. } => "invalid-port",
+            E::InvalidSignal { .. } => "invalid-signal",
+            E::EmptyVolume { .. } => "empty-volume",
+            E::InvalidSource { .. } => "invalid-source",
+            E::InvalidEpoch { .. } => "invalid-epoch",
+            E::Graph(_) => "graph",
+        }
+    }
+
+    /// The error as diagnostics, ready for [`Diagnostic::render`]: the
+    /// parser's own for [`FrontendError::Parse`], else one with this error's
+    /// message and span (empty when the error has no span).
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        if let FrontendError::Parse { diagnostics } = self {
+            return diagnostics.clone();
+        }
+        let Some(span) = self.span() else {
+            return Vec::new();
+        };
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        vec![Diagnostic::error(self.code(), span, message)]
+    }
+}

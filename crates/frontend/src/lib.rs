@@ -1,0 +1,76 @@
+//! Lowering a Dockerfile to a build graph, with the semantics of BuildKit's
+//! `dockerfile2llb`.
+//!
+//! [`lower`] parses the Dockerfile, works out the stages the target needs,
+//! and for each target platform lowers them into one shared [`Graph`]
+//! (identical steps, such as a `FROM --platform=$BUILDPLATFORM` stage, are
+//! one vertex). Each platform's result is an [`graph::Output`] with the image
+//! config, including the history entries BuildKit writes. Base images are
+//! read through an [`ImageResolver`]; this crate does no IO.
+//!
+//! Features not supported yet (remote `ADD`, `--mount=type=ssh`, `ONBUILD`
+//! triggers of a base, Windows targets) fail with
+//! [`FrontendError::NotSupported`] and the instruction's span; nothing is
+//! silently ignored.
+//!
+//! **Invariant**: this crate does no IO and never prints.
+//! **Invariant**: secret values never enter the graph; secrets appear only
+//! by id (and target path or variable name).
+
+mod args;
+mod copy;
+mod dispatch;
+mod error;
+mod golang;
+mod lowering;
+mod options;
+mod paths;
+mod run;
+mod stages;
+mod state;
+
+pub use error::FrontendError;
+pub use options::{BuildOptions, NamedContext};
+
+use dockerfile::parser::{self, Diagnostic};
+use graph::{Graph, ImageResolver};
+
+/// The result of [`lower`].
+#[derive(Debug)]
+pub struct Lowered {
+    /// One output per target platform, in the order asked for.
+    pub graph: Graph,
+    /// Warnings of the parser (BuildKit prints them and builds anyway).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Lower the Dockerfile `src` for `opts`, reading base images through
+/// `resolver`.
+pub fn lower(
+    src: &str,
+    opts: &BuildOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<Lowered, FrontendError> {
+    let parsed = parser::parse(src);
+    if parsed.has_errors() {
+        return Err(FrontendError::Parse {
+            diagnostics: parsed.diagnostics,
+        });
+    }
+    let cx = lowering::Ctx::new(&parsed.dockerfile, opts, resolver)?;
+    let mut graph = Graph::new();
+    for platform in cx.target_platforms() {
+        // BuildKit sends only the context paths the build reads: a first pass
+        // (into a throw-away graph) finds them, the second one builds.
+        let mut scratch = Graph::new();
+        let probe =
+            lowering::Lowering::new(&cx, &mut scratch, platform.clone(), Vec::new())?.run()?;
+        let follow = lowering::follow_paths(&probe.ctx_paths);
+        let done = lowering::Lowering::new(&cx, &mut graph, platform.clone(), follow)?.run()?;
+        graph.add_output(platform, done.root, done.config)?;
+    }
+    Ok(Lowered {
+        graph,
+        warnings: parsed.diagnostics,
+    })
+}

@@ -1,0 +1,389 @@
+//! `login`, `logout` and `imagetools`: registries.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use oci::document::ManifestOrIndex;
+use oci::{Platform, Reference};
+use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir};
+use registry::ops::Platforms;
+use registry::{Client, Credential, RegistryConfig, StaticCredentials};
+
+use crate::cli::{CopyArgs, CreateArgs, Global, InspectArgs, InspectFormat, LoginArgs, LogoutArgs};
+use crate::render::Hinted;
+
+/// Where manifold's own configuration lives.
+pub fn config_dir(global: &Global) -> std::path::PathBuf {
+    if let Some(d) = &global.config {
+        return d.clone();
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        return std::path::PathBuf::from(x).join("manifold");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    std::path::PathBuf::from(home).join(".config/manifold")
+}
+
+fn registry_config(global: &Global) -> anyhow::Result<RegistryConfig> {
+    let mut config = RegistryConfig::load(&config_dir(global))?;
+    for host in &global.insecure_registries {
+        config.add_insecure(host);
+    }
+    Ok(config)
+}
+
+/// A client with docker's stored credentials.
+pub fn client(global: &Global) -> anyhow::Result<Client> {
+    let creds = DockerConfig::load(&default_config_dir())?;
+    Ok(Client::new(registry_config(global)?, Arc::new(creds))?)
+}
+
+fn parse_ref(s: &str) -> anyhow::Result<Reference> {
+    Reference::parse(s).with_context(|| format!("invalid image reference {s:?}"))
+}
+
+/// The registry a `login`/`logout` argument names: a host, or a URL.
+fn server_name(arg: Option<&str>) -> String {
+    let s = arg.unwrap_or("docker.io");
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let s = s
+        .strip_suffix("/v1")
+        .or_else(|| s.strip_suffix("/v2"))
+        .unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+pub async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<ExitCode> {
+    let server = server_name(args.server.as_deref());
+    let username = match &args.username {
+        Some(u) => u.clone(),
+        None => prompt("Username: ")?,
+    };
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else if let Some(p) = &args.password {
+        eprintln!(
+            "WARNING! Using --password on the command line is insecure; use --password-stdin"
+        );
+        p.clone()
+    } else {
+        prompt("Password: ")?
+    };
+    if username.is_empty() || password.is_empty() {
+        bail!(Hinted::new(
+            "username and password must not be empty",
+            "pass -u USER and --password-stdin",
+        ));
+    }
+    let secret = Secret::new(password);
+    let mut creds = StaticCredentials::new();
+    creds.insert(
+        &server,
+        Credential::Basic {
+            username: username.clone(),
+            password: secret.clone(),
+        },
+    );
+    let client = Client::new(registry_config(global)?, Arc::new(creds))?;
+    client
+        .check_login(&server)
+        .await
+        .with_context(|| format!("login to {server} failed"))?;
+    let dir = default_config_dir();
+    let mut config = DockerConfig::load(&dir)?;
+    config.store(&server, &username, &secret)?;
+    eprintln!(
+        "credentials for {} saved in {}",
+        auth_key(&server),
+        config.path().display()
+    );
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prompt(what: &str) -> anyhow::Result<String> {
+    eprint!("{what}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        bail!(Hinted::new(
+            "no credentials given: standard input is closed",
+            "pass -u USER and --password-stdin",
+        ));
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
+    let server = server_name(args.server.as_deref());
+    let mut config = DockerConfig::load(&default_config_dir())?;
+    if config.erase(&server)? {
+        println!("Removing login credentials for {}", auth_key(&server));
+    } else {
+        println!("Not logged in to {}", auth_key(&server));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let reference = parse_ref(&args.name)?;
+    let client = client(global)?;
+    let fetched = client.get_manifest(&reference).await?;
+    let mut out = std::io::stdout().lock();
+    if args.raw {
+        out.write_all(fetched.document.bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == Some(InspectFormat::Json) {
+        let v = inspect_json(&client, &reference, &fetched).await?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = &fetched.descriptor;
+    writeln!(out, "Name:      {reference}")?;
+    writeln!(out, "MediaType: {}", d.media_type)?;
+    writeln!(out, "Digest:    {}", d.digest)?;
+    if let ManifestOrIndex::Index(index) = &fetched.document {
+        writeln!(out, "           ")?;
+        writeln!(out, "Manifests: ")?;
+        let name = reference.name();
+        for (i, m) in index.value().manifests.iter().enumerate() {
+            if i > 0 {
+                writeln!(out, "           ")?;
+            }
+            writeln!(out, "  Name:        {name}@{}", m.digest)?;
+            writeln!(out, "  MediaType:   {}", m.media_type)?;
+            if let Some(p) = &m.platform {
+                writeln!(out, "  Platform:    {p}")?;
+            }
+            if !m.annotations.is_empty() {
+                writeln!(out, "  Annotations: ")?;
+                for (k, v) in &m.annotations {
+                    writeln!(out, "    {k}: {v}")?;
+                }
+            }
+        }
+    }
+    if let ManifestOrIndex::Index(index) = &fetched.document
+        && !index.value().annotations.is_empty()
+    {
+        writeln!(out, "           ")?;
+        writeln!(out, "Annotations: ")?;
+        for (k, v) in &index.value().annotations {
+            writeln!(out, "  {k}: {v}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect_json(
+    client: &Client,
+    reference: &Reference,
+    fetched: &registry::Fetched,
+) -> anyhow::Result<serde_json::Value> {
+    let repo = client.repo(reference);
+    let manifest: serde_json::Value = serde_json::from_slice(fetched.document.bytes())?;
+    let mut images = serde_json::Map::new();
+    let manifests: Vec<oci::Descriptor> = match &fetched.document {
+        ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+        ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
+    };
+    for m in manifests {
+        let doc = client
+            .get_manifest(&reference.with_digest(m.digest.clone()))
+            .await?;
+        if let ManifestOrIndex::Manifest(man) = &doc.document {
+            let bytes = client.get_blob_bytes(&repo, &man.value().config).await?;
+            let config: serde_json::Value = serde_json::from_slice(&bytes)?;
+            let key = m
+                .platform
+                .as_ref()
+                .map_or_else(|| "image".to_owned(), ToString::to_string);
+            images.insert(key, config);
+        }
+    }
+    Ok(serde_json::json!({
+        "name": reference.to_string(),
+        "digest": fetched.descriptor.digest.to_string(),
+        "mediaType": fetched.descriptor.media_type,
+        "size": fetched.descriptor.size,
+        "manifest": manifest,
+        "image": images,
+    }))
+}
+
+/// `KEY=VALUE` or `TYPE:KEY=VALUE`, where only the `index` type applies here.
+fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    const TYPES: [&str; 4] = [
+        "index",
+        "index-descriptor",
+        "manifest",
+        "manifest-descriptor",
+    ];
+    let mut out = BTreeMap::new();
+    for a in list {
+        let (kind, kv) = match a.split_once(':') {
+            Some((t, rest)) if TYPES.contains(&t) => (t, rest),
+            _ => ("index", a.as_str()),
+        };
+        if kind != "index" {
+            bail!(Hinted::new(
+                format!("invalid annotation {a:?}: imagetools create sets index annotations only"),
+                "write KEY=VALUE or index:KEY=VALUE",
+            ));
+        }
+        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            bail!(Hinted::new(
+                format!("invalid annotation {a:?}: missing KEY="),
+                "write KEY=VALUE"
+            ));
+        };
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+pub async fn create(
+    global: &Global,
+    store: &content::Store,
+    args: &CreateArgs,
+) -> anyhow::Result<ExitCode> {
+    if args.sources.is_empty() && !args.append {
+        bail!(Hinted::new(
+            "no source images given",
+            "name at least one SOURCE, or use --append"
+        ));
+    }
+    let sources = args
+        .sources
+        .iter()
+        .map(|s| parse_ref(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|s| parse_ref(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let annotations = parse_annotations(&args.annotations)?;
+    let client = client(global)?;
+    let first = &tags[0];
+    let index = client
+        .create_index(
+            store,
+            &sources,
+            first,
+            args.append,
+            annotations,
+            args.dry_run,
+        )
+        .await?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(index.value())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for extra in &tags[1..] {
+        let repo = client.repo(extra);
+        if extra.registry() != first.registry() || extra.repository() != first.repository() {
+            let lease = store.lease()?;
+            let desc = store.put_bytes(&lease, oci::media::OCI_INDEX, index.bytes())?;
+            client.push(store, &desc, extra, None).await?;
+        } else {
+            client
+                .put_manifest(
+                    &repo,
+                    extra.tag().unwrap_or("latest"),
+                    oci::media::OCI_INDEX,
+                    index.bytes(),
+                )
+                .await?;
+        }
+    }
+    for t in &tags {
+        eprintln!("pushed {t}");
+    }
+    println!("{}", index.digest());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn copy(
+    global: &Global,
+    store: &content::Store,
+    args: &CopyArgs,
+) -> anyhow::Result<ExitCode> {
+    let dst = parse_ref(&args.destination)?;
+    if let Some(layout) = args.source.strip_prefix("oci-layout://") {
+        return copy_from_layout(global, layout, &dst, args).await;
+    }
+    let src = parse_ref(&args.source)?;
+    let platforms = if args.platform.is_empty() {
+        Platforms::All
+    } else {
+        Platforms::Only(
+            args.platform
+                .iter()
+                .map(|p| Platform::parse(p).with_context(|| format!("invalid platform {p:?}")))
+                .collect::<anyhow::Result<_>>()?,
+        )
+    };
+    let client = client(global)?;
+    let (desc, stats) = client.copy(store, &src, &dst, &platforms).await?;
+    eprintln!(
+        "copied {src} to {dst}: {} blob(s) uploaded, {} mounted, {} already there",
+        stats.blobs_uploaded, stats.blobs_mounted, stats.blobs_existing
+    );
+    println!("{}", desc.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `oci-layout://DIR[:NAME]`: push an image from an OCI layout on disk.
+async fn copy_from_layout(
+    global: &Global,
+    spec: &str,
+    dst: &Reference,
+    args: &CopyArgs,
+) -> anyhow::Result<ExitCode> {
+    if !args.platform.is_empty() {
+        bail!(Hinted::new(
+            "--platform is not supported with an oci-layout:// source",
+            "copy the whole layout, then select platforms registry to registry",
+        ));
+    }
+    let (dir, name) = match spec.rsplit_once(':') {
+        Some((d, n)) if !n.contains('/') => (d, Some(n)),
+        _ => (spec, None),
+    };
+    let layout = content::Store::read_layout(dir)
+        .with_context(|| format!("cannot read OCI layout {dir}"))?;
+    let names = layout.index()?.manifests;
+    let desc = match name {
+        Some(n) => names
+            .iter()
+            .find(|d| d.ref_name() == Some(n))
+            .cloned()
+            .ok_or_else(|| anyhow::Error::new(content::StoreError::NameNotFound(n.to_owned())))?,
+        None if names.len() == 1 => names[0].clone(),
+        None => bail!(Hinted::new(
+            format!("{dir} holds {} images", names.len()),
+            "name one: oci-layout://DIR:NAME",
+        )),
+    };
+    let client = client(global)?;
+    let stats = client.push(&layout, &desc, dst, None).await?;
+    eprintln!(
+        "pushed {dst}: {} blob(s) uploaded, {} already there",
+        stats.blobs_uploaded, stats.blobs_existing
+    );
+    println!("{}", desc.digest);
+    Ok(ExitCode::SUCCESS)
+}
