@@ -41,6 +41,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify every blob of the local store against its digest
     Fsck,
+    /// Build an image from a Dockerfile (today: --call=check|outline|targets)
+    Build(BuildArgs),
     /// Log in to a registry (credentials are stored as docker stores them)
     Login(LoginArgs),
     /// Log out from a registry
@@ -153,4 +155,51 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Call {
+    /// Build the image
+    Build,
+    /// Run the build checks and report their warnings
+    Check,
+    /// Show the build arguments, secrets and SSH mounts the target uses
+    Outline,
+    /// List the stages that can be built
+    Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build context directory
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// Dockerfile ("-" reads standard input) [default: CONTEXT/Dockerfile]
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Name and optionally tag the image (repeatable)
+    #[arg(short, long = "tag")]
+    pub tags: Vec<String>,
+    /// Target platforms, comma-separated (e.g. linux/amd64,linux/arm64)
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Build-time variable NAME=VALUE, or NAME to take it from the environment
+    /// (repeatable)
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// What to do instead of building
+    #[arg(long, value_enum, default_value_t = Call::Build)]
+    pub call: Call,
+    /// Shorthand for --call=check
+    #[arg(long, conflicts_with = "call")]
+    pub check: bool,
+    /// Provenance attestation (only "false" is accepted for now)
+    #[arg(long, value_name = "BOOL")]
+    pub provenance: Option<String>,
+    /// SBOM attestation (only "false" is accepted for now)
+    #[arg(long, value_name = "BOOL")]
+    pub sbom: Option<String>,
 }

@@ -1,6 +1,8 @@
 //! One function per verb.
 
+mod build;
 mod registry;
+mod resolve;
 mod store;
 
 use std::process::ExitCode;
@@ -19,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Du => store::du(&open_store(&cli.global)?),
         Command::Prune(args) => store::prune(&open_store(&cli.global)?, &args),
         Command::Fsck => store::fsck(&open_store(&cli.global)?),
+        Command::Build(args) => build::build(&cli.global, &args),
         Command::Login(args) => runtime()?.block_on(registry::login(&cli.global, &args)),
         Command::Logout(args) => registry::logout(&args),
         Command::Imagetools(Imagetools::Inspect(args)) => {
@@ -35,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

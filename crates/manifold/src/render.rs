@@ -39,6 +39,10 @@ pub fn print_error(err: &anyhow::Error) {
 
 fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut out = Vec::new();
+    // A hint attached with `.context(Hinted …)` is found on the error itself.
+    if let Some(h) = err.downcast_ref::<Hinted>() {
+        out.push(h.hint.clone());
+    }
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             out.push(h.hint.clone());
@@ -76,7 +80,9 @@ fn registry_hint(e: &registry::RegistryError) -> Option<String> {
             ))
         }
         E::Transport { url, source, .. }
-            if url.starts_with("https://") && (source.is_connect() || source.is_request()) =>
+            if url.starts_with("https://")
+                && (source.is_connect() || source.is_request())
+                && !chain_text(source).contains("dns error") =>
         {
             let parsed = url::Url::parse(url).ok()?;
             let host = match parsed.port() {
@@ -89,6 +95,17 @@ fn registry_hint(e: &registry::RegistryError) -> Option<String> {
         }
         _ => None,
     }
+}
+
+fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Sizes as docker prints them (decimal units).

@@ -1,0 +1,125 @@
+//! Base images for the frontend and the build checks, read from registries.
+
+use std::cell::RefCell;
+
+use oci::document::ManifestOrIndex;
+use oci::{ImageConfig, Platform, PlatformMatcher, RawDocument, Reference};
+use registry::Client;
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Reads base image configs through the registry client. Failures are kept as
+/// messages so `--call=check` can report them as warnings instead of failing.
+pub struct RegistryResolver<'a> {
+    client: Client,
+    rt: &'a tokio::runtime::Runtime,
+    pub failures: RefCell<Vec<String>>,
+}
+
+impl<'a> RegistryResolver<'a> {
+    pub fn new(client: Client, rt: &'a tokio::runtime::Runtime) -> Self {
+        RegistryResolver {
+            client,
+            rt,
+            failures: RefCell::default(),
+        }
+    }
+
+    /// The manifest digest the reference points at, and the config for `platform`
+    /// (or, if the image lacks it, for the first platform it has).
+    fn fetch(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<(oci::Digest, ImageConfig), String> {
+        let r = Reference::parse(reference).map_err(|e| chain(&e))?;
+        self.rt.block_on(async {
+            let top = self.client.get_manifest(&r).await.map_err(|e| chain(&e))?;
+            let manifest = match &top.document {
+                ManifestOrIndex::Manifest(m) => m.value().clone(),
+                ManifestOrIndex::Index(i) => {
+                    let list = &i.value().manifests;
+                    let matcher = PlatformMatcher::only(platform);
+                    let chosen = list
+                        .iter()
+                        .find(|m| m.platform.as_ref().is_some_and(|p| matcher.matches(p)))
+                        .or_else(|| {
+                            list.iter()
+                                .find(|m| m.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+                        })
+                        .ok_or_else(|| format!("{reference} lists no image manifests"))?;
+                    let child = self
+                        .client
+                        .get_manifest(&r.with_digest(chosen.digest.clone()))
+                        .await
+                        .map_err(|e| chain(&e))?;
+                    match child.document {
+                        ManifestOrIndex::Manifest(m) => m.value().clone(),
+                        ManifestOrIndex::Index(_) => {
+                            return Err(format!("{reference}: nested index"));
+                        }
+                    }
+                }
+            };
+            let repo = self.client.repo(&r);
+            let bytes = self
+                .client
+                .get_blob_bytes(&repo, &manifest.config)
+                .await
+                .map_err(|e| chain(&e))?;
+            let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| chain(&e))?;
+            Ok((top.descriptor.digest.clone(), config.value().clone()))
+        })
+    }
+}
+
+impl dockerfile::lint::ImageResolver for RegistryResolver<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Option<dockerfile::lint::BaseImage> {
+        match self.fetch(reference, platform) {
+            Ok((_, config)) => Some(dockerfile::lint::BaseImage {
+                platform: config.platform(),
+                env: config
+                    .config
+                    .and_then(|c| c.env)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.to_owned(), v.to_owned()),
+                        None => (kv, String::new()),
+                    })
+                    .collect(),
+            }),
+            Err(e) => {
+                self.failures
+                    .borrow_mut()
+                    .push(format!("cannot read base image {reference}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl graph::ImageResolver for RegistryResolver<'_> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<graph::ResolvedImage, graph::ResolveError> {
+        self.fetch(reference, platform)
+            .map(|(digest, config)| graph::ResolvedImage { digest, config })
+            .map_err(|e| graph::ResolveError::Other {
+                reference: reference.to_owned(),
+                source: e.into(),
+            })
+    }
+}

@@ -1,0 +1,76 @@
+//! CLI goldens: `tests/data/cli/<case>/{Dockerfile, args}` run as
+//! `manifold <args> CONTEXT` in a context holding the Dockerfile (and empty files
+//! `a`, `b`); `expected` holds the exit code, stdout and stderr. Regenerate with
+//! `UPDATE_EXPECT=1 cargo nextest run -p manifold --test cli_goldens`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cli")
+}
+
+fn check(case: &str) {
+    let dir = data().join(case);
+    let args = std::fs::read_to_string(dir.join("args")).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("Dockerfile"), ctx.path().join("Dockerfile")).unwrap();
+    for f in ["a", "b"] {
+        std::fs::write(ctx.path().join(f), b"").unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(args.split_whitespace())
+        .arg(ctx.path())
+        .env("MANIFOLD_ROOT", ctx.path().join(".state"))
+        .env("MANIFOLD_CONFIG", ctx.path().join(".config"))
+        .env("DOCKER_CONFIG", ctx.path().join(".docker"))
+        .output()
+        .unwrap();
+    let got = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).replace(&ctx.path().display().to_string(), "CONTEXT"),
+    );
+    let expected = dir.join("expected");
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&expected, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&expected).unwrap_or_default();
+    assert_eq!(
+        got, want,
+        "case {case}: output differs (UPDATE_EXPECT=1 regenerates)"
+    );
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        $(#[test] fn $name() { check(stringify!($name)); })*
+        const CASES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+cases!(
+    build_not_available_yet,
+    check_build_arg_override,
+    check_clean,
+    check_error_true,
+    check_skip,
+    check_warnings,
+    error_marked_lines,
+    outline,
+    provenance_true,
+    targets,
+    unknown_target,
+    unsupported_add_url,
+);
+
+#[test]
+fn every_case_directory_is_listed() {
+    let mut dirs: Vec<String> = std::fs::read_dir(data())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, CASES);
+}
