@@ -9,7 +9,7 @@
 //! - `image REF PLATFORM [NAME=VALUE...]`: what the image resolver knows;
 //! - `ignore PATTERN`: a line of the context's `.dockerignore`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -78,48 +78,7 @@ fn run_case(name: &str) {
         .unwrap_or_else(|e| panic!("case {name}: cannot read Dockerfile: {e}"));
     let options = std::fs::read_to_string(dir.join("options")).unwrap_or_default();
     let got = actual(&src, &options);
-    let expected_path = dir.join("expected");
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&expected_path, &got).expect("write expected");
-        return;
-    }
-    let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    assert!(
-        got == want,
-        "case {name}: report differs (UPDATE_EXPECT=1 to accept)\n--- expected\n{want}\n--- actual\n{got}"
-    );
-}
-
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                run_case(stringify!($name));
-            }
-        )*
-        const ALL_CASES: &[&str] = &[$(stringify!($name)),*];
-    };
-}
-
-#[test]
-fn every_case_directory_is_listed() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(data_dir())
-        .expect("read tests/data/lint")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    let listed: BTreeSet<String> = ALL_CASES.iter().map(|s| (*s).to_owned()).collect();
-    let missing: Vec<_> = on_disk.difference(&listed).collect();
-    let stale: Vec<_> = listed.difference(&on_disk).collect();
-    assert!(
-        missing.is_empty() && stale.is_empty(),
-        "not listed in cases!: {missing:?}; listed without a directory: {stale:?}"
-    );
+    testkit::golden::compare(name, &dir.join("expected"), &got);
 }
 
 /// Every rule has a case named after it that triggers it (`<rule>_bad`) and
@@ -151,7 +110,8 @@ fn every_rule_has_cases() {
 }
 
 // ---- case list (one test per directory) ----
-cases! {
+testkit::golden_cases! {
+    data_dir(), run_case;
     check_comment_on_instruction,
     check_error_false_default,
     check_error_true,

@@ -90,13 +90,9 @@ impl Lowering<'_, '_> {
                 span,
             });
         }
+        // The base's ONBUILD triggers run in this stage and are not inherited.
+        st.triggers = st.config().on_build.take().unwrap_or_default();
         let config = st.config().clone();
-        if config.on_build.as_ref().is_some_and(|o| !o.is_empty()) {
-            return Err(FrontendError::NotSupported {
-                feature: "running ONBUILD triggers of the base image".to_owned(),
-                span,
-            });
-        }
         let env = config.env.clone().unwrap_or_default();
         if !env.iter().any(|e| e.split('=').next() == Some("PATH")) {
             st.set_config_env("PATH", DEFAULT_PATH);

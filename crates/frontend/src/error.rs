@@ -16,6 +16,12 @@ pub enum FrontendError {
     TargetNotFound { target: String, stages: Vec<String> },
     #[error("{feature} is not supported yet")]
     NotSupported { feature: String, span: Span },
+    #[error("the base image's ONBUILD trigger {trigger:?} is invalid: {message}")]
+    BadTrigger {
+        trigger: String,
+        message: String,
+        span: Span,
+    },
     #[error("cannot expand variables in {word:?}")]
     Expand {
         word: String,
@@ -96,6 +102,7 @@ impl FrontendError {
         match self {
             E::Parse { diagnostics } => diagnostics.iter().find(|d| d.is_error()).map(|d| d.span),
             E::NotSupported { span, .. }
+            | E::BadTrigger { span, .. }
             | E::Expand { span, .. }
             | E::BlankBaseName { span, .. }
             | E::InvalidPlatform { span, .. }
@@ -120,6 +127,7 @@ impl FrontendError {
             E::Parse { .. } => "parse",
             E::TargetNotFound { .. } => "target-not-found",
             E::NotSupported { .. } => "not-supported",
+            E::BadTrigger { .. } => "bad-trigger",
             E::Expand { .. } => "expand",
             E::BlankBaseName { .. } => "blank-base-name",
             E::InvalidPlatform { .. } => "invalid-platform",

@@ -8,8 +8,10 @@
 //! config, including the history entries BuildKit writes. Base images are
 //! read through an [`ImageResolver`]; this crate does no IO.
 //!
+//! A base image's `ONBUILD` triggers run at the start of the stage built on it.
+//!
 //! Features not supported yet (remote `ADD`, `--mount=type=ssh`, `ONBUILD`
-//! triggers of a base, Windows targets) fail with
+//! triggers that read another stage, Windows targets) fail with
 //! [`FrontendError::NotSupported`] and the instruction's span; nothing is
 //! silently ignored.
 //!

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dockerfile::Lexer;
-use dockerfile::parser::{Dockerfile, Span};
+use dockerfile::parser::{Dockerfile, Instruction, InstructionKind, Span};
 use graph::op::{EnvVar, ResolveMode, Source};
 use graph::{Graph, ImageResolver, Location, Metadata, Op, ResolvedImage};
 use oci::{Digest, ImageConfig, Platform, Reference};
@@ -414,6 +414,43 @@ impl<'a, 'g> Lowering<'a, 'g> {
             .root)
     }
 
+    /// The base image's ONBUILD triggers as instructions of stage `i`, located at its
+    /// `FROM`. Triggers that read another stage (`--from`) are refused: stage order
+    /// is settled before base images are read.
+    fn triggers(&self, i: usize, st: &mut StageState) -> Result<Vec<Instruction>, FrontendError> {
+        let span = self.decls[i].stage.from.span;
+        let mut out = Vec::new();
+        for text in std::mem::take(&mut st.triggers) {
+            // A trigger is one instruction: parse it inside a stage.
+            let parsed = dockerfile::parser::parse(&format!("FROM scratch\n{text}"));
+            if let Some(d) = parsed.diagnostics.iter().find(|d| d.is_error()) {
+                return Err(FrontendError::BadTrigger {
+                    trigger: text.clone(),
+                    message: d.message.clone(),
+                    span,
+                });
+            }
+            for mut ins in parsed.dockerfile.instructions.into_iter().skip(1) {
+                let reads_stage = ins.flags.iter().any(|f| f.name == "from")
+                    || matches!(&ins.kind, InstructionKind::Run(r) if r.mounts.iter().any(|m| m.from.is_some()));
+                if reads_stage
+                    || matches!(
+                        ins.kind,
+                        InstructionKind::From(_) | InstructionKind::Onbuild(_)
+                    )
+                {
+                    return Err(FrontendError::NotSupported {
+                        feature: format!("the base image's ONBUILD trigger {text:?}"),
+                        span,
+                    });
+                }
+                ins.span = span;
+                out.push(ins);
+            }
+        }
+        Ok(out)
+    }
+
     /// Lower stage `i` (its dependencies are lowered).
     fn lower_stage(&mut self, i: usize) -> Result<(), FrontendError> {
         let replaced = self.decls[i]
@@ -434,6 +471,22 @@ impl<'a, 'g> Lowering<'a, 'g> {
             return Ok(());
         }
         let mut st = self.init_stage(i)?;
+        let triggers = self.triggers(i, &mut st)?;
+        st.steps += triggers
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.kind,
+                    InstructionKind::Run(_)
+                        | InstructionKind::Copy(_)
+                        | InstructionKind::Add(_)
+                        | InstructionKind::Workdir(_)
+                )
+            })
+            .count();
+        for ins in &triggers {
+            self.dispatch(i, &mut st, ins)?;
+        }
         let instructions = self.decls[i].stage.instructions;
         for ins in instructions {
             self.dispatch(i, &mut st, ins)?;

@@ -63,6 +63,8 @@ pub(crate) struct StageState {
     /// Progress numbering: steps done and total.
     pub step: usize,
     pub steps: usize,
+    /// The base image's ONBUILD triggers, still to run at the start of the stage.
+    pub triggers: Vec<String>,
 }
 
 impl StageState {
@@ -76,6 +78,7 @@ impl StageState {
             user: String::new(),
             platform: base.platform,
             image: base.config,
+            triggers: Vec::new(),
             args: Vec::new(),
             cmd_set: false,
             step: 0,

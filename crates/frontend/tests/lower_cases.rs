@@ -7,7 +7,7 @@
 //! Base images come from [`FakeResolver`]; the target and build platforms
 //! default to `linux/amd64` so results do not depend on the host.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use frontend::{BuildOptions, NamedContext};
@@ -57,7 +57,10 @@ fn fake_config(name: &str) -> Option<ContainerConfig> {
             c.shell = Some(strings(&["/bin/bash", "-eu", "-c"]));
         }
         "example.com/onbuild:1" => {
-            c.on_build = Some(strings(&["RUN echo triggered"]));
+            c.on_build = Some(strings(&["RUN echo triggered", "ENV TRIGGERED=yes"]));
+        }
+        "example.com/onbuild-from:1" => {
+            c.on_build = Some(strings(&["COPY --from=builder /out /out"]));
         }
         "example.com/empty:1" => {}
         _ => return None,
@@ -210,52 +213,12 @@ fn run_case(name: &str) {
         .unwrap_or_else(|e| panic!("case {name}: cannot read Dockerfile: {e}"));
     let got =
         serde_json::to_string_pretty(&actual(&src, &options(&dir))).expect("serialise") + "\n";
-    let expected_path = dir.join("expected.json");
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&expected_path, &got).expect("write expected.json");
-        return;
-    }
-    let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    assert!(
-        got == want,
-        "case {name}: result differs (UPDATE_EXPECT=1 to accept)\n--- expected\n{want}\n--- actual\n{got}"
-    );
-}
-
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                run_case(stringify!($name));
-            }
-        )*
-        const ALL_CASES: &[&str] = &[$(stringify!($name)),*];
-    };
-}
-
-#[test]
-fn every_case_directory_is_listed() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(data_dir())
-        .expect("read tests/data/lower")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    let listed: BTreeSet<String> = ALL_CASES.iter().map(|s| (*s).to_owned()).collect();
-    let missing: Vec<_> = on_disk.difference(&listed).collect();
-    let stale: Vec<_> = listed.difference(&on_disk).collect();
-    assert!(
-        missing.is_empty() && stale.is_empty(),
-        "not listed in cases!: {missing:?}; listed without a directory: {stale:?}"
-    );
+    testkit::golden::compare(name, &dir.join("expected.json"), &got);
 }
 
 // ---- case list (one test per directory) ----
-cases! {
+testkit::golden_cases! {
+    data_dir(), run_case;
     add_local_tar_unpacks,
     arg_build_arg_overrides_default,
     arg_global_only_in_from,
@@ -277,7 +240,7 @@ cases! {
     err_add_git_not_supported,
     err_add_url_not_supported,
     err_bad_chmod,
-    err_base_onbuild_not_supported,
+    err_base_onbuild_from_not_supported,
     err_blank_base,
     err_copy_from_later_stage,
     err_parse_error,
@@ -285,6 +248,7 @@ cases! {
     err_target_not_found,
     err_unknown_image,
     from_stage_inherits_state,
+    base_onbuild_triggers_run,
     heredoc_run_shebang,
     metadata_history_strings,
     multi_stage_copy_from,

@@ -42,7 +42,7 @@ pub enum Command {
     /// Verify every blob of the local store against its digest
     Fsck,
     /// Build an image from a Dockerfile (today: --call=check|outline|targets)
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Log in to a registry (credentials are stored as docker stores them)
     Login(LoginArgs),
     /// Log out from a registry
@@ -50,6 +50,9 @@ pub enum Command {
     /// Work with images and indexes in registries
     #[command(subcommand)]
     Imagetools(Imagetools),
+    /// Manage QEMU emulators for foreign platforms (binfmt_misc)
+    #[command(subcommand)]
+    Binfmt(Binfmt),
 }
 
 #[derive(Debug, Args)]
@@ -202,4 +205,44 @@ pub struct BuildArgs {
     /// SBOM attestation (only "false" is accepted for now)
     #[arg(long, value_name = "BOOL")]
     pub sbom: Option<String>,
+    /// SSH agent socket or keys to expose to the build (not supported yet)
+    #[arg(long, value_name = "default|ID[=SOCKET|KEY…]")]
+    pub ssh: Vec<String>,
+    /// External cache sources (not supported yet)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (not supported yet)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Attestation parameters (not supported yet)
+    #[arg(long, value_name = "SPEC")]
+    pub attest: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Binfmt {
+    /// Register QEMU emulators (Debian's qemu-user-static) with binfmt_misc
+    Install(BinfmtInstallArgs),
+    /// Show each platform and how this host runs it
+    Ls,
+    /// Remove emulators that `manifold binfmt install` registered
+    Uninstall(BinfmtUninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BinfmtInstallArgs {
+    /// Architectures (arm64, arm, 386, ppc64le, s390x, riscv64, …) or `all`
+    #[arg(value_name = "ARCH", default_value = "all")]
+    pub archs: Vec<String>,
+    /// Also set the C (credentials) flag: setuid programs then run the emulator with
+    /// raised privileges
+    #[arg(long)]
+    pub credentials: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BinfmtUninstallArgs {
+    /// Architectures to remove [default: every known emulator]
+    #[arg(value_name = "ARCH")]
+    pub archs: Vec<String>,
 }

@@ -1,5 +1,6 @@
 //! One function per verb.
 
+mod binfmt;
 mod build;
 mod registry;
 mod resolve;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&cli.global)?;
             runtime()?.block_on(registry::copy(&cli.global, &store, &args))
         }
+        Command::Binfmt(cmd) => binfmt::run(&cmd),
     }
 }
 

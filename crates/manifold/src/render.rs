@@ -57,6 +57,12 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
         if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {
             out.extend(registry_hint(e));
         }
+        if let Some(h) = cause
+            .downcast_ref::<worker::binfmt::BinfmtError>()
+            .and_then(|e| e.hint())
+        {
+            out.push(format!("run `{h}`"));
+        }
         if let Some(content::StoreError::NameNotFound(_)) = cause.downcast_ref() {
             out.push("`manifold images` lists the names in the local store".to_owned());
         }

@@ -43,14 +43,8 @@ fn check(case: &str) {
     );
 }
 
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        $(#[test] fn $name() { check(stringify!($name)); })*
-        const CASES: &[&str] = &[$(stringify!($name)),*];
-    };
-}
-
-cases!(
+testkit::golden_cases!(
+    data(), check;
     build_not_available_yet,
     check_build_arg_override,
     check_clean,
@@ -60,17 +54,8 @@ cases!(
     error_marked_lines,
     outline,
     provenance_true,
+    ssh_not_supported,
     targets,
     unknown_target,
     unsupported_add_url,
 );
-
-#[test]
-fn every_case_directory_is_listed() {
-    let mut dirs: Vec<String> = std::fs::read_dir(data())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    dirs.sort();
-    assert_eq!(dirs, CASES);
-}

@@ -1,0 +1,30 @@
+//! Layer tars: in-root path resolution, applying layers (with whiteouts), writing
+//! them deterministically, diffing trees, and the gzip/zstd codecs.
+//!
+//! Every path taken from a layer, or from a tree being diffed, is resolved inside a
+//! [`Root`] with chroot semantics: `..` and absolute symlinks stay in the root.
+//! Metadata is changed through file descriptors, never through a path resolved again.
+
+mod apply;
+mod blob;
+mod codec;
+mod diff;
+mod entry;
+mod error;
+mod path;
+mod root;
+mod write;
+
+pub use apply::{
+    ApplyOptions, ApplyStats, Limits, OverlayXattr, SpecialFiles, WhiteoutMode, apply_into_new_dir,
+    apply_layer,
+};
+pub use blob::{AppliedBlob, Expected, apply_blob};
+pub use codec::{Compression, Decoder, Encoder, HashingReader, compress, decompress};
+pub use diff::{diff_dirs, diff_overlay_upper};
+pub use error::ArchiveError;
+pub use path::{CleanPath, NAME_MAX};
+pub use root::{Leaf, NodeKind, ResolveMode, Root};
+pub use write::{
+    Change, ContentSource, Entry, EntryKind, Metadata, WriteOptions, WriteStats, write_layer,
+};

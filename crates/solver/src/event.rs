@@ -1,0 +1,246 @@
+//! Progress events, and the audience of one running op.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use oci::{Digest, Platform};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What happened to a vertex. Every event names the vertex by digest.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Its op began to run (or this build joined a run another build began).
+    VertexStarted {
+        digest: Digest,
+        name: String,
+        platform: Option<Platform>,
+    },
+    /// Its result came from the cache; nothing ran.
+    VertexCached {
+        digest: Digest,
+        name: String,
+        key: Digest,
+    },
+    /// Output of its op.
+    VertexLog {
+        digest: Digest,
+        stream: LogStream,
+        bytes: Vec<u8>,
+    },
+    /// Its op finished; `duration` is measured from when the op started.
+    VertexCompleted { digest: Digest, duration: Duration },
+    /// Its op failed; `error` is the error and its causes, joined by `: `.
+    VertexFailed { digest: Digest, error: String },
+    /// It stopped, or never started, because the build was cancelled or
+    /// another vertex failed.
+    VertexCancelled { digest: Digest },
+    /// It has to run: no usable record for `key`, for `reason`.
+    CacheMiss {
+        digest: Digest,
+        key: Digest,
+        reason: MissReason,
+    },
+}
+
+/// Which output stream a log chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// Why a vertex was not taken from the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissReason {
+    /// The build asked for no cache at all (`--no-cache`).
+    NoCache,
+    /// The vertex is marked to ignore the cache (`--no-cache-filter`).
+    IgnoreCache,
+    /// No earlier build of this vertex is recorded.
+    NewStep,
+    /// The content key the runner gave changed since the last build.
+    ContentChanged { name: String },
+    /// Input `index` gave a different result than in the last build.
+    InputChanged { index: usize, name: String },
+    /// The inputs are as in the last build, but the record is gone (pruned).
+    RecordMissing,
+    /// The record was damaged and was moved to `set_aside`.
+    RecordCorrupt { set_aside: PathBuf },
+    /// The runner could not load the recorded result any more.
+    Unloadable,
+}
+
+impl fmt::Display for MissReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MissReason::NoCache => f.write_str("the cache is disabled (--no-cache)"),
+            MissReason::IgnoreCache => {
+                f.write_str("the step ignores the cache (--no-cache-filter)")
+            }
+            MissReason::NewStep => f.write_str("no earlier build of this step"),
+            MissReason::ContentChanged { name } => write!(f, "{name} changed"),
+            MissReason::InputChanged { index, name } => write!(f, "input {index} ({name}) changed"),
+            MissReason::RecordMissing => {
+                f.write_str("the inputs are unchanged but the cache record is gone")
+            }
+            MissReason::RecordCorrupt { set_aside } => write!(
+                f,
+                "the cache record was damaged and moved to {}",
+                set_aside.display()
+            ),
+            MissReason::Unloadable => f.write_str("the cached result can no longer be loaded"),
+        }
+    }
+}
+
+type Callback = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Where a solve sends its events: a callback, or nowhere. The callback is
+/// called from the solver's tasks and must not block.
+#[derive(Clone, Default)]
+pub struct EventSink(Option<Callback>);
+
+impl EventSink {
+    /// Drop every event.
+    pub fn none() -> Self {
+        EventSink(None)
+    }
+
+    pub fn new(callback: impl Fn(Event) + Send + Sync + 'static) -> Self {
+        EventSink(Some(Arc::new(callback)))
+    }
+
+    /// Events into an unbounded channel: the solver never waits for a
+    /// slow reader.
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = EventSink::new(move |event| {
+            // A receiver that hung up wants no more events.
+            let _ = tx.send(event);
+        });
+        (sink, rx)
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(callback) = &self.0 {
+            callback(event);
+        }
+    }
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EventSink(callback)"
+        } else {
+            "EventSink(none)"
+        })
+    }
+}
+
+/// One build waiting for a running op.
+#[derive(Debug, Clone)]
+pub(crate) struct Watcher {
+    pub digest: Digest,
+    pub name: String,
+    pub platform: Option<Platform>,
+    pub events: EventSink,
+}
+
+impl Watcher {
+    fn started(&self) -> Event {
+        Event::VertexStarted {
+            digest: self.digest.clone(),
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct AudienceState {
+    watchers: Vec<(u64, Watcher)>,
+    next_id: u64,
+    started: bool,
+    /// The last watcher left before the op finished: it was cancelled.
+    closed: bool,
+    finished: bool,
+}
+
+/// The builds waiting for one running op. The op is cancelled when the
+/// last of them leaves before it finishes.
+#[derive(Debug, Default)]
+pub(crate) struct Audience {
+    state: Mutex<AudienceState>,
+    cancel: CancellationToken,
+}
+
+impl Audience {
+    fn state(&self) -> MutexGuard<'_, AudienceState> {
+        // A panic while holding this lock leaves consistent data (each
+        // change is one assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Add a watcher; `None` when the op was already cancelled.
+    pub fn join(&self, watcher: Watcher) -> Option<u64> {
+        let mut state = self.state();
+        if state.closed {
+            return None;
+        }
+        if state.started && !state.finished {
+            watcher.events.emit(watcher.started());
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.watchers.push((id, watcher));
+        Some(id)
+    }
+
+    /// Remove a watcher; the op is cancelled if it was the last one.
+    /// Returns whether that happened.
+    pub fn leave(&self, id: u64) -> bool {
+        let mut state = self.state();
+        state.watchers.retain(|(i, _)| *i != id);
+        if state.watchers.is_empty() && !state.finished && !state.closed {
+            state.closed = true;
+            self.cancel.cancel();
+            return true;
+        }
+        false
+    }
+
+    /// The op begins: tell every watcher.
+    pub fn start(&self) {
+        let mut state = self.state();
+        state.started = true;
+        for (_, w) in &state.watchers {
+            w.events.emit(w.started());
+        }
+    }
+
+    /// The op is over.
+    pub fn finish(&self) {
+        self.state().finished = true;
+    }
+
+    pub fn log(&self, stream: LogStream, bytes: Vec<u8>) {
+        let state = self.state();
+        for (_, w) in &state.watchers {
+            w.events.emit(Event::VertexLog {
+                digest: w.digest.clone(),
+                stream,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+}
