@@ -5,7 +5,7 @@
 #   scripts/setup.sh --no-release  the same without the release build (CI builds in test mode)
 #
 # Installs: runc (the OCI runtime manifold drives), qemu-user-static (foreign RUN steps),
-# skopeo and umoci (independent readers of manifold's outputs), docker-registry (a real
+# skopeo, umoci and podman (independent readers of manifold's outputs), docker-registry (a real
 # registry for tests), openssl (signs the test token server's JWTs), busybox-static for
 # every test architecture (offline base images), hyperfine (benchmarks). Needs root (or sudo).
 set -euo pipefail
@@ -25,7 +25,7 @@ SUDO=""
 
 # Architectures the tests build for, as Debian names them (manifold platform in comments).
 FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"   # linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x
-PACKAGES="runc qemu-user-static skopeo umoci docker-registry busybox-static hyperfine
+PACKAGES="runc qemu-user-static skopeo umoci podman docker-registry busybox-static hyperfine
           apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd"
 
 need_apt=0

@@ -28,15 +28,12 @@ impl Compression {
     /// The compression a layer media type names (`+gzip`, `+zstd`, `.tar`); `None`
     /// for a media type that names no tar layer.
     pub fn from_media_type(media_type: &str) -> Option<Compression> {
-        let mt = media_type.trim();
-        if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") || mt.ends_with("tar.gzip") {
-            Some(Compression::GZIP)
-        } else if mt.ends_with("+zstd") {
-            Some(Compression::ZSTD)
-        } else if mt.ends_with(".tar") || mt.ends_with("layer.v1.tar") {
-            Some(Compression::None)
-        } else {
-            None
+        // One classification of layer media types for the whole project.
+        match oci::media::kind(media_type.trim()) {
+            oci::media::Kind::Layer(oci::media::Compression::Gzip) => Some(Compression::GZIP),
+            oci::media::Kind::Layer(oci::media::Compression::Zstd) => Some(Compression::ZSTD),
+            oci::media::Kind::Layer(oci::media::Compression::None) => Some(Compression::None),
+            _ => None,
         }
     }
 
@@ -139,10 +136,24 @@ pub fn decompress<R: BufRead>(
     Ok(Decoder { inner })
 }
 
+/// The size of every write a compressor sees (but the last).
+///
+/// flate2's gzip encoder (on zlib-rs) emits different bytes for the same input
+/// written in different pieces (e.g. 512-byte tar headers vs 8 KiB copies), so
+/// [`Encoder`] cuts its input into blocks of exactly this size first. Changing it
+/// changes gzip output.
+pub const COMPRESS_CHUNK: usize = 64 * 1024;
+
 /// A compressing writer; [`Encoder::finish`] ends the stream and returns the writer.
+///
+/// **Invariant**: the bytes produced depend only on the bytes written and the
+/// [`Compression`], never on how the writes were split: input reaches the
+/// compressor in blocks of [`COMPRESS_CHUNK`] bytes, and `flush` does not flush
+/// the compressor.
 #[derive(Debug)]
 pub struct Encoder<W: Write> {
     inner: EncoderKind<W>,
+    buf: Vec<u8>,
 }
 
 enum EncoderKind<W: Write> {
@@ -179,12 +190,17 @@ pub fn compress<W: Write>(out: W, c: Compression) -> Result<Encoder<W>, ArchiveE
             EncoderKind::Zstd(z)
         }
     };
-    Ok(Encoder { inner })
+    Ok(Encoder {
+        inner,
+        buf: Vec::with_capacity(COMPRESS_CHUNK),
+    })
 }
 
 impl<W: Write> Encoder<W> {
     /// Write the stream's trailer and return the writer.
-    pub fn finish(self) -> Result<W, ArchiveError> {
+    pub fn finish(mut self) -> Result<W, ArchiveError> {
+        let rest = std::mem::take(&mut self.buf);
+        self.write_block(&rest).map_err(ArchiveError::Write)?;
         match self.inner {
             EncoderKind::None(w) => Ok(w),
             EncoderKind::Gzip(g) => g.finish().map_err(ArchiveError::Write),
@@ -193,21 +209,32 @@ impl<W: Write> Encoder<W> {
     }
 }
 
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl<W: Write> Encoder<W> {
+    fn write_block(&mut self, block: &[u8]) -> io::Result<()> {
         match &mut self.inner {
-            EncoderKind::None(w) => w.write(buf),
-            EncoderKind::Gzip(g) => g.write(buf),
-            EncoderKind::Zstd(z) => z.write(buf),
+            EncoderKind::None(w) => w.write_all(block),
+            EncoderKind::Gzip(g) => g.write_all(block),
+            EncoderKind::Zstd(z) => z.write_all(block),
         }
     }
+}
 
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.inner {
-            EncoderKind::None(w) => w.flush(),
-            EncoderKind::Gzip(g) => g.flush(),
-            EncoderKind::Zstd(z) => z.flush(),
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(COMPRESS_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == COMPRESS_CHUNK {
+            let block = std::mem::take(&mut self.buf);
+            self.write_block(&block)?;
+            self.buf = block;
+            self.buf.clear();
         }
+        Ok(n)
+    }
+
+    /// Buffered bytes stay buffered: flushing the compressor would change its output.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -303,6 +330,22 @@ mod tests {
     }
 
     #[test]
+    fn compressed_bytes_do_not_depend_on_write_sizes() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for c in [Compression::GZIP, Compression::ZSTD] {
+            let mut whole = compress(Vec::new(), c).unwrap();
+            whole.write_all(&data).unwrap();
+            let whole = whole.finish().unwrap();
+            let mut pieces = compress(Vec::new(), c).unwrap();
+            for chunk in data.chunks(512) {
+                pieces.write_all(chunk).unwrap();
+                pieces.flush().unwrap();
+            }
+            assert_eq!(pieces.finish().unwrap(), whole, "{c:?}");
+        }
+    }
+
+    #[test]
     fn media_types_map_to_codecs() {
         let c = |m| Compression::from_media_type(m);
         assert_eq!(
@@ -312,6 +355,11 @@ mod tests {
         assert_eq!(
             c("application/vnd.docker.image.rootfs.diff.tar.gzip"),
             Some(Compression::GZIP)
+        );
+        assert_eq!(
+            c("application/vnd.docker.image.rootfs.diff.tar.zstd"),
+            Some(Compression::ZSTD),
+            "docker's zstd layers (regression)"
         );
         assert_eq!(
             c("application/vnd.oci.image.layer.v1.tar+zstd"),

@@ -20,7 +20,9 @@ pub use apply::{
     apply_layer,
 };
 pub use blob::{AppliedBlob, Expected, apply_blob};
-pub use codec::{Compression, Decoder, Encoder, HashingReader, compress, decompress};
+pub use codec::{
+    COMPRESS_CHUNK, Compression, Decoder, Encoder, HashingReader, compress, decompress,
+};
 pub use diff::{diff_dirs, diff_overlay_upper};
 pub use error::ArchiveError;
 pub use path::{CleanPath, NAME_MAX};

@@ -88,6 +88,9 @@ impl Store {
             if !media::is_manifest_like(&desc.media_type) && !desc.media_type.is_empty() {
                 continue;
             }
+            if desc.media_type.is_empty() && size > crate::DOCUMENT_CAP {
+                continue; // unknown type and too big for a document: a layer
+            }
             let bytes = self.read_document(&desc.digest)?;
             let Ok(doc) = ManifestOrIndex::parse(&desc.media_type, bytes) else {
                 continue; // not a document we understand: keep it, follow nothing
@@ -168,9 +171,20 @@ impl Store {
     /// Remove every blob that no name and no live lease reaches, and writes left
     /// behind by dead processes.
     pub fn gc(&self) -> Result<GcReport> {
+        self.gc_with_roots(|| Ok(Vec::new()))
+    }
+
+    /// [`Store::gc`] with more roots, which `extra` reads under the GC lock after the
+    /// leases. A writer that records its blob elsewhere before dropping its lease is
+    /// therefore always seen by one of the two.
+    pub fn gc_with_roots(
+        &self,
+        extra: impl FnOnce() -> Result<Vec<Descriptor>>,
+    ) -> Result<GcReport> {
         let _gc = self.lock_gc(Mode::Exclusive)?;
         let mut roots = self.name_roots()?;
         roots.extend(self.lease_roots()?);
+        roots.extend(extra()?.into_iter().map(|d| ("extra".to_owned(), d)));
         let keep = self.walk(roots, &mut Vec::new())?;
         let (all, _stray) = self.all_blobs()?;
         let mut report = GcReport::default();

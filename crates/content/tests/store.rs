@@ -502,3 +502,32 @@ fn a_corrupt_index_json_is_reported_with_its_path() {
     assert!(matches!(err, StoreError::CorruptIndex { .. }));
     assert!(err.to_string().contains("index.json"), "{err}");
 }
+
+#[test]
+fn gc_with_roots_keeps_the_extra_roots_and_what_they_reach() {
+    let (_d, s) = store();
+    let lease = s.lease().unwrap();
+    let idx = testkit::write_index(&s, &lease, &["linux/amd64"]);
+    let big = vec![7u8; (content::DOCUMENT_CAP + 1) as usize];
+    let big = s.put_bytes(&lease, "", &big).unwrap();
+    let lone = s
+        .put_bytes(&lease, "application/octet-stream", b"unreferenced")
+        .unwrap();
+    drop(lease);
+    // A root of unknown type too big to be a document is kept, not read.
+    let report = s
+        .gc_with_roots(|| {
+            Ok(vec![
+                idx.clone(),
+                oci::Descriptor::new("", big.digest.clone(), 0),
+            ])
+        })
+        .unwrap();
+    assert_eq!(report.removed, vec![lone.digest.clone()]);
+    assert!(s.contains(&big.digest));
+    assert_eq!(
+        blob_files(&s).len(),
+        5,
+        "index, manifest, config, layer, big blob"
+    );
+}

@@ -43,6 +43,8 @@ pub enum Command {
     Fsck,
     /// Build an image from a Dockerfile (today: --call=check|outline|targets)
     Build(Box<BuildArgs>),
+    /// Run a command in an image (from the local store or a registry)
+    Run(RunArgs),
     /// Log in to a registry (credentials are stored as docker stores them)
     Login(LoginArgs),
     /// Log out from a registry
@@ -53,6 +55,46 @@ pub enum Command {
     /// Manage QEMU emulators for foreign platforms (binfmt_misc)
     #[command(subcommand)]
     Binfmt(Binfmt),
+    /// Run the embedded registry (OCI distribution spec v1.1) on the state root
+    #[command(subcommand)]
+    Registry(RegistryCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Serve the registry until interrupted
+    Serve(RegistryServeArgs),
+    /// Remove blobs no repository's manifests reach (uploads in progress are kept)
+    Gc(RegistryGcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
+    pub addr: String,
+    /// Require Basic auth against this htpasswd file (bcrypt entries)
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow deleting manifests, tags and blobs
+    #[arg(long)]
+    pub delete: bool,
+    /// Write the access log (one JSON object per request) here [default: stderr]
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryGcArgs {
+    /// Keep blobs linked, and upload sessions touched, less than this many seconds ago
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub grace: u64,
 }
 
 #[derive(Debug, Args)]
@@ -245,4 +287,20 @@ pub struct BinfmtUninstallArgs {
     /// Architectures to remove [default: every known emulator]
     #[arg(value_name = "ARCH")]
     pub archs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Platform of the image to run (default: the host's, or the manifest's own for
+    /// IMAGE@sha256:…)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Remove the container when it exits (always done today)
+    #[arg(long)]
+    pub rm: bool,
+    /// Image: a local name or NAME[:TAG|@DIGEST]
+    pub image: String,
+    /// Command and arguments (default: the image's entrypoint and command)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

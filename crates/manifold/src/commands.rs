@@ -3,7 +3,9 @@
 mod binfmt;
 mod build;
 mod registry;
+mod registry_server;
 mod resolve;
+mod run;
 mod store;
 
 use std::process::ExitCode;
@@ -23,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => store::prune(&open_store(&cli.global)?, &args),
         Command::Fsck => store::fsck(&open_store(&cli.global)?),
         Command::Build(args) => build::build(&cli.global, &args),
+        Command::Run(args) => run::run(&cli.global, &open_store(&cli.global)?, &args),
         Command::Login(args) => runtime()?.block_on(registry::login(&cli.global, &args)),
         Command::Logout(args) => registry::logout(&args),
         Command::Imagetools(Imagetools::Inspect(args)) => {
@@ -37,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(registry::copy(&cli.global, &store, &args))
         }
         Command::Binfmt(cmd) => binfmt::run(&cmd),
+        Command::Registry(cmd) => registry_server::run(&cli.global, &cmd),
     }
 }
 
@@ -45,6 +49,14 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// The state root: `--root`, else the default.
+fn state_root(global: &Global) -> anyhow::Result<std::path::PathBuf> {
+    Ok(match &global.root {
+        Some(r) => r.clone(),
+        None => content::default_root()?,
+    })
 }
 
 /// Open (creating on first use) the content store under the state root.

@@ -20,6 +20,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker layer, uncompressed.
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Docker layer, gzip.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker layer, zstd (as written by BuildKit with `oci-mediatypes=false`).
@@ -59,7 +61,9 @@ pub fn kind(media_type: &str) -> Kind {
         OCI_MANIFEST | DOCKER_MANIFEST => Kind::Manifest,
         OCI_INDEX | DOCKER_MANIFEST_LIST => Kind::Index,
         OCI_CONFIG | DOCKER_CONFIG => Kind::Config,
-        OCI_LAYER_TAR | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
+        OCI_LAYER_TAR
+        | DOCKER_LAYER_TAR
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
             Kind::Layer(Compression::None)
         }
         OCI_LAYER_GZIP

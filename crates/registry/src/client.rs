@@ -95,6 +95,8 @@ pub struct Client {
     config: Arc<RegistryConfig>,
     creds: Arc<dyn CredentialSource>,
     cache: Arc<Mutex<AuthCache>>,
+    /// Hosts the user named; others may not resolve to internal addresses.
+    trusted: crate::dns::TrustedHosts,
     pub limits: Limits,
     pub retry: RetryPolicy,
     /// Blobs transferred at once.
@@ -129,12 +131,15 @@ impl Client {
             path: "registry client".into(),
             reason: e.to_string(),
         };
-        let http = http_builder(&config)?.build().map_err(build_err)?;
+        let trusted = crate::dns::TrustedHosts::default();
+        let http = http_builder(&config, &trusted)?
+            .build()
+            .map_err(build_err)?;
         // Verification is skipped only for hosts marked insecure, through a second
         // client; every other host keeps full verification.
         let unverified = if config.any_insecure() {
             Some(
-                http_builder(&config)?
+                http_builder(&config, &trusted)?
                     .tls_danger_accept_invalid_certs(true)
                     .build()
                     .map_err(build_err)?,
@@ -148,6 +153,7 @@ impl Client {
             config: Arc::new(config),
             creds,
             cache: Arc::default(),
+            trusted,
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             concurrency: 4,
@@ -170,6 +176,7 @@ impl Client {
 
     pub fn repo_at(&self, registry: &str, name: &str) -> Repo {
         let host = endpoint_host(registry);
+        self.trusted.add(strip_port(host));
         let scheme = if self.config.host(registry).http {
             "http"
         } else {
@@ -475,8 +482,14 @@ impl Client {
     }
 }
 
-fn http_builder(config: &RegistryConfig) -> Result<reqwest::ClientBuilder> {
+fn http_builder(
+    config: &RegistryConfig,
+    trusted: &crate::dns::TrustedHosts,
+) -> Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
+        .dns_resolver(crate::dns::GuardedResolver {
+            trusted: trusted.clone(),
+        })
         .user_agent(concat!("manifold/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))

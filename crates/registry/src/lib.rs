@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod dns;
 pub mod error;
 pub mod login;
 pub mod ops;

@@ -150,6 +150,8 @@ pub(crate) struct Watcher {
     pub name: String,
     pub platform: Option<Platform>,
     pub events: EventSink,
+    /// The build's own cancellation.
+    pub cancel: CancellationToken,
 }
 
 impl Watcher {
@@ -219,13 +221,21 @@ impl Audience {
         false
     }
 
-    /// The op begins: tell every watcher.
-    pub fn start(&self) {
+    /// The op begins: tell every watcher. Returns `false`, and cancels the
+    /// op instead, when every watcher's build is being cancelled (they may
+    /// not have left yet).
+    pub fn start(&self) -> bool {
         let mut state = self.state();
+        if state.closed || state.watchers.iter().all(|(_, w)| w.cancel.is_cancelled()) {
+            state.closed = true;
+            self.cancel.cancel();
+            return false;
+        }
         state.started = true;
         for (_, w) in &state.watchers {
             w.events.emit(w.started());
         }
+        true
     }
 
     /// The op is over.

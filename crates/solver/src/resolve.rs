@@ -239,14 +239,23 @@ impl<R: OpRunner> Job<R> {
             name: self.vertex.metadata.description.clone(),
             platform: self.vertex.metadata.platform.clone(),
             events: self.events.clone(),
+            cancel: self.cancel.clone(),
         };
-        let (mut ticket, new) = self.inner.flights.join(key, watcher);
+        // A build that bypasses the cache must not get a result a normal
+        // build's run took from a record, so the two never share a run.
+        let slot = if bypass {
+            Digest::sha256(format!("bypass {key}").as_bytes())
+        } else {
+            key.clone()
+        };
+        let (mut ticket, new) = self.inner.flights.join(&slot, watcher);
         if let Some(flight) = new {
             let outputs = self.inputs.iter().map(|r| r.output.clone()).collect();
             let launch = Launch {
                 inner: self.inner.clone(),
                 flight,
                 key: key.clone(),
+                slot,
                 digest: self.digest.clone(),
                 vertex: self.vertex.clone(),
                 inputs: outputs,
@@ -284,6 +293,8 @@ struct Launch<R: OpRunner> {
     inner: Arc<Inner<R>>,
     flight: Arc<Flight<R::Output>>,
     key: Digest,
+    /// The flight's key in the map of runs under way.
+    slot: Digest,
     digest: Digest,
     vertex: Arc<Vertex>,
     inputs: Vec<R::Output>,
@@ -294,7 +305,7 @@ impl<R: OpRunner> Launch<R> {
     async fn fly(self) {
         let guard = LandGuard {
             flights: &self.inner.flights,
-            key: &self.key,
+            key: &self.slot,
             flight: &self.flight,
             armed: true,
         };
@@ -322,10 +333,9 @@ impl<R: OpRunner> Launch<R> {
             permit = self.inner.limit.clone().acquire_owned() => permit,
         };
         let _permit = permit.expect("invariant: the solver never closes its semaphore");
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || !self.flight.audience.start() {
             return Err(FlightError::Cancelled);
         }
-        self.flight.audience.start();
         let started = Instant::now();
         let ctx = RunCtx::new(
             self.digest.clone(),

@@ -294,8 +294,7 @@ async fn a_failure_reports_the_vertex_and_cancels_its_siblings() {
     let s = solver.clone();
     let targets = [after.clone(), sibling.clone()];
     let solve = tokio::spawn(async move { s.solve(&g, &targets, &opts).await });
-    wait_for(&mut rx, started(&failing)).await;
-    wait_for(&mut rx, started(&sibling)).await;
+    wait_started(&mut rx, &[&failing, &sibling]).await;
     solver.runner().release(&failing);
     let err = solve.await.unwrap().unwrap_err();
 

@@ -442,6 +442,16 @@ pub async fn wait_for(
     }
 }
 
+/// Wait until every vertex of `ds` has started, in any order.
+pub async fn wait_started(rx: &mut mpsc::UnboundedReceiver<Event>, ds: &[&Digest]) {
+    let mut left: HashSet<&Digest> = ds.iter().copied().collect();
+    while !left.is_empty() {
+        if let Event::VertexStarted { digest, .. } = wait_for(rx, |_| true).await {
+            left.remove(&digest);
+        }
+    }
+}
+
 pub fn started(d: &Digest) -> impl Fn(&Event) -> bool + '_ {
     move |e| matches!(e, Event::VertexStarted { digest, .. } if digest == d)
 }

@@ -1,0 +1,352 @@
+//! Layer blobs: a change list (or an uncompressed tar stream) → a compressed blob in
+//! the store, with its diff_id.
+//!
+//! The data path is streamed: tar writer → sha256 of the uncompressed bytes (the
+//! diff_id) → compressor → the store's [`content::BlobWriter`] (a temp file under
+//! `ingest/`, verified and renamed on commit). No copy of the whole layer is held in
+//! memory.
+//!
+//! **Determinism**: the compressed bytes are a pure function of the uncompressed tar
+//! and [`Compression`]. The codecs run single-threaded with fixed headers
+//! (`archive::compress`); nothing depends on the thread count, the time or the cache.
+//! A cache hit returns the blob a cold export of the same tar made earlier with the
+//! same options and the same codec epoch ([`crate::LayerCache`]), so warm and cold give
+//! the same digest.
+
+use std::io::{self, Read, Write};
+
+use archive::{Change, WriteOptions};
+use content::{BlobWriter, Lease, Store};
+use oci::{Algorithm, Descriptor, Digest, Hasher, media};
+
+use crate::cache::LayerCache;
+use crate::error::{ExportError, Result};
+
+/// Docker's media type for an uncompressed layer.
+pub use oci::media::DOCKER_LAYER_TAR;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    Uncompressed,
+    /// gzip, level 0–9 (higher values are clamped to 9).
+    Gzip {
+        level: u32,
+    },
+    /// zstd, level 1–22 (libzstd's range; negative levels are its fast modes).
+    Zstd {
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// gzip at level 6, what docker and BuildKit use by default.
+    pub const GZIP: Compression = Compression::Gzip { level: 6 };
+    /// zstd at level 3, BuildKit's default.
+    pub const ZSTD: Compression = Compression::Zstd { level: 3 };
+
+    pub(crate) fn codec(self) -> archive::Compression {
+        match self {
+            Compression::Uncompressed => archive::Compression::None,
+            Compression::Gzip { level } => archive::Compression::Gzip {
+                level: level.min(9),
+            },
+            Compression::Zstd { level } => archive::Compression::Zstd { level },
+        }
+    }
+
+    /// A stable text form (`gzip-6`, `zstd-3`, `none`), part of the cache key.
+    pub fn key(self) -> String {
+        match self {
+            Compression::Uncompressed => "none".to_owned(),
+            Compression::Gzip { level } => format!("gzip-{}", level.min(9)),
+            Compression::Zstd { level } => format!("zstd-{level}"),
+        }
+    }
+
+    /// The layer media type for this compression, OCI or Docker.
+    pub fn media_type(self, oci_mediatypes: bool) -> &'static str {
+        match (self, oci_mediatypes) {
+            (Compression::Uncompressed, true) => media::OCI_LAYER_TAR,
+            (Compression::Gzip { .. }, true) => media::OCI_LAYER_GZIP,
+            (Compression::Zstd { .. }, true) => media::OCI_LAYER_ZSTD,
+            (Compression::Uncompressed, false) => DOCKER_LAYER_TAR,
+            (Compression::Gzip { .. }, false) => media::DOCKER_LAYER_GZIP,
+            (Compression::Zstd { .. }, false) => media::DOCKER_LAYER_ZSTD,
+        }
+    }
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::GZIP
+    }
+}
+
+/// Options of [`export_layer`] and [`export_tar`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOptions {
+    pub compression: Compression,
+    /// Clamp every mtime in the tar to this (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<i64>,
+    /// OCI media types (else Docker schema 2 ones). The blob bytes do not depend on it.
+    pub oci_mediatypes: bool,
+    /// Look up and record layers in the store's layer cache ([`LayerCache`]).
+    pub use_cache: bool,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            compression: Compression::default(),
+            source_date_epoch: None,
+            oci_mediatypes: true,
+            use_cache: true,
+        }
+    }
+}
+
+/// A layer blob in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDesc {
+    /// The compressed blob (media type per the options).
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar, for the config's `rootfs.diff_ids`.
+    pub diff_id: Digest,
+    /// Whether the blob came from the layer cache instead of being compressed now.
+    pub from_cache: bool,
+}
+
+impl LayerDesc {
+    pub fn media_type(&self) -> &str {
+        &self.descriptor.media_type
+    }
+}
+
+/// Write `changes` as a layer blob into `store` under `lease`.
+///
+/// Returns `None` when there are no changes: like BuildKit, an empty layer is not
+/// written, and [`crate::assemble_image`] marks its history entry `empty_layer`.
+///
+/// With the cache on, the tar is written twice: once only to hash it (the diff_id is
+/// the cache key), then, on a miss, through the compressor into the store. A hit
+/// costs one hashing pass and no compression. If the second pass hashes differently
+/// (a file changed in between), the export fails with
+/// [`ExportError::LayerChanged`] and nothing is recorded.
+pub fn export_layer(
+    store: &Store,
+    lease: &Lease,
+    changes: Vec<Change>,
+    opts: &LayerOptions,
+) -> Result<Option<LayerDesc>> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let wopts = WriteOptions {
+        source_date_epoch: opts.source_date_epoch,
+    };
+    let cache = LayerCache::for_store(store);
+    let mut first = None;
+    if opts.use_cache {
+        let mut hw = HashingWriter::new(io::sink());
+        archive::write_layer(&mut hw, changes.clone(), &wopts)?;
+        let (diff_id, _, _) = hw.finish();
+        if let Some(d) = cache.get(store, lease, &diff_id, opts)? {
+            return Ok(Some(d));
+        }
+        first = Some(diff_id);
+    }
+    let (diff_id, digest, size) = compress_into(store, lease, opts.compression, |w| {
+        archive::write_layer(w, changes, &wopts).map(|_| ())
+    })?;
+    if let Some(first) = first
+        && first != diff_id
+    {
+        return Err(ExportError::LayerChanged {
+            first,
+            second: diff_id,
+        });
+    }
+    finish(&cache, opts, diff_id, digest, size).map(Some)
+}
+
+/// Write an uncompressed layer tar read from `tar` as a layer blob.
+///
+/// One pass: the stream is hashed and compressed as it is read, so the cache is only
+/// recorded, never consulted, and the tar is taken as it is (entries, order and
+/// metadata are the producer's).
+pub fn export_tar(
+    store: &Store,
+    lease: &Lease,
+    mut tar: impl Read,
+    opts: &LayerOptions,
+) -> Result<LayerDesc> {
+    let (diff_id, digest, size) = compress_into(store, lease, opts.compression, |w| {
+        io::copy(&mut tar, w)
+            .map(|_| ())
+            .map_err(archive::ArchiveError::Write)
+    })?;
+    finish(&LayerCache::for_store(store), opts, diff_id, digest, size)
+}
+
+fn finish(
+    cache: &LayerCache,
+    opts: &LayerOptions,
+    diff_id: Digest,
+    digest: Digest,
+    size: u64,
+) -> Result<LayerDesc> {
+    if opts.use_cache {
+        cache.put(&diff_id, opts.compression, &digest, size)?;
+    }
+    Ok(LayerDesc {
+        descriptor: Descriptor::new(
+            opts.compression.media_type(opts.oci_mediatypes),
+            digest,
+            size,
+        ),
+        diff_id,
+        from_cache: false,
+    })
+}
+
+/// Run `produce` into hasher → compressor → blob writer; returns (diff_id, blob
+/// digest, blob size).
+fn compress_into(
+    store: &Store,
+    lease: &Lease,
+    compression: Compression,
+    produce: impl FnOnce(
+        &mut HashingWriter<archive::Encoder<Sink<'_>>>,
+    ) -> Result<(), archive::ArchiveError>,
+) -> Result<(Digest, Digest, u64)> {
+    let sink = Sink(store.writer(None)?);
+    let encoder = archive::compress(sink, compression.codec())?;
+    let mut hw = HashingWriter::new(encoder);
+    produce(&mut hw)?;
+    let (diff_id, _, encoder) = hw.finish();
+    let sink = encoder.finish()?;
+    let (digest, size) = sink.0.commit(lease)?;
+    Ok((diff_id, digest, size))
+}
+
+/// Re-exported: the compressor's block size is part of [`crate::CODEC_EPOCH`].
+pub use archive::COMPRESS_CHUNK;
+
+/// `io::Write` over a [`BlobWriter`].
+struct Sink<'a>(BlobWriter<'a>);
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes (sha256) and counts every byte written through it.
+#[derive(Debug)]
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(Algorithm::Sha256),
+            count: 0,
+        }
+    }
+
+    pub(crate) fn finish(self) -> (Digest, u64, W) {
+        (self.hasher.finish(), self.count, self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The codec of a layer media type, OCI or Docker (`archive`'s own mapping misses
+/// Docker's `.tar.zstd`).
+pub(crate) fn codec_of(media_type: &str) -> Option<archive::Compression> {
+    match media::kind(media_type) {
+        media::Kind::Layer(media::Compression::None) => Some(archive::Compression::None),
+        media::Kind::Layer(media::Compression::Gzip) => Some(archive::Compression::GZIP),
+        media::Kind::Layer(media::Compression::Zstd) => Some(archive::Compression::ZSTD),
+        _ if media_type == DOCKER_LAYER_TAR => Some(archive::Compression::None),
+        _ => None,
+    }
+}
+
+/// The same layer media type in the other family (OCI ↔ Docker), for base layers
+/// of an image exported with the other family; other types are kept.
+pub fn convert_layer_media_type(media_type: &str, oci_mediatypes: bool) -> String {
+    const PAIRS: [(&str, &str); 4] = [
+        (media::OCI_LAYER_GZIP, media::DOCKER_LAYER_GZIP),
+        (media::OCI_LAYER_ZSTD, media::DOCKER_LAYER_ZSTD),
+        (media::OCI_LAYER_TAR, DOCKER_LAYER_TAR),
+        (
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            media::DOCKER_LAYER_FOREIGN,
+        ),
+    ];
+    for (oci, docker) in PAIRS {
+        if oci_mediatypes && media_type == docker {
+            return oci.to_owned();
+        }
+        if !oci_mediatypes && media_type == oci {
+            return docker.to_owned();
+        }
+    }
+    media_type.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_follow_compression_and_family() {
+        assert_eq!(Compression::GZIP.media_type(true), media::OCI_LAYER_GZIP);
+        assert_eq!(
+            Compression::ZSTD.media_type(false),
+            media::DOCKER_LAYER_ZSTD
+        );
+        assert_eq!(
+            Compression::Uncompressed.media_type(false),
+            DOCKER_LAYER_TAR
+        );
+        assert_eq!(
+            convert_layer_media_type(media::DOCKER_LAYER_GZIP, true),
+            media::OCI_LAYER_GZIP
+        );
+        assert_eq!(
+            convert_layer_media_type(media::OCI_LAYER_ZSTD, false),
+            media::DOCKER_LAYER_ZSTD
+        );
+        assert_eq!(convert_layer_media_type("text/plain", true), "text/plain");
+    }
+
+    #[test]
+    fn cache_keys_clamp_gzip_levels_like_the_codec() {
+        assert_eq!(Compression::Gzip { level: 12 }.key(), "gzip-9");
+        assert_eq!(Compression::ZSTD.key(), "zstd-3");
+        assert_eq!(Compression::Uncompressed.key(), "none");
+    }
+}

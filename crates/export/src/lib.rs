@@ -1,0 +1,36 @@
+//! Image export: layer blobs, image configs, manifests and indexes in the content
+//! store, a validator, and the outputs (OCI layout, docker archive, registry push).
+//!
+//! Sync, except [`push`]; callers run the rest on blocking threads.
+//!
+//! **Invariant**: a layer blob's bytes are a pure function of its uncompressed tar
+//! and its [`Compression`]: never of the thread count, the time or the layer cache
+//! (a cache hit returns what a cold export produced).
+//! **Invariant**: documents are serialised once and stored as those bytes; the
+//! digest returned is the digest of the stored bytes.
+//! **Invariant**: with `SOURCE_DATE_EPOCH`, the same changes and config give the
+//! same index digest on any state root, cache warm or cold.
+
+mod cache;
+mod docker;
+mod error;
+mod image;
+mod layer;
+mod layout;
+mod push;
+mod validate;
+mod walk;
+
+pub use cache::{CODEC_EPOCH, LayerCache};
+pub use docker::write_docker_archive;
+pub use error::{ExportError, Result};
+pub use image::{
+    ADDED_HISTORY_COMMENT, BaseImage, ImageOptions, assemble_image, assemble_index, rfc3339, tag,
+};
+pub use layer::{
+    COMPRESS_CHUNK, Compression, DOCKER_LAYER_TAR, LayerDesc, LayerOptions,
+    convert_layer_media_type, export_layer, export_tar,
+};
+pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
+pub use push::push;
+pub use validate::{Problem, validate};

@@ -1,0 +1,68 @@
+//! `manifold registry serve|gc`: the embedded registry.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use registry_server::{AccessLog, Config, Htpasswd, Registry};
+
+use crate::cli::{Global, RegistryCmd, RegistryGcArgs, RegistryServeArgs};
+
+pub fn run(global: &Global, cmd: &RegistryCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RegistryCmd::Serve(args) => serve(global, args),
+        RegistryCmd::Gc(args) => gc(global, args),
+    }
+}
+
+fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(registry_server::load_tls(cert, key)?),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    let root = super::state_root(global)?;
+    let htpasswd = args.htpasswd.as_deref().map(Htpasswd::load).transpose()?;
+    let log: Box<dyn std::io::Write + Send> = match &args.access_log {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the access log {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let registry = Registry::open(Config {
+        root: root.clone(),
+        delete: args.delete,
+        htpasswd,
+        access_log: Some(AccessLog::new(log)),
+    })?;
+    super::runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        // The one line on stdout: where the registry listens (tests read it).
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {addr} ({scheme})");
+        eprintln!("registry: state root {}", root.display());
+        let served = match tls {
+            Some(config) => registry_server::serve_tls(listener, registry, config).await,
+            None => registry_server::serve(listener, registry).await,
+        };
+        served.context("the registry stopped")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gc(global: &Global, args: &RegistryGcArgs) -> anyhow::Result<ExitCode> {
+    let root = super::state_root(global)?;
+    let report = registry_server::gc(&root, Duration::from_secs(args.grace))?;
+    println!(
+        "removed {} blobs ({} bytes), {} stale links, {} idle uploads",
+        report.blobs_removed, report.bytes_freed, report.links_pruned, report.uploads_purged
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,385 @@
+//! Snapshots: the root filesystems that build steps run on and layers unpack into.
+//!
+//! The model is containerd's. A *committed* snapshot is immutable and named by a
+//! [`Key`] (a layer's chain id, or a cache key). [`Snapshotter::prepare`] gives an
+//! [`Active`] snapshot on top of a committed parent: a writable directory that
+//! [`Active::commit`] turns into a new committed snapshot and [`Active::abort`] (or
+//! drop) removes. [`Snapshotter::view`] mounts a committed snapshot read-only.
+//! [`Snapshotter::apply_layer`] unpacks a layer blob once per key: builds and
+//! platforms that share a base layer share its snapshot.
+//!
+//! Two drivers share all of this (`store.rs` holds the records, `engine.rs` the
+//! operations): [`Overlay`], where a snapshot is an overlay upper dir stacked on its
+//! parents' dirs, and [`Copy`](struct@Copy), where a snapshot is a whole tree copied from its
+//! parent. [`detect`] picks overlay when a test mount works.
+//!
+//! State lives in `<state root>/snapshots/<driver>/` (see `store.rs`): a JSON record
+//! per snapshot, replaced atomically, and a flock per operation, so several processes
+//! can share it. Every mount is below that directory and is unmounted when its
+//! [`Active`] or [`ReadOnlyMount`] goes away.
+
+mod copy;
+mod engine;
+mod error;
+mod mount;
+mod store;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use archive::{Change, Expected};
+
+pub use error::SnapshotError;
+
+use engine::Inner;
+
+type Result<T> = std::result::Result<T, SnapshotError>;
+
+/// The environment variable that overrides [`detect`]: `overlay` or `copy`.
+pub const SNAPSHOTTER_ENV: &str = "MANIFOLD_SNAPSHOTTER";
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// The name of a committed snapshot: a chain id, a cache key, any printable string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(key: impl Into<String>) -> Result<Key> {
+        let key = key.into();
+        let reason = if key.is_empty() {
+            Some("it is empty")
+        } else if key.len() > MAX_KEY_LEN {
+            Some("it is longer than 1024 bytes")
+        } else if key.chars().any(char::is_control) {
+            Some("it holds a control character")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(SnapshotError::InvalidKey { key, reason }),
+            None => Ok(Key(key)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The chain id of a layer (OCI image spec): its diff_id for a base layer, else
+/// `sha256(parent chain id + " " + diff_id)`. The natural key for [`Snapshotter::apply_layer`].
+pub fn chain_id(parent: Option<&oci::Digest>, diff_id: &oci::Digest) -> oci::Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => oci::Digest::sha256(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Which driver a snapshotter uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Driver {
+    Overlay,
+    Copy,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Overlay => "overlay",
+            Driver::Copy => "copy",
+        }
+    }
+}
+
+/// A committed, immutable snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    key: Key,
+    parent: Option<Key>,
+    id: u64,
+}
+
+impl Committed {
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    pub fn parent(&self) -> Option<&Key> {
+        self.parent.as_ref()
+    }
+
+    /// The driver's internal id (its directory name); equal ids are one snapshot.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Counts and disk use of one snapshotter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    pub committed: usize,
+    pub active: usize,
+    pub views: usize,
+    /// Bytes allocated by all snapshots, each inode counted once.
+    pub bytes: u64,
+}
+
+/// A writable snapshot. Its files are at [`Active::path`]. Dropping it aborts it.
+pub struct Active {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) state: Option<engine::ActiveState>,
+}
+
+impl fmt::Debug for Active {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Active")
+            .field("path", &self.path())
+            .field("parent", &self.parent())
+            .finish()
+    }
+}
+
+impl Active {
+    /// Where to read and write the snapshot's files (a mount point for overlay).
+    pub fn path(&self) -> &Path {
+        &self.state().path
+    }
+
+    pub fn parent(&self) -> Option<&Key> {
+        self.state().parent.as_ref().map(|(k, _)| k)
+    }
+
+    fn state(&self) -> &engine::ActiveState {
+        self.state
+            .as_ref()
+            .expect("an active snapshot has its state until consumed")
+    }
+
+    /// Make this snapshot committed and immutable, named `key`.
+    pub fn commit(mut self, key: &Key) -> Result<Committed> {
+        let state = self
+            .state
+            .take()
+            .expect("an active snapshot has its state until consumed");
+        self.inner.commit(state, key)
+    }
+
+    /// Unmount and remove everything this snapshot wrote.
+    pub fn abort(mut self) -> Result<()> {
+        let state = self
+            .state
+            .take()
+            .expect("an active snapshot has its state until consumed");
+        self.inner.abort(state)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            let _ = self.inner.abort(state);
+        }
+    }
+}
+
+/// A committed snapshot mounted read-only at [`ReadOnlyMount::path`], unmounted on
+/// drop.
+pub struct ReadOnlyMount {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) state: Option<engine::ViewState>,
+}
+
+impl fmt::Debug for ReadOnlyMount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadOnlyMount")
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
+impl ReadOnlyMount {
+    pub fn path(&self) -> &Path {
+        &self
+            .state
+            .as_ref()
+            .expect("a view has its state until closed")
+            .path
+    }
+
+    /// Unmount now, reporting failure.
+    pub fn close(mut self) -> Result<()> {
+        let state = self
+            .state
+            .take()
+            .expect("a view has its state until closed");
+        self.inner.close_view(state)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            let _ = self.inner.close_view(state);
+        }
+    }
+}
+
+/// A snapshot driver. Both implementations pass one conformance suite
+/// (`crates/worker/tests/snapshot.rs`).
+pub trait Snapshotter: Send + Sync + fmt::Debug {
+    fn driver(&self) -> Driver;
+
+    /// `<state root>/snapshots/<driver>`.
+    fn root(&self) -> &Path;
+
+    /// A writable snapshot on top of `parent` (empty without one).
+    fn prepare(&self, parent: Option<&Key>) -> Result<Active>;
+
+    /// Mount a committed snapshot read-only.
+    fn view(&self, key: &Key) -> Result<ReadOnlyMount>;
+
+    /// The committed snapshot named `key`, if any.
+    fn get(&self, key: &Key) -> Result<Option<Committed>>;
+
+    /// Every committed snapshot, oldest first.
+    fn list(&self) -> Result<Vec<Committed>>;
+
+    /// What `active` changed on top of its parent.
+    fn diff(&self, active: &Active) -> Result<Vec<Change>>;
+
+    /// What the committed snapshot `key` changed on top of its parent.
+    fn diff_committed(&self, key: &Key) -> Result<Vec<Change>>;
+
+    /// Unpack a layer blob on top of `parent` as the committed snapshot `key` (its
+    /// chain id), or return the snapshot already unpacked under `key`. The blob is
+    /// decompressed per `media_type` (sniffed when `None`) and checked against
+    /// `expected`; on any error nothing is left behind.
+    fn apply_layer(
+        &self,
+        parent: Option<&Key>,
+        key: &Key,
+        blob: &mut dyn Read,
+        media_type: Option<&str>,
+        expected: &Expected,
+    ) -> Result<Committed>;
+
+    /// Remove a committed snapshot; refused while another snapshot (committed,
+    /// active or view) uses it as its parent.
+    fn remove(&self, key: &Key) -> Result<()>;
+
+    fn usage(&self) -> Result<Usage>;
+}
+
+macro_rules! driver {
+    ($name:ident, $driver:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name(Arc<Inner>);
+
+        impl $name {
+            /// Open (creating) the driver's state under `<state_root>/snapshots/`,
+            /// removing what dead processes left.
+            pub fn open(state_root: &Path) -> Result<$name> {
+                Ok($name(Inner::open(state_root, $driver)?))
+            }
+        }
+
+        impl Snapshotter for $name {
+            fn driver(&self) -> Driver {
+                $driver
+            }
+            fn root(&self) -> &Path {
+                self.0.root()
+            }
+            fn prepare(&self, parent: Option<&Key>) -> Result<Active> {
+                Inner::prepare(&self.0, parent)
+            }
+            fn view(&self, key: &Key) -> Result<ReadOnlyMount> {
+                Inner::view(&self.0, key)
+            }
+            fn get(&self, key: &Key) -> Result<Option<Committed>> {
+                self.0.get(key)
+            }
+            fn list(&self) -> Result<Vec<Committed>> {
+                self.0.list()
+            }
+            fn diff(&self, active: &Active) -> Result<Vec<Change>> {
+                // The active's own engine: an active of another snapshotter diffs correctly.
+                active.inner.diff_active(active.state())
+            }
+            fn diff_committed(&self, key: &Key) -> Result<Vec<Change>> {
+                self.0.diff_committed(key)
+            }
+            fn apply_layer(
+                &self,
+                parent: Option<&Key>,
+                key: &Key,
+                blob: &mut dyn Read,
+                media_type: Option<&str>,
+                expected: &Expected,
+            ) -> Result<Committed> {
+                Inner::apply_layer(&self.0, parent, key, blob, media_type, expected)
+            }
+            fn remove(&self, key: &Key) -> Result<()> {
+                self.0.remove(key)
+            }
+            fn usage(&self) -> Result<Usage> {
+                self.0.usage()
+            }
+        }
+    };
+}
+
+driver!(
+    Overlay,
+    Driver::Overlay,
+    "Snapshots as overlayfs layers: a committed snapshot is an upper dir, and its \
+     parents' dirs are the lower dirs of what is mounted on top of it."
+);
+driver!(
+    Copy,
+    Driver::Copy,
+    "Snapshots as whole trees: a prepared snapshot is a copy of its parent. Works \
+     wherever overlayfs does not (no mount privileges, odd filesystems)."
+);
+
+/// Pick a driver for `state_root`: `MANIFOLD_SNAPSHOTTER` when set, else overlay
+/// when a test mount works there, else copy.
+pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
+    match std::env::var(SNAPSHOTTER_ENV).ok().as_deref() {
+        Some("overlay") => {
+            engine::probe_overlay(state_root).map_err(|reason| {
+                SnapshotError::OverlayUnavailable {
+                    root: state_root.to_owned(),
+                    reason,
+                }
+            })?;
+            Ok(Box::new(Overlay::open(state_root)?))
+        }
+        Some("copy") => Ok(Box::new(Copy::open(state_root)?)),
+        Some(other) if !other.is_empty() => Err(SnapshotError::UnknownDriver {
+            name: other.to_owned(),
+        }),
+        _ => match engine::probe_overlay(state_root) {
+            Ok(()) => Ok(Box::new(Overlay::open(state_root)?)),
+            Err(_) => Ok(Box::new(Copy::open(state_root)?)),
+        },
+    }
+}
+
+/// The directory of a driver's state.
+fn driver_root(state_root: &Path, driver: Driver) -> PathBuf {
+    state_root.join("snapshots").join(driver.name())
+}
