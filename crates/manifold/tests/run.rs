@@ -21,6 +21,7 @@ fn manifold(root: &Path, args: &[&str]) -> Output {
         .env("MANIFOLD_ROOT", root)
         .env("MANIFOLD_CONFIG", root.join("config"))
         .env("DOCKER_CONFIG", root.join("docker"))
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
 }

@@ -1,7 +1,7 @@
 //! `manifold run`: run an image from the local store or a registry, on its own
 //! platform (emulated when foreign), with the exit code passed through.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -115,13 +115,17 @@ pub fn run(global: &Global, store: &Store, args: &RunArgs) -> anyhow::Result<Exi
             on_signal.cancel();
         }
     });
-    let io = ExecIo::new(|stream, bytes| {
+    let mut io = ExecIo::new(|stream, bytes| {
         // A closed stdout (e.g. `| head`) must not stop the container.
         let _ = match stream {
             Stream::Stdout => std::io::stdout().lock().write_all(bytes),
             Stream::Stderr => std::io::stderr().lock().write_all(bytes),
         };
     });
+    // Pipes and files reach the container; an interactive terminal does not yet.
+    if !std::io::stdin().is_terminal() {
+        io = io.with_stdin();
+    }
     let status = worker::image::run_image(
         store,
         &*snapshotter,

@@ -162,18 +162,32 @@ type OutputFn = dyn Fn(Stream, &[u8]) + Send + Sync;
 #[derive(Clone)]
 pub struct ExecIo {
     output: Option<Arc<OutputFn>>,
+    /// The process reads this process's standard input (else `/dev/null`).
+    pub(crate) stdin: bool,
 }
 
 impl ExecIo {
     pub fn new(f: impl Fn(Stream, &[u8]) + Send + Sync + 'static) -> ExecIo {
         ExecIo {
             output: Some(Arc::new(f)),
+            stdin: false,
         }
     }
 
     /// Output is read and dropped.
     pub fn discard() -> ExecIo {
-        ExecIo { output: None }
+        ExecIo {
+            output: None,
+            stdin: false,
+        }
+    }
+
+    /// Give the process this process's standard input. Build steps never get it;
+    /// `manifold run` does. (The runtime runs in its own process group, so a
+    /// terminal on standard input would stop it: callers pass only pipes and files.)
+    pub fn with_stdin(mut self) -> ExecIo {
+        self.stdin = true;
+        self
     }
 
     pub(crate) fn emit(&self, stream: Stream, data: &[u8]) {
@@ -187,6 +201,7 @@ impl fmt::Debug for ExecIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecIo")
             .field("output", &self.output.is_some())
+            .field("stdin", &self.stdin)
             .finish()
     }
 }

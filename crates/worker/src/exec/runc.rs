@@ -418,6 +418,11 @@ impl Executor for Runc {
             .args(["--log-format", "json", "run", "--bundle"])
             .arg(&bundle)
             .arg(&id)
+            .stdin(if io.stdin {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group: a terminal's Ctrl-C reaches manifold, which
