@@ -315,6 +315,19 @@ impl<R: OpRunner> Launch<R> {
 
     async fn run(&self) -> Outcome<R::Output> {
         let cancel = self.flight.audience.cancel_token().clone();
+        // Another process on this cache may be running the same key: wait for it
+        // (a bypassing build runs anyway, under no lock).
+        let _key_lock = if self.bypass {
+            None
+        } else {
+            let store_handle = self.inner.store.clone();
+            let key = self.key.clone();
+            Some(
+                blocking(move || store_handle.lock_key(&key))
+                    .await
+                    .map_err(store)?,
+            )
+        };
         if !self.bypass {
             // A build in this or another process may have recorded the key
             // since the waiting build looked.

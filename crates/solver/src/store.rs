@@ -4,6 +4,7 @@
 //! <root>/records/<key hex>      a CacheRecord
 //! <root>/history/<vertex hex>   a History: the keys of a vertex's last build
 //! <root>/tmp/                   files being written
+//! <root>/locks/<key hex>        run locks: one process runs a key at a time
 //! ```
 //!
 //! Each file is `manifold.cache.v1 sha256:<hex>\n` followed by a JSON
@@ -34,6 +35,7 @@ const MAGIC: &str = "manifold.cache.v1";
 const RECORDS: &str = "records";
 const HISTORY: &str = "history";
 const TMP: &str = "tmp";
+const LOCKS: &str = "locks";
 /// Temp files older than this belong to a writer that died.
 const STALE_TMP: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -103,7 +105,7 @@ impl CacheStore {
     /// of writers that died long ago.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for dir in [RECORDS, HISTORY, TMP] {
+        for dir in [RECORDS, HISTORY, TMP, LOCKS] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
         }
@@ -112,6 +114,30 @@ impl CacheStore {
         };
         store.clean_tmp();
         Ok(store)
+    }
+
+    /// Hold the key's run lock, shared by every process on this cache: the holder
+    /// runs the op and records it; the others wait, then find the record. Released
+    /// on drop (and by the kernel if the holder dies).
+    pub fn lock_key(&self, key: &Digest) -> Result<fs::File, StoreError> {
+        let dir = self.root.join(LOCKS);
+        let path = dir.join(key.hex());
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                op: "open",
+                path: path.clone(),
+                source,
+            })?;
+        file.lock().map_err(|source| StoreError::Io {
+            op: "lock",
+            path,
+            source,
+        })?;
+        Ok(file)
     }
 
     pub fn root(&self) -> &Path {
