@@ -7,6 +7,7 @@
 //! This crate never prints; output of steps goes to the caller's callback.
 
 pub mod binfmt;
+pub mod context;
 pub mod exec;
 pub mod image;
 pub mod snapshot;
