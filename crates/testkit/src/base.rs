@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use content::{Lease, Store};
-use oci::document::{ContainerConfig, History, RootFs};
-use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument, media};
+use oci::document::ContainerConfig;
+use oci::{Descriptor, Platform};
 
 /// The test architectures, as Debian names them.
 pub const ARCHES: [&str; 6] = ["amd64", "arm64", "armhf", "i386", "ppc64el", "s390x"];
@@ -216,50 +216,21 @@ pub fn busybox_layer(arch: &str) -> Vec<u8> {
 /// A single-layer busybox image of `arch` in `store` (layer, config, manifest), for
 /// end-to-end tests; returns the manifest descriptor with its platform.
 pub fn busybox_image(store: &Store, lease: &Lease, arch: &str) -> Descriptor {
-    let platform = platform(arch);
-    let layer = busybox_layer(arch);
-    let layer_desc = store
-        .put_bytes(lease, media::OCI_LAYER_TAR, &layer)
-        .expect("store layer");
-    let config = ImageConfig {
-        architecture: platform.architecture.clone(),
-        os: platform.os.clone(),
-        variant: platform.variant.clone(),
-        config: Some(ContainerConfig {
-            env: Some(vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ]),
-            cmd: Some(vec!["sh".into()]),
-            ..ContainerConfig::default()
-        }),
-        rootfs: RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![Digest::sha256(&layer)],
-        },
-        history: vec![History {
-            created_by: Some("testkit busybox rootfs".into()),
-            ..History::default()
-        }],
-        ..ImageConfig::default()
+    let container = ContainerConfig {
+        env: Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ]),
+        cmd: Some(vec!["sh".into()]),
+        ..ContainerConfig::default()
     };
-    let config = RawDocument::from_value(config);
-    let config_desc = store
-        .put_bytes(lease, media::OCI_CONFIG, config.bytes())
-        .expect("store config");
-    let manifest = RawDocument::from_value(ImageManifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: config_desc,
-        layers: vec![layer_desc],
-        subject: None,
-        annotations: Default::default(),
-    });
-    let mut desc = store
-        .put_bytes(lease, media::OCI_MANIFEST, manifest.bytes())
-        .expect("store manifest");
-    desc.platform = Some(platform);
-    desc
+    crate::single_layer_image(
+        store,
+        lease,
+        &platform(arch),
+        &busybox_layer(arch),
+        container,
+        "testkit busybox rootfs",
+    )
 }
 
 #[cfg(test)]
@@ -273,7 +244,7 @@ mod tests {
         let lease = store.lease().unwrap();
         let desc = busybox_image(&store, &lease, "arm64");
         assert_eq!(desc.platform, Some(platform("linux/arm64")));
-        assert_eq!(desc.media_type, media::OCI_MANIFEST);
+        assert_eq!(desc.media_type, oci::media::OCI_MANIFEST);
 
         let layer = busybox_layer("arm64");
         let mut archive = tar::Archive::new(&layer[..]);

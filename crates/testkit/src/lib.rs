@@ -35,24 +35,39 @@ pub fn write_image(
     platform: &Platform,
     greeting: &str,
 ) -> Descriptor {
+    let container = ContainerConfig {
+        cmd: Some(vec!["/hello".into()]),
+        ..ContainerConfig::default()
+    };
     let layer = layer_tar("hello", greeting.as_bytes());
+    single_layer_image(store, lease, platform, &layer, container, "test fixture")
+}
+
+/// An image of one uncompressed `layer` for `platform` with `container` settings,
+/// written to the store under `lease`; returns the manifest descriptor (with its
+/// platform).
+pub fn single_layer_image(
+    store: &Store,
+    lease: &Lease,
+    platform: &Platform,
+    layer: &[u8],
+    container: ContainerConfig,
+    created_by: &str,
+) -> Descriptor {
     let layer_desc = store
-        .put_bytes(lease, media::OCI_LAYER_TAR, &layer)
+        .put_bytes(lease, media::OCI_LAYER_TAR, layer)
         .expect("store layer");
     let config = ImageConfig {
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
         variant: platform.variant.clone(),
-        config: Some(ContainerConfig {
-            cmd: Some(vec!["/hello".into()]),
-            ..ContainerConfig::default()
-        }),
+        config: Some(container),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: vec![Digest::sha256(&layer)],
+            diff_ids: vec![Digest::sha256(layer)],
         },
         history: vec![History {
-            created_by: Some("test fixture".into()),
+            created_by: Some(created_by.into()),
             ..History::default()
         }],
         ..ImageConfig::default()
