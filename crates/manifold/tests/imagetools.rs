@@ -28,11 +28,16 @@ fn env() -> Env {
 }
 
 fn manifold(env: &Env, args: &[&str], stdin: &str) -> Output {
+    manifold_with_path(env, args, stdin, &std::env::var("PATH").unwrap())
+}
+
+fn manifold_with_path(env: &Env, args: &[&str], stdin: &str, path: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
         .args(args)
         .env("MANIFOLD_ROOT", &env.root)
         .env("MANIFOLD_CONFIG", env.root.join("config"))
         .env("DOCKER_CONFIG", &env.docker)
+        .env("PATH", path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -416,25 +421,7 @@ fn login_and_pulls_go_through_a_credential_helper() {
     std::fs::create_dir_all(&e.docker).unwrap();
     std::fs::write(e.docker.join("config.json"), r#"{"credsStore":"mtest"}"#).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
-            .args(args)
-            .env("MANIFOLD_ROOT", &e.root)
-            .env("DOCKER_CONFIG", &e.docker)
-            .env("PATH", &path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: &str| manifold_with_path(&e, args, stdin, &path);
     ok(run(
         &["login", &reg.addr, "-u", "carol", "--password-stdin"],
         "pw-in-helper\n",
