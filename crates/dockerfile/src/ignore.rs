@@ -312,30 +312,7 @@ fn parse_line(raw: &str, line: usize) -> Result<Option<Pattern>, IgnoreError> {
     }))
 }
 
-/// Go's `filepath.Clean` on a slash-separated path.
-fn clean_path(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+use crate::path::clean as clean_path;
 
 /// Turns a cleaned pattern into a program, validating it as `filepath.Match`
 /// does.

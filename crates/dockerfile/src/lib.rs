@@ -5,10 +5,12 @@
 //! **Invariant**: this crate does no IO and never prints. The parser never fails
 //! outright: it returns the tree and a list of diagnostics.
 
+pub mod args;
 pub mod call;
 pub mod expand;
 pub mod ignore;
 pub mod lint;
 pub mod parser;
+pub mod path;
 
 pub use expand::{Env, ExpandError, Expanded, Lexer};

@@ -28,20 +28,7 @@ pub(crate) fn platform_args(
     target_stage: &str,
     build_args: &BTreeMap<String, String>,
 ) -> EnvList {
-    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-    let pairs = [
-        ("BUILDPLATFORM", build.to_string()),
-        ("BUILDOS", build.os.clone()),
-        ("BUILDOSVERSION", opt(&build.os_version)),
-        ("BUILDARCH", build.architecture.clone()),
-        ("BUILDVARIANT", opt(&build.variant)),
-        ("TARGETPLATFORM", target.to_string()),
-        ("TARGETOS", target.os.clone()),
-        ("TARGETOSVERSION", opt(&target.os_version)),
-        ("TARGETARCH", target.architecture.clone()),
-        ("TARGETVARIANT", opt(&target.variant)),
-        ("TARGETSTAGE", target_stage.to_owned()),
-    ];
+    let pairs = dockerfile::args::automatic(build, target, target_stage);
     let mut env = EnvList::default();
     for (k, v) in pairs {
         env.set(k, build_args.get(k).map_or(v.as_str(), String::as_str));

@@ -1,29 +1,6 @@
 //! Unix path handling as BuildKit does it for Linux targets.
 
-/// `path.Clean` of Go: lexical, `/`-separated, `..` at the root dropped.
-pub(crate) fn clean(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+pub(crate) use dockerfile::path::clean;
 
 /// `path.Join(dir, p)` then absolute: `p` when absolute, else under `dir`.
 pub(crate) fn resolve(dir: &str, p: &str) -> String {
@@ -61,10 +38,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cleaning_and_joining() {
-        assert_eq!(clean("/a/./b/../c/"), "/a/c");
-        assert_eq!(clean("/../x"), "/x");
-        assert_eq!(clean("a/.."), ".");
+    fn joining() {
         assert_eq!(resolve("/w", "x/y"), "/w/x/y");
         assert_eq!(resolve("/w", "/abs"), "/abs");
         assert_eq!(resolve_keep_slash("/w", "."), "/w/");

@@ -38,20 +38,7 @@ pub(crate) fn builtin_args(
     stage: &str,
     overrides: &BTreeMap<String, String>,
 ) -> Vars {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let list = [
-        ("BUILDPLATFORM", build.to_string()),
-        ("BUILDOS", build.os.clone()),
-        ("BUILDOSVERSION", opt(&build.os_version)),
-        ("BUILDARCH", build.architecture.clone()),
-        ("BUILDVARIANT", opt(&build.variant)),
-        ("TARGETPLATFORM", target.to_string()),
-        ("TARGETOS", target.os.clone()),
-        ("TARGETOSVERSION", opt(&target.os_version)),
-        ("TARGETARCH", target.architecture.clone()),
-        ("TARGETVARIANT", opt(&target.variant)),
-        ("TARGETSTAGE", stage.to_owned()),
-    ];
+    let list = crate::args::automatic(build, target, stage);
     list.into_iter()
         .map(|(k, v)| {
             let v = overrides.get(k).cloned().unwrap_or(v);
@@ -541,33 +528,7 @@ fn root_ignored(m: &crate::ignore::Matcher) -> bool {
         .any(|p| !p.is_exclusion() && matches!(p.as_str(), "*" | "**" | "**/*"))
 }
 
-/// Go's `path.Clean`: no `.` or empty elements, `..` resolved lexically.
-pub(crate) fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
+pub(crate) use crate::path::clean as clean_path;
 
 /// The option closest to `name` (Levenshtein distance below 3, the first
 /// of the closest), unless `name` is itself an option.
@@ -605,17 +566,6 @@ fn levenshtein(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
     use rstest::rstest;
-
-    #[rstest]
-    #[case::dot_slash("./tmp/a", "tmp/a")]
-    #[case::dot(".", ".")]
-    #[case::empty("", ".")]
-    #[case::root("/", "/")]
-    #[case::dotdot("a/../../b", "../b")]
-    #[case::rooted_dotdot("/../a//b/", "/a/b")]
-    fn cleans(#[case] p: &str, #[case] want: &str) {
-        assert_eq!(clean_path(p), want);
-    }
 
     #[rstest]
     #[case::typo("PAHT", &["PATH", "HOME"], Some("PATH"))]
