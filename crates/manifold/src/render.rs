@@ -103,7 +103,8 @@ fn registry_hint(e: &registry::RegistryError) -> Option<String> {
     }
 }
 
-fn chain_text(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line.
+pub(crate) fn chain_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -221,6 +221,27 @@ impl ImageIndex {
     }
 }
 
+impl ImageIndex {
+    /// The manifest a host of `platform` runs best (containerd's preference order),
+    /// among entries that declare a platform.
+    pub fn manifest_for(&self, platform: &Platform) -> Option<&Descriptor> {
+        let matcher = crate::PlatformMatcher::only(platform);
+        let best = matcher.best(self.manifests.iter().filter_map(|m| m.platform.as_ref()))?;
+        self.manifests
+            .iter()
+            .find(|m| m.platform.as_ref() == Some(best))
+    }
+
+    /// The platforms the index lists, in order (attestations' `unknown/unknown` left out).
+    pub fn platforms(&self) -> Vec<&Platform> {
+        self.manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref())
+            .filter(|p| p.os != "unknown")
+            .collect()
+    }
+}
+
 impl Default for ImageIndex {
     fn default() -> Self {
         Self::new()
@@ -496,6 +517,32 @@ mod tests {
         ] {
             assert!(RawDocument::<ImageManifest>::parse(bad.to_vec()).is_err());
         }
+    }
+
+    #[test]
+    fn manifest_for_prefers_the_closest_platform() {
+        let d = |p: &str, b: &[u8]| {
+            let mut d = Descriptor::for_bytes(media::OCI_MANIFEST, b);
+            d.platform = Some(Platform::parse(p).unwrap());
+            d
+        };
+        let index = ImageIndex {
+            manifests: vec![
+                d("linux/arm/v6", b"6"),
+                d("linux/arm/v7", b"7"),
+                d("linux/amd64", b"a"),
+            ],
+            ..ImageIndex::new()
+        };
+        let pick = |p: &str| {
+            index
+                .manifest_for(&Platform::parse(p).unwrap())
+                .map(|m| m.digest.clone())
+        };
+        assert_eq!(pick("linux/arm/v7"), Some(Digest::sha256(b"7")));
+        assert_eq!(pick("linux/arm/v6"), Some(Digest::sha256(b"6")));
+        assert_eq!(pick("linux/s390x"), None);
+        assert_eq!(index.platforms().len(), 3);
     }
 
     #[test]

@@ -7,9 +7,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use content::{Lease, Store};
 use oci::document::ManifestOrIndex;
-use oci::{
-    Descriptor, ImageConfig, ImageIndex, Platform, PlatformMatcher, RawDocument, Reference, media,
-};
+use oci::{Descriptor, ImageConfig, ImageIndex, Platform, RawDocument, Reference, media};
 
 use crate::client::{Client, Repo};
 use crate::error::{RegistryError, Result};
@@ -56,14 +54,14 @@ impl Client {
                 Ok(top.descriptor)
             }
             (ManifestOrIndex::Index(index), Platforms::Best(p)) => {
-                let m = select(reference, &index.value().manifests, p)?;
+                let m = select(reference, index.value(), p)?;
                 self.pull_manifest(&repo, store, lease, m).await?;
                 Ok(m.clone())
             }
             (ManifestOrIndex::Index(index), Platforms::Only(ps)) => {
                 let mut chosen = Vec::new();
                 for p in ps {
-                    let m = select(reference, &index.value().manifests, p)?;
+                    let m = select(reference, index.value(), p)?;
                     self.pull_manifest(&repo, store, lease, m).await?;
                     chosen.push(m.clone());
                 }
@@ -319,20 +317,16 @@ impl Client {
 /// The manifest of `manifests` best for `platform`.
 fn select<'a>(
     reference: &Reference,
-    manifests: &'a [Descriptor],
+    index: &'a ImageIndex,
     platform: &Platform,
 ) -> Result<&'a Descriptor> {
-    let matcher = PlatformMatcher::only(platform);
-    let candidates: Vec<&Platform> = manifests
-        .iter()
-        .filter_map(|m| m.platform.as_ref())
-        .collect();
-    let best = matcher.best(candidates.iter().copied());
-    best.and_then(|b| manifests.iter().find(|m| m.platform.as_ref() == Some(b)))
+    index
+        .manifest_for(platform)
         .ok_or_else(|| RegistryError::NoMatchingPlatform {
             reference: reference.to_string(),
             platform: platform.to_string(),
-            available: candidates
+            available: index
+                .platforms()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()

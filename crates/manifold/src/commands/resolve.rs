@@ -3,20 +3,10 @@
 use std::cell::RefCell;
 
 use oci::document::ManifestOrIndex;
-use oci::{ImageConfig, Platform, PlatformMatcher, RawDocument, Reference};
+use oci::{ImageConfig, Platform, RawDocument, Reference};
 use registry::Client;
 
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use crate::render::chain_text;
 
 /// Reads base image configs through the registry client. Failures are kept as
 /// messages so `--call=check` can report them as warnings instead of failing.
@@ -42,17 +32,20 @@ impl<'a> RegistryResolver<'a> {
         reference: &str,
         platform: &Platform,
     ) -> Result<(oci::Digest, ImageConfig), String> {
-        let r = Reference::parse(reference).map_err(|e| chain(&e))?;
+        let r = Reference::parse(reference).map_err(|e| chain_text(&e))?;
         self.rt.block_on(async {
-            let top = self.client.get_manifest(&r).await.map_err(|e| chain(&e))?;
+            let top = self
+                .client
+                .get_manifest(&r)
+                .await
+                .map_err(|e| chain_text(&e))?;
             let manifest = match &top.document {
                 ManifestOrIndex::Manifest(m) => m.value().clone(),
                 ManifestOrIndex::Index(i) => {
                     let list = &i.value().manifests;
-                    let matcher = PlatformMatcher::only(platform);
-                    let chosen = list
-                        .iter()
-                        .find(|m| m.platform.as_ref().is_some_and(|p| matcher.matches(p)))
+                    let chosen = i
+                        .value()
+                        .manifest_for(platform)
                         .or_else(|| {
                             list.iter()
                                 .find(|m| m.platform.as_ref().is_some_and(|p| p.os != "unknown"))
@@ -62,7 +55,7 @@ impl<'a> RegistryResolver<'a> {
                         .client
                         .get_manifest(&r.with_digest(chosen.digest.clone()))
                         .await
-                        .map_err(|e| chain(&e))?;
+                        .map_err(|e| chain_text(&e))?;
                     match child.document {
                         ManifestOrIndex::Manifest(m) => m.value().clone(),
                         ManifestOrIndex::Index(_) => {
@@ -76,8 +69,8 @@ impl<'a> RegistryResolver<'a> {
                 .client
                 .get_blob_bytes(&repo, &manifest.config)
                 .await
-                .map_err(|e| chain(&e))?;
-            let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| chain(&e))?;
+                .map_err(|e| chain_text(&e))?;
+            let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| chain_text(&e))?;
             Ok((top.descriptor.digest.clone(), config.value().clone()))
         })
     }

@@ -71,23 +71,17 @@ fn pick_local(
     match ManifestOrIndex::parse(&desc.media_type, bytes)? {
         ManifestOrIndex::Manifest(_) => Ok(desc.clone()),
         ManifestOrIndex::Index(index) => {
-            let matcher = PlatformMatcher::only(want);
-            let list = &index.value().manifests;
-            let candidates: Vec<&Platform> =
-                list.iter().filter_map(|m| m.platform.as_ref()).collect();
-            let best = matcher.best(candidates.iter().copied());
-            best.and_then(|b| list.iter().find(|m| m.platform.as_ref() == Some(b)))
-                .cloned()
-                .ok_or_else(|| {
-                    let have: Vec<String> = candidates.iter().map(ToString::to_string).collect();
-                    anyhow::Error::new(Hinted::new(
-                        format!(
-                            "{name} has no image for {want} (it has {})",
-                            have.join(", ")
-                        ),
-                        "choose one with --platform",
-                    ))
-                })
+            let index = index.value();
+            index.manifest_for(want).cloned().ok_or_else(|| {
+                let have: Vec<String> = index.platforms().iter().map(ToString::to_string).collect();
+                anyhow::Error::new(Hinted::new(
+                    format!(
+                        "{name} has no image for {want} (it has {})",
+                        have.join(", ")
+                    ),
+                    "choose one with --platform",
+                ))
+            })
         }
     }
 }
