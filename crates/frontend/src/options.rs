@@ -31,6 +31,8 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Patterns the main context never sends (`.dockerignore`).
     pub context_excludes: Vec<String>,
+    /// `--network`: the network of `RUN`s that do not choose one.
+    pub network: graph::op::Network,
 }
 
 /// What a `--build-context` name stands for.

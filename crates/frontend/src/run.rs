@@ -65,7 +65,8 @@ impl Lowering<'_, '_> {
             user: st.user.clone(),
             hostname: None,
             network: match run.network {
-                None | Some(NetworkMode::Default) => Network::Default,
+                None => self.cx.opts.network,
+                Some(NetworkMode::Default) => Network::Default,
                 Some(NetworkMode::None) => Network::None,
                 Some(NetworkMode::Host) => Network::Host,
             },

@@ -41,7 +41,7 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify every blob of the local store against its digest
     Fsck,
-    /// Build an image from a Dockerfile (today: --call=check|outline|targets)
+    /// Build an image from a Dockerfile
     Build(Box<BuildArgs>),
     /// Run a command in an image (from the local store or a registry)
     Run(RunArgs),
@@ -259,6 +259,41 @@ pub struct BuildArgs {
     /// Attestation parameters (not supported yet)
     #[arg(long, value_name = "SPEC")]
     pub attest: Vec<String>,
+    /// Do not use the cache for any step
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not use the cache for the steps of these stages (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Always look up base images in their registry
+    #[arg(long)]
+    pub pull: bool,
+    /// Secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR] (repeatable)
+    #[arg(long, value_name = "id=ID[,src=FILE|env=VAR]")]
+    pub secret: Vec<String>,
+    /// Network of RUN steps that do not choose one: default, none or host
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Grant an entitlement: network.host or security.insecure (repeatable)
+    #[arg(long, value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Extra context: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Progress output: auto, plain, tty, rawjson or quiet
+    #[arg(long, default_value = "auto", value_name = "TYPE")]
+    pub progress: String,
+    /// Set a label on the image (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The OCI runtime binary that runs steps
+    #[arg(
+        long,
+        env = "MANIFOLD_RUNTIME",
+        default_value = "runc",
+        value_name = "PATH"
+    )]
+    pub runtime: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

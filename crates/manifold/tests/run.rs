@@ -124,7 +124,8 @@ fn runs_a_foreign_platform_by_manifest_digest_from_a_registry() {
     assert_eq!(text(&out.stdout), "x86_64\n", "{}", text(&out.stderr));
 
     // Foreign by digest: QEMU through binfmt_misc, registered if needed.
-    let binfmt = Binfmt::ensure_arm64(root.path());
+    let binfmt =
+        testkit::binfmt::Guard::ensure(Path::new(env!("CARGO_BIN_EXE_manifold")), &["arm64"]);
     let by_digest = format!("{}/hello@{}", reg.addr, arm.digest);
     let out = manifold(root.path(), &["run", &by_digest, "uname", "-m"]);
     assert_eq!(text(&out.stdout), "aarch64\n", "{}", text(&out.stderr));
@@ -145,43 +146,4 @@ fn runs_a_foreign_platform_by_manifest_digest_from_a_registry() {
         "{}",
         text(&out.stderr)
     );
-}
-
-/// Registers the arm64 emulator for one test and restores the previous state.
-struct Binfmt {
-    root: std::path::PathBuf,
-    registered_before: bool,
-    mounted_before: bool,
-}
-
-impl Binfmt {
-    fn ensure_arm64(root: &Path) -> Binfmt {
-        let dir = Path::new("/proc/sys/fs/binfmt_misc");
-        let mounted_before = dir.join("register").exists();
-        let registered_before = dir.join("qemu-aarch64").exists();
-        let out = manifold(root, &["binfmt", "install", "arm64"]);
-        assert!(
-            out.status.success(),
-            "binfmt install: {}",
-            text(&out.stderr)
-        );
-        Binfmt {
-            root: root.to_owned(),
-            registered_before,
-            mounted_before,
-        }
-    }
-}
-
-impl Drop for Binfmt {
-    fn drop(&mut self) {
-        if !self.registered_before {
-            let _ = manifold(&self.root, &["binfmt", "uninstall", "arm64"]);
-        }
-        if !self.mounted_before {
-            let _ = Command::new("umount")
-                .arg("/proc/sys/fs/binfmt_misc")
-                .status();
-        }
-    }
 }

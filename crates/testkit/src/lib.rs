@@ -1,6 +1,7 @@
 //! Fixtures for manifold's tests. Only ever a dev-dependency.
 
 pub mod base;
+pub mod binfmt;
 pub mod golden;
 pub mod http;
 pub mod registry;

@@ -122,6 +122,14 @@ impl Index {
         Index { file, stamps }
     }
 
+    /// The content digest of every file the index knows, by relative path.
+    pub fn files(&self) -> BTreeMap<String, Digest> {
+        self.stamps
+            .iter()
+            .map(|(p, s)| (p.clone(), s.digest.clone()))
+            .collect()
+    }
+
     /// Write the index atomically.
     pub fn save(&self) -> Result<(), ContextError> {
         let dir = self.file.parent().expect("index files live in a directory");

@@ -141,7 +141,7 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Call::Check => check(global, args, &name, &src, &parsed),
-        Call::Build => lower_then_refuse(global, args, &name, &src),
+        Call::Build => run_build(global, args, &name, src),
     }
 }
 
@@ -220,15 +220,226 @@ fn read_ignore(args: &BuildArgs, dockerfile_name: &str) -> Option<dockerfile::ig
         })
 }
 
-fn lower_then_refuse(
+/// Parse `--secret id=ID[,src=FILE|,env=VAR]` and read the value.
+fn secret(spec: &str) -> anyhow::Result<(String, builder::Secret)> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_owned()),
+            Some(("src" | "source", v)) => src = Some(v.to_owned()),
+            Some(("env", v)) => env = Some(v.to_owned()),
+            Some(("type", "file" | "env")) => {}
+            _ => bail!(Hinted::new(
+                format!("invalid --secret {spec:?}: unknown field {field:?}"),
+                "write --secret id=ID,src=FILE or --secret id=ID,env=VAR",
+            )),
+        }
+    }
+    let id = id.or_else(|| src.clone()).ok_or_else(|| {
+        anyhow::Error::new(Hinted::new(
+            format!("invalid --secret {spec:?}: no id"),
+            "write --secret id=ID,src=FILE",
+        ))
+    })?;
+    let value = match (src, env) {
+        (Some(path), _) => std::fs::read(&path)
+            .with_context(|| format!("cannot read secret {id:?} from {path}"))?,
+        (None, Some(var)) => std::env::var_os(&var)
+            .with_context(|| format!("secret {id:?}: environment variable {var} is not set"))?
+            .into_encoded_bytes(),
+        (None, None) => std::env::var_os(&id)
+            .with_context(|| {
+                format!("secret {id:?}: no src= or env= given and no environment variable {id}")
+            })?
+            .into_encoded_bytes(),
+    };
+    Ok((id, builder::Secret(std::sync::Arc::new(value))))
+}
+
+fn entitlements(args: &BuildArgs) -> anyhow::Result<worker::Entitlements> {
+    let mut e = worker::Entitlements::default();
+    for a in &args.allow {
+        match a.as_str() {
+            "network.host" => e.network_host = true,
+            "security.insecure" => e.security_insecure = true,
+            other => bail!(Hinted::new(
+                format!("unknown entitlement {other:?}"),
+                "--allow takes network.host or security.insecure",
+            )),
+        }
+    }
+    Ok(e)
+}
+
+fn network(args: &BuildArgs) -> anyhow::Result<graph::op::Network> {
+    Ok(match args.network.as_deref() {
+        None | Some("default") => graph::op::Network::Default,
+        Some("none") => graph::op::Network::None,
+        Some("host") => graph::op::Network::Host,
+        Some(other) => bail!(Hinted::new(
+            format!("unknown network mode {other:?}"),
+            "--network takes default, none or host",
+        )),
+    })
+}
+
+/// `--build-context` values: local directories and images (OCI layouts are
+/// imported into the store and named).
+fn named_contexts(
+    store: &content::Store,
+    args: &BuildArgs,
+    session: &mut builder::Session,
+) -> anyhow::Result<BTreeMap<String, frontend::NamedContext>> {
+    let mut out = BTreeMap::new();
+    for spec in &args.build_contexts {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            anyhow::Error::new(Hinted::new(
+                format!("invalid --build-context {spec:?}"),
+                "write --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]",
+            ))
+        })?;
+        let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
+            frontend::NamedContext::Image {
+                reference: r.to_owned(),
+            }
+        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
+            let reference = import_layout(store, name, layout)?;
+            frontend::NamedContext::Image { reference }
+        } else {
+            let dir = PathBuf::from(value);
+            if !dir.is_dir() {
+                bail!(Hinted::new(
+                    format!("--build-context {name}: {value} is not a directory"),
+                    "give a directory, docker-image://REF or oci-layout://DIR",
+                ));
+            }
+            let local = format!("context:{name}");
+            session
+                .locals
+                .insert(local.clone(), builder::LocalDir { dir });
+            frontend::NamedContext::Local { name: local }
+        };
+        out.insert(name.to_owned(), ctx);
+    }
+    Ok(out)
+}
+
+/// Copy an OCI layout's image into the store under a local name; returns it.
+fn import_layout(store: &content::Store, name: &str, spec: &str) -> anyhow::Result<String> {
+    let (dir, tag) = match spec.rsplit_once(':') {
+        Some((d, t)) if !t.contains('/') => (d, Some(t)),
+        _ => (spec, None),
+    };
+    let layout = content::Store::read_layout(dir)
+        .with_context(|| format!("--build-context {name}: cannot read OCI layout {dir}"))?;
+    let images = layout.images()?;
+    let desc = match tag {
+        Some(t) => layout
+            .resolve(t)
+            .with_context(|| format!("OCI layout {dir} has no image named {t}"))?,
+        None => match images.as_slice() {
+            [one] => one.descriptor.clone(),
+            _ => bail!(Hinted::new(
+                format!("OCI layout {dir} holds {} images", images.len()),
+                "name one: oci-layout://DIR:TAG",
+            )),
+        },
+    };
+    let lease = store.lease()?;
+    copy_tree(&layout, store, &lease, &desc)?;
+    let local = format!(
+        "manifold.local/build-context/{}:{}",
+        name.to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>(),
+        &desc.digest.hex()[..12]
+    );
+    store.set_name(&local, &desc)?;
+    Ok(local)
+}
+
+/// Copy a document and everything it references from one store to another.
+fn copy_tree(
+    from: &content::Store,
+    to: &content::Store,
+    lease: &content::Lease,
+    desc: &oci::Descriptor,
+) -> anyhow::Result<()> {
+    let bytes = from.read_document(&desc.digest)?;
+    if let Ok(doc) = oci::document::ManifestOrIndex::parse(&desc.media_type, bytes.clone()) {
+        match &doc {
+            oci::document::ManifestOrIndex::Index(i) => {
+                for m in &i.value().manifests {
+                    if from.contains(&m.digest) {
+                        copy_tree(from, to, lease, m)?;
+                    }
+                }
+            }
+            oci::document::ManifestOrIndex::Manifest(m) => {
+                for b in std::iter::once(&m.value().config).chain(&m.value().layers) {
+                    if !to.contains(&b.digest) {
+                        let mut f = from.open_blob(&b.digest)?;
+                        let expected = content::Expected::from(b);
+                        to.write_blob(lease, &mut f, Some(&expected))?;
+                    }
+                }
+            }
+        }
+    }
+    to.put_bytes(lease, &desc.media_type, &bytes)?;
+    Ok(())
+}
+
+fn run_build(
     global: &Global,
     args: &BuildArgs,
     name: &str,
-    src: &str,
+    src: String,
 ) -> anyhow::Result<ExitCode> {
-    let rt = super::runtime()?;
-    let resolver = RegistryResolver::new(client(global)?, &rt);
-    let opts = frontend::BuildOptions {
+    if !rustix::process::geteuid().is_root() {
+        bail!(Hinted::new(
+            "building images needs root for now (mounts and runc)",
+            "run manifold build as root"
+        ));
+    }
+    let store = super::open_store(global)?;
+    let mut session = builder::Session {
+        allow: entitlements(args)?,
+        ..builder::Session::default()
+    };
+    session.locals.insert(
+        "context".into(),
+        builder::LocalDir {
+            dir: args.context.clone(),
+        },
+    );
+    if !args.context.is_dir() {
+        bail!(Hinted::new(
+            format!(
+                "build context {} is not a directory",
+                args.context.display()
+            ),
+            "give the directory that holds the files the Dockerfile copies",
+        ));
+    }
+    for s in &args.secret {
+        let (id, value) = secret(s)?;
+        session.secrets.insert(id, value);
+    }
+    let named = named_contexts(&store, args, &mut session)?;
+    let context_excludes = read_ignore_patterns(args, name)?;
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (l.clone(), String::new()),
+        })
+        .collect();
+    let options = frontend::BuildOptions {
         target: args.target.clone(),
         platforms: platforms(args)?,
         build_args: args
@@ -239,28 +450,84 @@ fn lower_then_refuse(
                 None => (a.clone(), std::env::var(a).ok()),
             })
             .collect(),
+        named_contexts: named,
+        labels,
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        context_excludes,
+        network: network(args)?,
         ..frontend::BuildOptions::default()
     };
-    match frontend::lower(src, &opts, &resolver) {
-        Ok(lowered) => {
-            report_diagnostics(name, src, &lowered.warnings)?;
-            bail!(Hinted::new(
-                format!(
-                    "{name} is valid ({} build steps for {} platform(s)), but building images is not available in this version yet",
-                    lowered.graph.vertices().count(),
-                    lowered.graph.outputs().len()
-                ),
-                "--call=check, --call=outline and --call=targets work today",
-            ))
+    let source_date_epoch = options
+        .build_arg("SOURCE_DATE_EPOCH")
+        .and_then(|v| v.parse().ok())
+        .or_else(|| {
+            std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            oci::Reference::parse(t)
+                .map(|r| r.to_string())
+                .with_context(|| format!("invalid tag {t:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let req = builder::BuildRequest {
+        dockerfile: src.clone(),
+        options,
+        session,
+        tags,
+        pull: args.pull,
+        export: builder::ExportOptions {
+            source_date_epoch,
+            ..builder::ExportOptions::default()
+        },
+    };
+    let rt = super::runtime()?;
+    let snapshotter: std::sync::Arc<dyn worker::snapshot::Snapshotter> =
+        worker::snapshot::detect(store.root())?.into();
+    let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
+    runc.runtime = args.runtime.clone();
+    let executor = std::sync::Arc::new(worker::Runc::new(runc));
+    let b = builder::Builder::new(store.clone(), snapshotter, executor, Some(client(global)?));
+    let cancel = solver::CancellationToken::new();
+    let on_signal = cancel.clone();
+    let mode = crate::progress::Mode::parse(&args.progress)?;
+    let (events, printer) = crate::progress::start(mode);
+    let result = rt.block_on(async {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        b.build(&req, events, cancel).await
+    });
+    printer.finish();
+    match result {
+        Ok(out) => {
+            report_diagnostics(name, &src, &out.warnings)?;
+            if !args.tags.is_empty() || mode != crate::progress::Mode::Quiet {
+                eprintln!(
+                    "built {} ({} platform(s))",
+                    out.index.digest,
+                    out.manifests.len()
+                );
+            }
+            if mode == crate::progress::Mode::Quiet {
+                println!("{}", out.index.digest);
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Err(frontend::FrontendError::Parse { diagnostics }) => {
-            report_diagnostics(name, src, &diagnostics)?;
+        Err(builder::BuildFailure::Frontend(frontend::FrontendError::Parse { diagnostics })) => {
+            report_diagnostics(name, &src, &diagnostics)?;
             unreachable!("a parse failure has at least one error diagnostic")
         }
-        Err(e) => {
-            // The marked lines first, then the error and its causes.
+        Err(builder::BuildFailure::Frontend(e)) => {
             for d in e.diagnostics() {
-                let excerpt = d.render(name, src);
+                let excerpt = d.render(name, &src);
                 let lines = excerpt.split_once('\n').map_or("", |(_, rest)| rest);
                 eprint!("{name}:{}\n{lines}", d.span.start.line);
             }
@@ -272,5 +539,42 @@ fn lower_then_refuse(
             }
             Err(e.into())
         }
+        Err(builder::BuildFailure::Solve(e)) => Err(solve_error(name, &src, e)),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// A failed step: its instruction, Dockerfile line and the step's own error.
+fn solve_error(name: &str, src: &str, e: solver::SolveError) -> anyhow::Error {
+    if let Some(v) = e.vertex() {
+        if let Some(loc) = v.location {
+            let line = src
+                .lines()
+                .nth(loc.start_line.saturating_sub(1) as usize)
+                .unwrap_or("");
+            eprintln!(
+                "{name}:{}\n  {:>4} | {line}",
+                loc.start_line, loc.start_line
+            );
+        }
+    }
+    anyhow::Error::new(e)
+}
+
+/// The context's ignore patterns, as lines for the frontend.
+fn read_ignore_patterns(args: &BuildArgs, dockerfile_name: &str) -> anyhow::Result<Vec<String>> {
+    for c in dockerfile::ignore::ignore_file_candidates(dockerfile_name) {
+        let p = args.context.join(c);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            dockerfile::ignore::parse_ignore_file(&text)
+                .with_context(|| format!("invalid ignore file {}", p.display()))?;
+            return Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect());
+        }
+    }
+    Ok(Vec::new())
 }

@@ -1,0 +1,429 @@
+//! One build: Dockerfile → graph → solve → images in the store, one index per build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use content::Store;
+use export::{BaseImage, Compression, ImageOptions, LayerDesc, LayerOptions};
+use graph::op::Op;
+use graph::{Graph, ImageResolver, ResolveError, ResolvedImage};
+use oci::document::ManifestOrIndex;
+use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument, Reference};
+use serde::{Deserialize, Serialize};
+use solver::CancellationToken;
+use solver::{CacheStore, EventSink, SolveOptions, Solver, SolverConfig};
+use worker::exec::Executor;
+use worker::snapshot::Snapshotter;
+
+use crate::error::BuildError;
+use crate::refs::{FsRef, Ref};
+use crate::runner::{Runner, Session, local_manifest};
+
+/// How images are written.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub compression: Compression,
+    pub oci_mediatypes: bool,
+    /// `SOURCE_DATE_EPOCH`: file times in new layers and `created` times.
+    pub source_date_epoch: Option<i64>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            compression: Compression::GZIP,
+            oci_mediatypes: true,
+            source_date_epoch: None,
+        }
+    }
+}
+
+/// Everything one build needs.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    pub options: frontend::BuildOptions,
+    pub session: Session,
+    /// Names the result is stored under (`-t`).
+    pub tags: Vec<String>,
+    /// `--pull`: ask the registry for every base image.
+    pub pull: bool,
+    pub export: ExportOptions,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    /// The index of all platforms' images.
+    pub index: Descriptor,
+    /// One manifest per platform, in the order of the request.
+    pub manifests: Vec<Descriptor>,
+    /// Parser warnings.
+    pub warnings: Vec<dockerfile::parser::Diagnostic>,
+}
+
+/// Why a build failed, by phase.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildFailure {
+    #[error(transparent)]
+    Frontend(#[from] frontend::FrontendError),
+    #[error(transparent)]
+    Platform(#[from] worker::binfmt::BinfmtError),
+    #[error(transparent)]
+    Solve(#[from] solver::SolveError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// The machinery builds run on: a store, its snapshots, an executor and a
+/// registry client. One per process.
+pub struct Builder {
+    store: Store,
+    snapshotter: Arc<dyn Snapshotter>,
+    executor: Arc<dyn Executor>,
+    client: Option<registry::Client>,
+    parallelism: usize,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("store", &self.store.root())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    pub fn new(
+        store: Store,
+        snapshotter: Arc<dyn Snapshotter>,
+        executor: Arc<dyn Executor>,
+        client: Option<registry::Client>,
+    ) -> Builder {
+        Builder {
+            store,
+            snapshotter,
+            executor,
+            client,
+            parallelism: SolverConfig::default().parallelism,
+        }
+    }
+
+    /// Run at most `n` ops at once.
+    pub fn with_parallelism(mut self, n: usize) -> Builder {
+        self.parallelism = n.max(1);
+        self
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.store.root().join("cache")
+    }
+
+    /// Lower `req`'s Dockerfile to the build graph (base images resolved).
+    pub async fn lower(&self, req: &BuildRequest) -> Result<frontend::Lowered, BuildFailure> {
+        let resolver = StoreResolver {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            pull: req.pull,
+            rt: tokio::runtime::Handle::current(),
+        };
+        let src = req.dockerfile.clone();
+        let opts = req.options.clone();
+        tokio::task::spawn_blocking(move || frontend::lower(&src, &opts, &resolver))
+            .await
+            .map_err(|e| BuildError::Internal(format!("the frontend thread failed: {e}")))?
+            .map_err(BuildFailure::from)
+    }
+
+    /// Build `req`: every platform's image into the store, one index over them,
+    /// named by each tag.
+    pub async fn build(
+        &self,
+        req: &BuildRequest,
+        events: EventSink,
+        cancel: CancellationToken,
+    ) -> Result<BuildOutput, BuildFailure> {
+        let lowered = self.lower(req).await?;
+        let graph = lowered.graph;
+        check_platforms(&graph)?;
+        let runner = Runner::new(
+            self.store.clone(),
+            self.snapshotter.clone(),
+            self.executor.clone(),
+            self.client.clone(),
+            req.session.clone(),
+            req.pull,
+        );
+        let cache =
+            CacheStore::open(self.cache_dir()).map_err(|e| BuildFailure::Solve(e.into()))?;
+        let solver = Solver::new(
+            runner,
+            cache,
+            SolverConfig {
+                parallelism: self.parallelism,
+            },
+        );
+        let roots: Vec<Digest> = graph.outputs().iter().map(|o| o.root.clone()).collect();
+        let opts = SolveOptions {
+            no_cache: req.options.no_cache,
+            cancel,
+            events,
+        };
+        let results = solver.solve(&graph, &roots, &opts).await?;
+        let store = self.store.clone();
+        let snap = self.snapshotter.clone();
+        let outputs = graph.outputs().to_vec();
+        let export = req.export.clone();
+        let tags = req.tags.clone();
+        let (index, manifests) = tokio::task::spawn_blocking(move || {
+            export_all(&store, &*snap, &outputs, &results, &export, &tags)
+        })
+        .await
+        .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
+        Ok(BuildOutput {
+            index,
+            manifests,
+            warnings: lowered.warnings,
+        })
+    }
+}
+
+/// Fail before anything runs when a platform's steps cannot run here.
+fn check_platforms(graph: &Graph) -> Result<(), worker::binfmt::BinfmtError> {
+    let platforms: BTreeSet<String> = graph
+        .vertices()
+        .filter_map(|(_, v)| match &v.op {
+            Op::Exec(e) => Some(e.platform.to_string()),
+            _ => None,
+        })
+        .collect();
+    for p in platforms {
+        let platform = Platform::parse(&p).expect("invariant: platforms print parseably");
+        worker::binfmt::check_platform(&platform)?;
+    }
+    Ok(())
+}
+
+fn export_all(
+    store: &Store,
+    snapshotter: &dyn Snapshotter,
+    outputs: &[graph::Output],
+    results: &std::collections::HashMap<Digest, Ref>,
+    opts: &ExportOptions,
+    tags: &[String],
+) -> Result<(Descriptor, Vec<Descriptor>), BuildError> {
+    let lease = store.lease()?;
+    let mut manifests = Vec::new();
+    for out in outputs {
+        let fs = match &results[&out.root] {
+            Ref::Fs(f) => f.clone(),
+            Ref::Local(_) => {
+                return Err(BuildError::Internal(
+                    "a build's result is a context, not a filesystem".into(),
+                ));
+            }
+        };
+        let desc = export_image(store, snapshotter, &lease, &fs, out.config.clone(), opts)?;
+        manifests.push(desc);
+    }
+    let index = export::assemble_index(store, &lease, manifests.clone(), BTreeMap::new())?;
+    for t in tags {
+        export::tag(store, t, &index)?;
+    }
+    Ok((index, manifests))
+}
+
+/// A step's exported layer, remembered per snapshot and compression.
+#[derive(Debug, Serialize, Deserialize)]
+struct LayerMemo {
+    layer: Option<(Descriptor, Digest)>,
+}
+
+fn export_image(
+    store: &Store,
+    snapshotter: &dyn Snapshotter,
+    lease: &content::Lease,
+    fs: &FsRef,
+    config: ImageConfig,
+    opts: &ExportOptions,
+) -> Result<Descriptor, BuildError> {
+    let base = match &fs.base {
+        Some(m) => Some(BaseImage {
+            manifest: m.clone(),
+            config: read_config(store, m)?,
+        }),
+        None => None,
+    };
+    let lopts = LayerOptions {
+        compression: opts.compression,
+        source_date_epoch: opts.source_date_epoch,
+        oci_mediatypes: opts.oci_mediatypes,
+        use_cache: true,
+    };
+    let memo_dir = store.root().join("layers");
+    std::fs::create_dir_all(&memo_dir).map_err(|e| BuildError::io(&memo_dir, e))?;
+    let mut layers = Vec::new();
+    for step in &fs.steps {
+        let memo_key = Digest::sha256(
+            format!(
+                "{step}\n{}\n{:?}\n{}",
+                opts.compression.key(),
+                opts.source_date_epoch,
+                opts.oci_mediatypes
+            )
+            .as_bytes(),
+        );
+        let memo_path = memo_dir.join(format!("{}.json", memo_key.hex()));
+        let memo: Option<LayerMemo> = std::fs::read(&memo_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let layer = match memo {
+            Some(LayerMemo { layer: None }) => None,
+            Some(LayerMemo {
+                layer: Some((d, diff_id)),
+            }) if store.contains(&d.digest) => {
+                store.protect(lease, &d.digest)?;
+                Some(LayerDesc {
+                    descriptor: d,
+                    diff_id,
+                    from_cache: true,
+                })
+            }
+            _ => {
+                let key = worker::snapshot::Key::new(step.clone())?;
+                let changes = snapshotter.diff_committed(&key)?;
+                let l = export::export_layer(store, lease, changes, &lopts)?;
+                let memo = LayerMemo {
+                    layer: l
+                        .as_ref()
+                        .map(|l| (l.descriptor.clone(), l.diff_id.clone())),
+                };
+                let tmp = memo_path.with_extension("tmp");
+                std::fs::write(&tmp, serde_json::to_vec(&memo).expect("memo serialises"))
+                    .map_err(|e| BuildError::io(&tmp, e))?;
+                std::fs::rename(&tmp, &memo_path).map_err(|e| BuildError::io(&memo_path, e))?;
+                l
+            }
+        };
+        layers.push(layer);
+    }
+    let iopts = ImageOptions {
+        oci_mediatypes: opts.oci_mediatypes,
+        source_date_epoch: opts.source_date_epoch,
+        ..ImageOptions::default()
+    };
+    Ok(export::assemble_image(
+        store,
+        lease,
+        base.as_ref(),
+        &layers,
+        config,
+        &iopts,
+    )?)
+}
+
+fn read_config(store: &Store, manifest: &Descriptor) -> Result<ImageConfig, BuildError> {
+    let bad = |what: &str| BuildError::Internal(format!("base image {}: {what}", manifest.digest));
+    let m = RawDocument::<ImageManifest>::parse(store.read_document(&manifest.digest)?)
+        .map_err(|_| bad("unreadable manifest"))?;
+    let c = RawDocument::<ImageConfig>::parse(store.read_document(&m.value().config.digest)?)
+        .map_err(|_| bad("unreadable config"))?;
+    Ok(c.value().clone())
+}
+
+/// Base images for the frontend: from the store when it has them (unless
+/// `--pull`), else from their registry.
+struct StoreResolver {
+    store: Store,
+    client: Option<registry::Client>,
+    pull: bool,
+    rt: tokio::runtime::Handle,
+}
+
+impl StoreResolver {
+    fn local(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
+        let r = Reference::parse(reference).ok()?;
+        let top = [reference.to_owned(), r.to_string()]
+            .iter()
+            .find_map(|n| self.store.resolve(n).ok())?;
+        let m = local_manifest(&self.store, &top.digest, platform)?;
+        let config = read_config(&self.store, &m).ok()?;
+        if top.digest == m.digest
+            && !oci::PlatformMatcher::only(platform).matches(&config.platform())
+        {
+            return None;
+        }
+        Some(ResolvedImage {
+            digest: top.digest,
+            config,
+        })
+    }
+
+    fn remote(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| "not in the local store, and no registry client".to_owned())?;
+        let r = Reference::parse(reference).map_err(|e| e.to_string())?;
+        self.rt.block_on(async {
+            let text = |e: &dyn std::error::Error| {
+                let mut s = e.to_string();
+                let mut cur = e.source();
+                while let Some(c) = cur {
+                    s.push_str(": ");
+                    s.push_str(&c.to_string());
+                    cur = c.source();
+                }
+                s
+            };
+            let top = client.get_manifest(&r).await.map_err(|e| text(&e))?;
+            let manifest = match &top.document {
+                ManifestOrIndex::Manifest(m) => m.value().clone(),
+                ManifestOrIndex::Index(i) => {
+                    let chosen = i
+                        .value()
+                        .manifest_for(platform)
+                        .ok_or_else(|| format!("{reference} has no image for {platform}"))?;
+                    let child = client
+                        .get_manifest(&r.with_digest(chosen.digest.clone()))
+                        .await
+                        .map_err(|e| text(&e))?;
+                    match child.document {
+                        ManifestOrIndex::Manifest(m) => m.value().clone(),
+                        ManifestOrIndex::Index(_) => {
+                            return Err(format!("{reference}: nested index"));
+                        }
+                    }
+                }
+            };
+            let repo = client.repo(&r);
+            let bytes = client
+                .get_blob_bytes(&repo, &manifest.config)
+                .await
+                .map_err(|e| text(&e))?;
+            let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| text(&e))?;
+            Ok(ResolvedImage {
+                digest: top.descriptor.digest.clone(),
+                config: config.value().clone(),
+            })
+        })
+    }
+}
+
+impl ImageResolver for StoreResolver {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, ResolveError> {
+        if !self.pull
+            && let Some(r) = self.local(reference, platform)
+        {
+            return Ok(r);
+        }
+        self.remote(reference, platform)
+            .map_err(|e| ResolveError::Other {
+                reference: reference.to_owned(),
+                source: e.into(),
+            })
+    }
+}

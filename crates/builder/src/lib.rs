@@ -1,0 +1,19 @@
+//! Runs builds: the solver's [`solver::OpRunner`] over snapshots, runc and the
+//! content store ([`Runner`]), and [`Builder`], which lowers a Dockerfile, solves
+//! it for every platform and exports the results as one index in the store.
+//!
+//! **Invariant**: a step reads and writes only through snapshots and in-root
+//! file operations; the build context is read in place, never copied first.
+//! **Invariant**: secret values never reach a layer, a cache key, a log or the
+//! graph: only their ids do.
+
+mod build;
+mod error;
+pub mod fileop;
+mod refs;
+mod runner;
+
+pub use build::{BuildFailure, BuildOutput, BuildRequest, Builder, ExportOptions};
+pub use error::BuildError;
+pub use refs::{FsRef, LocalRef, Ref};
+pub use runner::{LocalDir, Runner, Secret, Session};
