@@ -1,0 +1,334 @@
+//! The `Copy` action: sources resolved (wildcards, symlinks) in the source tree, the
+//! destination chosen as fsutil's `prepareTargetDir` does, then a plan of what to copy
+//! (filtered by `.dockerignore`, `include` and `exclude`) carried out through
+//! [`Root`] handles.
+
+use std::io;
+
+use archive::{CleanPath, NodeKind, Root};
+use dockerfile::ignore::Matcher;
+use graph::op::Copy;
+use rustix::fs::{FileType, Stat};
+
+use super::glob::{self, rel};
+use super::ids::{Mode, Owner};
+use super::{Ctx, FileOpError, SourceTree, canonical, resolve_dest, show, unpack};
+
+/// Deepest directory below a source the copier descends into.
+const MAX_DEPTH: usize = 1024;
+
+/// What decides which entries below a copied directory are copied.
+struct Filter<'a> {
+    /// The source tree's `.dockerignore`; takes tree-relative paths.
+    ignore: Option<&'a Matcher>,
+    /// `include` and `exclude` of the action; take paths relative to the source.
+    include: Option<Matcher>,
+    exclude: Option<Matcher>,
+}
+
+/// How copied entries are written.
+struct Write {
+    owner: Owner,
+    mode: Option<Mode>,
+    created: Option<i64>,
+}
+
+/// One entry to copy: its path below the copied source, and its `lstat`.
+struct Node {
+    rel: CleanPath,
+    st: Stat,
+}
+
+pub(super) fn copy(dest: &Root, src: &SourceTree, c: &Copy) -> Result<(), FileOpError> {
+    let ctx = Ctx {
+        action: format!("copy {:?} to {:?}", c.src_path, c.dest),
+        root: dest,
+    };
+    let tree = Root::open(&src.root).map_err(|e| ctx.fs(e))?;
+    let ignore = src.exclude.as_deref();
+    let matcher = |lines: &[String]| -> Result<Option<Matcher>, FileOpError> {
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        Matcher::from_lines(lines)
+            .map(Some)
+            .map_err(|_| FileOpError::BadPattern {
+                action: ctx.action.clone(),
+                pattern: lines.join(", "),
+            })
+    };
+    let filter = Filter {
+        ignore,
+        include: matcher(&c.include)?,
+        exclude: matcher(&c.exclude)?,
+    };
+    let write = Write {
+        owner: super::ids::owner(&ctx, c.chown.as_deref())?,
+        mode: c.chmod.as_ref().map(|m| Mode::parse(&ctx, m)).transpose()?,
+        created: c.created,
+    };
+
+    let src_path = ctx.clean(&c.src_path)?;
+    let wild = c.allow_wildcard && src_path.components().any(glob::has_meta);
+    let sources = if wild {
+        let found = glob::resolve(&ctx, &tree, &src_path, ignore)?;
+        if found.is_empty() {
+            if c.allow_empty_wildcard {
+                return Ok(());
+            }
+            return Err(FileOpError::NoMatch {
+                action: ctx.action.clone(),
+                pattern: c.src_path.clone(),
+            });
+        }
+        found
+    } else {
+        vec![src_path]
+    };
+    let mut resolved = Vec::new();
+    for s in &sources {
+        let not_found = || FileOpError::NotFound {
+            action: ctx.action.clone(),
+            path: show(s),
+        };
+        let r = canonical(&tree, s, c.follow_symlinks).map_err(|e| ctx.fs(e))?;
+        if glob::excluded(ignore, s) || glob::excluded(ignore, &r) {
+            return Err(not_found());
+        }
+        let st = tree
+            .lstat(&r)
+            .map_err(|e| ctx.fs(e))?
+            .ok_or_else(not_found)?;
+        resolved.push((s, r, st));
+    }
+
+    let dest_is_dir =
+        c.dest.ends_with('/') || c.dest.ends_with("/.") || c.dest == "." || resolved.len() > 1;
+    let dest_p = resolve_dest(&ctx, &c.dest, true)?;
+    if !c.create_dest_path && !dest_p.is_root() && !ctx.is_dir(&dest_p.parent())? {
+        return Err(FileOpError::NoParent {
+            action: ctx.action.clone(),
+            path: show(&dest_p),
+        });
+    }
+    let ensure = if dest_is_dir {
+        dest_p.clone()
+    } else {
+        dest_p.parent()
+    };
+    ctx.mkdir_parents(&ensure, 0o755, write.owner, write.created)?;
+
+    for (orig, r, st) in resolved {
+        let is_dir = kind(&st) == FileType::Directory;
+        if c.unpack && kind(&st) == FileType::RegularFile && unpack::is_archive(&ctx, &tree, &r)? {
+            ctx.mkdir_parents(&dest_p, 0o755, write.owner, write.created)?;
+            unpack::extract(&ctx, &tree, &r, &dest_p)?;
+            continue;
+        }
+        let dest_exists = ctx.lstat(&dest_p)?.is_some();
+        let dest_dir = ctx.is_dir(&dest_p)?;
+        let target = match orig.file_name() {
+            Some(name)
+                if (!c.dir_contents_only && is_dir && dest_exists) || (!is_dir && dest_dir) =>
+            {
+                dest_p.join(name)
+            }
+            _ => dest_p.clone(),
+        };
+        let mut nodes = vec![Node {
+            rel: CleanPath::default(),
+            st,
+        }];
+        if is_dir {
+            walk(
+                &ctx,
+                &tree,
+                &r,
+                &filter,
+                &CleanPath::default(),
+                0,
+                &mut nodes,
+            )?;
+        }
+        write_nodes(&ctx, &tree, &r, &target, &nodes, &write)?;
+    }
+    Ok(())
+}
+
+fn kind(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// `base` with the components of `rel` appended.
+fn join(base: &CleanPath, rel: &CleanPath) -> CleanPath {
+    rel.components().fold(base.clone(), |p, c| p.join(c))
+}
+
+/// Append the entries below `top`/`dir` that the filter keeps, parents before
+/// children. A directory that is itself filtered out is kept only when something
+/// below it is (as fsutil's walker re-includes `!pattern` matches).
+fn walk(
+    ctx: &Ctx<'_>,
+    tree: &Root,
+    top: &CleanPath,
+    filter: &Filter<'_>,
+    dir: &CleanPath,
+    depth: usize,
+    nodes: &mut Vec<Node>,
+) -> Result<(), FileOpError> {
+    if depth >= MAX_DEPTH {
+        return Err(FileOpError::TooDeep {
+            action: ctx.action.clone(),
+            path: show(&join(top, dir)),
+            limit: MAX_DEPTH,
+        });
+    }
+    for name in tree.read_dir(&join(top, dir)).map_err(|e| ctx.fs(e))? {
+        let rel_p = dir.join(&name);
+        let full = join(top, &rel_p);
+        let Some(st) = tree.lstat(&full).map_err(|e| ctx.fs(e))? else {
+            continue;
+        };
+        let (r, f) = (rel(&rel_p), rel(&full));
+        let ignored = filter.ignore.is_some_and(|m| m.is_excluded(&f));
+        let excluded = filter.exclude.as_ref().is_some_and(|m| m.is_excluded(&r));
+        let included = filter.include.as_ref().is_none_or(|m| m.is_excluded(&r));
+        if kind(&st) != FileType::Directory {
+            if !ignored && !excluded && included {
+                nodes.push(Node { rel: rel_p, st });
+            }
+            continue;
+        }
+        if ignored && !filter.ignore.is_some_and(|m| m.may_reinclude_under(&f)) {
+            continue;
+        }
+        if excluded
+            && !filter
+                .exclude
+                .as_ref()
+                .is_some_and(|m| m.may_reinclude_under(&r))
+        {
+            continue;
+        }
+        let conditional = ignored || excluded || !included;
+        let at = nodes.len();
+        nodes.push(Node {
+            rel: rel_p.clone(),
+            st,
+        });
+        walk(ctx, tree, top, filter, &rel_p, depth + 1, nodes)?;
+        if conditional && nodes.len() == at + 1 {
+            nodes.pop();
+        }
+    }
+    Ok(())
+}
+
+/// Carry out the plan: `src`/rel is copied to `target`/rel. Directories get their
+/// times last, deepest first, since creating children changes them.
+fn write_nodes(
+    ctx: &Ctx<'_>,
+    tree: &Root,
+    src: &CleanPath,
+    target: &CleanPath,
+    nodes: &[Node],
+    w: &Write,
+) -> Result<(), FileOpError> {
+    let fs = |e| ctx.fs(e);
+    let mut dirs = Vec::new();
+    for node in nodes {
+        let from = join(src, &node.rel);
+        let to = join(target, &node.rel);
+        let st = &node.st;
+        let ty = kind(st);
+        let mode = match &w.mode {
+            Some(m) => m.apply(st.st_mode & 0o7777, ty == FileType::Directory),
+            None => st.st_mode & 0o7777,
+        };
+        let existing = ctx.lstat(&to)?.map(|s| kind(&s));
+        let leaf = match ty {
+            FileType::Directory => {
+                if ctx.is_dir(&to)? {
+                    // An existing directory keeps its owner and mode; it only gets
+                    // the source's times, as fsutil's copy does.
+                    dirs.push((to, st));
+                    continue;
+                }
+                if existing.is_some() {
+                    return Err(ctx.conflict(&to, "cannot copy a directory onto a non-directory"));
+                }
+                let leaf = ctx.root.mkdir(&to).map_err(fs)?;
+                dirs.push((to, st));
+                leaf
+            }
+            _ if existing == Some(FileType::Directory) => {
+                return Err(ctx.conflict(&to, "cannot replace a directory with a file"));
+            }
+            FileType::RegularFile => {
+                let mut input = tree.open_regular(&from).map_err(fs)?;
+                let (mut out, leaf) = ctx.root.create_file(&to).map_err(fs)?;
+                io::copy(&mut input, &mut out).map_err(|source| FileOpError::Io {
+                    action: ctx.action.clone(),
+                    path: show(&from),
+                    source,
+                })?;
+                leaf
+            }
+            FileType::Symlink => {
+                let link = tree.read_link(&from).map_err(fs)?;
+                ctx.root.symlink(&link, &to).map_err(fs)?
+            }
+            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
+                let kind = match ty {
+                    FileType::Fifo => NodeKind::Fifo,
+                    FileType::CharacterDevice => NodeKind::Char,
+                    _ => NodeKind::Block,
+                };
+                let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                ctx.root.mknod(&to, kind, mode, dev).map_err(fs)?
+            }
+            // Sockets and unknown types are not copied.
+            _ => continue,
+        };
+        leaf.set_owner(w.owner.uid, w.owner.gid).map_err(fs)?;
+        if ty != FileType::Symlink {
+            // After the owner: chown clears setuid and setgid.
+            leaf.set_mode(mode).map_err(fs)?;
+            copy_xattrs(tree, &from, &leaf);
+        }
+        if ty != FileType::Directory {
+            let (secs, nanos) = times(st, w.created);
+            leaf.set_mtime(secs, nanos).map_err(fs)?;
+        }
+    }
+    for (to, st) in dirs.iter().rev() {
+        let (secs, nanos) = times(st, w.created);
+        let leaf = ctx.root.open_dir(to).map_err(fs)?;
+        leaf.set_mtime(secs, nanos).map_err(fs)?;
+    }
+    Ok(())
+}
+
+fn times(st: &Stat, created: Option<i64>) -> (i64, u32) {
+    match created {
+        Some(t) => (t, 0),
+        None => (
+            st.st_mtime,
+            u32::try_from(st.st_mtime_nsec).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Copy extended attributes best effort, as BuildKit does (its handler only logs):
+/// a filesystem without them must not fail the copy.
+fn copy_xattrs(tree: &Root, from: &CleanPath, to: &archive::Leaf) {
+    let Ok(Some(src)) = tree.open_leaf(from) else {
+        return;
+    };
+    let Ok(attrs) = src.xattrs() else {
+        return;
+    };
+    for (name, value) in attrs {
+        let _ = to.set_xattr(&name, &value);
+    }
+}
