@@ -34,7 +34,7 @@ use dockerfile::ignore::Matcher;
 use graph::op::{FileAction, Mkdir, Mkfile, Rm};
 use rustix::fs::{FileType, Stat};
 
-pub use ids::Owner;
+use ids::Owner;
 
 /// A tree a `COPY` reads from: a snapshot's mounted root, or the build context
 /// read in place (with its `.dockerignore` patterns).
@@ -156,9 +156,9 @@ pub fn apply(
             FileAction::Mkdir(m) => mkdir(&dest, m)?,
             FileAction::Mkfile(m) => mkfile(&dest, m)?,
             FileAction::Rm(r) => rm(&dest, r)?,
-            other => {
+            _ => {
                 return Err(FileOpError::Conflict {
-                    action: format!("{other:?}"),
+                    action: "apply the file op".to_owned(),
                     path: String::new(),
                     reason: "unsupported file action",
                 });

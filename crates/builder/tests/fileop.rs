@@ -177,6 +177,20 @@ fn dir_contents_only_copies_what_is_inside() {
 }
 
 #[test]
+fn without_create_dest_path_the_parent_must_exist() {
+    let fx = Fx::new();
+    put(&fx.src, "a.txt", "A");
+    let mut c = copy("/a.txt", "/no/where");
+    c.create_dest_path = false;
+    let err = fx.copy(c.clone()).unwrap_err();
+    assert!(matches!(err, FileOpError::NoParent { .. }), "{err}");
+    assert!(!fx.d("no").exists());
+    c.dest = "/there".into();
+    fx.copy(c).unwrap();
+    assert_eq!(read(fx.d("there")), "A");
+}
+
+#[test]
 fn copying_a_directory_onto_a_file_fails() {
     let fx = Fx::new();
     put(&fx.src, "dir/sub/f", "f");
