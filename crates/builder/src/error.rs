@@ -33,8 +33,6 @@ pub enum BuildError {
     Secret { id: String, message: String },
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
-    #[error("mount source {path:?} leads outside its tree")]
-    Escape { path: String },
     #[error("{path}")]
     Io {
         path: PathBuf,

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -253,7 +253,7 @@ impl OpRunner for Runner {
                 let force = self.pull || *resolve_mode == op::ResolveMode::ForcePull;
                 Ref::Fs(Arc::new(self.image(reference, platform, force).await?))
             }
-            Op::Exec(exec) => Ref::Fs(Arc::new(self.exec(vertex, exec, &inputs, ctx).await?)),
+            Op::Exec(exec) => Ref::Fs(Arc::new(self.exec(exec, &inputs, ctx).await?)),
             Op::File(file) => Ref::Fs(Arc::new(self.file(file, &inputs, ctx).await?)),
             Op::Merge(_) => Ref::Fs(Arc::new(self.merge(&inputs, ctx).await?)),
             other => {
@@ -465,7 +465,6 @@ impl Runner {
 
     async fn exec(
         &self,
-        vertex: &Vertex,
         exec: &op::Exec,
         inputs: &[Ref],
         ctx: &RunCtx,
@@ -586,6 +585,10 @@ impl Runner {
 /// Snapshot views and scratch dirs a step holds while it runs.
 #[derive(Default)]
 struct Held {
+    /// In-root handles of bind sources, open until the step ends. First, so that
+    /// they are dropped before the mounts they pin.
+    leaves: Vec<archive::Leaf>,
+    files: Vec<std::fs::File>,
     views: Vec<ReadOnlyMount>,
     actives: Vec<worker::snapshot::Active>,
     dirs: Vec<PathBuf>,
@@ -594,6 +597,9 @@ struct Held {
 
 impl Held {
     fn release(self) -> Result<(), BuildError> {
+        // Handles first: an open descriptor keeps its mount busy.
+        drop(self.leaves);
+        drop(self.files);
         let mut first = None;
         for v in self.views {
             if let Err(e) = v.close() {
@@ -674,11 +680,11 @@ impl Parts {
             OpMount::Bind => {
                 let input = m.input.map(|i| &inputs[i]);
                 let source = match input {
-                    Some(Ref::Local(l)) => in_tree(&l.dir, &m.selector)?,
+                    Some(Ref::Local(l)) => in_tree(&l.dir, &m.selector, held)?,
                     Some(Ref::Fs(f)) if m.readonly => match f.top_key() {
                         Some(k) => {
                             let v = self.snapshotter.view(&k)?;
-                            let p = in_tree(v.path(), &m.selector)?;
+                            let p = in_tree(v.path(), &m.selector, held)?;
                             held.views.push(v);
                             p
                         }
@@ -687,7 +693,7 @@ impl Parts {
                     Some(Ref::Fs(f)) => {
                         // Writable: a throwaway snapshot, dropped after the step.
                         let a = self.snapshotter.prepare(f.top_key().as_ref())?;
-                        let p = in_tree(a.path(), &m.selector)?;
+                        let p = in_tree(a.path(), &m.selector, held)?;
                         held.actives.push(a);
                         p
                     }
@@ -706,7 +712,26 @@ impl Parts {
                 // Ids are hashed: never used as paths.
                 let name = Digest::sha256(format!("{id}\n{platform}").as_bytes());
                 let dir = cache_dir.join(name.hex());
-                std::fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
+                std::fs::create_dir_all(cache_dir).map_err(|e| BuildError::io(cache_dir, e))?;
+                let created = match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(BuildError::io(&dir, e)),
+                };
+                // A new cache takes the owner and mode of its seed (`from=`, or
+                // the directory the frontend made for `uid=`/`gid=`/`mode=`).
+                if created && let Some(seed) = m.input.and_then(|i| inputs[i].fs()) {
+                    if let Some(k) = seed.top_key() {
+                        let v = self.snapshotter.view(&k)?;
+                        let src = in_tree(v.path(), &m.selector, held)?;
+                        let meta = std::fs::metadata(&src).map_err(|e| BuildError::io(&src, e))?;
+                        held.views.push(v);
+                        std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid()))
+                            .map_err(|e| BuildError::io(&dir, e))?;
+                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                            .map_err(|e| BuildError::io(&dir, e))?;
+                    }
+                }
                 if *sharing == op::CacheSharing::Locked {
                     let lock_path = cache_dir.join(format!("{}.lock", name.hex()));
                     let f = std::fs::OpenOptions::new()
@@ -836,21 +861,31 @@ fn only_stubs(tree: &archive::Root, p: &archive::CleanPath) -> Result<bool, Buil
     }
 }
 
-/// `selector` inside `root`, refusing anything that resolves outside it.
-fn in_tree(root: &Path, selector: &str) -> Result<PathBuf, BuildError> {
-    let rel = selector.trim_start_matches('/');
-    if rel.is_empty() {
+/// `selector` inside `root` as a path the runtime can bind: symlinks on the way
+/// are resolved in-root (a link to `/` is the tree's own root), and the result
+/// is handed over as `/proc/<pid>/fd/<n>` of a handle `held` keeps open, so
+/// nothing can swap the path between the check and the mount.
+fn in_tree(root: &Path, selector: &str, held: &mut Held) -> Result<PathBuf, BuildError> {
+    use std::os::fd::AsRawFd;
+    let p = archive::CleanPath::new(selector.as_bytes())?;
+    if p.is_root() {
         return Ok(root.to_owned());
     }
-    let joined = root.join(rel);
-    let real = std::fs::canonicalize(&joined).map_err(|e| BuildError::io(&joined, e))?;
-    let real_root = std::fs::canonicalize(root).map_err(|e| BuildError::io(root, e))?;
-    if !real.starts_with(&real_root) {
-        return Err(BuildError::Escape {
-            path: selector.to_owned(),
-        });
-    }
-    Ok(real)
+    let tree = archive::Root::open(root)?;
+    let fd = match tree.open_dir(&p) {
+        Ok(dir) => {
+            let fd = dir.fd().as_raw_fd();
+            held.leaves.push(dir);
+            fd
+        }
+        Err(_) => {
+            let file = tree.open_regular(&p)?;
+            let fd = file.as_raw_fd();
+            held.files.push(file);
+            fd
+        }
+    };
+    Ok(PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id())))
 }
 
 fn input_fs(inputs: &[Ref], i: usize) -> Result<&FsRef, BuildError> {
