@@ -380,6 +380,15 @@ impl StoreResolver {
                 s
             };
             let top = client.get_manifest(&r).await.map_err(|e| text(&e))?;
+            // What the store already has is not fetched again: only the tag's
+            // top document is asked for, to see whether it moved.
+            let local = |d: &Digest| {
+                self.store
+                    .read_document(d)
+                    .ok()
+                    .and_then(|b| RawDocument::<ImageManifest>::parse(b).ok())
+                    .map(|m| m.value().clone())
+            };
             let manifest = match &top.document {
                 ManifestOrIndex::Manifest(m) => m.value().clone(),
                 ManifestOrIndex::Index(i) => {
@@ -387,23 +396,30 @@ impl StoreResolver {
                         .value()
                         .manifest_for(platform)
                         .ok_or_else(|| format!("{reference} has no image for {platform}"))?;
-                    let child = client
-                        .get_manifest(&r.with_digest(chosen.digest.clone()))
-                        .await
-                        .map_err(|e| text(&e))?;
-                    match child.document {
-                        ManifestOrIndex::Manifest(m) => m.value().clone(),
-                        ManifestOrIndex::Index(_) => {
-                            return Err(format!("{reference}: nested index"));
+                    match local(&chosen.digest) {
+                        Some(m) => m,
+                        None => {
+                            let child = client
+                                .get_manifest(&r.with_digest(chosen.digest.clone()))
+                                .await
+                                .map_err(|e| text(&e))?;
+                            match child.document {
+                                ManifestOrIndex::Manifest(m) => m.value().clone(),
+                                ManifestOrIndex::Index(_) => {
+                                    return Err(format!("{reference}: nested index"));
+                                }
+                            }
                         }
                     }
                 }
             };
-            let repo = client.repo(&r);
-            let bytes = client
-                .get_blob_bytes(&repo, &manifest.config)
-                .await
-                .map_err(|e| text(&e))?;
+            let bytes = match self.store.read_document(&manifest.config.digest) {
+                Ok(b) => b,
+                Err(_) => client
+                    .get_blob_bytes(&client.repo(&r), &manifest.config)
+                    .await
+                    .map_err(|e| text(&e))?,
+            };
             let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| text(&e))?;
             Ok(ResolvedImage {
                 digest: top.descriptor.digest.clone(),

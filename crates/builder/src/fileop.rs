@@ -43,6 +43,10 @@ pub struct SourceTree {
     pub root: PathBuf,
     /// Paths (relative to `root`) that are not part of the tree.
     pub exclude: Option<Arc<Matcher>>,
+    /// Copies keep the entries' uid and gid when no `--chown` is given (a
+    /// stage's filesystem, as BuildKit does); else they become 0:0 (the build
+    /// context, whose owners are the client's).
+    pub keep_owner: bool,
 }
 
 /// Why a file action failed. Each names the action (`copy "/a" to "/b/"`, `mkdir

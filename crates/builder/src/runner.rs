@@ -631,6 +631,7 @@ impl Parts {
             Ref::Local(l) => Ok(SourceTree {
                 root: l.dir.clone(),
                 exclude: l.exclude.clone(),
+                keep_owner: false,
             }),
             Ref::Fs(f) => match f.top_key() {
                 Some(k) => {
@@ -640,6 +641,7 @@ impl Parts {
                     Ok(SourceTree {
                         root,
                         exclude: None,
+                        keep_owner: true,
                     })
                 }
                 None => {
@@ -647,6 +649,7 @@ impl Parts {
                     Ok(SourceTree {
                         root: dir,
                         exclude: None,
+                        keep_owner: true,
                     })
                 }
             },
@@ -720,17 +723,21 @@ impl Parts {
                 };
                 // A new cache takes the owner and mode of its seed (`from=`, or
                 // the directory the frontend made for `uid=`/`gid=`/`mode=`).
-                if created && let Some(seed) = m.input.and_then(|i| inputs[i].fs()) {
-                    if let Some(k) = seed.top_key() {
-                        let v = self.snapshotter.view(&k)?;
-                        let src = in_tree(v.path(), &m.selector, held)?;
-                        let meta = std::fs::metadata(&src).map_err(|e| BuildError::io(&src, e))?;
-                        held.views.push(v);
-                        std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid()))
-                            .map_err(|e| BuildError::io(&dir, e))?;
-                        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-                            .map_err(|e| BuildError::io(&dir, e))?;
-                    }
+                if created
+                    && let Some(seed) = m.input.and_then(|i| inputs[i].fs())
+                    && let Some(k) = seed.top_key()
+                {
+                    let v = self.snapshotter.view(&k)?;
+                    let src = in_tree(v.path(), &m.selector, held)?;
+                    let meta = std::fs::metadata(&src).map_err(|e| BuildError::io(&src, e))?;
+                    held.views.push(v);
+                    std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid()))
+                        .map_err(|e| BuildError::io(&dir, e))?;
+                    std::fs::set_permissions(
+                        &dir,
+                        std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+                    )
+                    .map_err(|e| BuildError::io(&dir, e))?;
                 }
                 if *sharing == op::CacheSharing::Locked {
                     let lock_path = cache_dir.join(format!("{}.lock", name.hex()));
@@ -885,7 +892,10 @@ fn in_tree(root: &Path, selector: &str, held: &mut Held) -> Result<PathBuf, Buil
             fd
         }
     };
-    Ok(PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id())))
+    Ok(PathBuf::from(format!(
+        "/proc/{}/fd/{fd}",
+        std::process::id()
+    )))
 }
 
 fn input_fs(inputs: &[Ref], i: usize) -> Result<&FsRef, BuildError> {

@@ -49,6 +49,7 @@ impl Fx {
 
     fn run(&self, actions: Vec<FileAction>) -> Result<(), FileOpError> {
         let tree = SourceTree {
+            keep_owner: false,
             root: self.src.clone(),
             exclude: self.ignore.clone(),
         };

@@ -621,3 +621,144 @@ fn secrets_reach_the_step_but_not_the_image() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn copies_keep_stage_owners_and_context_files_belong_to_root() {
+    use std::os::unix::fs::MetadataExt;
+    require_root();
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test AS build\n\
+         RUN mkdir /out && echo x > /out/f && chown 1000:100 /out/f\n\
+         FROM localhost/busybox:test\n\
+         COPY --from=build /out/f /from-stage\n\
+         COPY ctx.txt /from-context\n\
+         COPY --chown=app:users --chmod=640 ctx.txt /owned\n",
+    );
+    write(ctx.path(), "ctx.txt", "ctx\n");
+    std::os::unix::fs::chown(ctx.path().join("ctx.txt"), Some(4321), Some(4321)).unwrap();
+    let out = manifold(
+        root.path(),
+        &[
+            "build",
+            "-t",
+            "localhost/owners:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    ok(&out);
+    let (_, m, _) = &manifests(root.path(), "localhost/owners:1")[0];
+    let fs = unpack(root.path(), m);
+    let owner = |p: &str| {
+        let md = std::fs::symlink_metadata(fs.path().join(p)).unwrap();
+        (md.uid(), md.gid(), md.mode() & 0o7777)
+    };
+    assert_eq!(owner("from-stage").0, 1000);
+    assert_eq!(owner("from-stage").1, 100);
+    assert_eq!(owner("from-context").0, 0);
+    assert_eq!(owner("from-context").1, 0);
+    assert_eq!(
+        owner("owned"),
+        (1000, 100, 0o640),
+        "names resolved in the image's passwd"
+    );
+}
+
+#[test]
+fn named_contexts_replace_images_and_add_directories() {
+    require_root();
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), "data/extra.txt", "from the named context\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM alpine:3.20\nCOPY --from=assets data/extra.txt /extra.txt\nRUN cat /extra.txt\n",
+    );
+    // `alpine:3.20` is never looked up: the named context replaces it.
+    let out = manifold(
+        root.path(),
+        &[
+            "build",
+            "--progress=plain",
+            "--build-context",
+            "alpine:3.20=docker-image://localhost/busybox:test",
+            "--build-context",
+            &format!("assets={}", extra.path().display()),
+            "-t",
+            "localhost/named:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    ok(&out);
+    assert!(
+        text(&out.stderr).contains("from the named context"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A directory that does not exist is named in the error.
+    let out = manifold(
+        root.path(),
+        &[
+            "build",
+            "--build-context",
+            "assets=/nonexistent/dir",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/dir"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn base_images_are_pulled_from_a_registry_once() {
+    use testkit::registry::{Auth, DistRegistry};
+    require_root();
+    let reg = DistRegistry::start(Auth::Open);
+    // Push the base with manifold itself from a store that has it.
+    let seed = root_with_base(&["amd64", "arm64"]);
+    let base = format!("{}/lib/busybox:1", reg.addr);
+    let store = Store::open(seed.path()).unwrap();
+    store
+        .set_name("busybox", &store.resolve(BASE).unwrap())
+        .unwrap();
+    let layout = format!("oci-layout://{}:busybox", seed.path().join("oci").display());
+    let out = manifold(seed.path(), &["imagetools", "copy", &layout, &base]);
+    ok(&out);
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {base}\nRUN uname -m > /arch\n"),
+    );
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress=plain", "-t", "localhost/pulled:1"];
+        args.extend_from_slice(extra);
+        args.push(ctx.path().to_str().unwrap());
+        let out = manifold(root.path(), &args);
+        ok(&out);
+        out
+    };
+    build(&[]);
+    let pulls = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("GET /v2/lib/busybox/blobs/"))
+            .count()
+    };
+    let after_first = pulls(&reg.log());
+    assert!(after_first >= 2, "config and layer fetched:\n{}", reg.log());
+    let out = build(&[]);
+    assert!(text(&out.stderr).contains("CACHED"));
+    assert_eq!(pulls(&reg.log()), after_first, "a rebuild fetches no blob");
+    // --pull asks the registry again, and still builds.
+    build(&["--pull"]);
+}

@@ -29,6 +29,9 @@ struct Filter<'a> {
 /// How copied entries are written.
 struct Write {
     owner: Owner,
+    /// Keep each source entry's uid and gid (no `--chown`, and a source whose
+    /// owners mean something: another stage, not the build context).
+    keep_owner: bool,
     mode: Option<Mode>,
     created: Option<i64>,
 }
@@ -64,6 +67,7 @@ pub(super) fn copy(dest: &Root, src: &SourceTree, c: &Copy) -> Result<(), FileOp
     };
     let write = Write {
         owner: super::ids::owner(&ctx, c.chown.as_deref())?,
+        keep_owner: c.chown.is_none() && src.keep_owner,
         mode: c.chmod.as_ref().map(|m| Mode::parse(&ctx, m)).transpose()?,
         created: c.created,
     };
@@ -290,7 +294,11 @@ fn write_nodes(
             // Sockets and unknown types are not copied.
             _ => continue,
         };
-        leaf.set_owner(w.owner.uid, w.owner.gid).map_err(fs)?;
+        if w.keep_owner {
+            leaf.set_owner(st.st_uid, st.st_gid).map_err(fs)?;
+        } else {
+            leaf.set_owner(w.owner.uid, w.owner.gid).map_err(fs)?;
+        }
         if ty != FileType::Symlink {
             // After the owner: chown clears setuid and setgid.
             leaf.set_mode(mode).map_err(fs)?;
