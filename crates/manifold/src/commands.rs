@@ -2,6 +2,7 @@
 
 mod binfmt;
 mod build;
+mod build_state;
 mod registry;
 mod registry_server;
 mod resolve;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command, Global, Imagetools};
+use crate::cli::{Call, Cli, Command, Global, Imagetools};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -24,8 +25,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Du => store::du(&open_store(&cli.global)?),
         Command::Prune(args) => store::prune(&open_store(&cli.global)?, &args),
         Command::Fsck => store::fsck(&open_store(&cli.global)?),
-        Command::Build(args) => build::build(&cli.global, &args),
-        Command::Run(args) => run::run(&cli.global, &open_store(&cli.global)?, &args),
+        Command::Build(args) => {
+            // A build that runs steps uses the build state that `prune --all` removes.
+            let _using = (args.call == Call::Build && !args.check)
+                .then(|| state_root(&cli.global).ok())
+                .flatten()
+                .and_then(|root| build_state::hold_shared(&root));
+            build::build(&cli.global, &args)
+        }
+        Command::Run(args) => {
+            let store = open_store(&cli.global)?;
+            let _using = build_state::hold_shared(store.root());
+            run::run(&cli.global, &store, &args)
+        }
         Command::Login(args) => runtime()?.block_on(registry::login(&cli.global, &args)),
         Command::Logout(args) => registry::logout(&args),
         Command::Imagetools(Imagetools::Inspect(args)) => {

@@ -118,13 +118,26 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
+    let mut removed = Vec::new();
+    if args.all {
+        match super::build_state::try_hold_exclusive(store.root())? {
+            Some(_held) => removed = super::build_state::remove_all(store.root())?,
+            None => eprintln!(
+                "a build is running on this state root: build cache, snapshots and temporary files were kept"
+            ),
+        }
+    }
     let report = store.gc()?;
     if names > 0 {
         eprintln!("removed {names} image name(s)");
     }
+    for r in &removed {
+        eprintln!("removed {}: {}", r.what, human_size(r.bytes));
+    }
+    let total = report.bytes_freed + removed.iter().map(|r| r.bytes).sum::<u64>();
     println!(
         "Total reclaimed: {} ({} blob(s))",
-        human_size(report.bytes_freed),
+        human_size(total),
         report.removed.len()
     );
     Ok(ExitCode::SUCCESS)
