@@ -12,6 +12,7 @@ mod error;
 pub mod fileop;
 mod refs;
 mod runner;
+mod selection;
 
 pub use build::{BuildFailure, BuildOutput, BuildRequest, Builder, ExportOptions};
 pub use error::BuildError;

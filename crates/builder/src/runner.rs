@@ -37,6 +37,7 @@ use worker::snapshot::{Key, ReadOnlyMount, Snapshotter};
 use crate::error::BuildError;
 use crate::fileop::{self, SourceTree};
 use crate::refs::{FsRef, LocalRef, Ref};
+use crate::selection::Selection;
 
 /// A directory a `Source::Local` of that name reads.
 #[derive(Debug, Clone)]
@@ -74,8 +75,8 @@ pub struct Runner {
     pub(crate) session: Session,
     /// `--pull`: always ask the registry for base images.
     pub(crate) pull: bool,
-    /// Context digests computed for content keys, reused by `run`.
-    scans: Mutex<HashMap<String, Digest>>,
+    /// Context scans made for content keys, by local name.
+    scans: Mutex<HashMap<String, Arc<Scan>>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -191,40 +192,18 @@ impl OpRunner for Runner {
     async fn content_key(
         &self,
         vertex: &Vertex,
-        _inputs: &[Ref],
+        inputs: &[Ref],
     ) -> Result<Option<ContentKey>, BoxError> {
-        let Op::Source(Source::Local { name, exclude, .. }) = &vertex.op else {
-            return Ok(None);
-        };
-        let dir = self.local(name)?.dir.clone();
-        let exclude = matcher(exclude)?;
-        let state = self.contexts_dir();
-        let name2 = name.clone();
-        let (digest, changed) = blocking(move || {
-            let mut index = worker::context::Index::open(&state, &dir);
-            let before = index.files();
-            let ctx = worker::context::scan(&dir, exclude.as_deref(), &mut index)
-                .map_err(BuildError::from)?;
-            let after = index.files();
-            index.save().map_err(BuildError::from)?;
-            let mut changed: Vec<String> = after
-                .iter()
-                .filter(|(p, d)| before.get(*p) != Some(*d))
-                .map(|(p, _)| p.clone())
-                .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
-                .collect();
-            changed.sort();
-            Ok((ctx.digest, changed))
-        })
-        .await?;
-        self.scans
-            .lock()
-            .expect("scan map lock")
-            .insert(name2.clone(), digest.clone());
-        Ok(Some(ContentKey::new(
-            digest,
-            describe_changes(&name2, &changed),
-        )))
+        match &vertex.op {
+            Op::Source(Source::Local { name, exclude, .. }) => {
+                let scan = self.scan(name, exclude).await?;
+                Ok(Some(ContentKey::new(
+                    scan.context.digest.clone(),
+                    describe_changes(name, &scan.changed),
+                )))
+            }
+            op => Ok(self.selection_key(op, inputs)),
+        }
     }
 
     async fn run(&self, vertex: &Vertex, inputs: Vec<Ref>, ctx: &RunCtx) -> Result<Ref, BoxError> {
@@ -236,7 +215,7 @@ impl OpRunner for Runner {
                     .lock()
                     .expect("scan map lock")
                     .get(name)
-                    .cloned()
+                    .map(|s| s.context.digest.clone())
                     .ok_or_else(|| BuildError::Internal(format!("context {name} not scanned")))?;
                 Ref::Local(Arc::new(LocalRef {
                     name: name.clone(),
@@ -268,10 +247,9 @@ impl OpRunner for Runner {
     fn save(&self, output: &Ref) -> Result<CacheValue, BoxError> {
         let value = match output {
             Ref::Fs(f) => serde_json::json!({ "fs": &**f }),
-            Ref::Local(l) => serde_json::json!({
-                "local": l.name,
-                "digest": l.digest.to_string(),
-            }),
+            // The context's content is not part of its result: each step that
+            // reads it keys on what it selects (`selection_key`).
+            Ref::Local(l) => serde_json::json!({ "local": l.name }),
         };
         Ok(CacheValue { value, size: 0 })
     }
@@ -290,7 +268,7 @@ impl OpRunner for Runner {
             return Some(Ref::Fs(Arc::new(fs)));
         }
         let name = record.value.get("local")?.as_str()?;
-        let digest: Digest = record.value.get("digest")?.as_str()?.parse().ok()?;
+        let digest = self.scans.lock().ok()?.get(name)?.context.digest.clone();
         let dir = self.session.locals.get(name)?.dir.clone();
         Some(Ref::Local(Arc::new(LocalRef {
             name: name.to_owned(),
@@ -301,7 +279,89 @@ impl OpRunner for Runner {
     }
 }
 
+/// One scan of a context: its entries and the files changed since the last one.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    context: worker::context::Context,
+    changed: Vec<String>,
+}
+
 impl Runner {
+    /// Scan the context `name` (once per build) through its persistent index.
+    async fn scan(&self, name: &str, exclude: &[String]) -> Result<Arc<Scan>, BuildError> {
+        if let Some(s) = self.scans.lock().expect("scan map lock").get(name) {
+            return Ok(s.clone());
+        }
+        let dir = self.local(name)?.dir.clone();
+        let exclude = matcher(exclude)?;
+        let state = self.contexts_dir();
+        let scan = blocking(move || {
+            let mut index = worker::context::Index::open(&state, &dir);
+            let before = index.files();
+            let context = worker::context::scan(&dir, exclude.as_deref(), &mut index)?;
+            let after = index.files();
+            index.save()?;
+            let mut changed: Vec<String> = after
+                .iter()
+                .filter(|(p, d)| before.get(*p) != Some(*d))
+                .map(|(p, _)| p.clone())
+                .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
+                .collect();
+            changed.sort();
+            Ok(Scan { context, changed })
+        })
+        .await?;
+        let scan = Arc::new(scan);
+        self.scans
+            .lock()
+            .expect("scan map lock")
+            .insert(name.to_owned(), scan.clone());
+        Ok(scan)
+    }
+
+    /// The key of what a COPY or a `RUN --mount` reads from build contexts:
+    /// one selection digest per read, named after the changed files in it.
+    fn selection_key(&self, op: &Op, inputs: &[Ref]) -> Option<ContentKey> {
+        let reads: Vec<(usize, Selection)> = match op {
+            Op::File(f) => f
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    FileAction::Copy(c) => {
+                        Some((c.src, Selection::new(&c.src_path, c.chmod.is_none())))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Op::Exec(e) => e
+                .mounts
+                .iter()
+                .filter_map(|m| m.input.map(|i| (i, Selection::new(&m.selector, true))))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let scans = self.scans.lock().expect("scan map lock");
+        let mut h = oci::Hasher::new(oci::Algorithm::Sha256);
+        let mut changed = Vec::new();
+        let mut name = None;
+        for (i, sel) in reads {
+            let Some(Ref::Local(l)) = inputs.get(i) else {
+                continue;
+            };
+            let scan = scans.get(&l.name)?;
+            h.update(format!("{i} {}\n", sel.digest(&scan.context)).as_bytes());
+            changed.extend(sel.changed(&scan.changed).into_iter().cloned());
+            name.get_or_insert_with(|| l.name.clone());
+        }
+        let name = name?;
+        changed.sort();
+        changed.dedup();
+        Some(ContentKey::new(
+            h.finish(),
+            describe_changes(&name, &changed),
+        ))
+    }
+
     /// The image's manifest for `platform`, unpacked.
     async fn image(
         &self,

@@ -281,10 +281,11 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
     write(
         ctx.path(),
         "Dockerfile",
-        "FROM localhost/busybox:test\nCOPY a.txt b.txt /src/\nRUN cat /src/a.txt /src/b.txt > /joined\n",
+        "FROM localhost/busybox:test\nCOPY a.txt b.txt /src/\nCOPY --chmod=755 tool.sh /tool.sh\nRUN cat /src/a.txt /src/b.txt > /joined\n",
     );
     write(ctx.path(), "a.txt", "a\n");
     write(ctx.path(), "b.txt", "b\n");
+    write(ctx.path(), "tool.sh", "echo tool\n");
     let build = |extra: &[&str]| {
         let mut args = vec![
             "build",
@@ -323,6 +324,16 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
         first.digest, second.digest,
         "a no-op rebuild gives the same index"
     );
+
+    // A file no step reads, and a mode that COPY --chmod overrides: still cached.
+    write(ctx.path(), "unrelated.txt", "x\n");
+    std::fs::set_permissions(
+        ctx.path().join("tool.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    build(&[]);
+    assert_eq!(runs(&counter), 1, "unread files and overridden modes keep the cache");
 
     write(ctx.path(), "b.txt", "changed\n");
     let out = build(&[]);
