@@ -109,9 +109,9 @@ mod tests {
     fn ctx(files: &[(&str, &str, u32)]) -> Context {
         let mut entries = BTreeMap::new();
         for (p, content, mode) in files {
-            let kind = if content.starts_with("->") {
+            let kind = if let Some(target) = content.strip_prefix("->") {
                 Kind::Symlink {
-                    target: content[2..].to_owned(),
+                    target: target.to_owned(),
                 }
             } else if content.is_empty() {
                 Kind::Dir
