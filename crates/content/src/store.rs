@@ -233,6 +233,70 @@ impl Store {
         writer.commit(lease)
     }
 
+    /// Move the complete file at `path` into the store as a blob, verified
+    /// against `expected` first (hashed with its algorithm, one read pass). On
+    /// the store's filesystem the file is renamed into place, so its bytes are
+    /// never copied; elsewhere it is copied like [`Store::write_blob`]. On a
+    /// mismatch nothing is stored and the file stays where it was.
+    pub fn adopt_file(
+        &self,
+        lease: &Lease,
+        path: &Path,
+        expected: &Expected,
+    ) -> Result<(Digest, u64)> {
+        let mut f = File::open(path).map_err(StoreError::io("open", path))?;
+        let mut hasher = Hasher::new(expected.digest.algorithm());
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io("read", path)(e)),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let actual = hasher.finish();
+        if let Some(want) = expected.size
+            && want != size
+        {
+            return Err(StoreError::SizeMismatch {
+                digest: expected.digest.clone(),
+                expected: want,
+                actual: size,
+            });
+        }
+        if actual != expected.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.digest.clone(),
+                actual,
+            });
+        }
+        let final_path = self.blob_path(&actual);
+        let _gc = self.lock_gc(Mode::Shared)?;
+        lease.add(&actual)?;
+        if final_path.is_file() {
+            return Ok((actual, size));
+        }
+        f.sync_all().map_err(StoreError::io("fsync", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+            .map_err(StoreError::io("chmod", path))?;
+        match fs::rename(path, &final_path) {
+            Ok(()) => {
+                sync_dir(final_path.parent().expect("blob paths have a parent"))?;
+                Ok((actual, size))
+            }
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                drop(_gc);
+                let mut f = File::open(path).map_err(StoreError::io("open", path))?;
+                self.write_blob(lease, &mut f, Some(expected))
+            }
+            Err(e) => Err(StoreError::io("rename into place", path)(e)),
+        }
+    }
+
     /// Start writing a blob piece by piece (e.g. from a network stream that may
     /// need resuming). Dropping the writer without [`BlobWriter::commit`] discards
     /// everything written.

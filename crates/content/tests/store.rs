@@ -531,3 +531,36 @@ fn gc_with_roots_keeps_the_extra_roots_and_what_they_reach() {
         "index, manifest, config, layer, big blob"
     );
 }
+
+#[test]
+fn adopt_file_renames_a_verified_file_and_leaves_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lease = store.lease().unwrap();
+    let upload = dir.path().join("upload");
+    std::fs::write(&upload, b"adopted bytes").unwrap();
+    let digest = Digest::sha256(b"adopted bytes");
+
+    // A wrong digest: refused, nothing stored, the file kept.
+    let wrong = Expected {
+        digest: Digest::sha256(b"other"),
+        size: None,
+    };
+    let err = store.adopt_file(&lease, &upload, &wrong).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(upload.exists());
+    assert!(!store.contains(&digest));
+
+    let ok = Expected {
+        digest: digest.clone(),
+        size: Some(13),
+    };
+    let (d, size) = store.adopt_file(&lease, &upload, &ok).unwrap();
+    assert_eq!((d, size), (digest.clone(), 13));
+    assert!(!upload.exists(), "the file was moved, not copied");
+    assert_eq!(
+        std::fs::read(store.blob_path(&digest)).unwrap(),
+        b"adopted bytes"
+    );
+    assert!(store.fsck().unwrap().is_clean());
+}

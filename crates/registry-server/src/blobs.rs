@@ -288,10 +288,10 @@ pub async fn finish(reg: &Arc<Registry>, name: &str, id: &str, req: Request) -> 
         digest: digest.clone(),
         size: None,
     };
+    // The session file becomes the blob (renamed, not copied).
     let committed = blocking(|| {
-        let mut f = std::fs::File::open(&data)?;
         reg.store
-            .write_blob(&lease, &mut f, Some(&expected))
+            .adopt_file(&lease, &data, &expected)
             .map_err(ApiError::from)
     });
     // A failed verification ends the session too: nothing of it is visible.
