@@ -1,0 +1,474 @@
+//! `manifold build --progress`: the rawjson lines of real builds checked against
+//! the schema documented in docs/progress.md, and the tty display as a terminal
+//! shows it (under tmux). Needs root and runc, like tests/build.rs; the tty test
+//! needs tmux (scripts/setup.sh installs it).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use content::Store;
+use oci::{ImageIndex, RawDocument, media};
+use serde_json::Value;
+
+const BASE: &str = "localhost/busybox:test";
+
+fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (it runs containers with runc)"
+    );
+    testkit::require_tool("runc");
+}
+
+fn env_for(root: &Path) -> [(&'static str, PathBuf); 3] {
+    [
+        ("MANIFOLD_ROOT", root.to_path_buf()),
+        ("MANIFOLD_CONFIG", root.join("config")),
+        ("DOCKER_CONFIG", root.join("docker")),
+    ]
+}
+
+fn manifold(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(args)
+        .envs(env_for(root))
+        .env_remove("MANIFOLD_RUNTIME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A state root whose store holds a busybox index for `arches` named [`BASE`].
+fn root_with_base(arches: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lease = store.lease().unwrap();
+    let manifests = arches
+        .iter()
+        .map(|a| testkit::base::busybox_image(&store, &lease, a))
+        .collect();
+    let index = RawDocument::from_value(ImageIndex {
+        manifests,
+        ..ImageIndex::new()
+    });
+    let desc = store
+        .put_bytes(&lease, media::OCI_INDEX, index.bytes())
+        .unwrap();
+    store.set_name(BASE, &desc).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+// ------------------------------------------------------------ rawjson
+
+/// Field name → type, per event kind; `"*"` holds the fields of every event.
+type Schema = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The schema as docs/progress.md documents it: the field tables under the
+/// `### Fields of every event` and `### \`KIND\`` headings of its rawjson part.
+fn documented_schema() -> Schema {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/progress.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (_, rawjson) = doc.split_once("## rawjson").expect("a rawjson section");
+    let mut schema = Schema::new();
+    let mut kind: Option<String> = None;
+    for line in rawjson.lines() {
+        if let Some(heading) = line.strip_prefix("### ") {
+            kind = if heading == "Fields of every event" {
+                Some("*".into())
+            } else if heading == "Example" {
+                None
+            } else {
+                Some(heading.trim_matches('`').to_owned())
+            };
+            if let Some(k) = &kind {
+                schema.entry(k.clone()).or_default();
+            }
+        } else if let (Some(k), Some(row)) = (&kind, line.strip_prefix("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let field = cells[0].trim_end_matches('`');
+            schema
+                .get_mut(k)
+                .unwrap()
+                .insert(field.to_owned(), cells[1].to_owned());
+        }
+    }
+    assert!(
+        schema.len() > 5,
+        "too few event kinds parsed from {}: {schema:?}",
+        path.display()
+    );
+    schema
+}
+
+fn has_type(v: &Value, ty: &str) -> bool {
+    match ty {
+        "integer" => v.is_u64() || v.is_i64(),
+        "number" => v.is_number(),
+        "string" => v.is_string(),
+        "string or null" => v.is_string() || v.is_null(),
+        "digest" => v.as_str().is_some_and(|s| {
+            s.strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        }),
+        other => panic!("docs/progress.md uses a type the test does not know: {other:?}"),
+    }
+}
+
+/// Every rawjson event of a build's standard error, each checked against
+/// `schema`. The events come first; what follows (`built …`, the error) is not
+/// JSON.
+fn events(schema: &Schema, stderr: &str) -> Vec<Value> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let n = lines
+        .iter()
+        .position(|l| !l.starts_with('{'))
+        .unwrap_or(lines.len());
+    assert!(
+        lines[n..].iter().all(|l| !l.starts_with('{')),
+        "JSON after the build's last event:\n{stderr}"
+    );
+    let mut started = HashSet::new();
+    lines[..n]
+        .iter()
+        .map(|line| {
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            check_event(schema, &v, line);
+            let vertex = v["vertex"].as_str().unwrap().to_owned();
+            match v["event"].as_str().unwrap() {
+                "started" => {
+                    started.insert(vertex);
+                }
+                "log" | "completed" | "failed" => assert!(
+                    started.contains(&vertex),
+                    "an event of a step that did not start: {line}"
+                ),
+                _ => {}
+            }
+            v
+        })
+        .collect()
+}
+
+fn check_event(schema: &Schema, v: &Value, line: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {line}"));
+    let kind = obj
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no event kind: {line}"));
+    let own = schema
+        .get(kind)
+        .unwrap_or_else(|| panic!("undocumented event kind {kind:?}: {line}"));
+    let fields: BTreeMap<&String, &String> = schema["*"].iter().chain(own).collect();
+    let keys: BTreeSet<&String> = obj.keys().collect();
+    let expected: BTreeSet<&String> = fields.keys().copied().collect();
+    assert_eq!(keys, expected, "fields of a {kind:?} event: {line}");
+    for (field, ty) in fields {
+        assert!(has_type(&obj[field], ty), "{field} is not a {ty}: {line}");
+    }
+    assert_eq!(obj["v"], 1, "{line}");
+    match kind {
+        "log" => assert!(["stdout", "stderr"].contains(&obj["stream"].as_str().unwrap())),
+        "cache_miss" => assert!(
+            [
+                "no_cache",
+                "ignore_cache",
+                "new_step",
+                "content_changed",
+                "input_changed",
+                "record_missing",
+                "record_corrupt",
+                "unloadable",
+                "other"
+            ]
+            .contains(&obj["cause"].as_str().unwrap()),
+            "{line}"
+        ),
+        _ => {}
+    }
+}
+
+fn kinds(events: &[Value]) -> BTreeSet<&str> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect()
+}
+
+/// The events of `kind` whose `field` contains `needle`.
+fn find<'a>(events: &'a [Value], kind: &str, field: &str, needle: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e[field].as_str().is_some_and(|s| s.contains(needle)))
+        .collect()
+}
+
+#[test]
+fn rawjson_lines_follow_the_documented_schema() {
+    require_root();
+    let schema = documented_schema();
+    let root = root_with_base(&["amd64", "i386"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nCOPY a.txt /a.txt\nRUN echo to stdout && echo to stderr >&2 && cat /a.txt\n",
+    );
+    write(ctx.path(), "a.txt", "first\n");
+    let build_for = |platforms: &str, dir: &Path| {
+        let out = manifold(
+            root.path(),
+            &[
+                "build",
+                "--progress=rawjson",
+                "--platform",
+                platforms,
+                dir.to_str().unwrap(),
+            ],
+        );
+        (out.status.success(), text(&out.stderr))
+    };
+    let build = |dir: &Path| build_for("linux/amd64", dir);
+
+    let (ok, err) = build(ctx.path());
+    assert!(ok, "{err}");
+    let first = events(&schema, &err);
+    for kind in ["cache_miss", "started", "log", "completed"] {
+        assert!(kinds(&first).contains(kind), "no {kind} event:\n{err}");
+    }
+    let run = find(&first, "started", "name", "RUN echo to stdout");
+    assert_eq!(run.len(), 1, "{err}");
+    assert_eq!(run[0]["platform"], Value::Null, "single-platform: {err}");
+    let logs: String = first
+        .iter()
+        .filter(|e| e["event"] == "log" && e["vertex"] == run[0]["vertex"])
+        .map(|e| format!("{}:{}", e["stream"], e["data"].as_str().unwrap()))
+        .collect();
+    assert!(logs.contains("\"stdout\":to stdout\n"), "{logs}");
+    assert!(logs.contains("\"stderr\":to stderr\n"), "{logs}");
+
+    // A rebuild takes every step from the cache.
+    let (ok, err) = build(ctx.path());
+    assert!(ok, "{err}");
+    let cached = events(&schema, &err);
+    assert!(kinds(&cached).contains("cached"), "{err}");
+    assert!(!kinds(&cached).contains("started"), "{err}");
+    assert_eq!(
+        find(&cached, "cached", "name", "RUN echo").len(),
+        1,
+        "{err}"
+    );
+
+    // A changed context file is a content change.
+    write(ctx.path(), "a.txt", "second\n");
+    let (ok, err) = build(ctx.path());
+    assert!(ok, "{err}");
+    let changed = events(&schema, &err);
+    let misses = find(&changed, "cache_miss", "reason", "a.txt changed");
+    assert!(!misses.is_empty(), "{err}");
+    assert!(
+        misses.iter().all(|m| m["cause"] == "content_changed"),
+        "{err}"
+    );
+
+    // A failing step, for two platforms: steps say their platform.
+    let bad = tempfile::tempdir().unwrap();
+    write(
+        bad.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN echo about to fail && sleep 0.2 && exit 3\n",
+    );
+    let (ok, err) = build_for("linux/amd64,linux/386", bad.path());
+    assert!(!ok, "{err}");
+    let failed = events(&schema, &err);
+    for platform in ["linux/amd64", "linux/386"] {
+        let run = find(&failed, "started", "name", "RUN echo about to fail");
+        assert!(
+            run.iter().any(|e| e["platform"] == platform
+                && e["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("[{platform} "))),
+            "{platform}: {err}"
+        );
+    }
+    let f = find(&failed, "failed", "error", "exit code 3");
+    assert!(!f.is_empty(), "{err}");
+    for e in f {
+        let logs = find(&failed, "log", "data", "about to fail");
+        assert!(logs.iter().any(|l| l["vertex"] == e["vertex"]), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------- tty
+
+/// A command in a detached tmux session on a server of its own; the server
+/// is killed when this is dropped.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn start(dir: &Path, cols: u32, rows: u32, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
+        let st = tmux
+            .cmd()
+            .args(["new-session", "-d", "-s", "t", "-x"])
+            .arg(cols.to_string())
+            .arg("-y")
+            .arg(rows.to_string())
+            .arg(command)
+            .status()
+            .unwrap();
+        assert!(st.success(), "tmux new-session");
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.socket).args(["-f", "/dev/null"]);
+        c
+    }
+
+    /// The pane's history and screen, one string per row, trailing blanks cut.
+    fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-J", "-S", "-", "-t", "t"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux capture-pane: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The capture once `marker` shows up.
+    fn wait_for(&self, marker: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.capture();
+            if screen.contains(marker) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {marker:?} after {timeout:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// The final screen of `manifold build --progress=tty ARGS` in a 160×40
+/// terminal, which must exit with `code`.
+fn tty_build(root: &Path, args: &str, code: i32) -> String {
+    testkit::require_tool("tmux");
+    let env: String = env_for(root)
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", v.display()))
+        .collect();
+    let command = format!(
+        "env -u MANIFOLD_RUNTIME {env}{} build --progress=tty {args} </dev/null; echo manifold-exit=$?; sleep 600",
+        env!("CARGO_BIN_EXE_manifold")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(dir.path(), 160, 40, &command);
+    let screen = tmux.wait_for("manifold-exit=", Duration::from_secs(300));
+    assert!(
+        screen.contains(&format!("manifold-exit={code}")),
+        "{screen}"
+    );
+    screen
+}
+
+/// The lines of `screen` that contain every one of `parts`.
+fn lines_with<'a>(screen: &'a str, parts: &[&str]) -> Vec<&'a str> {
+    screen
+        .lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .collect()
+}
+
+#[test]
+fn tty_display_shows_each_platforms_steps_and_cached_on_a_rebuild() {
+    require_root();
+    let root = root_with_base(&["amd64", "i386"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nCOPY a.txt /a.txt\n\
+         RUN for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done\n",
+    );
+    write(ctx.path(), "a.txt", "a\n");
+    let args = format!("--platform linux/amd64,linux/386 {}", ctx.path().display());
+
+    let screen = tty_build(root.path(), &args, 0);
+    // Redrawn in place: one display, not one per frame.
+    let headers = lines_with(&screen, &["[+] Building"]);
+    assert_eq!(headers.len(), 1, "{screen}");
+    assert!(headers[0].ends_with("FINISHED"), "{screen}");
+    for platform in ["[linux/amd64 ", "[linux/386 "] {
+        let run = lines_with(&screen, &[platform, "RUN for i in", "DONE"]);
+        assert_eq!(run.len(), 1, "{platform}:\n{screen}");
+        assert!(run[0].starts_with('#'), "{screen}");
+    }
+    assert!(
+        lines_with(&screen, &["    > "]).is_empty(),
+        "output of finished steps is gone from the final display:\n{screen}"
+    );
+    assert!(screen.contains("built sha256:"), "{screen}");
+
+    let screen = tty_build(root.path(), &args, 0);
+    let headers = lines_with(&screen, &["[+] Building"]);
+    assert_eq!(headers.len(), 1, "{screen}");
+    assert!(headers[0].ends_with("FINISHED"), "{screen}");
+    for platform in ["[linux/amd64 ", "[linux/386 "] {
+        let run = lines_with(&screen, &[platform, "RUN for i in", "CACHED"]);
+        assert_eq!(run.len(), 1, "{platform}:\n{screen}");
+    }
+
+    // A failed step keeps its last output lines in the final display.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN echo about to fail && exit 3\n",
+    );
+    let screen = tty_build(root.path(), &args, 1);
+    let headers = lines_with(&screen, &["[+] Building"]);
+    assert_eq!(headers.len(), 1, "{screen}");
+    assert!(headers[0].ends_with("ERROR"), "{screen}");
+    let failed = lines_with(&screen, &["RUN echo about to fail", "ERROR"]);
+    assert!(!failed.is_empty(), "{screen}");
+    assert!(
+        !lines_with(&screen, &["    > about to fail"]).is_empty(),
+        "{screen}"
+    );
+}
