@@ -228,6 +228,26 @@ pub struct BuildArgs {
     /// Target platforms, comma-separated (e.g. linux/amd64,linux/arm64)
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<String>,
+    /// Output: type=image|registry|oci|docker|local|tar[,KEY=VALUE…], a directory
+    /// (type=local) or "-" (a tar of the filesystem on standard output) (repeatable)
+    #[arg(short, long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Push the image to the registry its -t names point at (shorthand for
+    /// --output=type=registry)
+    #[arg(long)]
+    pub push: bool,
+    /// Also load the host platform's image into docker or podman, when one answers
+    #[arg(long)]
+    pub load: bool,
+    /// Write the image digest (of the index) to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write the build result's metadata (JSON) to this file
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Print only the image digest on standard output (no progress)
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Build-time variable NAME=VALUE, or NAME to take it from the environment
     /// (repeatable)
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]

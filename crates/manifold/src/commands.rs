@@ -3,6 +3,7 @@
 mod binfmt;
 mod build;
 mod build_state;
+mod output;
 mod registry;
 mod registry_server;
 mod resolve;

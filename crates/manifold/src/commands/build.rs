@@ -405,6 +405,7 @@ fn run_build(
             "run manifold build as root"
         ));
     }
+    let outputs = super::output::Plan::from_args(args)?;
     let store = super::open_store(global)?;
     let mut session = builder::Session {
         allow: entitlements(args)?,
@@ -481,10 +482,10 @@ fn run_build(
         session,
         tags,
         pull: args.pull,
-        export: builder::ExportOptions {
+        export: outputs.export_options(builder::ExportOptions {
             source_date_epoch,
             ..builder::ExportOptions::default()
-        },
+        }),
     };
     let rt = super::runtime()?;
     let snapshotter: std::sync::Arc<dyn worker::snapshot::Snapshotter> =
@@ -495,7 +496,10 @@ fn run_build(
     let b = builder::Builder::new(store.clone(), snapshotter, executor, Some(client(global)?));
     let cancel = solver::CancellationToken::new();
     let on_signal = cancel.clone();
-    let mode = crate::progress::Mode::parse(&args.progress)?;
+    let mode = match args.quiet {
+        true => crate::progress::Mode::Quiet,
+        false => crate::progress::Mode::parse(&args.progress)?,
+    };
     let (events, printer) = crate::progress::start(mode);
     let result = rt.block_on(async {
         tokio::spawn(async move {
@@ -516,9 +520,8 @@ fn run_build(
                     out.manifests.len()
                 );
             }
-            if mode == crate::progress::Mode::Quiet {
-                println!("{}", out.index.digest);
-            }
+            let quiet = mode == crate::progress::Mode::Quiet;
+            outputs.emit(global, &store, &rt, &out, quiet)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(builder::BuildFailure::Frontend(frontend::FrontendError::Parse { diagnostics })) => {
