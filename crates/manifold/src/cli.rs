@@ -63,7 +63,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum RegistryCmd {
     /// Serve the registry until interrupted
-    Serve(RegistryServeArgs),
+    Serve(Box<RegistryServeArgs>),
     /// Remove blobs no repository's manifests reach (uploads in progress are kept)
     Gc(RegistryGcArgs),
 }
@@ -74,8 +74,27 @@ pub struct RegistryServeArgs {
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
     pub addr: String,
     /// Require Basic auth against this htpasswd file (bcrypt entries)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "token_realm")]
     pub htpasswd: Option<PathBuf>,
+    /// Require bearer tokens, and send clients without one to this token server URL
+    /// (distribution's auth.token); needs --token-service, --token-issuer and
+    /// --token-root-certs
+    #[arg(
+        long,
+        value_name = "URL",
+        requires_all = ["token_service", "token_issuer", "token_root_certs"]
+    )]
+    pub token_realm: Option<String>,
+    /// The service tokens must be issued for (their `aud`)
+    #[arg(long, value_name = "NAME", requires = "token_realm")]
+    pub token_service: Option<String>,
+    /// The issuer tokens must name (their `iss`)
+    #[arg(long, value_name = "NAME", requires = "token_realm")]
+    pub token_issuer: Option<String>,
+    /// Certificates (PEM) whose keys sign the tokens; keys a token carries itself are
+    /// never used
+    #[arg(long, value_name = "FILE", requires = "token_realm")]
+    pub token_root_certs: Option<PathBuf>,
     /// TLS certificate chain (PEM); needs --tls-key
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -10,15 +10,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use content::Store;
 use oci::{Platform, Reference};
 use registry::ops::Platforms;
-use registry::{Anonymous, Client, RegistryConfig};
+use registry::{Anonymous, Client, Credential, RegistryConfig, Secret, StaticCredentials};
+use testkit::token::{ISSUER, SERVICE, TokenServer};
 
 /// Start the server on a free port; returns the child and its address.
 fn serve(root: &Path) -> (Child, String) {
+    serve_with(root, &[])
+}
+
+/// Start the server on a free port with more flags.
+fn serve_with(root: &Path, flags: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
         .arg("--root")
         .arg(root)
         .args(["registry", "serve", "--addr", "127.0.0.1:0", "--access-log"])
         .arg(root.join("access.log"))
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -168,7 +175,7 @@ async fn registry_client_round_trips_a_multi_platform_image() {
     let reg = registry_server::Registry::open(registry_server::Config {
         root: root.path().to_owned(),
         delete: false,
-        htpasswd: None,
+        auth: None,
         access_log: None,
     })
     .unwrap();
@@ -215,7 +222,7 @@ async fn gc_during_pushes_never_leaves_a_dangling_tag() {
     let reg = registry_server::Registry::open(registry_server::Config {
         root: root.path().to_owned(),
         delete: false,
-        htpasswd: None,
+        auth: None,
         access_log: None,
     })
     .unwrap();
@@ -278,4 +285,69 @@ async fn gc_during_pushes_never_leaves_a_dangling_tag() {
     }
     let report = Store::open(root.path()).unwrap().fsck().unwrap();
     assert!(report.corrupt.is_empty(), "{report:?}");
+}
+
+/// `manifold registry serve --token-*` with manifold's client: Basic credentials go to
+/// the token server, the bearer token it returns to the registry; without credentials
+/// the push is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_client_pushes_and_pulls_with_tokens() {
+    let tokens = TokenServer::start("127.0.0.1", "tok-user", "tok-pw");
+    let root = tempfile::tempdir().unwrap();
+    let certs = tokens.cert_path();
+    let (mut child, addr) = serve_with(
+        root.path(),
+        &[
+            "--token-realm",
+            &tokens.realm(),
+            "--token-service",
+            SERVICE,
+            "--token-issuer",
+            ISSUER,
+            "--token-root-certs",
+            certs.to_str().unwrap(),
+        ],
+    );
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = Store::open(src_dir.path()).unwrap();
+    let lease = src.lease().unwrap();
+    let idx = testkit::write_index(&src, &lease, &["linux/amd64", "linux/arm64"]);
+    let target = Reference::parse(&format!("{addr}/tok/img:v1")).unwrap();
+
+    let anonymous = Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap();
+    let err = anonymous.push(&src, &idx, &target, None).await.unwrap_err();
+    assert!(
+        matches!(err, registry::RegistryError::Auth { .. }) || err.status() == Some(401),
+        "{err:?}"
+    );
+
+    let mut creds = StaticCredentials::new();
+    creds.insert(
+        &addr,
+        Credential::Basic {
+            username: "tok-user".into(),
+            password: Secret::new("tok-pw"),
+        },
+    );
+    let c = Client::new(RegistryConfig::default(), Arc::new(creds)).unwrap();
+    c.push(&src, &idx, &target, None).await.unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst = Store::open(dst_dir.path()).unwrap();
+    let lease = dst.lease().unwrap();
+    let got = c
+        .pull(&dst, &lease, &target, &Platforms::All)
+        .await
+        .unwrap();
+    assert_eq!(got.digest, idx.digest);
+    let issued = tokens.requests();
+    assert!(
+        issued.iter().any(
+            |r| r.authorization && r.scopes.iter().any(|s| s == "repository:tok/img:pull,push")
+        ),
+        "{issued:?}"
+    );
+    let log = std::fs::read_to_string(root.path().join("access.log")).unwrap();
+    assert!(log.contains("\"user\":\"tok-user\""), "{log}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

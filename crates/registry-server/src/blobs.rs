@@ -135,7 +135,10 @@ pub async fn start(reg: &Arc<Registry>, name: &str, req: Request) -> Result<Resp
     if let (Some(mount), Some(from)) = (query_param(&req, "mount"), query_param(&req, "from")) {
         let digest = parse_digest(&mount)?;
         check_name(&from)?;
-        if reg.repos.has_blob(&from, &digest) && reg.store.contains(&digest) {
+        // A token without pull on the source gets a plain upload session, as a
+        // registry that cannot mount answers.
+        let permitted = req.extensions().get::<crate::MountDenied>().is_none();
+        if permitted && reg.repos.has_blob(&from, &digest) && reg.store.contains(&digest) {
             let lease = blocking(|| reg.store.lease())?;
             if blocking(|| reg.store.protect(&lease, &digest))? {
                 blocking(|| reg.repos.link_blob(name, &digest))?;

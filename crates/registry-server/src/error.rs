@@ -156,6 +156,11 @@ pub enum ServerError {
         path: std::path::PathBuf,
         line: usize,
     },
+    #[error("token certificate bundle {path}: {reason}")]
+    TokenCerts {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("TLS file {path}: {reason}")]
     Tls {
         path: std::path::PathBuf,

@@ -15,6 +15,7 @@ mod manifests;
 mod repo;
 mod route;
 mod tls;
+mod token;
 mod uploads;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ pub use auth::{AccessLog, Htpasswd};
 pub use error::{ApiError, ServerError};
 pub use route::{Ref, Route};
 pub use tls::{load as load_tls, serve_tls};
+pub use token::{LEEWAY_SECS as TOKEN_LEEWAY_SECS, TokenAuth, TokenError};
 
 use repo::Repos;
 use uploads::Uploads;
@@ -46,9 +48,23 @@ pub struct Config {
     pub root: PathBuf,
     /// Allow manifest, tag and blob deletes.
     pub delete: bool,
-    pub htpasswd: Option<Htpasswd>,
+    pub auth: Option<Auth>,
     pub access_log: Option<AccessLog>,
 }
+
+/// Who may do what.
+#[derive(Debug)]
+pub enum Auth {
+    /// Any user of the htpasswd file may do anything.
+    Basic(Htpasswd),
+    /// A bearer token from the token server, granting actions per repository.
+    Token(TokenAuth),
+}
+
+/// Set on a request whose token does not grant `pull` on a mount's source: the POST
+/// starts a plain upload instead.
+#[derive(Debug, Clone, Copy)]
+struct MountDenied;
 
 /// A registry's state, shared by all requests.
 #[derive(Debug)]
@@ -57,7 +73,7 @@ pub struct Registry {
     repos: Repos,
     uploads: Uploads,
     delete: bool,
-    htpasswd: Option<Htpasswd>,
+    auth: Option<Auth>,
     access_log: Option<AccessLog>,
 }
 
@@ -82,7 +98,7 @@ impl Registry {
             repos,
             uploads,
             delete: config.delete,
-            htpasswd: config.htpasswd,
+            auth: config.auth,
             access_log: config.access_log,
         }))
     }
@@ -173,16 +189,9 @@ async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let bytes_in = content_length(req.headers());
-    let mut user = None;
-    let mut resp = match &reg.htpasswd {
-        Some(h) => match h.check(req.headers()) {
-            Ok(u) => {
-                user = Some(u);
-                dispatch(&reg, req).await
-            }
-            Err(e) => e.into_response(),
-        },
-        None => dispatch(&reg, req).await,
+    let (mut resp, user) = match authorize(&reg, req) {
+        Ok((req, user)) => (dispatch(&reg, req).await, user),
+        Err(e) => (e.into_response(), None),
     };
     resp.headers_mut().insert(
         "Docker-Distribution-API-Version",
@@ -203,6 +212,39 @@ async fn handle(State(reg): State<Arc<Registry>>, req: Request) -> Response {
         });
     }
     resp
+}
+
+/// The request, marked where its token allows less than it asks, and the user; or
+/// the 401 to answer.
+fn authorize(reg: &Registry, mut req: Request) -> Result<(Request, Option<String>), ApiError> {
+    match &reg.auth {
+        None => Ok((req, None)),
+        Some(Auth::Basic(h)) => h.check(req.headers()).map(|u| (req, Some(u))),
+        Some(Auth::Token(t)) => {
+            // An invalid path still needs a valid token; dispatch answers its error.
+            let route = route::parse(req.uri().path()).ok().flatten();
+            let mount_from = query_param(&req, "mount").and(query_param(&req, "from"));
+            let needs = token::needs(req.method(), route.as_ref(), mount_from);
+            let granted = t.authenticate(req.headers(), &needs)?;
+            if let Some(missing) = needs.access.iter().find(|a| !granted.allows(a)) {
+                let message = format!(
+                    "the token does not grant {} on {}:{}",
+                    missing.action, missing.kind, missing.name
+                );
+                return Err(t.challenge(&needs, Some("insufficient_scope"), message));
+            }
+            if let Some(from) = &needs.mount_from
+                && !granted.allows(&token::Access {
+                    kind: "repository",
+                    name: from.clone(),
+                    action: "pull",
+                })
+            {
+                req.extensions_mut().insert(MountDenied);
+            }
+            Ok((req, granted.subject))
+        }
+    }
 }
 
 fn content_length(h: &axum::http::HeaderMap) -> Option<u64> {

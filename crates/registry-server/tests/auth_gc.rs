@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use oci::Digest;
-use registry_server::Htpasswd;
+use registry_server::{Auth, Htpasswd};
 
 fn htpasswd(dir: &std::path::Path) -> Htpasswd {
     let bin = testkit::require_tool("htpasswd");
@@ -23,7 +23,7 @@ fn htpasswd(dir: &std::path::Path) -> Htpasswd {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_is_required_and_never_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let reg = common::start(false, Some(htpasswd(dir.path()))).await;
+    let reg = common::start(false, Some(Auth::Basic(htpasswd(dir.path())))).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/v2/", reg.addr);
     let r = http.get(&url).send().await.unwrap();

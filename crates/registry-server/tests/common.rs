@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use registry_server::{AccessLog, Config, Htpasswd, Registry};
+use registry_server::{AccessLog, Auth, Config, Registry};
 
 /// A registry on 127.0.0.1:0 and its state root.
 #[derive(Debug)]
@@ -27,13 +27,13 @@ impl std::io::Write for SharedLog {
     }
 }
 
-pub async fn start(delete: bool, htpasswd: Option<Htpasswd>) -> Running {
+pub async fn start(delete: bool, auth: Option<Auth>) -> Running {
     let root = tempfile::tempdir().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let reg = Registry::open(Config {
         root: root.path().to_owned(),
         delete,
-        htpasswd,
+        auth,
         access_log: Some(AccessLog::new(Box::new(SharedLog(log.clone())))),
     })
     .unwrap();

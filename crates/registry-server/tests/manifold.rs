@@ -13,7 +13,7 @@ pub async fn start(delete: bool) -> (String, tempfile::TempDir) {
     let reg = Registry::open(Config {
         root: root.path().to_owned(),
         delete,
-        htpasswd: None,
+        auth: None,
         access_log: None,
     })
     .unwrap();
@@ -50,7 +50,7 @@ async fn a_current_thread_runtime_is_refused() {
     let reg = Registry::open(Config {
         root: root.path().to_owned(),
         delete: false,
-        htpasswd: None,
+        auth: None,
         access_log: None,
     })
     .unwrap();

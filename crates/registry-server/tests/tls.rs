@@ -78,7 +78,7 @@ async fn serves_the_suite_over_tls() {
     let reg = Registry::open(Config {
         root: dir.path().join("root"),
         delete: true,
-        htpasswd: None,
+        auth: None,
         access_log: None,
     })
     .unwrap();

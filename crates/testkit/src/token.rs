@@ -152,6 +152,68 @@ impl TokenServer {
     pub fn issued(&self) -> u64 {
         self.state.serial.load(Ordering::SeqCst)
     }
+
+    /// The key that signs this server's tokens (PEM), for tests that sign their own.
+    pub fn key_path(&self) -> PathBuf {
+        self.state.key.clone()
+    }
+
+    /// A token as the server issues it for `scopes` (`repository:a/b:pull,push`,
+    /// `registry:catalog:*`), without a request.
+    pub fn token_for(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.state.issue(&scopes)
+    }
+
+    /// The header and claims of a token for `scopes`, to alter and sign with `jwt`.
+    pub fn parts_for(&self, scopes: &[&str]) -> (serde_json::Value, serde_json::Value) {
+        let token = self.token_for(scopes);
+        let mut parts = token.split('.').map(|p| {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).expect("base64url")).expect("json")
+        });
+        (parts.next().unwrap(), parts.next().unwrap())
+    }
+}
+
+/// A compact JWS of `header` and `claims`, its signature made with the RSA key at
+/// `key` (PKCS#1 v1.5 over SHA-256, whatever `header.alg` says).
+pub fn jwt(
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+    key: &std::path::Path,
+) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = sign_rs256(key, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// RS256: PKCS#1 v1.5 over SHA-256, as `openssl dgst -sign` makes it.
+pub fn sign_rs256(key: &std::path::Path, input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(require_tool("openssl"))
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl dgst");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input)
+        .expect("write to openssl");
+    let out = child.wait_with_output().expect("openssl dgst finishes");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "openssl dgst -sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 impl State {
@@ -212,8 +274,8 @@ impl State {
                 let (kind, rest) = s.split_once(':')?;
                 let (name, actions) = rest.rsplit_once(':')?;
                 let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
-                (kind == "repository")
-                    .then(|| json!({"type": "repository", "name": name, "actions": actions}))
+                (kind == "repository" || kind == "registry")
+                    .then(|| json!({"type": kind, "name": name, "actions": actions}))
             })
             .collect();
         let now = SystemTime::now()
@@ -242,28 +304,7 @@ impl State {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
-    /// RS256: PKCS#1 v1.5 over SHA-256, as `openssl dgst -sign` makes it.
     fn sign(&self, input: &[u8]) -> Vec<u8> {
-        let mut child = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(&self.key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run openssl dgst");
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input)
-            .expect("write to openssl");
-        let out = child.wait_with_output().expect("openssl dgst finishes");
-        assert!(
-            out.status.success() && !out.stdout.is_empty(),
-            "openssl dgst -sign failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        sign_rs256(&self.key, input)
     }
 }

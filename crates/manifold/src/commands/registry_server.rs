@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use registry_server::{AccessLog, Config, Htpasswd, Registry};
+use registry_server::{AccessLog, Auth, Config, Htpasswd, Registry, TokenAuth};
 
 use crate::cli::{Global, RegistryCmd, RegistryGcArgs, RegistryServeArgs};
 
@@ -22,7 +22,20 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
         _ => bail!("--tls-cert and --tls-key go together"),
     };
     let root = super::state_root(global)?;
-    let htpasswd = args.htpasswd.as_deref().map(Htpasswd::load).transpose()?;
+    let auth = match (&args.htpasswd, &args.token_realm) {
+        (Some(path), _) => Some(Auth::Basic(Htpasswd::load(path)?)),
+        (None, Some(realm)) => {
+            let (Some(service), Some(issuer), Some(certs)) = (
+                &args.token_service,
+                &args.token_issuer,
+                &args.token_root_certs,
+            ) else {
+                bail!("--token-realm needs --token-service, --token-issuer and --token-root-certs");
+            };
+            Some(Auth::Token(TokenAuth::load(realm, service, issuer, certs)?))
+        }
+        (None, None) => None,
+    };
     let log: Box<dyn std::io::Write + Send> = match &args.access_log {
         Some(path) => Box::new(
             std::fs::OpenOptions::new()
@@ -36,7 +49,7 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
     let registry = Registry::open(Config {
         root: root.clone(),
         delete: args.delete,
-        htpasswd,
+        auth,
         access_log: Some(AccessLog::new(log)),
     })?;
     super::runtime()?.block_on(async {
