@@ -1,10 +1,10 @@
-//! Layer codecs (gzip, zstd, none) and a hashing reader.
+//! Layer codecs (gzip, zstd, none): decompression and a hashing reader.
+//! Compression is in `encode.rs`.
 //!
-//! Compression is a pure function of the input bytes and [`Compression`]: the gzip
-//! header carries no name and mtime 0, zstd runs single-threaded without a checksum.
-//! Decompression accepts concatenated gzip members and zstd frames.
+//! Decompression accepts concatenated gzip members and zstd frames (the compressor
+//! writes one per run).
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 
 use oci::{Algorithm, Digest, Hasher};
 
@@ -136,108 +136,6 @@ pub fn decompress<R: BufRead>(
     Ok(Decoder { inner })
 }
 
-/// The size of every write a compressor sees (but the last).
-///
-/// flate2's gzip encoder (on zlib-rs) emits different bytes for the same input
-/// written in different pieces (e.g. 512-byte tar headers vs 8 KiB copies), so
-/// [`Encoder`] cuts its input into blocks of exactly this size first. Changing it
-/// changes gzip output.
-pub const COMPRESS_CHUNK: usize = 64 * 1024;
-
-/// A compressing writer; [`Encoder::finish`] ends the stream and returns the writer.
-///
-/// **Invariant**: the bytes produced depend only on the bytes written and the
-/// [`Compression`], never on how the writes were split: input reaches the
-/// compressor in blocks of [`COMPRESS_CHUNK`] bytes, and `flush` does not flush
-/// the compressor.
-#[derive(Debug)]
-pub struct Encoder<W: Write> {
-    inner: EncoderKind<W>,
-    buf: Vec<u8>,
-}
-
-enum EncoderKind<W: Write> {
-    None(W),
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-}
-
-impl<W: Write> std::fmt::Debug for EncoderKind<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            EncoderKind::None(_) => "None",
-            EncoderKind::Gzip(_) => "Gzip",
-            EncoderKind::Zstd(_) => "Zstd",
-        })
-    }
-}
-
-/// Compress into `out`. The bytes written depend only on the input and `c`.
-pub fn compress<W: Write>(out: W, c: Compression) -> Result<Encoder<W>, ArchiveError> {
-    let inner = match c {
-        Compression::None => EncoderKind::None(out),
-        Compression::Gzip { level } => {
-            let gz = flate2::GzBuilder::new()
-                .mtime(0)
-                .operating_system(255)
-                .write(out, flate2::Compression::new(level.min(9)));
-            EncoderKind::Gzip(gz)
-        }
-        Compression::Zstd { level } => {
-            let mut z =
-                zstd::stream::write::Encoder::new(out, level).map_err(ArchiveError::Write)?;
-            z.include_checksum(false).map_err(ArchiveError::Write)?;
-            EncoderKind::Zstd(z)
-        }
-    };
-    Ok(Encoder {
-        inner,
-        buf: Vec::with_capacity(COMPRESS_CHUNK),
-    })
-}
-
-impl<W: Write> Encoder<W> {
-    /// Write the stream's trailer and return the writer.
-    pub fn finish(mut self) -> Result<W, ArchiveError> {
-        let rest = std::mem::take(&mut self.buf);
-        self.write_block(&rest).map_err(ArchiveError::Write)?;
-        match self.inner {
-            EncoderKind::None(w) => Ok(w),
-            EncoderKind::Gzip(g) => g.finish().map_err(ArchiveError::Write),
-            EncoderKind::Zstd(z) => z.finish().map_err(ArchiveError::Write),
-        }
-    }
-}
-
-impl<W: Write> Encoder<W> {
-    fn write_block(&mut self, block: &[u8]) -> io::Result<()> {
-        match &mut self.inner {
-            EncoderKind::None(w) => w.write_all(block),
-            EncoderKind::Gzip(g) => g.write_all(block),
-            EncoderKind::Zstd(z) => z.write_all(block),
-        }
-    }
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(COMPRESS_CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&buf[..n]);
-        if self.buf.len() == COMPRESS_CHUNK {
-            let block = std::mem::take(&mut self.buf);
-            self.write_block(&block)?;
-            self.buf = block;
-            self.buf.clear();
-        }
-        Ok(n)
-    }
-
-    /// Buffered bytes stay buffered: flushing the compressor would change its output.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Hashes and counts every byte read through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -310,7 +208,10 @@ impl<R: BufRead> BufRead for HashingReader<R> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
+    use crate::encode::compress;
 
     #[test]
     fn sniffing_names_each_format() {

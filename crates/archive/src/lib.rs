@@ -9,6 +9,7 @@ mod apply;
 mod blob;
 mod codec;
 mod diff;
+mod encode;
 mod entry;
 mod error;
 mod path;
@@ -20,10 +21,12 @@ pub use apply::{
     apply_layer,
 };
 pub use blob::{AppliedBlob, Expected, apply_blob};
-pub use codec::{
-    COMPRESS_CHUNK, Compression, Decoder, Encoder, HashingReader, compress, decompress,
-};
+pub use codec::{Compression, Decoder, HashingReader, decompress};
 pub use diff::{diff_dirs, diff_overlay_upper};
+pub use encode::{
+    COMPRESS_CHUNK, CompressOptions, Encoder, MAX_RUN, MIN_RUN, Run, RunSource, compress,
+    compress_with, default_threads,
+};
 pub use error::ArchiveError;
 pub use path::{CleanPath, NAME_MAX};
 pub use root::{Leaf, NodeKind, ResolveMode, Root};

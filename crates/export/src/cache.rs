@@ -26,9 +26,13 @@ use crate::error::{ExportError, Result};
 use crate::layer::{Compression, LayerDesc, LayerOptions};
 
 /// Bump when `archive::compress` may produce other bytes for the same input and
-/// options (a new codec backend or version): entries of older epochs then miss, so a
-/// warm export never returns bytes a cold one would no longer produce.
-pub const CODEC_EPOCH: u32 = 1;
+/// options (a new codec backend or version, the run format): entries of older epochs
+/// then miss, so a warm export never returns bytes a cold one would no longer produce.
+///
+/// 1: one gzip member or zstd frame per layer. 2: one per content-defined run
+/// (`archive::MIN_RUN`..`MAX_RUN`, the gear table); a layer of one run is the same
+/// bytes as in epoch 1.
+pub const CODEC_EPOCH: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Entry {

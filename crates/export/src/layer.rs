@@ -7,11 +7,13 @@
 //! memory.
 //!
 //! **Determinism**: the compressed bytes are a pure function of the uncompressed tar
-//! and [`Compression`]. The codecs run single-threaded with fixed headers
-//! (`archive::compress`); nothing depends on the thread count, the time or the cache.
-//! A cache hit returns the blob a cold export of the same tar made earlier with the
-//! same options and the same codec epoch ([`crate::LayerCache`]), so warm and cold give
-//! the same digest.
+//! and [`Compression`]. `archive::compress_with` cuts the tar into content-defined
+//! runs and writes each as one gzip member or zstd frame with fixed headers, compressed
+//! on a thread pool and written in order; nothing depends on the thread count, the
+//! time or the caches. A layer cache hit returns the blob a cold export of the same tar
+//! made earlier with the same options and codec epoch ([`crate::LayerCache`]); a run
+//! index hit copies one run's member out of an earlier blob ([`crate::runs_dir`]), the
+//! bytes a cold export makes for that run. Warm and cold give the same digest.
 
 use std::io::{self, Read, Write};
 
@@ -21,6 +23,7 @@ use oci::{Algorithm, Descriptor, Digest, Hasher, media};
 
 use crate::cache::LayerCache;
 use crate::error::{ExportError, Result};
+use crate::runs::RunIndex;
 
 /// Docker's media type for an uncompressed layer.
 pub use oci::media::DOCKER_LAYER_TAR;
@@ -123,6 +126,16 @@ impl LayerDesc {
     }
 }
 
+/// What compressing a layer did: runs written, and how many of them were copied
+/// from earlier blobs instead of compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressStats {
+    /// Runs in the blob (gzip members or zstd frames); 0 uncompressed.
+    pub runs: usize,
+    /// Runs whose compressed bytes came from the run index.
+    pub reused: usize,
+}
+
 /// Write `changes` as a layer blob into `store` under `lease`.
 ///
 /// Returns `None` when there are no changes: like BuildKit, an empty layer is not
@@ -156,7 +169,7 @@ pub fn export_layer(
         }
         first = Some(diff_id);
     }
-    let (diff_id, digest, size) = compress_into(store, lease, opts.compression, |w| {
+    let (diff_id, digest, size, _) = compress_into(store, lease, opts.compression, None, |w| {
         archive::write_layer(w, changes, &wopts).map(|_| ())
     })?;
     if let Some(first) = first
@@ -178,15 +191,30 @@ pub fn export_layer(
 pub fn export_tar(
     store: &Store,
     lease: &Lease,
-    mut tar: impl Read,
+    tar: impl Read,
     opts: &LayerOptions,
 ) -> Result<LayerDesc> {
-    let (diff_id, digest, size) = compress_into(store, lease, opts.compression, |w| {
-        io::copy(&mut tar, w)
-            .map(|_| ())
-            .map_err(archive::ArchiveError::Write)
-    })?;
-    finish(&LayerCache::for_store(store), opts, diff_id, digest, size)
+    export_tar_with(store, lease, tar, opts, None).map(|(l, _)| l)
+}
+
+/// [`export_tar`] on `threads` compression threads (`None`: the available
+/// parallelism), also returning what the compression did. The blob does not depend
+/// on `threads`.
+pub fn export_tar_with(
+    store: &Store,
+    lease: &Lease,
+    mut tar: impl Read,
+    opts: &LayerOptions,
+    threads: Option<usize>,
+) -> Result<(LayerDesc, CompressStats)> {
+    let (diff_id, digest, size, stats) =
+        compress_into(store, lease, opts.compression, threads, |w| {
+            io::copy(&mut tar, w)
+                .map(|_| ())
+                .map_err(archive::ArchiveError::Write)
+        })?;
+    let layer = finish(&LayerCache::for_store(store), opts, diff_id, digest, size)?;
+    Ok((layer, stats))
 }
 
 fn finish(
@@ -210,24 +238,43 @@ fn finish(
     })
 }
 
-/// Run `produce` into hasher → compressor → blob writer; returns (diff_id, blob
-/// digest, blob size).
+/// Run `produce` into hasher → compressor (runs on `threads`, unchanged runs copied
+/// through the run index) → blob writer; returns (diff_id, blob digest, blob size,
+/// stats). The new blob's runs are recorded in the index.
 fn compress_into(
     store: &Store,
     lease: &Lease,
     compression: Compression,
+    threads: Option<usize>,
     produce: impl FnOnce(
         &mut HashingWriter<archive::Encoder<Sink<'_>>>,
     ) -> Result<(), archive::ArchiveError>,
-) -> Result<(Digest, Digest, u64)> {
+) -> Result<(Digest, Digest, u64, CompressStats)> {
+    let index = match compression {
+        Compression::Uncompressed => None,
+        _ => Some(std::sync::Arc::new(RunIndex::new(store, compression))),
+    };
+    let copts = archive::CompressOptions {
+        threads,
+        runs: index
+            .clone()
+            .map(|i| i as std::sync::Arc<dyn archive::RunSource>),
+    };
     let sink = Sink(store.writer(None)?);
-    let encoder = archive::compress(sink, compression.codec())?;
+    let encoder = archive::compress_with(sink, compression.codec(), copts)?;
     let mut hw = HashingWriter::new(encoder);
     produce(&mut hw)?;
     let (diff_id, _, encoder) = hw.finish();
-    let sink = encoder.finish()?;
+    let (sink, runs) = encoder.finish_runs()?;
     let (digest, size) = sink.0.commit(lease)?;
-    Ok((diff_id, digest, size))
+    if let Some(index) = index {
+        index.record(&digest, &runs)?;
+    }
+    let stats = CompressStats {
+        runs: runs.len(),
+        reused: runs.iter().filter(|r| r.reused).count(),
+    };
+    Ok((diff_id, digest, size, stats))
 }
 
 /// Re-exported: the compressor's block size is part of [`crate::CODEC_EPOCH`].

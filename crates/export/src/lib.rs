@@ -4,8 +4,8 @@
 //! Sync, except [`push`]; callers run the rest on blocking threads.
 //!
 //! **Invariant**: a layer blob's bytes are a pure function of its uncompressed tar
-//! and its [`Compression`]: never of the thread count, the time or the layer cache
-//! (a cache hit returns what a cold export produced).
+//! and its [`Compression`]: never of the thread count, the time, the layer cache or
+//! the run index (a hit returns what a cold export produced).
 //! **Invariant**: documents are serialised once and stored as those bytes; the
 //! digest returned is the digest of the stored bytes.
 //! **Invariant**: with `SOURCE_DATE_EPOCH`, the same changes and config give the
@@ -18,6 +18,7 @@ mod image;
 mod layer;
 mod layout;
 mod push;
+mod runs;
 mod validate;
 mod walk;
 
@@ -28,9 +29,10 @@ pub use image::{
     ADDED_HISTORY_COMMENT, BaseImage, ImageOptions, assemble_image, assemble_index, rfc3339, tag,
 };
 pub use layer::{
-    COMPRESS_CHUNK, Compression, DOCKER_LAYER_TAR, LayerDesc, LayerOptions,
-    convert_layer_media_type, export_layer, export_tar,
+    COMPRESS_CHUNK, CompressStats, Compression, DOCKER_LAYER_TAR, LayerDesc, LayerOptions,
+    convert_layer_media_type, export_layer, export_tar, export_tar_with,
 };
 pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
 pub use push::push;
+pub use runs::{INDEX_BUDGET, runs_dir};
 pub use validate::{Problem, validate};

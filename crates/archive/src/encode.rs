@@ -1,0 +1,628 @@
+//! Layer compression in runs.
+//!
+//! The uncompressed stream is cut into runs at content-defined boundaries (a gear
+//! rolling hash over the last 64 bytes, [`MIN_RUN`] ≤ run ≤ [`MAX_RUN`], about 1 MiB on
+//! average). Each run becomes one complete gzip member or zstd frame, compressed
+//! single-threaded with fixed headers; runs are compressed in parallel and written in
+//! order. The result is a multi-member gzip or multi-frame zstd stream, which every
+//! gzip/zstd reader decodes as the concatenation of the runs.
+//!
+//! **Invariant**: the output is a pure function of the input bytes and the
+//! [`Compression`]: cut points depend only on the bytes (never on write sizes, thread
+//! count or timing), each run's bytes only on the run, and runs are written in input
+//! order. A run taken from a [`RunSource`] must be what compressing it would give.
+//!
+//! A run's boundaries depend only on its own bytes and the previous boundary, and an
+//! edit moves boundaries only until the hash resynchronises (usually at the next cut
+//! after the edit), so an edit in one file of a large layer changes one or two runs:
+//! with a [`RunSource`] the unchanged runs' compressed bytes are copied, not made
+//! again.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread::JoinHandle;
+
+use oci::Digest;
+
+use crate::codec::Compression;
+use crate::error::ArchiveError;
+
+/// The size of every write a codec sees within a run (but the last).
+///
+/// flate2's gzip encoder (on zlib-rs) emits different bytes for the same input
+/// written in different pieces (e.g. 512-byte tar headers vs 8 KiB copies), so each
+/// run reaches the codec in blocks of exactly this size. Changing it changes gzip
+/// output.
+pub const COMPRESS_CHUNK: usize = 64 * 1024;
+
+/// No run is shorter (but the last of a stream).
+pub const MIN_RUN: usize = 256 * 1024;
+
+/// No run is longer: a run is cut here when the hash finds no boundary.
+pub const MAX_RUN: usize = 4 * 1024 * 1024;
+
+/// A boundary follows a byte when the top this-many bits of the rolling hash are
+/// zero: one position in 2^20, so runs average about `MIN_RUN` + 1 MiB.
+const BOUNDARY_BITS: u32 = 20;
+
+/// The gear hash sees the last 64 bytes: older bytes are shifted out of the u64.
+const WINDOW: usize = 64;
+
+/// At most this many uncompressed bytes are handed to threads and not yet written.
+const MAX_IN_FLIGHT: usize = 32 * 1024 * 1024;
+
+/// More threads than this would wait on [`MAX_IN_FLIGHT`] anyway.
+const MAX_THREADS: usize = 16;
+
+/// The gear table: 256 fixed pseudo-random words (splitmix64 from a fixed seed).
+/// Part of the output format: changing it moves every cut point.
+const GEAR: [u64; 256] = gear_table();
+
+const fn gear_table() -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut state: u64 = 0x6d61_6e69_666f_6c64; // "manifold"
+    let mut i = 0;
+    while i < 256 {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        table[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    table
+}
+
+/// Finds run boundaries: a gear hash that restarts at every cut.
+#[derive(Debug, Default)]
+struct Chunker {
+    hash: u64,
+}
+
+impl Chunker {
+    /// How many bytes of `buf` belong to the current run, `len` bytes long so far,
+    /// and whether the run ends after them.
+    fn scan(&mut self, len: usize, buf: &[u8]) -> (usize, bool) {
+        let mut pos = len;
+        let mut i = 0;
+        // Bytes before the first window that can end a run are not hashed: they
+        // would be shifted out before any boundary test.
+        let hash_from = MIN_RUN - WINDOW;
+        if pos < hash_from {
+            let skip = (hash_from - pos).min(buf.len());
+            i += skip;
+            pos += skip;
+        }
+        while i < buf.len() {
+            self.hash = (self.hash << 1).wrapping_add(GEAR[buf[i] as usize]);
+            i += 1;
+            pos += 1;
+            if (pos >= MIN_RUN && self.hash >> (64 - BOUNDARY_BITS) == 0) || pos == MAX_RUN {
+                self.hash = 0;
+                return (i, true);
+            }
+        }
+        (i, false)
+    }
+}
+
+/// Where the compressed bytes of earlier runs can be found.
+///
+/// **Contract**: [`RunSource::compressed`] returns exactly the bytes this module
+/// would make for the run (same codec, level and format epoch), or `None`.
+pub trait RunSource: Send + Sync + std::fmt::Debug {
+    /// The compressed bytes of the run of `len` bytes whose sha256 is `digest`.
+    fn compressed(&self, digest: &Digest, len: u64) -> Option<Vec<u8>>;
+}
+
+/// Options of [`compress_with`]. None of them changes the output bytes.
+#[derive(Debug, Clone, Default)]
+pub struct CompressOptions {
+    /// Compression threads; `None`: the available parallelism (at most 16). With
+    /// one thread runs are compressed on the writing thread.
+    pub threads: Option<usize>,
+    /// Earlier runs to copy instead of compressing. Runs are hashed (sha256) only
+    /// when this is set.
+    pub runs: Option<Arc<dyn RunSource>>,
+}
+
+/// One run of a compressed stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// sha256 of the uncompressed run (when [`CompressOptions::runs`] is set).
+    pub digest: Option<Digest>,
+    /// Uncompressed length.
+    pub len: u64,
+    /// Where the run's member or frame starts in the output.
+    pub offset: u64,
+    /// Its compressed length.
+    pub compressed_len: u64,
+    /// Whether its bytes came from the [`RunSource`].
+    pub reused: bool,
+}
+
+/// The number of compression threads `compress` uses by default.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(MAX_THREADS)
+}
+
+/// Compress into `out` with the default options (no run source). The bytes written
+/// depend only on the input and `c`.
+pub fn compress<W: Write>(out: W, c: Compression) -> Result<Encoder<W>, ArchiveError> {
+    compress_with(out, c, CompressOptions::default())
+}
+
+/// Compress into `out`, in runs, on `opts.threads` threads, copying runs that
+/// `opts.runs` already has. The bytes written depend only on the input and `c`.
+pub fn compress_with<W: Write>(
+    out: W,
+    c: Compression,
+    opts: CompressOptions,
+) -> Result<Encoder<W>, ArchiveError> {
+    // Fail early on options the codec refuses (the runs would fail later).
+    if !matches!(c, Compression::None) {
+        compress_run(c, &[]).map_err(ArchiveError::Write)?;
+    }
+    let threads = opts
+        .threads
+        .unwrap_or_else(default_threads)
+        .clamp(1, MAX_THREADS);
+    Ok(Encoder {
+        out,
+        c,
+        run: Vec::new(),
+        chunker: Chunker::default(),
+        threads,
+        budget: MAX_IN_FLIGHT.min(2 * threads * MAX_RUN),
+        source: opts.runs,
+        pool: None,
+        submitted: 0,
+        pending: BTreeMap::new(),
+        in_flight: 0,
+        offset: 0,
+        runs: Vec::new(),
+    })
+}
+
+/// A compressing writer; [`Encoder::finish`] ends the stream and returns the writer.
+///
+/// **Invariant**: the bytes produced depend only on the bytes written and the
+/// [`Compression`], never on how the writes were split, the thread count or the
+/// run source; `flush` does not flush the compressor.
+pub struct Encoder<W: Write> {
+    out: W,
+    c: Compression,
+    /// The run being filled.
+    run: Vec<u8>,
+    chunker: Chunker,
+    threads: usize,
+    /// Bytes of runs that may be submitted and not yet written.
+    budget: usize,
+    source: Option<Arc<dyn RunSource>>,
+    /// Started at the first cut when `threads > 1`.
+    pool: Option<Pool>,
+    /// Runs handed out so far (inline or to the pool); `runs.len()` are written.
+    submitted: u64,
+    /// Finished runs waiting for an earlier one.
+    pending: BTreeMap<u64, Done>,
+    in_flight: usize,
+    offset: u64,
+    runs: Vec<Run>,
+}
+
+impl<W: Write> std::fmt::Debug for Encoder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("compression", &self.c)
+            .field("threads", &self.threads)
+            .field("runs", &self.runs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> Encoder<W> {
+    /// Write the last run and return the writer.
+    pub fn finish(self) -> Result<W, ArchiveError> {
+        self.finish_runs().map(|(w, _)| w)
+    }
+
+    /// Write the last run; return the writer and the runs written, in order (none
+    /// for [`Compression::None`]).
+    pub fn finish_runs(mut self) -> Result<(W, Vec<Run>), ArchiveError> {
+        if !matches!(self.c, Compression::None) {
+            // An empty input still makes one (empty) member, a valid gzip file.
+            if !self.run.is_empty() || self.submitted == 0 {
+                let last = std::mem::take(&mut self.run);
+                self.dispatch(last, true).map_err(ArchiveError::Write)?;
+            }
+            while (self.runs.len() as u64) < self.submitted {
+                self.wait_one().map_err(ArchiveError::Write)?;
+            }
+            if let Some(pool) = self.pool.take() {
+                pool.join().map_err(ArchiveError::Write)?;
+            }
+        }
+        Ok((self.out, self.runs))
+    }
+
+    /// Compress `data` inline or hand it to the pool.
+    fn dispatch(&mut self, data: Vec<u8>, last: bool) -> io::Result<()> {
+        if self.threads <= 1 || (last && self.pool.is_none()) {
+            let seq = self.submitted;
+            self.submitted += 1;
+            let done = process(self.c, self.source.as_deref(), data)?;
+            self.pending.insert(seq, done);
+            return self.write_ready();
+        }
+        if self.pool.is_none() {
+            self.pool = Some(Pool::start(self.threads, self.c, self.source.clone())?);
+        }
+        while self.in_flight > 0 && self.in_flight + data.len() > self.budget {
+            self.wait_one()?;
+        }
+        self.in_flight += data.len();
+        let seq = self.submitted;
+        self.submitted += 1;
+        self.pool
+            .as_ref()
+            .expect("the pool was started above")
+            .send(Job { seq, data })
+    }
+
+    /// Wait for one run from the pool, then write what is ready.
+    fn wait_one(&mut self) -> io::Result<()> {
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("runs are only outstanding when the pool runs");
+        let (seq, done) = pool.recv()?;
+        self.pending.insert(seq, done?);
+        self.write_ready()
+    }
+
+    /// Write finished runs in order, as far as they are contiguous.
+    fn write_ready(&mut self) -> io::Result<()> {
+        while let Some(done) = self.pending.remove(&(self.runs.len() as u64)) {
+            self.out.write_all(&done.bytes)?;
+            if self.pool.is_some() {
+                self.in_flight -= done.len as usize;
+            }
+            self.runs.push(Run {
+                digest: done.digest,
+                len: done.len,
+                offset: self.offset,
+                compressed_len: done.bytes.len() as u64,
+                reused: done.reused,
+            });
+            self.offset += done.bytes.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if matches!(self.c, Compression::None) {
+            return self.out.write(buf);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.run.capacity() == 0 {
+            // Pages are only touched as the run fills.
+            self.run.reserve_exact(MAX_RUN);
+        }
+        let (n, cut) = self.chunker.scan(self.run.len(), buf);
+        self.run.extend_from_slice(&buf[..n]);
+        if cut {
+            let run = std::mem::take(&mut self.run);
+            self.dispatch(run, false)?;
+        }
+        Ok(n)
+    }
+
+    /// Buffered bytes stay buffered: flushing the compressor would change its output.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+struct Done {
+    len: u64,
+    digest: Option<Digest>,
+    bytes: Vec<u8>,
+    reused: bool,
+}
+
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+}
+
+/// Hash `data` (with a source), take it from the source or compress it.
+fn process(c: Compression, source: Option<&dyn RunSource>, data: Vec<u8>) -> io::Result<Done> {
+    let len = data.len() as u64;
+    let digest = source.map(|_| Digest::sha256(&data));
+    // Short runs (a stream's last) are cheap to compress and rarely repeat.
+    if let (Some(source), Some(digest)) = (source, &digest)
+        && data.len() >= MIN_RUN
+        && let Some(bytes) = source.compressed(digest, len)
+    {
+        return Ok(Done {
+            len,
+            digest: Some(digest.clone()),
+            bytes,
+            reused: true,
+        });
+    }
+    let bytes = compress_run(c, &data)?;
+    Ok(Done {
+        len,
+        digest,
+        bytes,
+        reused: false,
+    })
+}
+
+/// One complete gzip member or zstd frame for `data`.
+pub(crate) fn compress_run(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    match c {
+        Compression::None => out.extend_from_slice(data),
+        Compression::Gzip { level } => {
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(&mut out, flate2::Compression::new(level.min(9)));
+            for block in data.chunks(COMPRESS_CHUNK) {
+                gz.write_all(block)?;
+            }
+            gz.finish()?;
+        }
+        Compression::Zstd { level } => {
+            let mut z = zstd::stream::write::Encoder::new(&mut out, level)?;
+            z.include_checksum(false)?;
+            for block in data.chunks(COMPRESS_CHUNK) {
+                z.write_all(block)?;
+            }
+            z.finish()?;
+        }
+    }
+    Ok(out)
+}
+
+/// Compression threads for one stream. Dropping it closes the job queue; the
+/// threads end after their current run.
+struct Pool {
+    jobs: mpsc::Sender<Job>,
+    results: mpsc::Receiver<(u64, io::Result<Done>)>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(
+        threads: usize,
+        c: Compression,
+        source: Option<Arc<dyn RunSource>>,
+    ) -> io::Result<Pool> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (result_tx, results) = mpsc::channel();
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let job_rx = Arc::clone(&job_rx);
+            let result_tx = result_tx.clone();
+            let source = source.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("compress-{i}"))
+                .spawn(move || worker(&job_rx, &result_tx, c, source.as_deref()))?;
+            handles.push(handle);
+        }
+        Ok(Pool {
+            jobs,
+            results,
+            handles,
+        })
+    }
+
+    fn send(&self, job: Job) -> io::Result<()> {
+        self.jobs
+            .send(job)
+            .map_err(|_| io::Error::other("compression threads ended early"))
+    }
+
+    fn recv(&self) -> io::Result<(u64, io::Result<Done>)> {
+        self.results
+            .recv()
+            .map_err(|_| io::Error::other("compression threads ended early"))
+    }
+
+    fn join(self) -> io::Result<()> {
+        drop(self.jobs);
+        for h in self.handles {
+            h.join()
+                .map_err(|_| io::Error::other("a compression thread panicked"))?;
+        }
+        Ok(())
+    }
+}
+
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    results: &mpsc::Sender<(u64, io::Result<Done>)>,
+    c: Compression,
+    source: Option<&dyn RunSource>,
+) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(Job { seq, data }) = job else {
+            return;
+        };
+        let done = catch_unwind(AssertUnwindSafe(|| process(c, source, data)))
+            .unwrap_or_else(|_| Err(io::Error::other("a compression thread panicked")));
+        if results.send((seq, done)).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random bytes (xorshift).
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn cuts(data: &[u8]) -> Vec<usize> {
+        let mut c = Chunker::default();
+        let (mut len, mut at, mut out) = (0, 0, Vec::new());
+        while at < data.len() {
+            // Odd piece sizes: cut points must not depend on them.
+            let end = (at + 7919).min(data.len());
+            let (n, cut) = c.scan(len, &data[at..end]);
+            at += n;
+            len += n;
+            if cut {
+                out.push(at);
+                len = 0;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_gear_table_is_fixed() {
+        // Part of the output format: a change here needs a new CODEC_EPOCH.
+        assert_eq!(GEAR[0], 0xcbcb_de69_fe8d_d146, "{:#x}", GEAR[0]);
+        assert_eq!(GEAR[255], 0x7bc1_5adf_43d1_2068, "{:#x}", GEAR[255]);
+    }
+
+    #[test]
+    fn runs_respect_their_bounds_and_resynchronise_after_an_edit() {
+        let mut data = noise(24 << 20, 1);
+        let before = cuts(&data);
+        assert!(before.len() > 8, "{before:?}");
+        let mut prev = 0;
+        for &c in &before {
+            assert!((MIN_RUN..=MAX_RUN).contains(&(c - prev)), "{}", c - prev);
+            prev = c;
+        }
+        // Insert 100 bytes in the middle: cut points before it stay, and after it
+        // they come back shifted by 100 within a couple of runs.
+        let mid = 12 << 20;
+        data.splice(mid..mid, std::iter::repeat_n(0xab, 100));
+        let after = cuts(&data);
+        let kept_before = before.iter().filter(|&&c| c < mid).count();
+        assert_eq!(&after[..kept_before], &before[..kept_before]);
+        let shifted: Vec<usize> = before
+            .iter()
+            .filter(|&&c| c > mid)
+            .map(|c| c + 100)
+            .collect();
+        let common = after.iter().filter(|c| shifted.contains(c)).count();
+        assert!(common + 2 >= shifted.len(), "{after:?} vs {shifted:?}");
+    }
+
+    #[test]
+    fn zeros_are_cut_at_a_bound() {
+        let c = cuts(&vec![0u8; 10 << 20]);
+        assert!(!c.is_empty());
+        assert!(c.windows(2).all(|w| w[1] - w[0] == c[0]), "{c:?}");
+    }
+
+    fn encode(data: &[u8], c: Compression, threads: usize, piece: usize) -> (Vec<u8>, Vec<Run>) {
+        let mut enc = compress_with(
+            Vec::new(),
+            c,
+            CompressOptions {
+                threads: Some(threads),
+                runs: None,
+            },
+        )
+        .unwrap();
+        for p in data.chunks(piece) {
+            enc.write_all(p).unwrap();
+        }
+        enc.finish_runs().unwrap()
+    }
+
+    #[test]
+    fn output_does_not_depend_on_threads_or_write_sizes() {
+        let mut data = noise(6 << 20, 7);
+        data.extend(b"text, text, text\n".repeat(300_000));
+        for c in [Compression::GZIP, Compression::ZSTD] {
+            let (one, runs) = encode(&data, c, 1, 1 << 20);
+            assert!(runs.len() > 3, "{}", runs.len());
+            for (threads, piece) in [(2, 512), (3, 65_536), (5, 1_000_003)] {
+                let (many, runs2) = encode(&data, c, threads, piece);
+                assert!(one == many, "{c:?} with {threads} threads");
+                assert_eq!(runs, runs2);
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_stream_is_one_member_as_before_runs() {
+        // One run is exactly what the single-stream encoder of CODEC_EPOCH 1 made.
+        let data = noise(100_000, 3);
+        for c in [Compression::GZIP, Compression::ZSTD] {
+            let (out, runs) = encode(&data, c, 2, 4096);
+            assert_eq!(runs.len(), 1);
+            assert_eq!(out, compress_run(c, &data).unwrap());
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Remember(Mutex<std::collections::HashMap<Digest, Vec<u8>>>);
+
+    impl RunSource for Remember {
+        fn compressed(&self, digest: &Digest, _len: u64) -> Option<Vec<u8>> {
+            self.0.lock().unwrap().get(digest).cloned()
+        }
+    }
+
+    #[test]
+    fn unchanged_runs_come_from_the_source_and_give_the_cold_bytes() {
+        let mut data = noise(16 << 20, 11);
+        let source = Arc::new(Remember::default());
+        let opts = CompressOptions {
+            threads: Some(2),
+            runs: Some(source.clone()),
+        };
+        let mut enc = compress_with(Vec::new(), Compression::GZIP, opts.clone()).unwrap();
+        enc.write_all(&data).unwrap();
+        let (first, runs) = enc.finish_runs().unwrap();
+        for r in &runs {
+            let bytes = first[r.offset as usize..(r.offset + r.compressed_len) as usize].to_vec();
+            source
+                .0
+                .lock()
+                .unwrap()
+                .insert(r.digest.clone().unwrap(), bytes);
+        }
+        data[8 << 20] ^= 1;
+        let mut enc = compress_with(Vec::new(), Compression::GZIP, opts).unwrap();
+        enc.write_all(&data).unwrap();
+        let (warm, runs) = enc.finish_runs().unwrap();
+        let fresh = runs.iter().filter(|r| !r.reused).count();
+        assert!(fresh <= 3, "{fresh} of {} runs compressed", runs.len());
+        let (cold, _) = encode(&data, Compression::GZIP, 1, 1 << 16);
+        assert!(warm == cold, "a warm stream equals a cold one");
+    }
+}
