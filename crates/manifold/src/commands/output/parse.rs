@@ -1,0 +1,259 @@
+//! `-o` values: buildx's CSV syntax and the keys each exporter takes.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+use super::{Codec, Dest, ExportSettings, Kind, Output};
+use crate::render::Hinted;
+
+/// Split one CSV record as Go's `encoding/csv` (and so buildx) does: fields are
+/// separated by commas; a field that starts with `"` runs to the closing quote,
+/// `""` inside it is one quote; a quote inside an unquoted field is an error.
+pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => bail!("unterminated quote in {s:?}"),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => {}
+                Some(c) => bail!("unexpected {c:?} after a quoted field in {s:?}"),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => bail!("bare \" in a non-quoted field in {s:?}"),
+                    Some(c) => field.push(c),
+                }
+            }
+        }
+        fields.push(field);
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(key: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => bail!(Hinted::new(
+            format!("{key}={v}: not a boolean"),
+            format!("write {key}=true or {key}=false"),
+        )),
+    }
+}
+
+fn split_names(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parse one `-o` value.
+pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
+    let invalid = |why: String, hint: &str| {
+        anyhow::Error::new(Hinted::new(
+            format!("invalid --output {spec:?}: {why}"),
+            hint,
+        ))
+    };
+    const SYNTAX: &str = "write -o type=image|registry|oci|docker|local|tar[,KEY=VALUE…], \
+                          -o DIR or -o -";
+    if spec == "-" {
+        return Ok(Output {
+            kind: Kind::Tar,
+            dest: Some(Dest::Stdout),
+            names: Vec::new(),
+            export: ExportSettings::default(),
+        });
+    }
+    let fields = csv_fields(spec).map_err(|e| invalid(e.to_string(), SYNTAX))?;
+    if !spec.contains('=') {
+        // A bare path: the local exporter into that directory.
+        return Ok(Output {
+            kind: Kind::Local,
+            dest: Some(Dest::Path(PathBuf::from(spec))),
+            names: Vec::new(),
+            export: ExportSettings::default(),
+        });
+    }
+    let mut ty = None;
+    let mut rest = Vec::new();
+    for f in fields {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("{f:?} is not KEY=VALUE"), SYNTAX))?;
+        let k = k.trim().to_ascii_lowercase();
+        if k == "type" {
+            ty = Some(v.to_owned());
+        } else {
+            rest.push((k, v.to_owned()));
+        }
+    }
+    let ty = ty.ok_or_else(|| invalid("no type=".into(), SYNTAX))?;
+    let mut out = Output {
+        kind: match ty.as_str() {
+            "image" => Kind::Image { push: false },
+            "registry" => Kind::Image { push: true },
+            "oci" => Kind::Oci { tar: true },
+            "docker" => Kind::Docker,
+            "local" => Kind::Local,
+            "tar" => Kind::Tar,
+            other => {
+                return Err(invalid(
+                    format!("unknown type {other:?}"),
+                    "type is image, registry, oci, docker, local or tar",
+                ));
+            }
+        },
+        dest: None,
+        names: Vec::new(),
+        export: ExportSettings::default(),
+    };
+    let image_like = !matches!(out.kind, Kind::Local | Kind::Tar);
+    for (k, v) in rest {
+        match (k.as_str(), &mut out.kind) {
+            ("dest", Kind::Oci { .. } | Kind::Docker | Kind::Local | Kind::Tar) => {
+                out.dest = Some(if v == "-" {
+                    Dest::Stdout
+                } else {
+                    Dest::Path(PathBuf::from(v))
+                });
+            }
+            ("tar", Kind::Oci { tar }) => *tar = parse_bool("tar", &v)?,
+            ("tar", Kind::Docker) => {
+                if !parse_bool("tar", &v)? {
+                    return Err(invalid(
+                        "the docker exporter only writes a tar".into(),
+                        "use type=oci,tar=false for a directory",
+                    ));
+                }
+            }
+            ("push", Kind::Image { push }) => *push = parse_bool("push", &v)?,
+            ("name", _) if image_like => out.names.extend(split_names(&v)),
+            ("compression", _) if image_like => {
+                out.export.compression = Some(match v.as_str() {
+                    "gzip" => Codec::Gzip,
+                    "zstd" => Codec::Zstd,
+                    "uncompressed" => Codec::Uncompressed,
+                    other => {
+                        return Err(invalid(
+                            format!("unknown compression {other:?}"),
+                            "compression is gzip, zstd or uncompressed",
+                        ));
+                    }
+                });
+            }
+            ("compression-level", _) if image_like => {
+                out.export.level = Some(v.parse().map_err(|_| {
+                    invalid(
+                        format!("compression-level={v} is not a number"),
+                        "gzip takes 0-9, zstd 1-22",
+                    )
+                })?);
+            }
+            ("force-compression", _) if image_like => {
+                out.export.force = parse_bool("force-compression", &v)?;
+            }
+            ("oci-mediatypes", _) if image_like => {
+                out.export.oci_mediatypes = Some(parse_bool("oci-mediatypes", &v)?);
+            }
+            _ => {
+                return Err(invalid(
+                    format!("type={ty} does not take {k}="),
+                    &format!("type={ty} takes {}", keys_of(&out.kind)),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn keys_of(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Image { .. } => {
+            "name, push, compression, compression-level, force-compression, oci-mediatypes"
+        }
+        Kind::Oci { .. } => {
+            "dest, tar, name, compression, compression-level, force-compression, oci-mediatypes"
+        }
+        Kind::Docker => {
+            "dest, name, compression, compression-level, force-compression, oci-mediatypes"
+        }
+        Kind::Local | Kind::Tar => "dest",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_follow_go_csv() {
+        assert_eq!(
+            csv_fields(r#"type=image,"name=a:1,b:2",push=true"#).unwrap(),
+            ["type=image", "name=a:1,b:2", "push=true"]
+        );
+        assert_eq!(csv_fields(r#""a""b",c"#).unwrap(), ["a\"b", "c"]);
+        assert_eq!(csv_fields("a,,b").unwrap(), ["a", "", "b"]);
+        assert!(csv_fields(r#"a"b"#).is_err());
+        assert!(csv_fields(r#""ab"#).is_err());
+        assert!(csv_fields(r#""a"b"#).is_err());
+    }
+
+    #[test]
+    fn outputs_parse_as_buildx_does() {
+        let o = parse_output("-").unwrap();
+        assert_eq!((o.kind, o.dest), (Kind::Tar, Some(Dest::Stdout)));
+        let o = parse_output("out/dir").unwrap();
+        assert_eq!(
+            (o.kind, o.dest),
+            (Kind::Local, Some(Dest::Path("out/dir".into())))
+        );
+        let o = parse_output(r#"type=image,"name=r/a:1,r/b:2",push=true"#).unwrap();
+        assert_eq!(o.kind, Kind::Image { push: true });
+        assert_eq!(o.names, ["r/a:1", "r/b:2"]);
+        let o = parse_output("type=registry").unwrap();
+        assert_eq!(o.kind, Kind::Image { push: true });
+        let o = parse_output("type=oci,dest=x.tar").unwrap();
+        assert_eq!(o.kind, Kind::Oci { tar: true });
+        let o = parse_output("type=oci,dest=d,tar=false").unwrap();
+        assert_eq!(o.kind, Kind::Oci { tar: false });
+        let o = parse_output("type=docker,dest=-").unwrap();
+        assert_eq!(o.dest, Some(Dest::Stdout));
+        let o = parse_output("type=image,compression=zstd,compression-level=5,oci-mediatypes=true")
+            .unwrap();
+        assert_eq!(o.export.compression, Some(Codec::Zstd));
+        assert_eq!(o.export.level, Some(5));
+        assert_eq!(o.export.oci_mediatypes, Some(true));
+        assert!(parse_output("type=local,name=x,dest=d").is_err());
+        assert!(parse_output("type=image,push=maybe").is_err());
+        assert!(parse_output("type=nope").is_err());
+        assert!(parse_output("dest=x").is_err());
+        assert!(parse_output("type=image,compression=lz4").is_err());
+    }
+}
