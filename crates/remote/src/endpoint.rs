@@ -67,7 +67,14 @@ mod tests {
             Endpoint::parse("tcp://127.0.0.2:7000").unwrap().to_string(),
             "tcp://127.0.0.2:7000"
         );
-        for bad in ["unix://rel.sock", "tcp://host", "tcp://:1", "tcp://h:x", "http://h:1", ""] {
+        for bad in [
+            "unix://rel.sock",
+            "tcp://host",
+            "tcp://:1",
+            "tcp://h:x",
+            "http://h:1",
+            "",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

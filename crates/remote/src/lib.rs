@@ -2,11 +2,20 @@
 //! mutual TLS, and the client sends them (context files, secrets and registry
 //! credentials per build) and streams progress back.
 
+mod client;
+mod conn;
 mod endpoint;
-mod protocol;
+pub mod protocol;
+mod server;
+pub mod sync;
+pub mod tls;
+pub mod wire;
 
+pub use client::{BuildHandle, build, info};
 pub use endpoint::{Endpoint, EndpointError};
 pub use protocol::Info;
+pub use server::{DaemonConfig, serve};
+pub use tls::{TlsError, TlsFiles};
 
 /// Why talking to a daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +29,4 @@ pub enum RemoteError {
     },
     #[error("builder daemon at {endpoint}: {message}")]
     Protocol { endpoint: String, message: String },
-}
-
-/// Ask the daemon at `endpoint` what it is and what it runs.
-pub async fn info(endpoint: &Endpoint) -> Result<Info, RemoteError> {
-    Err(RemoteError::Protocol {
-        endpoint: endpoint.to_string(),
-        message: "not implemented yet".into(),
-    })
 }

@@ -1,4 +1,12 @@
-//! The messages between client and daemon.
+//! The messages between client and daemon, all JSON frames ([`crate::wire`]).
+//!
+//! A connection carries one exchange:
+//! * `Request::Info` → `Reply::Info`.
+//! * `Request::Build` → `Reply::Need` (file digests the daemon lacks) → the client
+//!   sends each needed file as data frames ending in an end frame, in the order
+//!   asked → `Reply::Event`… → `Reply::Done` or `Reply::Error`.
+//!
+//! Closing the connection before `Done` cancels the build.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +21,133 @@ pub struct Info {
     pub emulated: Vec<String>,
     /// Snapshot driver in use (`overlay`, `copy`).
     pub snapshotter: String,
-    /// Bytes the daemon's state root holds.
+    /// Bytes the daemon's content store holds.
     pub cache_bytes: u64,
     /// Builds running now.
     pub running: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Request {
+    Info,
+    Build(Box<BuildSpec>),
+}
+
+/// One build, as the client sends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BuildSpec {
+    pub dockerfile: String,
+    pub target: Option<String>,
+    pub platforms: Vec<String>,
+    pub build_args: Vec<(String, Option<String>)>,
+    /// `--build-context NAME=docker-image://REF`.
+    #[serde(default)]
+    pub image_contexts: Vec<(String, String)>,
+    pub labels: Vec<(String, String)>,
+    pub no_cache: bool,
+    pub no_cache_filter: Vec<String>,
+    pub source_date_epoch: Option<i64>,
+    pub context_excludes: Vec<String>,
+    /// `default`, `none` or `host`.
+    pub network: String,
+    pub pull: bool,
+    /// The build context and each local `--build-context`, as file lists.
+    pub contexts: Vec<ContextManifest>,
+    /// `--secret` values, for this build only.
+    pub secrets: Vec<(String, Vec<u8>)>,
+    /// Registry credentials the client resolved, for this build only.
+    pub credentials: Vec<RegistryCredential>,
+    pub allow_network_host: bool,
+    pub allow_security_insecure: bool,
+    /// Push the index under these names.
+    pub push_tags: Vec<String>,
+    /// Push the index by digest only, to this repository (multi-node builds).
+    pub push_by_digest: Option<String>,
+    /// `SOURCE_DATE_EPOCH`, compression and media types of the export.
+    #[serde(default)]
+    pub oci_mediatypes: Option<bool>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RegistryCredential {
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredential")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A context's files as the client sees them. `id` is stable for one client
+/// directory, so the daemon keeps its copy between builds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContextManifest {
+    /// `context`, or `context:NAME` for `--build-context NAME=DIR`.
+    pub name: String,
+    pub id: String,
+    pub entries: Vec<FileMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Relative, `/`-separated.
+    pub path: String,
+    pub mode: u32,
+    /// Modification time, seconds and nanoseconds since the epoch.
+    #[serde(default)]
+    pub mtime: (i64, u32),
+    #[serde(flatten)]
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FileKind {
+    File { digest: String, size: u64 },
+    Dir,
+    Symlink { target: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Info(Info),
+    Need { digests: Vec<String> },
+    Event(WireEvent),
+    Done(Done),
+    Error { message: String },
+}
+
+/// A progress event (the solver's, flattened).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireEvent {
+    pub kind: String,
+    pub vertex: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub stderr: bool,
+    #[serde(default)]
+    pub data: Vec<u8>,
+    #[serde(default)]
+    pub seconds: f64,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// A finished build.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    /// The index, as the daemon stored (and maybe pushed) it.
+    pub index: oci::Descriptor,
+    pub manifests: Vec<oci::Descriptor>,
 }

@@ -73,6 +73,8 @@ pub enum MissReason {
     RecordCorrupt { set_aside: PathBuf },
     /// The runner could not load the recorded result any more.
     Unloadable,
+    /// A reason given as text by another solver (a remote builder's).
+    Reported { text: String },
 }
 
 impl fmt::Display for MissReason {
@@ -94,6 +96,7 @@ impl fmt::Display for MissReason {
                 set_aside.display()
             ),
             MissReason::Unloadable => f.write_str("the cached result can no longer be loaded"),
+            MissReason::Reported { text } => f.write_str(text),
         }
     }
 }

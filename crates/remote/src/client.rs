@@ -1,0 +1,110 @@
+//! The client side: ask a daemon about itself, or send it a build.
+
+use std::path::PathBuf;
+
+use tokio::io::AsyncReadExt;
+
+use crate::RemoteError;
+use crate::conn::connect;
+use crate::endpoint::Endpoint;
+use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
+use crate::tls::TlsFiles;
+use crate::wire;
+
+fn protocol(endpoint: &Endpoint, message: impl Into<String>) -> RemoteError {
+    RemoteError::Protocol {
+        endpoint: endpoint.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Ask the daemon at `endpoint` what it is and what it runs.
+pub async fn info(endpoint: &Endpoint, tls: Option<&TlsFiles>) -> Result<Info, RemoteError> {
+    let mut conn = connect(endpoint, tls).await?;
+    wire::write_json(&mut conn, &Request::Info)
+        .await
+        .map_err(|e| protocol(endpoint, e.to_string()))?;
+    match wire::read_json::<_, Reply>(&mut conn).await {
+        Ok(Some(Reply::Info(i))) => Ok(i),
+        Ok(Some(Reply::Error { message })) => Err(protocol(endpoint, message)),
+        Ok(_) => Err(protocol(endpoint, "unexpected answer to an info request")),
+        Err(e) => Err(protocol(endpoint, e.to_string())),
+    }
+}
+
+/// One build sent to a daemon: the spec and where each context's files are.
+#[derive(Debug, Clone)]
+pub struct BuildHandle {
+    pub spec: BuildSpec,
+    /// Local directory of each context named in `spec.contexts`.
+    pub dirs: Vec<(String, PathBuf)>,
+}
+
+/// Send `job` to the daemon, feed it the files it asks for, pass its progress to
+/// `on_event`, and return the result. Dropping the future closes the connection,
+/// which cancels the build on the daemon.
+pub async fn build(
+    endpoint: &Endpoint,
+    tls: Option<&TlsFiles>,
+    job: BuildHandle,
+    on_event: impl Fn(WireEvent) + Send,
+) -> Result<Done, RemoteError> {
+    let err = |e: std::io::Error| protocol(endpoint, e.to_string());
+    let mut conn = connect(endpoint, tls).await?;
+    wire::write_json(&mut conn, &Request::Build(Box::new(job.spec.clone())))
+        .await
+        .map_err(err)?;
+    let need = match wire::read_json::<_, Reply>(&mut conn).await.map_err(err)? {
+        Some(Reply::Need { digests }) => digests,
+        Some(Reply::Error { message }) => return Err(protocol(endpoint, message)),
+        _ => return Err(protocol(endpoint, "the daemon closed the connection")),
+    };
+    // Where each needed content is on this side.
+    for d in &need {
+        let path = job
+            .spec
+            .contexts
+            .iter()
+            .find_map(|m| {
+                m.entries.iter().find_map(|e| match &e.kind {
+                    crate::protocol::FileKind::File { digest, .. } if digest == d => {
+                        let dir = job.dirs.iter().find(|(n, _)| *n == m.name)?;
+                        Some(dir.1.join(&e.path))
+                    }
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| {
+                protocol(
+                    endpoint,
+                    format!("the daemon asked for unknown content {d}"),
+                )
+            })?;
+        let mut f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| protocol(endpoint, format!("{}: {e}", path.display())))?;
+        let mut buf = vec![0u8; wire::MAX_DATA];
+        loop {
+            let n = f.read(&mut buf).await.map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            wire::write_data(&mut conn, &buf[..n]).await.map_err(err)?;
+        }
+        wire::write_end(&mut conn).await.map_err(err)?;
+    }
+    loop {
+        match wire::read_json::<_, Reply>(&mut conn).await.map_err(err)? {
+            Some(Reply::Event(e)) => on_event(e),
+            Some(Reply::Done(d)) => return Ok(d),
+            Some(Reply::Error { message }) => return Err(protocol(endpoint, message)),
+            Some(_) => return Err(protocol(endpoint, "unexpected message during a build")),
+            None => {
+                return Err(protocol(
+                    endpoint,
+                    "the daemon closed the connection mid-build",
+                ));
+            }
+        }
+    }
+}

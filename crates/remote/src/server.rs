@@ -1,0 +1,463 @@
+//! `manifold daemon`: accept connections, answer `Info`, run builds.
+//!
+//! A build runs while its client stays connected: the daemon reads the
+//! connection during the build, and end-of-stream cancels it (the solver stops
+//! its steps; runc containers are killed and mounts removed as for Ctrl-C).
+//! Secrets and registry credentials live in the request only: never written.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use registry::{Credential, StaticCredentials};
+use solver::{CancellationToken, Event, EventSink};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use worker::Entitlements;
+
+use crate::RemoteError;
+use crate::conn::Conn;
+use crate::endpoint::Endpoint;
+use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
+use crate::sync::{self, Contexts};
+use crate::tls::{self, TlsFiles};
+use crate::wire;
+
+/// How a daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Its state root (content store, snapshots, cache, synced contexts).
+    pub root: PathBuf,
+    /// What the daemon's operator grants; a build gets what both sides allow.
+    pub grants: Entitlements,
+    /// Mutual TLS for TCP.
+    pub tls: Option<TlsFiles>,
+    /// Registry settings (insecure registries, …) for pulls and pushes.
+    pub registry: registry::RegistryConfig,
+    /// The OCI runtime.
+    pub runtime: PathBuf,
+}
+
+struct State {
+    config: DaemonConfig,
+    store: content::Store,
+    snapshotter: Arc<dyn worker::snapshot::Snapshotter>,
+    executor: Arc<dyn worker::exec::Executor>,
+    contexts: Contexts,
+    running: AtomicU32,
+}
+
+/// Serve `endpoint` until `shutdown` fires.
+pub async fn serve(
+    endpoint: &Endpoint,
+    config: DaemonConfig,
+    shutdown: CancellationToken,
+) -> Result<(), RemoteError> {
+    let fail = |message: String| RemoteError::Protocol {
+        endpoint: endpoint.to_string(),
+        message,
+    };
+    let store = content::Store::open(&config.root).map_err(|e| fail(e.to_string()))?;
+    let snapshotter: Arc<dyn worker::snapshot::Snapshotter> =
+        worker::snapshot::detect(store.root())
+            .map_err(|e| fail(e.to_string()))?
+            .into();
+    let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
+    runc.runtime = config.runtime.clone();
+    let state = Arc::new(State {
+        contexts: Contexts::new(config.root.join("remote")),
+        store,
+        snapshotter,
+        executor: Arc::new(worker::Runc::new(runc)),
+        running: AtomicU32::new(0),
+        config,
+    });
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let _ = std::fs::remove_file(path);
+            let listener =
+                tokio::net::UnixListener::bind(path).map_err(|e| RemoteError::Connect {
+                    endpoint: endpoint.to_string(),
+                    source: e,
+                })?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => {
+                        if let Ok((s, _)) = accepted {
+                            let st = state.clone();
+                            tokio::spawn(async move { handle(st, Box::new(s)).await });
+                        }
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        Endpoint::Tcp(hp) => {
+            let files = state.config.tls.as_ref().ok_or_else(|| {
+                fail("a tcp:// daemon needs --tls-ca, --tls-cert and --tls-key".into())
+            })?;
+            let tls_config = tls::server_config(files).map_err(|e| fail(e.to_string()))?;
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+            let listener =
+                tokio::net::TcpListener::bind(hp)
+                    .await
+                    .map_err(|e| RemoteError::Connect {
+                        endpoint: endpoint.to_string(),
+                        source: e,
+                    })?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => {
+                        if let Ok((tcp, _)) = accepted {
+                            let (st, acceptor) = (state.clone(), acceptor.clone());
+                            tokio::spawn(async move {
+                                // A failed handshake (no client certificate) ends only it.
+                                if let Ok(tls) = acceptor.accept(tcp).await {
+                                    handle(st, Box::new(tls)).await;
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn handle(state: Arc<State>, conn: Conn) {
+    let (mut r, mut w) = tokio::io::split(conn);
+    let request = match wire::read_json::<_, Request>(&mut r).await {
+        Ok(Some(req)) => req,
+        Ok(None) => return,
+        Err(e) => {
+            let _ = wire::write_json(
+                &mut w,
+                &Reply::Error {
+                    message: e.to_string(),
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    match request {
+        Request::Info => {
+            let _ = wire::write_json(&mut w, &Reply::Info(info(&state))).await;
+        }
+        Request::Build(spec) => {
+            state.running.fetch_add(1, Ordering::Relaxed);
+            let reply = match build(&state, *spec, &mut r, &mut w).await {
+                Ok(done) => Reply::Done(done),
+                Err(message) => Reply::Error { message },
+            };
+            state.running.fetch_sub(1, Ordering::Relaxed);
+            let _ = wire::write_json(&mut w, &reply).await;
+        }
+    }
+}
+
+fn info(state: &State) -> Info {
+    let mut native = Vec::new();
+    let mut emulated = Vec::new();
+    for p in worker::binfmt::list() {
+        match p.runs {
+            Ok(worker::binfmt::RunsHow::Emulated { .. }) => emulated.push(p.platform.to_string()),
+            Ok(_) => native.push(p.platform.to_string()),
+            Err(_) => {}
+        }
+    }
+    Info {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        native,
+        emulated,
+        snapshotter: state.snapshotter.driver().name().to_owned(),
+        cache_bytes: state.store.usage().map(|u| u.bytes).unwrap_or(0),
+        running: state.running.load(Ordering::Relaxed),
+    }
+}
+
+fn wire_event(e: &Event) -> Option<WireEvent> {
+    let blank = |kind: &str, vertex: &oci::Digest| WireEvent {
+        kind: kind.to_owned(),
+        vertex: vertex.to_string(),
+        name: String::new(),
+        platform: None,
+        stderr: false,
+        data: Vec::new(),
+        seconds: 0.0,
+        text: String::new(),
+    };
+    Some(match e {
+        Event::VertexStarted {
+            digest,
+            name,
+            platform,
+        } => WireEvent {
+            name: name.clone(),
+            platform: platform.as_ref().map(ToString::to_string),
+            ..blank("started", digest)
+        },
+        Event::VertexCached { digest, name, key } => WireEvent {
+            name: name.clone(),
+            text: key.to_string(),
+            ..blank("cached", digest)
+        },
+        Event::VertexLog {
+            digest,
+            stream,
+            bytes,
+        } => WireEvent {
+            stderr: *stream == solver::LogStream::Stderr,
+            data: bytes.clone(),
+            ..blank("log", digest)
+        },
+        Event::VertexCompleted { digest, duration } => WireEvent {
+            seconds: duration.as_secs_f64(),
+            ..blank("completed", digest)
+        },
+        Event::VertexFailed { digest, error } => WireEvent {
+            text: error.clone(),
+            ..blank("failed", digest)
+        },
+        Event::VertexCancelled { digest } => blank("cancelled", digest),
+        Event::CacheMiss {
+            digest,
+            key,
+            reason,
+        } => WireEvent {
+            name: key.to_string(),
+            text: reason.to_string(),
+            ..blank("cache_miss", digest)
+        },
+        _ => return None,
+    })
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn build<R, W>(
+    state: &Arc<State>,
+    spec: BuildSpec,
+    r: &mut R,
+    w: &mut W,
+) -> Result<Done, String>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Contexts: check, ask for what is missing, receive it, update the copies.
+    let mut checked = Vec::new();
+    let mut wanted = Vec::new();
+    for m in &spec.contexts {
+        let entries = sync::validate(m).map_err(|e| e.to_string())?;
+        for (d, size) in state.contexts.missing(&entries) {
+            if !wanted.iter().any(|(x, _)| *x == d) {
+                wanted.push((d, size));
+            }
+        }
+        checked.push((m, entries));
+    }
+    let need = Reply::Need {
+        digests: wanted.iter().map(|(d, _)| d.to_string()).collect(),
+    };
+    wire::write_json(w, &need)
+        .await
+        .map_err(|e| e.to_string())?;
+    state
+        .contexts
+        .receive(r, &wanted)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut session = builder::Session {
+        allow: Entitlements {
+            network_host: spec.allow_network_host && state.config.grants.network_host,
+            security_insecure: spec.allow_security_insecure
+                && state.config.grants.security_insecure,
+        },
+        ..builder::Session::default()
+    };
+    if spec.allow_network_host && !state.config.grants.network_host {
+        return Err(
+            "network.host was requested but this daemon does not grant it \
+                    (start it with --allow network.host)"
+                .into(),
+        );
+    }
+    if spec.allow_security_insecure && !state.config.grants.security_insecure {
+        return Err(
+            "security.insecure was requested but this daemon does not grant it \
+                    (start it with --allow security.insecure)"
+                .into(),
+        );
+    }
+    for (m, entries) in &checked {
+        let contexts = state.contexts.clone();
+        let (m2, e2) = ((*m).clone(), entries.clone());
+        let dir = tokio::task::spawn_blocking(move || contexts.materialize(&m2, &e2))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        session
+            .locals
+            .insert(m.name.clone(), builder::LocalDir { dir });
+    }
+    for (id, value) in &spec.secrets {
+        session
+            .secrets
+            .insert(id.clone(), builder::Secret(Arc::new(value.clone())));
+    }
+    let mut creds = StaticCredentials::new();
+    for c in &spec.credentials {
+        creds.insert(
+            &c.registry,
+            Credential::Basic {
+                username: c.username.clone(),
+                password: registry::Secret::new(c.password.clone()),
+            },
+        );
+    }
+    let client = registry::Client::new(state.config.registry.clone(), Arc::new(creds))
+        .map_err(|e| chain(&e))?;
+    let options = frontend::BuildOptions {
+        target: spec.target.clone(),
+        platforms: spec
+            .platforms
+            .iter()
+            .map(|p| oci::Platform::parse(p).map_err(|e| format!("platform {p:?}: {e}")))
+            .collect::<Result<_, _>>()?,
+        build_args: spec.build_args.clone(),
+        named_contexts: spec
+            .contexts
+            .iter()
+            .filter_map(|m| {
+                m.name.strip_prefix("context:").map(|n| {
+                    (
+                        n.to_owned(),
+                        frontend::NamedContext::Local {
+                            name: m.name.clone(),
+                        },
+                    )
+                })
+            })
+            .chain(spec.image_contexts.iter().map(|(n, r)| {
+                (
+                    n.clone(),
+                    frontend::NamedContext::Image {
+                        reference: r.clone(),
+                    },
+                )
+            }))
+            .collect(),
+        labels: spec.labels.iter().cloned().collect(),
+        no_cache: spec.no_cache,
+        no_cache_filter: spec.no_cache_filter.clone(),
+        source_date_epoch: spec.source_date_epoch,
+        context_excludes: spec.context_excludes.clone(),
+        network: match spec.network.as_str() {
+            "none" => graph::op::Network::None,
+            "host" => graph::op::Network::Host,
+            _ => graph::op::Network::Default,
+        },
+        ..frontend::BuildOptions::default()
+    };
+    let req = builder::BuildRequest {
+        dockerfile: spec.dockerfile.clone(),
+        options,
+        session,
+        tags: Vec::new(),
+        pull: spec.pull,
+        export: builder::ExportOptions {
+            source_date_epoch: spec.source_date_epoch,
+            oci_mediatypes: spec.oci_mediatypes.unwrap_or(true),
+            ..builder::ExportOptions::default()
+        },
+    };
+    let b = builder::Builder::new(
+        state.store.clone(),
+        state.snapshotter.clone(),
+        state.executor.clone(),
+        Some(client.clone()),
+    );
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let events = EventSink::new(move |e| {
+        if let Some(we) = wire_event(&e) {
+            let _ = tx.send(we);
+        }
+    });
+    let run = {
+        let cancel = cancel.clone();
+        async move { b.build(&req, events, cancel).await }
+    };
+    tokio::pin!(run);
+    let mut buf = [0u8; 1];
+    let result = loop {
+        tokio::select! {
+            out = &mut run => break out,
+            Some(ev) = rx.recv() => {
+                if wire::write_json(w, &Reply::Event(ev)).await.is_err() {
+                    cancel.cancel();
+                }
+            }
+            // The client sends nothing more: a read that returns means it left.
+            _ = tokio::io::AsyncReadExt::read(r, &mut buf), if !cancel.is_cancelled() => {
+                cancel.cancel();
+            }
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        let _ = wire::write_json(w, &Reply::Event(ev)).await;
+    }
+    let out = result.map_err(|e| chain(&e))?;
+    // Push, with the credentials of this request only.
+    let mut targets = Vec::new();
+    for tag in &spec.push_tags {
+        targets.push(oci::Reference::parse(tag).map_err(|e| format!("tag {tag:?}: {e}"))?);
+    }
+    if let Some(repo) = &spec.push_by_digest {
+        targets.push(
+            oci::Reference::parse(repo)
+                .map_err(|e| format!("repository {repo:?}: {e}"))?
+                .with_digest(out.index.digest.clone()),
+        );
+    }
+    for r in targets {
+        push(&client, &state.store, &out.index, r).await?;
+    }
+    Ok(Done {
+        index: out.index,
+        manifests: out.manifests,
+    })
+}
+
+/// Push on a blocking thread: the registry client's push future is not provably
+/// `Send` (higher-ranked closures inside), and connections run on spawned tasks.
+async fn push(
+    client: &registry::Client,
+    store: &content::Store,
+    desc: &oci::Descriptor,
+    target: oci::Reference,
+) -> Result<(), String> {
+    let (client, store, desc) = (client.clone(), store.clone(), desc.clone());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle
+            .block_on(export::push(&client, &store, &desc, &target))
+            .map(|_| ())
+            .map_err(|e| chain(&e))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
