@@ -527,4 +527,104 @@ mod tests {
         assert_eq!(oci_ref_name("localhost:5000/app:v1"), "v1");
         assert_eq!(oci_ref_name("app"), "latest");
     }
+
+    fn plan(args: &[&str]) -> anyhow::Result<Plan> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(
+            ["manifold", "build"].iter().chain(args).chain(&["ctx"]),
+        )
+        .unwrap();
+        match cli.command {
+            crate::cli::Command::Build(b) => Plan::from_args(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn push_marks_the_image_output_or_adds_one() {
+        let p = plan(&["--push", "-o", "type=image,name=r/a:1"]).unwrap();
+        assert_eq!(p.outputs.len(), 1);
+        assert_eq!(p.outputs[0].kind, Kind::Image { push: true });
+        let p = plan(&["--push", "-t", "r/a:1", "-o", "type=oci,dest=x.tar"]).unwrap();
+        assert_eq!(p.outputs.len(), 2);
+        assert_eq!(p.outputs[1].kind, Kind::Image { push: true });
+        assert_eq!(p.names_of(&p.outputs[1]), ["r/a:1"]);
+        assert!(plan(&["--push"]).is_err());
+        assert!(
+            plan(&[
+                "--push",
+                "-t",
+                "r/a@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn encoding_options_reach_the_builder() {
+        let base = builder::ExportOptions::default();
+        let p = plan(&["-o", "type=image,compression=zstd,compression-level=12"]).unwrap();
+        let e = p.export_options(base.clone());
+        assert_eq!(e.compression, Compression::Zstd { level: 12 });
+        assert!(e.oci_mediatypes);
+        let p = plan(&[
+            "-o",
+            "type=oci,dest=x,compression-level=1,oci-mediatypes=false",
+        ])
+        .unwrap();
+        let e = p.export_options(base.clone());
+        assert_eq!(e.compression, Compression::Gzip { level: 1 });
+        assert!(!e.oci_mediatypes);
+        let p = plan(&["-o", "type=image,compression=uncompressed"]).unwrap();
+        assert_eq!(
+            p.export_options(base.clone()).compression,
+            Compression::Uncompressed
+        );
+        let p = plan(&[]).unwrap();
+        assert_eq!(p.export_options(base.clone()).compression, base.compression);
+        // One build, one encoding.
+        assert!(
+            plan(&[
+                "-o",
+                "type=image,compression=zstd",
+                "-o",
+                "type=oci,dest=x,compression=gzip"
+            ])
+            .is_err()
+        );
+        assert!(plan(&["-o", "type=image,compression=zstd,oci-mediatypes=false"]).is_err());
+        assert!(plan(&["-o", "type=image,compression=gzip,compression-level=10"]).is_err());
+        assert!(plan(&["-o", "type=image,compression=zstd,compression-level=0"]).is_err());
+    }
+
+    #[test]
+    fn names_in_the_store_are_normalised_and_not_repeated() {
+        let p = plan(&[
+            "-t",
+            "app",
+            "-o",
+            r#"type=image,"name=app,docker.io/library/app:latest,localhost/b""#,
+        ])
+        .unwrap();
+        assert_eq!(p.image_names(), ["localhost/b:latest"]);
+    }
+
+    #[test]
+    fn file_outputs_need_a_destination_and_share_stdout_with_none() {
+        assert!(plan(&["-o", "type=local"]).is_err());
+        assert!(plan(&["-o", "type=local,dest=-"]).is_err());
+        assert!(plan(&["-o", "type=oci,tar=false,dest=-"]).is_err());
+        assert!(plan(&["-o", "-", "-o", "type=docker,dest=-"]).is_err());
+        assert!(
+            plan(&[
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                "type=docker,dest=x"
+            ])
+            .is_err()
+        );
+        let p = plan(&["-o", "-"]).unwrap();
+        assert!(p.uses_stdout());
+    }
 }
