@@ -410,7 +410,7 @@ fn single_platform_outputs_are_read_by_skopeo_umoci_and_podman() {
         "the base layer is uncompressed: {:?}",
         manifest.layers
     );
-    run(&mut manifold_cmd(
+    let zout = run(&mut manifold_cmd(
         root.path(),
         &path,
         &[
@@ -430,6 +430,13 @@ fn single_platform_outputs_are_read_by_skopeo_umoci_and_podman() {
         ],
     ));
     let zdigest = std::fs::read_to_string(o("zstd.iid")).unwrap();
+    let stderr = text(&zout.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "recompressed base layers (zstd-9): the image is {zdigest}"
+        )),
+        "{stderr}"
+    );
     let (zstore, zindex) = check_layout(&o("zstd"), &zdigest);
     let zmanifest = read_manifest(&zstore, &zindex.manifests[0]);
     assert_eq!(zmanifest.layers.len(), manifest.layers.len());

@@ -289,7 +289,15 @@ impl Plan {
         let opts = self.export_options(builder::ExportOptions::default());
         let index = if self.export.force {
             let c = opts.compression;
-            force_compression(store, built, c, opts.oci_mediatypes, &self.tags)?
+            let index = force_compression(store, built, c, opts.oci_mediatypes, &self.tags)?;
+            if index.digest != built.index.digest {
+                eprintln!(
+                    "recompressed base layers ({}): the image is {}",
+                    c.key(),
+                    index.digest
+                );
+            }
+            index
         } else {
             built.index.clone()
         };
