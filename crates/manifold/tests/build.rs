@@ -333,7 +333,11 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
     )
     .unwrap();
     build(&[]);
-    assert_eq!(runs(&counter), 1, "unread files and overridden modes keep the cache");
+    assert_eq!(
+        runs(&counter),
+        1,
+        "unread files and overridden modes keep the cache"
+    );
 
     write(ctx.path(), "b.txt", "changed\n");
     let out = build(&[]);
@@ -772,4 +776,49 @@ fn base_images_are_pulled_from_a_registry_once() {
     assert_eq!(pulls(&reg.log()), after_first, "a rebuild fetches no blob");
     // --pull asks the registry again, and still builds.
     build(&["--pull"]);
+}
+
+#[test]
+fn a_damaged_cache_record_is_set_aside_and_rebuilt() {
+    require_root();
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN echo one > /one\n",
+    );
+    let build = || {
+        let out = manifold(
+            root.path(),
+            &[
+                "build",
+                "--progress=plain",
+                "-t",
+                "localhost/damaged:1",
+                ctx.path().to_str().unwrap(),
+            ],
+        );
+        ok(&out);
+        text(&out.stderr)
+    };
+    build();
+    // A power cut leaves every record half-written.
+    let records = root.path().join("cache/records");
+    let mut damaged = 0;
+    for e in std::fs::read_dir(&records).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.truncate(bytes.len() / 2);
+        std::fs::write(&p, bytes).unwrap();
+        damaged += 1;
+    }
+    assert!(damaged > 0);
+    let err = build();
+    assert!(err.contains("damaged"), "{err}");
+    // The store is still whole, and the next build is cached again.
+    let out = manifold(root.path(), &["fsck"]);
+    ok(&out);
+    let err = build();
+    assert!(err.contains("CACHED") && !err.contains("damaged"), "{err}");
 }
