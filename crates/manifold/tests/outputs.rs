@@ -539,6 +539,31 @@ fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
         "-m",
     ]));
     assert_eq!(text(&ran.stdout), "aarch64\n");
+
+    // --load with several platforms: the host's goes to podman, by its -t name.
+    let local_name = "localhost/outputs:multi";
+    let out = run(&mut manifold_cmd(
+        root.path(),
+        &path_with(&podman.bin()),
+        &[
+            "build",
+            "--progress=quiet",
+            "--platform=linux/amd64,linux/arm64",
+            "-t",
+            local_name,
+            "--load",
+            ctx.path().to_str().unwrap(),
+        ],
+    ));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "loaded linux/amd64 into podman; the other platforms stay in manifold's store"
+        ),
+        "{stderr}"
+    );
+    let ran = run(&mut podman.run(&[local_name, "cat", "/arch"]));
+    assert_eq!(text(&ran.stdout), "x86_64\n");
 }
 
 #[test]
