@@ -2,20 +2,21 @@
 //! is sent to the token server (`realm`) with the scope it needs, and comes back with
 //! a JWT that the token server signed and whose `access` claim lists what it may do.
 //!
-//! **Invariant**: a signature is checked only with the keys of the configured
-//! certificate bundle. The token's `jwk`, `x5c`, `jku` and `kid` headers are never
-//! read, so a token cannot bring its own key (CVE-2025-24976); `alg` must name one
-//! of the RSA PKCS#1 or ECDSA algorithms, never `none` or an HMAC.
+//! **Invariant**: a signature is checked only with the key of a bundle certificate,
+//! or of an `x5c` leaf whose chain verifies up to a bundle certificate (as
+//! distribution does). The `jwk`, `jku` and `kid` headers are never read, so a token
+//! cannot bring its own key (CVE-2025-24976); `alg` must name one of the RSA PKCS#1
+//! or ECDSA algorithms, never `none` or an HMAC.
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm};
+use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime};
 use webpki::{EndEntityCert, aws_lc_rs as algs};
 
 use crate::error::{ApiError, ServerError};
@@ -25,6 +26,8 @@ use crate::route::Route;
 pub const LEEWAY_SECS: i64 = 60;
 /// Longest token read; longer ones are refused before any decoding.
 const TOKEN_MAX: usize = 64 << 10;
+/// Most certificates an `x5c` chain may have.
+const X5C_MAX: usize = 8;
 
 /// One action on one resource: `repository:library/busybox:pull`,
 /// `registry:catalog:*`.
@@ -237,16 +240,57 @@ impl TokenAuth {
             sig = ecdsa_der(&sig, len).ok_or(TokenError::Signature)?;
         }
         let input = &token.as_bytes()[..h.len() + 1 + c.len()];
-        let signed = self.certs.iter().any(|cert| {
+        let signs = |cert: &CertificateDer<'_>| {
             EndEntityCert::try_from(cert)
                 .is_ok_and(|ee| ee.verify_signature(verifier, input, &sig).is_ok())
-        });
+        };
+        let signed = self.certs.iter().any(signs)
+            || self.x5c_leaf(&head, now).is_some_and(|leaf| signs(&leaf));
         if !signed {
             return Err(TokenError::Signature);
         }
         // Only now, with the signature good, are the claims worth reading.
         let claims = json(decode(c)?)?;
         self.check_claims(&claims, now)
+    }
+
+    /// The leaf of the token's `x5c` chain, if the chain verifies up to a bundle
+    /// certificate at `now` (any extended key usage, as distribution accepts).
+    fn x5c_leaf(
+        &self,
+        head: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Option<CertificateDer<'static>> {
+        let chain = head.get("x5c")?.as_array()?;
+        if chain.is_empty() || chain.len() > X5C_MAX {
+            return None;
+        }
+        let ders = chain
+            .iter()
+            .map(|c| {
+                let der = STANDARD.decode(c.as_str()?).ok()?;
+                Some(CertificateDer::from(der))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let anchors: Vec<_> = self
+            .certs
+            .iter()
+            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
+            .collect();
+        let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).ok()?));
+        EndEntityCert::try_from(&ders[0])
+            .ok()?
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &anchors,
+                &ders[1..],
+                time,
+                AnyUsage,
+                None,
+                None,
+            )
+            .ok()?;
+        ders.into_iter().next()
     }
 
     fn check_claims(
@@ -296,6 +340,20 @@ impl TokenAuth {
                 .map(str::to_owned),
             grants,
         })
+    }
+}
+
+/// Any extended key usage, or none: Go's `x509.ExtKeyUsageAny`, which distribution
+/// verifies token chains with.
+struct AnyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        // Still refuse a malformed extension.
+        for purpose in iter {
+            purpose?;
+        }
+        Ok(())
     }
 }
 

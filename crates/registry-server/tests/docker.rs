@@ -32,6 +32,8 @@ impl Dockerd {
         for sub in ["data", "exec", "config"] {
             std::fs::create_dir(dir.join(sub)).unwrap();
         }
+        // An empty daemon.json of its own: the machine's /etc/docker does not apply.
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let child = Command::new(dockerd)
             .arg("--data-root")
@@ -40,6 +42,8 @@ impl Dockerd {
             .arg(dir.join("exec"))
             .arg("--pidfile")
             .arg(dir.join("dockerd.pid"))
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
             .arg("-H")
             .arg(format!("unix://{}", dir.join("sock").display()))
             .args([

@@ -470,6 +470,112 @@ async fn es256_tokens_from_any_bundle_certificate_are_accepted() {
     assert_eq!(status, 404);
 }
 
+/// A CA (`ca.pem`, `ca.key`) and a leaf it signed (`NAME.pem`, `NAME.key`) in `dir`,
+/// as openssl makes them; returns the leaf's DER in base64 (for `x5c`).
+fn ca_and_leaf(dir: &Path, ca: &str, leaf: &str) -> String {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    if !dir.join(format!("{ca}.pem")).exists() {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=manifold test token CA",
+            "-keyout",
+            &p(&format!("{ca}.key")),
+            "-out",
+            &p(&format!("{ca}.pem")),
+        ]);
+    }
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=token signer",
+        "-keyout",
+        &p(&format!("{leaf}.key")),
+        "-out",
+        &p(&format!("{leaf}.csr")),
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&format!("{leaf}.csr")),
+        "-CA",
+        &p(&format!("{ca}.pem")),
+        "-CAkey",
+        &p(&format!("{ca}.key")),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("leaf.ext"),
+        "-out",
+        &p(&format!("{leaf}.pem")),
+    ]);
+    let pem = std::fs::read_to_string(dir.join(format!("{leaf}.pem"))).unwrap();
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+/// distribution's other way to name the signer: an `x5c` chain whose leaf was issued
+/// by a bundle CA. A leaf from another CA with the same name, a leaf that did not
+/// sign the token, or no `x5c` at all is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x5c_leaves_issued_by_a_bundle_ca_may_sign() {
+    let tokens = TokenServer::start("127.0.0.1", USER, PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let leaf = ca_and_leaf(d, "ca", "leaf");
+    let evil_leaf = ca_and_leaf(d, "evilca", "evil");
+    let auth = TokenAuth::load(&tokens.realm(), SERVICE, ISSUER, &d.join("ca.pem")).unwrap();
+    let reg = common::start(false, Some(Auth::Token(auth))).await;
+    let url = format!("http://{}/v2/a/b/tags/list", reg.addr);
+    let (_, claims) = tokens.parts_for(&["repository:a/b:pull"]);
+    let header = |x5c: Option<&str>| match x5c {
+        Some(c) => json!({"typ": "JWT", "alg": "RS256", "x5c": [c]}),
+        None => json!({"typ": "JWT", "alg": "RS256"}),
+    };
+    let cases = [
+        (
+            "leaf of the bundle CA",
+            header(Some(&leaf)),
+            "leaf.key",
+            404,
+        ),
+        ("no x5c", header(None), "leaf.key", 401),
+        (
+            "leaf of another CA",
+            header(Some(&evil_leaf)),
+            "evil.key",
+            401,
+        ),
+        ("good leaf, other key", header(Some(&leaf)), "evil.key", 401),
+        ("the CA's own key", header(None), "ca.key", 404),
+    ];
+    for (what, h, key, want) in cases {
+        let token = jwt(&h, &claims, &d.join(key));
+        let (status, _, body) = send(reqwest::Method::GET, &url, Some(&token), b"").await;
+        assert_eq!(status, want, "{what}: {body}");
+    }
+    // Tokens of the token server's own certificate, not in this bundle, count for nothing.
+    let theirs = tokens.token_for(&["repository:a/b:pull"]);
+    let (status, ..) = send(reqwest::Method::GET, &url, Some(&theirs), b"").await;
+    assert_eq!(status, 401);
+}
+
 /// ASN.1 `SEQUENCE { INTEGER r, INTEGER s }` → `r‖s`, each `n` bytes.
 fn der_to_raw(der: &[u8], n: usize) -> Vec<u8> {
     assert_eq!(der[0], 0x30);
