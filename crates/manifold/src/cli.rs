@@ -256,6 +256,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
     /// Also load the host platform's image into docker or podman, when one answers
+    /// (as --output=type=docker without dest)
     #[arg(long)]
     pub load: bool,
     /// Write the image digest (of the index) to this file

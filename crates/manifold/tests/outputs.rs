@@ -540,7 +540,8 @@ fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
     ]));
     assert_eq!(text(&ran.stdout), "aarch64\n");
 
-    // --load with several platforms: the host's goes to podman, by its -t name.
+    // -o type=docker without dest (--load) with several platforms: the host's goes
+    // to podman, by the output's name.
     let local_name = "localhost/outputs:multi";
     let out = run(&mut manifold_cmd(
         root.path(),
@@ -549,9 +550,8 @@ fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
             "build",
             "--progress=quiet",
             "--platform=linux/amd64,linux/arm64",
-            "-t",
-            local_name,
-            "--load",
+            "-o",
+            &format!("type=docker,name={local_name}"),
             ctx.path().to_str().unwrap(),
         ],
     ));

@@ -141,6 +141,11 @@ impl Plan {
     }
 
     fn check(&mut self, platforms: usize) -> anyhow::Result<()> {
+        // `type=docker` without dest loads into docker (or podman), as in buildx.
+        self.load |= self
+            .outputs
+            .iter()
+            .any(|o| o.kind == Kind::Docker && o.dest.is_none());
         let mut to_stdout = 0;
         for o in &mut self.outputs {
             if o.kind == (Kind::Image { push: true }) && o.names.is_empty() && self.tags.is_empty()
@@ -153,11 +158,11 @@ impl Plan {
             for n in &o.names {
                 check_name(n)?;
             }
-            if o.kind == Kind::Docker && platforms > 1 {
+            if o.kind == Kind::Docker && o.dest.is_some() && platforms > 1 {
                 bail!(docker_platforms_error());
             }
             match (&o.kind, &o.dest) {
-                (Kind::Image { .. }, _) => {}
+                (Kind::Image { .. }, _) | (Kind::Docker, None) => {}
                 (Kind::Local, None) => bail!(Hinted::new(
                     "type=local needs dest=DIR",
                     "write -o type=local,dest=DIR, or -o DIR",
@@ -311,7 +316,14 @@ impl Plan {
             self.write_output(store, &index, &manifests, o)?;
         }
         if self.load {
-            load::load(store, &index, &manifests, &self.tags)?;
+            let named: Vec<String> = self
+                .outputs
+                .iter()
+                .filter(|o| o.kind == Kind::Docker && o.dest.is_none())
+                .flat_map(|o| o.names.iter().cloned())
+                .collect();
+            let names = if named.is_empty() { &self.tags } else { &named };
+            load::load(store, &index, &manifests, names)?;
         }
         if let Some(path) = &self.iidfile {
             fs::write(path, index.digest.to_string())
@@ -385,7 +397,9 @@ impl Plan {
     ) -> anyhow::Result<()> {
         let names = self.names_of(o);
         match (&o.kind, &o.dest) {
-            (Kind::Image { .. }, _) => Ok(()),
+            // Images are named and pushed by `emit`; a docker output without dest is
+            // loaded there.
+            (Kind::Image { .. }, _) | (Kind::Docker, None) => Ok(()),
             (Kind::Oci { tar: false }, Some(Dest::Path(dir))) => {
                 let name = names.first().map(|n| oci_ref_name(n));
                 export::write_oci_layout_dir(store, index, dir, name.as_deref())
@@ -634,5 +648,14 @@ mod tests {
         );
         let p = plan(&["-o", "-"]).unwrap();
         assert!(p.uses_stdout());
+        // type=docker without dest is --load, for the host's platform.
+        let p = plan(&[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            "type=docker,name=a",
+        ])
+        .unwrap();
+        assert!(p.load && !p.uses_stdout());
     }
 }
