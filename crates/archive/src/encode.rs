@@ -1,8 +1,8 @@
 //! Layer compression in runs.
 //!
 //! The uncompressed stream is cut into runs at content-defined boundaries (a gear
-//! rolling hash over the last 64 bytes, [`MIN_RUN`] ≤ run ≤ [`MAX_RUN`], about 1 MiB on
-//! average). Each run becomes one complete gzip member or zstd frame, compressed
+//! rolling hash over the last 64 bytes, [`MIN_RUN`] ≤ run ≤ [`MAX_RUN`], about 768 KiB
+//! on average). Each run becomes one complete gzip member or zstd frame, compressed
 //! single-threaded with fixed headers; runs are compressed in parallel and written in
 //! order. The result is a multi-member gzip or multi-frame zstd stream, which every
 //! gzip/zstd reader decodes as the concatenation of the runs.
@@ -40,17 +40,23 @@ pub const COMPRESS_CHUNK: usize = 64 * 1024;
 /// No run is shorter (but the last of a stream).
 pub const MIN_RUN: usize = 256 * 1024;
 
-/// No run is longer: a run is cut here when the hash finds no boundary.
-pub const MAX_RUN: usize = 4 * 1024 * 1024;
+/// No run is longer: a run is cut here when the hash finds no boundary (about 3% of
+/// runs in random data).
+pub const MAX_RUN: usize = 2 * 1024 * 1024;
+
+/// The largest member or frame a run of [`MAX_RUN`] bytes compresses to (stored
+/// deflate blocks and raw zstd blocks add a few bytes per block), with room to spare.
+pub const MAX_COMPRESSED_RUN: usize = MAX_RUN + MAX_RUN / 8 + 4096;
 
 /// A boundary follows a byte when the top this-many bits of the rolling hash are
-/// zero: one position in 2^20, so runs average about `MIN_RUN` + 1 MiB.
-const BOUNDARY_BITS: u32 = 20;
+/// zero: one position in 2^19, so runs average about `MIN_RUN` + 512 KiB.
+const BOUNDARY_BITS: u32 = 19;
 
 /// The gear hash sees the last 64 bytes: older bytes are shifted out of the u64.
 const WINDOW: usize = 64;
 
-/// At most this many uncompressed bytes are handed to threads and not yet written.
+/// At most this many uncompressed bytes are handed to threads and not yet written
+/// (and at most two runs per thread).
 const MAX_IN_FLIGHT: usize = 32 * 1024 * 1024;
 
 /// More threads than this would wait on [`MAX_IN_FLIGHT`] anyway.
@@ -113,8 +119,9 @@ impl Chunker {
 /// **Contract**: [`RunSource::compressed`] returns exactly the bytes this module
 /// would make for the run (same codec, level and format epoch), or `None`.
 pub trait RunSource: Send + Sync + std::fmt::Debug {
-    /// The compressed bytes of the run of `len` bytes whose sha256 is `digest`.
-    fn compressed(&self, digest: &Digest, len: u64) -> Option<Vec<u8>>;
+    /// Put the compressed bytes of the run of `len` bytes whose sha256 is `digest`
+    /// into the empty `out` and return true, or return false (`out` is then ignored).
+    fn compressed(&self, digest: &Digest, len: u64, out: &mut Vec<u8>) -> bool;
 }
 
 /// Options of [`compress_with`]. None of them changes the output bytes.
@@ -165,7 +172,7 @@ pub fn compress_with<W: Write>(
 ) -> Result<Encoder<W>, ArchiveError> {
     // Fail early on options the codec refuses (the runs would fail later).
     if !matches!(c, Compression::None) {
-        compress_run(c, &[]).map_err(ArchiveError::Write)?;
+        compress_run(c, &[], &mut Vec::new()).map_err(ArchiveError::Write)?;
     }
     let threads = opts
         .threads
@@ -178,6 +185,9 @@ pub fn compress_with<W: Write>(
         chunker: Chunker::default(),
         threads,
         budget: MAX_IN_FLIGHT.min(2 * threads * MAX_RUN),
+        max_runs: 2 * threads,
+        spare_in: Vec::new(),
+        spare_out: Vec::new(),
         source: opts.runs,
         pool: None,
         submitted: 0,
@@ -202,6 +212,12 @@ pub struct Encoder<W: Write> {
     threads: usize,
     /// Bytes of runs that may be submitted and not yet written.
     budget: usize,
+    /// Runs that may be submitted and not yet written.
+    max_runs: usize,
+    /// Buffers of written runs, used again: memory stays at what the runs in flight
+    /// need.
+    spare_in: Vec<Vec<u8>>,
+    spare_out: Vec<Vec<u8>>,
     source: Option<Arc<dyn RunSource>>,
     /// Started at the first cut when `threads > 1`.
     pool: Option<Pool>,
@@ -251,17 +267,21 @@ impl<W: Write> Encoder<W> {
 
     /// Compress `data` inline or hand it to the pool.
     fn dispatch(&mut self, data: Vec<u8>, last: bool) -> io::Result<()> {
+        let out = self.spare_out.pop().unwrap_or_default();
         if self.threads <= 1 || (last && self.pool.is_none()) {
             let seq = self.submitted;
             self.submitted += 1;
-            let done = process(self.c, self.source.as_deref(), data)?;
+            let done = process(self.c, self.source.as_deref(), data, out)?;
             self.pending.insert(seq, done);
             return self.write_ready();
         }
         if self.pool.is_none() {
             self.pool = Some(Pool::start(self.threads, self.c, self.source.clone())?);
         }
-        while self.in_flight > 0 && self.in_flight + data.len() > self.budget {
+        while self.in_flight > 0
+            && (self.in_flight + data.len() > self.budget
+                || self.submitted - self.runs.len() as u64 >= self.max_runs as u64)
+        {
             self.wait_one()?;
         }
         self.in_flight += data.len();
@@ -270,7 +290,7 @@ impl<W: Write> Encoder<W> {
         self.pool
             .as_ref()
             .expect("the pool was started above")
-            .send(Job { seq, data })
+            .send(Job { seq, data, out })
     }
 
     /// Wait for one run from the pool, then write what is ready.
@@ -286,19 +306,24 @@ impl<W: Write> Encoder<W> {
 
     /// Write finished runs in order, as far as they are contiguous.
     fn write_ready(&mut self) -> io::Result<()> {
-        while let Some(done) = self.pending.remove(&(self.runs.len() as u64)) {
+        while let Some(mut done) = self.pending.remove(&(self.runs.len() as u64)) {
             self.out.write_all(&done.bytes)?;
             if self.pool.is_some() {
                 self.in_flight -= done.len as usize;
             }
+            let compressed_len = done.bytes.len() as u64;
+            done.input.clear();
+            done.bytes.clear();
+            self.spare_in.push(std::mem::take(&mut done.input));
+            self.spare_out.push(std::mem::take(&mut done.bytes));
             self.runs.push(Run {
                 digest: done.digest,
                 len: done.len,
                 offset: self.offset,
-                compressed_len: done.bytes.len() as u64,
+                compressed_len,
                 reused: done.reused,
             });
-            self.offset += done.bytes.len() as u64;
+            self.offset += compressed_len;
         }
         Ok(())
     }
@@ -313,8 +338,11 @@ impl<W: Write> Write for Encoder<W> {
             return Ok(0);
         }
         if self.run.capacity() == 0 {
-            // Pages are only touched as the run fills.
-            self.run.reserve_exact(MAX_RUN);
+            // A written run's buffer, or a new one (its pages are touched as it fills).
+            self.run = self
+                .spare_in
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(MAX_RUN));
         }
         let (n, cut) = self.chunker.scan(self.run.len(), buf);
         self.run.extend_from_slice(&buf[..n]);
@@ -336,6 +364,8 @@ impl<W: Write> Write for Encoder<W> {
 struct Done {
     len: u64,
     digest: Option<Digest>,
+    /// The uncompressed bytes' buffer, to be used again.
+    input: Vec<u8>,
     bytes: Vec<u8>,
     reused: bool,
 }
@@ -343,50 +373,61 @@ struct Done {
 struct Job {
     seq: u64,
     data: Vec<u8>,
+    /// An empty buffer for the output.
+    out: Vec<u8>,
 }
 
-/// Hash `data` (with a source), take it from the source or compress it.
-fn process(c: Compression, source: Option<&dyn RunSource>, data: Vec<u8>) -> io::Result<Done> {
+/// Hash `data` (with a source), take its compressed bytes from the source or
+/// compress it, into `out`.
+fn process(
+    c: Compression,
+    source: Option<&dyn RunSource>,
+    data: Vec<u8>,
+    mut out: Vec<u8>,
+) -> io::Result<Done> {
     let len = data.len() as u64;
     let digest = source.map(|_| Digest::sha256(&data));
-    // Short runs (a stream's last) are cheap to compress and rarely repeat.
-    if let (Some(source), Some(digest)) = (source, &digest)
-        && data.len() >= MIN_RUN
-        && let Some(bytes) = source.compressed(digest, len)
-    {
-        return Ok(Done {
-            len,
-            digest: Some(digest.clone()),
-            bytes,
-            reused: true,
-        });
+    out.clear();
+    if out.capacity() == 0 {
+        // Never grown by copying; pages are touched as it fills.
+        out.reserve_exact(MAX_COMPRESSED_RUN);
     }
-    let bytes = compress_run(c, &data)?;
+    // Short runs (a stream's last) are cheap to compress and rarely repeat.
+    let reused = match (source, &digest) {
+        (Some(source), Some(digest)) if data.len() >= MIN_RUN => {
+            source.compressed(digest, len, &mut out)
+        }
+        _ => false,
+    };
+    if !reused {
+        out.clear();
+        compress_run(c, &data, &mut out)?;
+    }
     Ok(Done {
         len,
         digest,
-        bytes,
-        reused: false,
+        input: data,
+        bytes: out,
+        reused,
     })
 }
 
-/// One complete gzip member or zstd frame for `data`.
-pub(crate) fn compress_run(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+/// Append one complete gzip member or zstd frame for `data` to `out`.
+pub(crate) fn compress_run(c: Compression, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     match c {
         Compression::None => out.extend_from_slice(data),
         Compression::Gzip { level } => {
             let mut gz = flate2::GzBuilder::new()
                 .mtime(0)
                 .operating_system(255)
-                .write(&mut out, flate2::Compression::new(level.min(9)));
+                .write(&mut *out, flate2::Compression::new(level.min(9)));
             for block in data.chunks(COMPRESS_CHUNK) {
                 gz.write_all(block)?;
             }
             gz.finish()?;
         }
         Compression::Zstd { level } => {
-            let mut z = zstd::stream::write::Encoder::new(&mut out, level)?;
+            let mut z = zstd::stream::write::Encoder::new(&mut *out, level)?;
             z.include_checksum(false)?;
             for block in data.chunks(COMPRESS_CHUNK) {
                 z.write_all(block)?;
@@ -394,7 +435,7 @@ pub(crate) fn compress_run(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
             z.finish()?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Compression threads for one stream. Dropping it closes the job queue; the
@@ -461,10 +502,10 @@ fn worker(
 ) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(Job { seq, data }) = job else {
+        let Ok(Job { seq, data, out }) = job else {
             return;
         };
-        let done = catch_unwind(AssertUnwindSafe(|| process(c, source, data)))
+        let done = catch_unwind(AssertUnwindSafe(|| process(c, source, data, out)))
             .unwrap_or_else(|_| Err(io::Error::other("a compression thread panicked")));
         if results.send((seq, done)).is_err() {
             return;
@@ -584,7 +625,9 @@ mod tests {
         for c in [Compression::GZIP, Compression::ZSTD] {
             let (out, runs) = encode(&data, c, 2, 4096);
             assert_eq!(runs.len(), 1);
-            assert_eq!(out, compress_run(c, &data).unwrap());
+            let mut one = Vec::new();
+            compress_run(c, &data, &mut one).unwrap();
+            assert_eq!(out, one);
         }
     }
 
@@ -592,8 +635,14 @@ mod tests {
     struct Remember(Mutex<std::collections::HashMap<Digest, Vec<u8>>>);
 
     impl RunSource for Remember {
-        fn compressed(&self, digest: &Digest, _len: u64) -> Option<Vec<u8>> {
-            self.0.lock().unwrap().get(digest).cloned()
+        fn compressed(&self, digest: &Digest, _len: u64, out: &mut Vec<u8>) -> bool {
+            match self.0.lock().unwrap().get(digest) {
+                Some(b) => {
+                    out.extend_from_slice(b);
+                    true
+                }
+                None => false,
+            }
         }
     }
 

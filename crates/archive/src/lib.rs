@@ -24,8 +24,8 @@ pub use blob::{AppliedBlob, Expected, apply_blob};
 pub use codec::{Compression, Decoder, HashingReader, decompress};
 pub use diff::{diff_dirs, diff_overlay_upper};
 pub use encode::{
-    COMPRESS_CHUNK, CompressOptions, Encoder, MAX_RUN, MIN_RUN, Run, RunSource, compress,
-    compress_with, default_threads,
+    COMPRESS_CHUNK, CompressOptions, Encoder, MAX_COMPRESSED_RUN, MAX_RUN, MIN_RUN, Run, RunSource,
+    compress, compress_with, default_threads,
 };
 pub use error::ArchiveError;
 pub use path::{CleanPath, NAME_MAX};

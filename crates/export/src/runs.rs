@@ -25,7 +25,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use archive::{MAX_RUN, Run, RunSource};
+use archive::{MAX_COMPRESSED_RUN, Run, RunSource};
 use content::Store;
 use oci::Digest;
 
@@ -38,10 +38,6 @@ use crate::layer::Compression;
 pub const INDEX_BUDGET: u64 = 2 * 1024 * 1024;
 
 const HEADER: &str = "manifold.export.runs.v1";
-
-/// A compressed run is never larger than this (stored deflate blocks and zstd raw
-/// blocks add a few bytes per 16–128 KiB).
-const MAX_COMPRESSED: u64 = MAX_RUN as u64 + MAX_RUN as u64 / 8 + 4096;
 
 /// Where a run's compressed bytes are.
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +186,7 @@ impl RunIndex {
                 offset: f.next()?.parse().ok()?,
                 compressed_len: f.next()?.parse().ok()?,
             };
-            if loc.compressed_len > MAX_COMPRESSED || f.next().is_some() {
+            if loc.compressed_len > MAX_COMPRESSED_RUN as u64 || f.next().is_some() {
                 return None;
             }
             runs.push((digest, loc));
@@ -198,30 +194,30 @@ impl RunIndex {
         Some((blob, runs))
     }
 
-    fn read(&self, blob: &Digest, loc: Loc) -> Option<Vec<u8>> {
+    /// Read the run at `loc` of `blob` into `out`.
+    fn read(&self, blob: &Digest, loc: Loc, out: &mut Vec<u8>) -> Option<()> {
         let mut f = self.store.open_blob(blob).ok()?;
         if f.metadata().ok()?.len() < loc.offset.checked_add(loc.compressed_len)? {
             return None;
         }
         f.seek(SeekFrom::Start(loc.offset)).ok()?;
-        let mut bytes = vec![0; usize::try_from(loc.compressed_len).ok()?];
-        f.read_exact(&mut bytes).ok()?;
+        out.resize(usize::try_from(loc.compressed_len).ok()?, 0);
+        f.read_exact(out).ok()?;
         let magic: &[u8] = match self.compression {
             Compression::Gzip { .. } => &[0x1f, 0x8b],
             Compression::Zstd { .. } => &[0x28, 0xb5, 0x2f, 0xfd],
             Compression::Uncompressed => return None,
         };
-        bytes.starts_with(magic).then_some(bytes)
+        out.starts_with(magic).then_some(())
     }
 }
 
 impl RunSource for RunIndex {
-    fn compressed(&self, digest: &Digest, len: u64) -> Option<Vec<u8>> {
+    fn compressed(&self, digest: &Digest, len: u64, out: &mut Vec<u8>) -> bool {
         let loaded = self.loaded.get_or_init(|| self.load());
-        let loc = *loaded.runs.get(digest)?;
-        if loc.len != len {
-            return None;
+        match loaded.runs.get(digest) {
+            Some(&loc) if loc.len == len => self.read(&loaded.blobs[loc.blob], loc, out).is_some(),
+            _ => false,
         }
-        self.read(&loaded.blobs[loc.blob], loc)
     }
 }
