@@ -645,6 +645,8 @@ impl Runner {
 /// Snapshot views and scratch dirs a step holds while it runs.
 #[derive(Default)]
 struct Held {
+    /// Staging bind mounts of in-root sources; unmounted first.
+    binds: Vec<PathBuf>,
     /// In-root handles of bind sources, open until the step ends. First, so that
     /// they are dropped before the mounts they pin.
     leaves: Vec<archive::Leaf>,
@@ -656,26 +658,46 @@ struct Held {
 }
 
 impl Held {
-    fn release(self) -> Result<(), BuildError> {
-        // Handles first: an open descriptor keeps its mount busy.
-        drop(self.leaves);
-        drop(self.files);
+    fn release(mut self) -> Result<(), BuildError> {
+        self.unwind()
+    }
+
+    /// Undo everything, in dependency order: staging binds, then the handles that
+    /// pin their sources, then views and throwaway snapshots, then scratch dirs.
+    fn unwind(&mut self) -> Result<(), BuildError> {
+        // Never removed recursively: if an unmount failed, the source stays
+        // reachable below the staging path, and only empty entries are removed.
+        for b in std::mem::take(&mut self.binds) {
+            let _ = rustix::mount::unmount(&b, rustix::mount::UnmountFlags::DETACH);
+            let _ = std::fs::remove_dir(&b).or_else(|_| std::fs::remove_file(&b));
+            if let Some(parent) = b.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        self.leaves.clear();
+        self.files.clear();
         let mut first = None;
-        for v in self.views {
+        for v in std::mem::take(&mut self.views) {
             if let Err(e) = v.close() {
                 first.get_or_insert(BuildError::from(e));
             }
         }
-        for a in self.actives {
+        for a in std::mem::take(&mut self.actives) {
             if let Err(e) = a.abort() {
                 first.get_or_insert(BuildError::from(e));
             }
         }
-        for d in self.dirs {
+        for d in std::mem::take(&mut self.dirs) {
             let _ = std::fs::remove_dir_all(&d);
         }
-        drop(self.locks);
+        self.locks.clear();
         first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.unwind();
     }
 }
 
@@ -729,6 +751,67 @@ impl Parts {
         Ok(dir)
     }
 
+    /// `selector` inside `root` as a path the runtime can bind. Symlinks on the way
+    /// are resolved in-root (a link to `/` is the tree's own root); the handle opened
+    /// there is bind-mounted onto a staging path under the state root's `tmp/`, in
+    /// this process's mount namespace, so what runc mounts is exactly what was
+    /// checked, and no path can be swapped in between. (runc cannot mount a
+    /// `/proc/<pid>/fd/<n>` of another mount namespace itself.)
+    fn in_tree(&self, root: &Path, selector: &str, held: &mut Held) -> Result<PathBuf, BuildError> {
+        use std::os::fd::AsRawFd;
+        let p = archive::CleanPath::new(selector.as_bytes())?;
+        if p.is_root() {
+            return Ok(root.to_owned());
+        }
+        let tree = archive::Root::open(root)?;
+        let (fd, is_dir) = match tree.open_dir(&p) {
+            Ok(dir) => {
+                let fd = dir.fd().as_raw_fd();
+                held.leaves.push(dir);
+                (fd, true)
+            }
+            Err(_) => {
+                let file = tree.open_regular(&p)?;
+                let fd = file.as_raw_fd();
+                held.files.push(file);
+                (fd, false)
+            }
+        };
+        // Not in `held.dirs`: those are removed recursively.
+        let staging = self.scratch_dir("bind")?.join("src");
+        if is_dir {
+            std::fs::create_dir(&staging).map_err(|e| BuildError::io(&staging, e))?;
+        } else {
+            std::fs::File::create(&staging).map_err(|e| BuildError::io(&staging, e))?;
+        }
+        held.binds.push(staging.clone());
+        rustix::mount::mount_bind(format!("/proc/self/fd/{fd}").as_str(), &staging)
+            .map_err(|e| BuildError::io(&staging, e.into()))?;
+        Ok(staging)
+    }
+
+    /// A throwaway copy of `source` for a writable bind of the build context:
+    /// the step's writes must never reach the client's files.
+    fn scratch_copy(&self, source: &Path, held: &mut Held) -> Result<PathBuf, BuildError> {
+        let dir = self.scratch_dir("rw-bind")?;
+        held.dirs.push(dir.clone());
+        let copy = dir.join("copy");
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg("--no-dereference")
+            .arg(source)
+            .arg(&copy)
+            .output()
+            .map_err(|e| BuildError::io(source, e))?;
+        if !out.status.success() {
+            return Err(BuildError::io(
+                source,
+                std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            ));
+        }
+        Ok(copy)
+    }
+
     /// One `RUN --mount` as a runtime mount.
     fn mount(
         &self,
@@ -743,20 +826,28 @@ impl Parts {
             OpMount::Bind => {
                 let input = m.input.map(|i| &inputs[i]);
                 let source = match input {
-                    Some(Ref::Local(l)) => in_tree(&l.dir, &m.selector, held)?,
+                    Some(Ref::Local(l)) if m.readonly => self.in_tree(&l.dir, &m.selector, held)?,
+                    Some(Ref::Local(l)) => {
+                        let src = self.in_tree(&l.dir, &m.selector, held)?;
+                        self.scratch_copy(&src, held)?
+                    }
                     Some(Ref::Fs(f)) if m.readonly => match f.top_key() {
                         Some(k) => {
                             let v = self.snapshotter.view(&k)?;
-                            let p = in_tree(v.path(), &m.selector, held)?;
+                            let p = self.in_tree(v.path(), &m.selector, held)?;
                             held.views.push(v);
                             p
                         }
-                        None => self.scratch_dir("bind")?,
+                        None => {
+                            let d = self.scratch_dir("bind")?;
+                            held.dirs.push(d.clone());
+                            d
+                        }
                     },
                     Some(Ref::Fs(f)) => {
                         // Writable: a throwaway snapshot, dropped after the step.
                         let a = self.snapshotter.prepare(f.top_key().as_ref())?;
-                        let p = in_tree(a.path(), &m.selector, held)?;
+                        let p = self.in_tree(a.path(), &m.selector, held)?;
                         held.actives.push(a);
                         p
                     }
@@ -788,7 +879,7 @@ impl Parts {
                     && let Some(k) = seed.top_key()
                 {
                     let v = self.snapshotter.view(&k)?;
-                    let src = in_tree(v.path(), &m.selector, held)?;
+                    let src = self.in_tree(v.path(), &m.selector, held)?;
                     let meta = std::fs::metadata(&src).map_err(|e| BuildError::io(&src, e))?;
                     held.views.push(v);
                     std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid()))
@@ -926,36 +1017,6 @@ fn only_stubs(tree: &archive::Root, p: &archive::CleanPath) -> Result<bool, Buil
         rustix::fs::FileType::RegularFile => Ok(st.st_size == 0),
         _ => Ok(false),
     }
-}
-
-/// `selector` inside `root` as a path the runtime can bind: symlinks on the way
-/// are resolved in-root (a link to `/` is the tree's own root), and the result
-/// is handed over as `/proc/<pid>/fd/<n>` of a handle `held` keeps open, so
-/// nothing can swap the path between the check and the mount.
-fn in_tree(root: &Path, selector: &str, held: &mut Held) -> Result<PathBuf, BuildError> {
-    use std::os::fd::AsRawFd;
-    let p = archive::CleanPath::new(selector.as_bytes())?;
-    if p.is_root() {
-        return Ok(root.to_owned());
-    }
-    let tree = archive::Root::open(root)?;
-    let fd = match tree.open_dir(&p) {
-        Ok(dir) => {
-            let fd = dir.fd().as_raw_fd();
-            held.leaves.push(dir);
-            fd
-        }
-        Err(_) => {
-            let file = tree.open_regular(&p)?;
-            let fd = file.as_raw_fd();
-            held.files.push(file);
-            fd
-        }
-    };
-    Ok(PathBuf::from(format!(
-        "/proc/{}/fd/{fd}",
-        std::process::id()
-    )))
 }
 
 fn input_fs(inputs: &[Ref], i: usize) -> Result<&FsRef, BuildError> {

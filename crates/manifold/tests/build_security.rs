@@ -910,3 +910,104 @@ fn case35_a_step_that_fills_the_disk_fails_cleanly() {
     assert_eq!(read(img.path(), "after"), "after\n");
     assert_clean(root);
 }
+// Case 29: a bind mount's source that is a symlink to `/` (or up and out) in the
+// stage or context it comes from shows that tree's root, never the host's.
+#[test]
+fn case29_bind_mount_source_symlinks_resolve_in_their_tree() {
+    require_root();
+    let root = root_with_base();
+    let sentinel = Sentinel::new(&[("host-only", "host\n")]);
+    let s = sentinel.s();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "ctx-marker", "context-root\n");
+    symlink("/", ctx.path().join("clink")).unwrap();
+    symlink("../../../../../../..", ctx.path().join("cup")).unwrap();
+    let mounts = [
+        "type=bind,from=st,source=/link,target=/m",
+        "type=bind,from=st,source=/up,target=/u",
+        "type=bind,from=st,source=/link/up/link,target=/mm",
+        "type=bind,from=st,source=/link,target=/w,rw",
+        "type=bind,source=clink,target=/c",
+        "type=bind,source=cup,target=/cu",
+    ];
+    let flags: String = mounts.iter().map(|m| format!(" --mount={m}")).collect();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:test AS st\n\
+             RUN ln -s / /link && ln -s ../../../.. /up && echo stage-root > /stage-marker \
+             && mkdir -p {s} && echo stage > {s}/stage-only\n\
+             FROM localhost/busybox:test\n\
+             RUN{flags} sh -c 'for d in /m /u /mm /w; do cat $d/stage-marker; ls -A $d{s}; done > /got; \
+             for d in /c /cu; do cat $d/ctx-marker; test -e $d/Dockerfile && echo dockerfile; done >> /got'\n"
+        ),
+    );
+    ok(&build(root.path(), ctx.path(), "localhost/case29:1", &[]));
+    let fs = unpack(root.path(), &manifest(root.path(), "localhost/case29:1"));
+    assert_eq!(
+        read(fs.path(), "got"),
+        format!(
+            "{}{}",
+            "stage-root\nstage-only\n".repeat(4),
+            "context-root\ndockerfile\n".repeat(2)
+        )
+    );
+    sentinel.check();
+    assert_clean(root.path());
+}
+
+// Case 30: what a step writes into an `rw` bind mount is discarded: it reaches
+// neither the image nor the stage or context the mount came from.
+#[test]
+fn case30_rw_bind_mount_writes_are_discarded() {
+    require_root();
+    let root = root_with_base();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "file.txt", "original\n");
+    write(ctx.path(), "keep.txt", "keep\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test AS st\n\
+         RUN mkdir /data && echo original > /data/file && echo keep > /data/keep\n\
+         FROM localhost/busybox:test\n\
+         RUN --mount=type=bind,from=st,target=/m,rw --mount=type=bind,target=/ctx,rw \
+         sh -c 'echo changed > /m/data/file && echo new > /m/data/new && rm /m/data/keep && rm -r /m/etc \
+         && echo changed > /ctx/file.txt && echo new > /ctx/new.txt && rm /ctx/keep.txt && mkdir /ctx/newdir'\n\
+         RUN --mount=type=bind,from=st,target=/m2 --mount=type=bind,target=/ctx2 \
+         sh -c 'ls -A /ctx2 /m2/data > /seen && cat /m2/data/file /ctx2/file.txt >> /seen \
+         && test -d /m2/etc && echo etc-kept >> /seen'\n\
+         COPY --from=st /data/ /st-data/\n",
+    );
+    let context = Sentinel {
+        before: snapshot_tree(ctx.path()),
+        dir: ctx,
+    };
+    ok(&build(
+        root.path(),
+        context.path(),
+        "localhost/case30:1",
+        &[],
+    ));
+    context.check();
+    let m = manifest(root.path(), "localhost/case30:1");
+    let fs = unpack(root.path(), &m);
+    assert_eq!(
+        read(fs.path(), "seen"),
+        "/ctx2:\nDockerfile\nfile.txt\nkeep.txt\n\n/m2/data:\nfile\nkeep\noriginal\noriginal\netc-kept\n"
+    );
+    assert_eq!(read(fs.path(), "st-data/file"), "original\n");
+    assert_eq!(read(fs.path(), "st-data/keep"), "keep\n");
+    assert!(!fs.path().join("st-data/new").exists());
+    let entries = added_entries(root.path(), &m);
+    assert!(
+        !entries.iter().any(|e| e == "m"
+            || e.starts_with("m/")
+            || e.starts_with("ctx")
+            || e.starts_with("m2")),
+        "mount contents or stubs in the image: {entries:?}"
+    );
+    assert_clean(root.path());
+}
+
