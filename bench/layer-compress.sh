@@ -18,24 +18,25 @@ echo "==> making $mib MiB tars (and one with file $((mib / 2)) changed)"
 "$bin" gen "$work/base.tar" "$mib"
 "$bin" gen "$work/edit.tar" "$mib" $((mib / 2))
 
+# CPU time next to wall time: other work on the machine stretches the latter.
+timed() { /usr/bin/time -f '    wall=%es user=%Us sys=%Ss maxrss=%MKiB' "$@"; }
+
 peer() { # label, command...
   local label=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" < "$work/base.tar" > "$work/peer.out"
-  t1=$(date +%s.%N)
-  printf '%s secs=%.2f blob=%s\n' "$label" "$(echo "$t1 - $t0" | bc)" "$(stat -c %s "$work/peer.out")"
+  echo "$label blob=$(timed "$@" < "$work/base.tar" | wc -c)"
 }
 
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 for codec in gzip zstd; do
   echo "==> $codec"
   rm -rf "$work/s1" "$work/s2"
-  echo -n "cold      "; "$bin" export "$work/s1" "$work/base.tar" "$codec" 1
-  echo -n "cold      "; "$bin" export "$work/s2" "$work/base.tar" "$codec" 2
-  echo -n "one edit  "; "$bin" export "$work/s2" "$work/edit.tar" "$codec" 2
-  echo -n "unchanged "; "$bin" export "$work/s2" "$work/edit.tar" "$codec" 2
+  echo -n "cold      "; timed "$bin" export "$work/s1" "$work/base.tar" "$codec" 1
+  echo -n "cold      "; timed "$bin" export "$work/s2" "$work/base.tar" "$codec" 2
+  echo -n "one edit  "; timed "$bin" export "$work/s2" "$work/edit.tar" "$codec" 2
+  echo -n "unchanged "; timed "$bin" export "$work/s2" "$work/edit.tar" "$codec" 2
 done
 echo "==> peers (one stream)"
 peer "gzip -6       " gzip -6 -c
 peer "zstd -3 -T1   " zstd -3 -T1 -q -c
 peer "zstd -3 -T2   " zstd -3 -T2 -q -c
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
