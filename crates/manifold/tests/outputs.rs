@@ -75,20 +75,7 @@ fn run(cmd: &mut Command) -> Output {
 /// A state root whose store holds a busybox index for `arches` named [`BASE`].
 fn root_with_base(arches: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let lease = store.lease().unwrap();
-    let manifests = arches
-        .iter()
-        .map(|a| testkit::base::busybox_image(&store, &lease, a))
-        .collect();
-    let index = RawDocument::from_value(ImageIndex {
-        manifests,
-        ..ImageIndex::new()
-    });
-    let desc = store
-        .put_bytes(&lease, media::OCI_INDEX, index.bytes())
-        .unwrap();
-    store.set_name(BASE, &desc).unwrap();
+    testkit::base::busybox_index(dir.path(), BASE, arches);
     dir
 }
 

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use content::Store;
-use oci::{ImageIndex, RawDocument, media};
 use serde_json::Value;
 
 const BASE: &str = "localhost/busybox:test";
@@ -47,20 +45,7 @@ fn text(b: &[u8]) -> String {
 /// A state root whose store holds a busybox index for `arches` named [`BASE`].
 fn root_with_base(arches: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let lease = store.lease().unwrap();
-    let manifests = arches
-        .iter()
-        .map(|a| testkit::base::busybox_image(&store, &lease, a))
-        .collect();
-    let index = RawDocument::from_value(ImageIndex {
-        manifests,
-        ..ImageIndex::new()
-    });
-    let desc = store
-        .put_bytes(&lease, media::OCI_INDEX, index.bytes())
-        .unwrap();
-    store.set_name(BASE, &desc).unwrap();
+    testkit::base::busybox_index(dir.path(), BASE, arches);
     dir
 }
 

@@ -233,6 +233,26 @@ pub fn busybox_image(store: &Store, lease: &Lease, arch: &str) -> Descriptor {
     )
 }
 
+/// A multi-platform busybox image (one manifest per arch of `arches`, behind an OCI
+/// index) in the store at `root`, named `name`; returns the index descriptor.
+pub fn busybox_index(root: &Path, name: &str, arches: &[&str]) -> Descriptor {
+    let store = Store::open(root).expect("open store");
+    let lease = store.lease().expect("lease");
+    let manifests = arches
+        .iter()
+        .map(|a| busybox_image(&store, &lease, a))
+        .collect();
+    let index = oci::RawDocument::from_value(oci::ImageIndex {
+        manifests,
+        ..oci::ImageIndex::new()
+    });
+    let desc = store
+        .put_bytes(&lease, oci::media::OCI_INDEX, index.bytes())
+        .expect("store index");
+    store.set_name(name, &desc).expect("name index");
+    desc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
