@@ -86,13 +86,14 @@ fn blob_gets(reg: &DistRegistry) -> usize {
         .count()
 }
 
-const BUILD_STATE: [&str; 7] = [
+const BUILD_STATE: [&str; 8] = [
     "cache",
     "contexts",
     "layers",
     "cache-mounts",
     "tmp",
     "bundles",
+    "export",
     "snapshots",
 ];
 
@@ -129,7 +130,14 @@ fn prune_all_leaves_a_cold_root_and_the_rebuild_runs_every_step() {
         ))
     };
     build();
-    for dir in ["cache", "contexts", "layers", "cache-mounts", "snapshots"] {
+    for dir in [
+        "cache",
+        "contexts",
+        "layers",
+        "cache-mounts",
+        "export",
+        "snapshots",
+    ] {
         assert!(
             !entries(&root.path().join(dir)).is_empty(),
             "the build left nothing in {dir}/: the test no longer covers it"

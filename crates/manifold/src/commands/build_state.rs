@@ -8,6 +8,7 @@
 //! <root>/cache-mounts/   RUN --mount=type=cache directories
 //! <root>/tmp/            step scratch space
 //! <root>/bundles/        runc bundles of running steps
+//! <root>/export/         export caches: layer digests per diff_id, the run index
 //! <root>/snapshots/      snapshotter state (overlay or copy driver)
 //! <root>/locks/builds.lock
 //! ```
@@ -27,13 +28,14 @@ use worker::snapshot::{Copy, Driver, Overlay, Snapshotter};
 use crate::render::Hinted;
 
 /// The directories of build state that prune removes whole, with what they hold.
-const DIRS: [(&str, &str); 6] = [
+const DIRS: [(&str, &str); 7] = [
     ("cache", "build cache records"),
     ("contexts", "context indexes"),
     ("layers", "layer memo"),
     ("cache-mounts", "cache mounts"),
     ("tmp", "temporary files"),
     ("bundles", "container bundles"),
+    ("export", "export caches"),
 ];
 
 fn lock_path(root: &Path) -> PathBuf {
