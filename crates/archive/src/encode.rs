@@ -127,8 +127,9 @@ pub trait RunSource: Send + Sync + std::fmt::Debug {
 /// Options of [`compress_with`]. None of them changes the output bytes.
 #[derive(Debug, Clone, Default)]
 pub struct CompressOptions {
-    /// Compression threads; `None`: the available parallelism (at most 16). With
-    /// one thread runs are compressed on the writing thread.
+    /// Compression threads; `None`: the available parallelism (at most 16). They
+    /// start at the stream's first cut: a stream of one run is compressed on the
+    /// writing thread.
     pub threads: Option<usize>,
     /// Earlier runs to copy instead of compressing. Runs are hashed (sha256) only
     /// when this is set.
@@ -219,7 +220,10 @@ pub struct Encoder<W: Write> {
     spare_in: Vec<Vec<u8>>,
     spare_out: Vec<Vec<u8>>,
     source: Option<Arc<dyn RunSource>>,
-    /// Started at the first cut when `threads > 1`.
+    /// Started at the first cut. Compression state is never allocated on the
+    /// writing thread for long streams: interleaved with the writer's small
+    /// allocations, freed deflate windows fragmented glibc's main arena (230 MiB
+    /// peak RSS for 512 MiB of tar on one thread, against 9 MiB on workers).
     pool: Option<Pool>,
     /// Runs handed out so far (inline or to the pool); `runs.len()` are written.
     submitted: u64,
@@ -268,7 +272,7 @@ impl<W: Write> Encoder<W> {
     /// Compress `data` inline or hand it to the pool.
     fn dispatch(&mut self, data: Vec<u8>, last: bool) -> io::Result<()> {
         let out = self.spare_out.pop().unwrap_or_default();
-        if self.threads <= 1 || (last && self.pool.is_none()) {
+        if last && self.pool.is_none() {
             let seq = self.submitted;
             self.submitted += 1;
             let done = process(self.c, self.source.as_deref(), data, out)?;

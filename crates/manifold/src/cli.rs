@@ -27,6 +27,10 @@ pub struct Global {
     /// verification (repeatable)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Builder instance to use [default: the one `manifold use` selected, else
+    /// `default`]
+    #[arg(long, global = true, env = "MANIFOLD_BUILDER", value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +62,20 @@ pub enum Command {
     /// Run the embedded registry (OCI distribution spec v1.1) on the state root
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Serve builds to remote clients (a node of a remote builder)
+    Daemon(DaemonArgs),
+    /// Create a builder instance, or add a node to one (--append)
+    Create(BuilderCreateArgs),
+    /// Select the builder instance that builds use
+    Use(BuilderUseArgs),
+    /// Show a builder instance: its nodes, their status, platforms and version
+    Inspect(BuilderInspectArgs),
+    /// List builder instances and their nodes (`*` marks the selected one)
+    Ls,
+    /// Remove builder instances
+    Rm(BuilderRmArgs),
+    /// Stop a builder instance's nodes
+    Stop(BuilderStopArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,4 +396,107 @@ pub struct RunArgs {
     /// Command and arguments (default: the image's entrypoint and command)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    /// Build in this process, on the state root
+    Local,
+    /// Build on a `manifold daemon` at the endpoint
+    Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderCreateArgs {
+    /// A remote daemon's endpoint (unix:///PATH or tcp://HOST:PORT); anything else is
+    /// taken as the instance's name
+    #[arg(value_name = "ENDPOINT|NAME")]
+    pub target: Option<String>,
+    /// Instance name [default: the first free builderN]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Driver [default: remote with an endpoint, else local; with --append, the
+    /// instance's]
+    #[arg(long, value_enum)]
+    pub driver: Option<DriverArg>,
+    /// Node name [default: NAME0, NAME1, …]
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Platforms the node runs natively, comma-separated (e.g. linux/amd64,linux/arm64)
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Add a node to an existing instance
+    #[arg(long)]
+    pub append: bool,
+    /// TLS files for a tcp:// endpoint: cacert=FILE, cert=FILE, key=FILE
+    /// (comma-separated or repeated)
+    #[arg(long = "driver-opt", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub driver_opts: Vec<String>,
+    /// Select the instance, as `manifold use` does
+    #[arg(long = "use")]
+    pub select: bool,
+    /// Check the node is ready once created, as `manifold inspect --bootstrap` does
+    #[arg(long)]
+    pub bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderUseArgs {
+    /// Instance name (`default` is the implicit local instance)
+    pub name: String,
+    /// Accepted for buildx compatibility: manifold has no docker contexts, so the
+    /// selection is always the default one
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderInspectArgs {
+    /// Instance name [default: the selected instance]
+    pub name: Option<String>,
+    /// Make the nodes ready (local: create the state root, find the OCI runtime;
+    /// remote: reach the daemon) and fail if one is not
+    #[arg(long)]
+    pub bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderRmArgs {
+    /// Instances to remove (their daemons are left running)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderStopArgs {
+    /// Instance name [default: the selected instance]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where to listen: unix:///PATH or tcp://HOST:PORT (TCP needs the TLS files)
+    #[arg(long, default_value = "unix:///run/manifold/manifold.sock")]
+    pub addr: String,
+    /// CA certificate (PEM) that signed the clients' certificates
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The daemon's certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The daemon's private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Grant an entitlement to builds that also ask for it: network.host or
+    /// security.insecure (repeatable)
+    #[arg(long, value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// The OCI runtime binary that runs steps
+    #[arg(
+        long,
+        env = "MANIFOLD_RUNTIME",
+        default_value = "runc",
+        value_name = "PATH"
+    )]
+    pub runtime: PathBuf,
 }

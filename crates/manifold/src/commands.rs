@@ -3,12 +3,17 @@
 mod binfmt;
 mod build;
 mod build_state;
+mod daemon;
+mod instances;
 mod output;
 mod registry;
 mod registry_server;
+mod remote_build;
 mod resolve;
 mod run;
 mod store;
+
+pub(crate) use registry::config_dir;
 
 use std::process::ExitCode;
 
@@ -54,6 +59,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Binfmt(cmd) => binfmt::run(&cmd),
         Command::Registry(cmd) => registry_server::run(&cli.global, &cmd),
+        Command::Daemon(args) => daemon::run(&cli.global, &args),
+        Command::Create(args) => instances::create(&cli.global, &args),
+        Command::Use(args) => instances::use_(&cli.global, &args),
+        Command::Inspect(args) => instances::inspect(&cli.global, &args),
+        Command::Ls => instances::ls(&cli.global),
+        Command::Rm(args) => instances::rm(&cli.global, &args),
+        Command::Stop(args) => instances::stop(&cli.global, &args),
     }
 }
 

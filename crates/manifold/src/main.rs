@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod instances;
 mod progress;
 mod render;
 

@@ -1,0 +1,744 @@
+//! `create`, `use`, `inspect`, `ls`, `rm`, `stop`: builder instances.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use oci::Platform;
+use worker::binfmt::{self, RunsHow};
+
+use crate::cli::{
+    BuilderCreateArgs, BuilderInspectArgs, BuilderRmArgs, BuilderStopArgs, BuilderUseArgs,
+    DriverArg, Global,
+};
+use crate::instances::{self, Builders, DEFAULT, Driver, Instance, Node, TlsPaths};
+use crate::render::{Hinted, chain_text, human_size};
+
+/// How long `inspect` and `ls` wait for a daemon's answer.
+const INFO_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn builders(global: &Global) -> Builders {
+    Builders::new(&super::config_dir(global))
+}
+
+/// `manifold create`.
+pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitCode> {
+    let store = builders(global);
+    let (mut name, endpoint) = name_and_endpoint(args)?;
+    if args.append && name.is_none() {
+        return Err(Hinted::new(
+            "--append needs the instance to add a node to",
+            "pass --name NAME (or NAME as the argument when no endpoint is given)",
+        )
+        .into());
+    }
+    let platforms = parse_platforms(&args.platform)?;
+    let _lock = store.lock()?;
+    let existing = match &name {
+        Some(n) if args.append => Some(store.load(n)?),
+        Some(n) => {
+            check_new_name(&store, n)?;
+            None
+        }
+        None => {
+            name = Some(free_name(&store)?);
+            None
+        }
+    };
+    let name = name.expect("set above");
+    let driver = match (args.driver, &existing, &endpoint) {
+        (Some(DriverArg::Local), _, _) => Driver::Local,
+        (Some(DriverArg::Remote), _, _) => Driver::Remote,
+        (None, Some(i), _) => i.driver,
+        (None, None, Some(_)) => Driver::Remote,
+        (None, None, None) => Driver::Local,
+    };
+    check_driver(driver, endpoint.as_ref())?;
+    let tls = tls_paths(driver, endpoint.as_ref(), &args.driver_opts)?;
+    let mut instance = existing.unwrap_or_else(|| Instance {
+        name: name.clone(),
+        driver,
+        nodes: Vec::new(),
+    });
+    if instance.driver != driver {
+        bail!(
+            "builder instance {name} uses the {} driver; a {driver} node cannot join it",
+            instance.driver
+        );
+    }
+    if driver == Driver::Local && !instance.nodes.is_empty() {
+        return Err(Hinted::new(
+            format!("builder instance {name} uses the local driver, which has one node"),
+            "local builds run in this process; add remote nodes to an instance made with --driver remote",
+        )
+        .into());
+    }
+    let node = node_name(&instance, args.node.as_deref())?;
+    if let Some(e) = &endpoint
+        && let Some(other) = instance
+            .nodes
+            .iter()
+            .find(|n| n.endpoint.as_ref() == Some(e))
+    {
+        bail!(
+            "node {} of {name} already uses the endpoint {e}",
+            other.name
+        );
+    }
+    instance.nodes.push(Node {
+        name: node.clone(),
+        endpoint,
+        platforms,
+        tls,
+    });
+    store.save(&instance)?;
+    if args.select {
+        store.select(&name)?;
+    }
+    if args.append {
+        eprintln!("added node {node} to {name}");
+    }
+    println!("{name}");
+    if args.bootstrap {
+        let probe = Probe::new(global);
+        let node = instance.nodes.last().expect("a node was just added");
+        let report = probe.node(instance.driver, node, true);
+        if let Status::Error(e) = &report.status {
+            return Err(not_ready(&instance, node, e));
+        }
+        eprintln!("{}: {}", node.name, report.status);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The name and endpoint from `--name` and the positional argument: the
+/// positional is an endpoint when it has a scheme (`unix://`, `tcp://`), else a name.
+fn name_and_endpoint(
+    args: &BuilderCreateArgs,
+) -> anyhow::Result<(Option<String>, Option<remote::Endpoint>)> {
+    let mut name = args.name.clone();
+    let mut endpoint = None;
+    match args.target.as_deref() {
+        Some(t) if t.contains("://") => {
+            endpoint = Some(remote::Endpoint::parse(t)?);
+        }
+        Some(t) => {
+            if let Some(n) = &name {
+                return Err(Hinted::new(
+                    format!("two names given: --name {n} and {t:?}"),
+                    "the argument is a daemon endpoint (unix:///PATH or tcp://HOST:PORT) when --name is given",
+                )
+                .into());
+            }
+            name = Some(t.to_owned());
+        }
+        None => {}
+    }
+    if let Some(n) = &name {
+        instances::validate_name("builder instance", n)?;
+    }
+    Ok((name, endpoint))
+}
+
+fn check_new_name(store: &Builders, name: &str) -> anyhow::Result<()> {
+    if name == DEFAULT {
+        return Err(Hinted::new(
+            "the name \"default\" is taken by the implicit local instance",
+            "choose another name",
+        )
+        .into());
+    }
+    if store.exists(name)? {
+        return Err(Hinted::new(
+            format!("builder instance {name} already exists"),
+            format!(
+                "`manifold create --append --name {name} ENDPOINT` adds a node; `manifold rm {name}` removes it"
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The first of builder0, builder1, … not taken.
+fn free_name(store: &Builders) -> anyhow::Result<String> {
+    for i in 0.. {
+        let n = format!("builder{i}");
+        if !store.exists(&n)? {
+            return Ok(n);
+        }
+    }
+    unreachable!("some builderN is free")
+}
+
+fn check_driver(driver: Driver, endpoint: Option<&remote::Endpoint>) -> anyhow::Result<()> {
+    match (driver, endpoint) {
+        (Driver::Local, Some(e)) => Err(Hinted::new(
+            format!("the local driver takes no endpoint (given {e})"),
+            "drop the endpoint to build in this process, or pass --driver remote",
+        )
+        .into()),
+        (Driver::Remote, None) => Err(Hinted::new(
+            "the remote driver needs the daemon's endpoint",
+            "pass unix:///PATH or tcp://HOST:PORT, e.g. `manifold create --driver remote --name farm unix:///run/manifold.sock`",
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn parse_platforms(given: &[String]) -> anyhow::Result<Vec<Platform>> {
+    let mut out: Vec<Platform> = Vec::new();
+    for p in given.iter().filter(|p| !p.is_empty()) {
+        let p = Platform::parse(p).context("invalid --platform")?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// TLS files from `--driver-opt cacert=…,cert=…,key=…`: only for `tcp://`
+/// endpoints, which need all three (mutual TLS).
+fn tls_paths(
+    driver: Driver,
+    endpoint: Option<&remote::Endpoint>,
+    opts: &[String],
+) -> anyhow::Result<Option<TlsPaths>> {
+    let (mut ca, mut cert, mut key) = (None, None, None);
+    for opt in opts.iter().filter(|o| !o.is_empty()) {
+        let Some((name, value)) = opt.split_once('=') else {
+            bail!("invalid --driver-opt {opt:?}: want KEY=VALUE");
+        };
+        let slot = match name {
+            "cacert" => &mut ca,
+            "cert" => &mut cert,
+            "key" => &mut key,
+            _ => {
+                return Err(Hinted::new(
+                    format!("unknown --driver-opt {name:?}"),
+                    "the remote driver takes cacert=FILE, cert=FILE and key=FILE",
+                )
+                .into());
+            }
+        };
+        *slot = Some(tls_file(name, value)?);
+    }
+    let given = ca.is_some() || cert.is_some() || key.is_some();
+    match (driver, endpoint) {
+        (Driver::Local, _) if given => bail!("the local driver takes no --driver-opt"),
+        (_, Some(remote::Endpoint::Unix(p))) if given => bail!(
+            "TLS files are for tcp:// endpoints; unix://{} is protected by its file permissions",
+            p.display()
+        ),
+        (_, Some(e @ remote::Endpoint::Tcp(_))) => match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsPaths { ca, cert, key })),
+            _ => Err(Hinted::new(
+                format!(
+                    "{e} needs a CA certificate, a client certificate and its key (mutual TLS)"
+                ),
+                "pass --driver-opt cacert=ca.pem,cert=cert.pem,key=key.pem",
+            )
+            .into()),
+        },
+        _ => Ok(None),
+    }
+}
+
+fn tls_file(key: &str, value: &str) -> anyhow::Result<PathBuf> {
+    let path = std::path::absolute(value)
+        .with_context(|| format!("invalid --driver-opt {key}={value}"))?;
+    if !path.is_file() {
+        bail!("--driver-opt {key}: no file at {}", path.display());
+    }
+    Ok(path)
+}
+
+fn node_name(instance: &Instance, given: Option<&str>) -> anyhow::Result<String> {
+    let taken = |n: &str| instance.nodes.iter().any(|node| node.name == n);
+    if let Some(n) = given {
+        instances::validate_name("node", n)?;
+        if taken(n) {
+            bail!(
+                "builder instance {} already has a node named {n}",
+                instance.name
+            );
+        }
+        return Ok(n.to_owned());
+    }
+    Ok((0..)
+        .map(|i| format!("{}{i}", instance.name))
+        .find(|n| !taken(n))
+        .expect("some index is free"))
+}
+
+/// `manifold use`.
+pub fn use_(global: &Global, args: &BuilderUseArgs) -> anyhow::Result<ExitCode> {
+    let store = builders(global);
+    let _lock = store.lock()?;
+    store.load(&args.name)?;
+    store.select(&args.name)?;
+    if let Some(b) = global
+        .builder
+        .as_deref()
+        .filter(|b| !b.is_empty() && *b != args.name)
+    {
+        eprintln!("note: --builder (or MANIFOLD_BUILDER) {b} still overrides this selection");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The instance a verb names, else the selected one.
+fn named_or_selected(global: &Global, name: Option<&str>) -> anyhow::Result<Instance> {
+    match name {
+        Some(n) => builders(global).load(n),
+        None => instances::current(global),
+    }
+}
+
+/// `manifold inspect`.
+pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<ExitCode> {
+    let instance = named_or_selected(global, args.name.as_deref())?;
+    let probe = Probe::new(global);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Name:          {}", instance.name)?;
+    writeln!(out, "Driver:        {}", instance.driver)?;
+    writeln!(out)?;
+    writeln!(out, "Nodes:")?;
+    let mut failed = None;
+    for (i, node) in instance.nodes.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let report = probe.node(instance.driver, node, args.bootstrap);
+        writeln!(out, "Name:          {}", node.name)?;
+        match &node.endpoint {
+            Some(e) => writeln!(out, "Endpoint:      {e}")?,
+            None => {
+                writeln!(out, "Endpoint:      in-process")?;
+                writeln!(out, "State root:    {}", probe.root_text())?;
+            }
+        }
+        if let Some(tls) = &node.tls {
+            writeln!(out, "TLS CA:        {}", tls.ca.display())?;
+            writeln!(out, "TLS cert:      {}", tls.cert.display())?;
+            writeln!(out, "TLS key:       {}", tls.key.display())?;
+        }
+        writeln!(out, "Status:        {}", report.status)?;
+        if let Some(v) = &report.version {
+            writeln!(out, "Version:       {v}")?;
+        }
+        writeln!(
+            out,
+            "Platforms:     {}",
+            platforms_text(node, &report.detected)
+        )?;
+        if let Some(s) = &report.snapshotter {
+            writeln!(out, "Snapshotter:   {s}")?;
+        }
+        if let Some(n) = report.running {
+            writeln!(out, "Builds:        {n} running")?;
+        }
+        if let Some(b) = report.cache_bytes {
+            writeln!(out, "Cache usage:   {}", human_size(b))?;
+        }
+        if let Status::Error(e) = &report.status
+            && failed.is_none()
+        {
+            failed = Some((node, e.clone()));
+        }
+    }
+    out.flush()?;
+    match failed {
+        Some((node, e)) if args.bootstrap => Err(not_ready(&instance, node, &e)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn not_ready(instance: &Instance, node: &Node, error: &str) -> anyhow::Error {
+    let hint = match &node.endpoint {
+        Some(e) => {
+            format!("start `manifold daemon` at {e}, or check the endpoint and its TLS files")
+        }
+        None => "install runc (scripts/setup.sh does), or set MANIFOLD_RUNTIME to an OCI runtime"
+            .to_owned(),
+    };
+    Hinted::new(
+        format!(
+            "builder instance {}: node {} is not ready: {error}",
+            instance.name, node.name
+        ),
+        hint,
+    )
+    .into()
+}
+
+/// Declared platforms first, marked `*` as BuildKit does, then the detected ones.
+fn platforms_text(node: &Node, detected: &[String]) -> String {
+    let declared: Vec<String> = node.platforms.iter().map(ToString::to_string).collect();
+    let mut out: Vec<String> = declared.iter().map(|p| format!("{p}*")).collect();
+    out.extend(detected.iter().filter(|p| !declared.contains(p)).cloned());
+    if out.is_empty() {
+        "-".to_owned()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// `manifold ls`.
+pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
+    let store = builders(global);
+    let (selected, _) = instances::selected(global, &store)?;
+    let mut listed = vec![(DEFAULT.to_owned(), Ok(Instance::default_local()))];
+    listed.extend(store.list()?);
+    let probe = Probe::new(global);
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, loaded) in listed {
+        let mark = if name == selected { " *" } else { "" };
+        let instance = match loaded {
+            Ok(i) => i,
+            Err(e) => {
+                errors.push(format!("{name}: {}", chain_text(e.as_ref())));
+                let row = [
+                    format!("{name}{mark}"),
+                    "?".into(),
+                    "error".into(),
+                    "".into(),
+                    "".into(),
+                ];
+                rows.push(row);
+                continue;
+            }
+        };
+        let row = [
+            format!("{name}{mark}"),
+            instance.driver.to_string(),
+            "".into(),
+            "".into(),
+            "".into(),
+        ];
+        rows.push(row);
+        for node in &instance.nodes {
+            let report = probe.node(instance.driver, node, false);
+            let status = match report.status {
+                Status::Error(e) => {
+                    errors.push(format!("{name}/{}: {e}", node.name));
+                    "error".to_owned()
+                }
+                s => s.to_string(),
+            };
+            rows.push([
+                format!(" \\_ {}", node.name),
+                format!(
+                    " \\_ {}",
+                    node.endpoint
+                        .as_ref()
+                        .map_or_else(|| "in-process".to_owned(), ToString::to_string)
+                ),
+                status,
+                report.version.unwrap_or_default(),
+                platforms_text(node, &report.detected),
+            ]);
+        }
+    }
+    let header = [
+        "NAME/NODE",
+        "DRIVER/ENDPOINT",
+        "STATUS",
+        "VERSION",
+        "PLATFORMS",
+    ];
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            let cells = rows.iter().map(|r| r[c].chars().count());
+            cells.chain([header[c].len()]).max().unwrap_or(0)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for row in std::iter::once(header.map(str::to_owned)).chain(rows) {
+        let line = format!(
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    out.flush()?;
+    for e in errors {
+        eprintln!("{e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `manifold rm`.
+pub fn rm(global: &Global, args: &BuilderRmArgs) -> anyhow::Result<ExitCode> {
+    let store = builders(global);
+    let _lock = store.lock()?;
+    for name in &args.names {
+        if name == DEFAULT {
+            return Err(Hinted::new(
+                "the default instance cannot be removed",
+                "it is the implicit local instance; `manifold use default` selects it",
+            )
+            .into());
+        }
+        instances::validate_name("builder instance", name)?;
+        if !store.remove(name)? {
+            return Err(Hinted::new(
+                format!("no builder instance named {name:?}"),
+                "`manifold ls` lists the instances",
+            )
+            .into());
+        }
+        if store.current_name()?.as_deref() == Some(name.as_str()) {
+            store.select(DEFAULT)?;
+            eprintln!("{name} removed; builds now use the default instance");
+        } else {
+            eprintln!("{name} removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `manifold stop`.
+pub fn stop(global: &Global, args: &BuilderStopArgs) -> anyhow::Result<ExitCode> {
+    let instance = named_or_selected(global, args.name.as_deref())?;
+    match instance.driver {
+        Driver::Local => {
+            eprintln!(
+                "{}: nothing to stop: the local driver builds in this process, and no daemon runs",
+                instance.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Driver::Remote => {
+            let endpoints: Vec<String> = instance
+                .nodes
+                .iter()
+                .filter_map(|n| n.endpoint.as_ref().map(ToString::to_string))
+                .collect();
+            Err(Hinted::new(
+                format!(
+                    "cannot stop {}: stopping remote daemons is not supported yet",
+                    instance.name
+                ),
+                format!(
+                    "stop `manifold daemon` on its host ({})",
+                    endpoints.join(", ")
+                ),
+            )
+            .into())
+        }
+    }
+}
+
+/// A node's state, as `inspect` and `ls` show it.
+#[derive(Debug)]
+enum Status {
+    Running,
+    /// Not set up yet (local: no state root; `--bootstrap` creates it).
+    Inactive,
+    Error(String),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Running => f.write_str("running"),
+            Status::Inactive => f.write_str("inactive"),
+            Status::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Report {
+    status: Status,
+    version: Option<String>,
+    /// Platforms the node runs, native first, then emulated.
+    detected: Vec<String>,
+    cache_bytes: Option<u64>,
+    snapshotter: Option<String>,
+    running: Option<u32>,
+}
+
+/// Looks at nodes: this host for local ones (once), daemons for remote ones.
+#[derive(Debug)]
+struct Probe {
+    root: anyhow::Result<PathBuf>,
+    host_platforms: std::cell::OnceCell<Vec<String>>,
+}
+
+impl Probe {
+    fn new(global: &Global) -> Probe {
+        Probe {
+            root: super::state_root(global),
+            host_platforms: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn root_text(&self) -> String {
+        match &self.root {
+            Ok(r) => r.display().to_string(),
+            Err(e) => format!("unknown ({e})"),
+        }
+    }
+
+    fn node(&self, driver: Driver, node: &Node, bootstrap: bool) -> Report {
+        match (driver, &node.endpoint) {
+            (Driver::Remote, Some(e)) => remote_report(e, node.tls.as_ref()),
+            _ => self.local(bootstrap),
+        }
+    }
+
+    /// The local driver: this host's platforms (binfmt), the state root, runc.
+    fn local(&self, bootstrap: bool) -> Report {
+        let detected = self.host_platforms.get_or_init(host_platforms).clone();
+        let mut report = Report {
+            status: Status::Running,
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            detected,
+            cache_bytes: None,
+            snapshotter: None,
+            running: None,
+        };
+        let root = match &self.root {
+            Ok(r) => r,
+            Err(e) => {
+                report.status = Status::Error(format!("no state root: {e}"));
+                return report;
+            }
+        };
+        let exists = root.join("oci").join("index.json").is_file();
+        if exists || bootstrap {
+            match content::Store::open(root).and_then(|s| s.usage()) {
+                Ok(u) => report.cache_bytes = Some(u.bytes + u.ingest_bytes),
+                Err(e) => {
+                    report.status = Status::Error(format!(
+                        "cannot open the state root {}: {}",
+                        root.display(),
+                        chain_text(&e)
+                    ));
+                    return report;
+                }
+            }
+        } else {
+            report.status = Status::Inactive;
+        }
+        if let Err(e) = find_runtime() {
+            report.status = Status::Error(e);
+        }
+        report
+    }
+}
+
+/// Platforms this host runs: native and compatible first, then emulated.
+fn host_platforms() -> Vec<String> {
+    let mut native = Vec::new();
+    let mut emulated = Vec::new();
+    for s in binfmt::list() {
+        match s.runs {
+            Ok(RunsHow::Emulated { .. }) => emulated.push(s.platform.to_string()),
+            Ok(_) => native.push(s.platform.to_string()),
+            Err(_) => {}
+        }
+    }
+    native.extend(emulated);
+    native
+}
+
+/// The OCI runtime builds use (`MANIFOLD_RUNTIME`, default runc) is there.
+fn find_runtime() -> Result<PathBuf, String> {
+    let runtime = std::env::var_os("MANIFOLD_RUNTIME")
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "runc".into());
+    let runtime = PathBuf::from(runtime);
+    if runtime.components().count() > 1 {
+        return if is_executable(&runtime) {
+            Ok(runtime)
+        } else {
+            Err(format!(
+                "OCI runtime {} is not an executable file",
+                runtime.display()
+            ))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&runtime))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| format!("OCI runtime {} not found on PATH", runtime.display()))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Ask the daemon at `endpoint` about itself.
+async fn daemon_info(
+    endpoint: &remote::Endpoint,
+    tls: Option<&TlsPaths>,
+) -> Result<remote::Info, remote::RemoteError> {
+    let tls = tls.map(|t| remote::TlsFiles {
+        ca: t.ca.clone(),
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+    });
+    remote::info(endpoint, tls.as_ref()).await
+}
+
+/// Ask a daemon; its error becomes the status.
+fn remote_report(endpoint: &remote::Endpoint, tls: Option<&TlsPaths>) -> Report {
+    let mut report = Report {
+        status: Status::Running,
+        version: None,
+        detected: Vec::new(),
+        cache_bytes: None,
+        snapshotter: None,
+        running: None,
+    };
+    let answer = super::runtime()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|rt| {
+            rt.block_on(async {
+                match tokio::time::timeout(INFO_TIMEOUT, daemon_info(endpoint, tls)).await {
+                    Ok(r) => r.map_err(|e| chain_text(&e)),
+                    Err(_) => Err(format!(
+                        "builder daemon at {endpoint} did not answer within {}s",
+                        INFO_TIMEOUT.as_secs()
+                    )),
+                }
+            })
+        });
+    match answer {
+        Ok(info) => {
+            let mut seen = HashSet::new();
+            report.detected = info
+                .native
+                .iter()
+                .chain(&info.emulated)
+                .map(|p| Platform::parse(p).map_or_else(|_| p.clone(), |p| p.to_string()))
+                .filter(|p| seen.insert(p.clone()))
+                .collect();
+            report.version = Some(info.version);
+            report.cache_bytes = Some(info.cache_bytes);
+            report.snapshotter = Some(info.snapshotter);
+            report.running = Some(info.running);
+        }
+        Err(e) => report.status = Status::Error(e),
+    }
+    report
+}
