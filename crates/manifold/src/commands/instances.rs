@@ -105,7 +105,7 @@ pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitC
     if args.bootstrap {
         let probe = Probe::new(global);
         let node = instance.nodes.last().expect("a node was just added");
-        let report = probe.node(instance.driver, node, true);
+        let report = probe.reports(&[(instance.driver, node)], true).remove(0);
         if let Status::Error(e) = &report.status {
             return Err(not_ready(&instance, node, e));
         }
@@ -309,11 +309,16 @@ pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<Exi
     writeln!(out)?;
     writeln!(out, "Nodes:")?;
     let mut failed = None;
-    for (i, node) in instance.nodes.iter().enumerate() {
+    let nodes: Vec<_> = instance
+        .nodes
+        .iter()
+        .map(|n| (instance.driver, n))
+        .collect();
+    let reports = probe.reports(&nodes, args.bootstrap);
+    for (i, (node, report)) in instance.nodes.iter().zip(reports).enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
-        let report = probe.node(instance.driver, node, args.bootstrap);
         writeln!(out, "Name:          {}", node.name)?;
         match &node.endpoint {
             Some(e) => writeln!(out, "Endpoint:      {e}")?,
@@ -395,10 +400,17 @@ pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
     let mut listed = vec![(DEFAULT.to_owned(), Ok(Instance::default_local()))];
     listed.extend(store.list()?);
     let probe = Probe::new(global);
+    // Every node is asked at once: unreachable daemons cost one timeout, not one each.
+    let nodes: Vec<(Driver, &Node)> = listed
+        .iter()
+        .filter_map(|(_, loaded)| loaded.as_ref().ok())
+        .flat_map(|i| i.nodes.iter().map(|n| (i.driver, n)))
+        .collect();
+    let mut reports = probe.reports(&nodes, false).into_iter();
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut errors = Vec::new();
-    for (name, loaded) in listed {
-        let mark = if name == selected { " *" } else { "" };
+    for (name, loaded) in &listed {
+        let mark = if *name == selected { " *" } else { "" };
         let instance = match loaded {
             Ok(i) => i,
             Err(e) => {
@@ -423,7 +435,7 @@ pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
         ];
         rows.push(row);
         for node in &instance.nodes {
-            let report = probe.node(instance.driver, node, false);
+            let report = reports.next().expect("one report per node");
             let status = match report.status {
                 Status::Error(e) => {
                     errors.push(format!("{name}/{}: {e}", node.name));
@@ -595,11 +607,21 @@ impl Probe {
         }
     }
 
-    fn node(&self, driver: Driver, node: &Node, bootstrap: bool) -> Report {
-        match (driver, &node.endpoint) {
-            (Driver::Remote, Some(e)) => remote_report(e, node.tls.as_ref()),
-            _ => self.local(bootstrap),
-        }
+    /// One report per node, in order; remote nodes are asked concurrently.
+    fn reports(&self, nodes: &[(Driver, &Node)], bootstrap: bool) -> Vec<Report> {
+        let remote: Vec<(remote::Endpoint, Option<TlsPaths>)> = nodes
+            .iter()
+            .filter(|(d, _)| *d == Driver::Remote)
+            .filter_map(|(_, n)| Some((n.endpoint.clone()?, n.tls.clone())))
+            .collect();
+        let mut answers = remote_reports(remote).into_iter();
+        nodes
+            .iter()
+            .map(|(driver, node)| match (driver, &node.endpoint) {
+                (Driver::Remote, Some(_)) => answers.next().expect("one answer per remote node"),
+                _ => self.local(bootstrap),
+            })
+            .collect()
     }
 
     /// The local driver: this host's platforms (binfmt), the state root, runc.
@@ -700,8 +722,44 @@ async fn daemon_info(
     remote::info(endpoint, tls.as_ref()).await
 }
 
-/// Ask a daemon; its error becomes the status.
-fn remote_report(endpoint: &remote::Endpoint, tls: Option<&TlsPaths>) -> Report {
+/// Ask each daemon, all at once, each for at most [`INFO_TIMEOUT`]; an error
+/// becomes the node's status.
+fn remote_reports(nodes: Vec<(remote::Endpoint, Option<TlsPaths>)>) -> Vec<Report> {
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let answers: Vec<Result<remote::Info, String>> = match super::runtime() {
+        Err(e) => nodes.iter().map(|_| Err(format!("{e:#}"))).collect(),
+        Ok(rt) => rt.block_on(async {
+            let tasks: Vec<_> = nodes
+                .into_iter()
+                .map(|(endpoint, tls)| {
+                    tokio::spawn(async move {
+                        let asked = daemon_info(&endpoint, tls.as_ref());
+                        match tokio::time::timeout(INFO_TIMEOUT, asked).await {
+                            Ok(r) => r.map_err(|e| chain_text(&e)),
+                            Err(_) => Err(format!(
+                                "builder daemon at {endpoint} did not answer within {}s",
+                                INFO_TIMEOUT.as_secs()
+                            )),
+                        }
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                out.push(
+                    task.await
+                        .unwrap_or_else(|e| Err(format!("asking the daemon failed: {e}"))),
+                );
+            }
+            out
+        }),
+    };
+    answers.into_iter().map(report_of).collect()
+}
+
+fn report_of(answer: Result<remote::Info, String>) -> Report {
     let mut report = Report {
         status: Status::Running,
         version: None,
@@ -710,19 +768,6 @@ fn remote_report(endpoint: &remote::Endpoint, tls: Option<&TlsPaths>) -> Report 
         snapshotter: None,
         running: None,
     };
-    let answer = super::runtime()
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|rt| {
-            rt.block_on(async {
-                match tokio::time::timeout(INFO_TIMEOUT, daemon_info(endpoint, tls)).await {
-                    Ok(r) => r.map_err(|e| chain_text(&e)),
-                    Err(_) => Err(format!(
-                        "builder daemon at {endpoint} did not answer within {}s",
-                        INFO_TIMEOUT.as_secs()
-                    )),
-                }
-            })
-        });
     match answer {
         Ok(info) => {
             let mut seen = HashSet::new();
