@@ -71,10 +71,10 @@ pub enum Command {
     /// Show a builder instance: its nodes, their status, platforms and version
     Inspect(BuilderInspectArgs),
     /// List builder instances and their nodes (`*` marks the selected one)
-    Ls,
+    Ls(BuilderLsArgs),
     /// Remove builder instances
     Rm(BuilderRmArgs),
-    /// Stop a builder instance's nodes
+    /// Stop a builder instance's nodes (not supported for remote daemons yet)
     Stop(BuilderStopArgs),
 }
 
@@ -428,6 +428,13 @@ pub struct BuilderCreateArgs {
     /// Add a node to an existing instance
     #[arg(long)]
     pub append: bool,
+    /// Remove the node named by --node from the instance
+    #[arg(
+        long,
+        requires = "node",
+        conflicts_with_all = ["append", "driver", "platform", "driver_opts", "select", "bootstrap"]
+    )]
+    pub leave: bool,
     /// TLS files for a tcp:// endpoint: cacert=FILE, cert=FILE, key=FILE
     /// (comma-separated or repeated)
     #[arg(long = "driver-opt", value_delimiter = ',', value_name = "KEY=VALUE")]
@@ -458,6 +465,13 @@ pub struct BuilderInspectArgs {
     /// remote: reach the daemon) and fail if one is not
     #[arg(long)]
     pub bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderLsArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

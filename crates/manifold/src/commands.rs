@@ -63,7 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => instances::create(&cli.global, &args),
         Command::Use(args) => instances::use_(&cli.global, &args),
         Command::Inspect(args) => instances::inspect(&cli.global, &args),
-        Command::Ls => instances::ls(&cli.global),
+        Command::Ls(args) => instances::ls(&cli.global, &args),
         Command::Rm(args) => instances::rm(&cli.global, &args),
         Command::Stop(args) => instances::stop(&cli.global, &args),
     }

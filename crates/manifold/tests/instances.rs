@@ -539,3 +539,88 @@ fn a_broken_instance_file_is_named_and_the_rest_still_list() {
     env.ok(&["rm", "bad"]);
     assert!(!Path::new(&env.builder_file("bad")).exists());
 }
+
+#[test]
+fn leave_removes_one_node_but_never_the_last() {
+    let env = Env::new();
+    env.ok(&["create", "--name", "farm", &env.socket("a.sock")]);
+    env.ok(&[
+        "create",
+        "--append",
+        "--name",
+        "farm",
+        &env.socket("b.sock"),
+    ]);
+    let stderr = env.fails(&["create", "--leave", "--name", "farm", "--node", "nope"]);
+    assert!(
+        stderr.contains("has no node nope (its nodes: farm0, farm1)"),
+        "{stderr}"
+    );
+    env.ok(&["create", "--leave", "--name", "farm", "--node", "farm0"]);
+    assert_eq!(
+        field(&env.ok(&["inspect", "farm"]), "Name"),
+        ["farm", "farm1"]
+    );
+    let stderr = env.fails(&["create", "--leave", "farm", "--node", "farm1"]);
+    assert!(
+        stderr.contains("farm1 is the only node of farm"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: `manifold rm farm`"), "{stderr}");
+    // The freed name is reused by the next node.
+    env.ok(&[
+        "create",
+        "--append",
+        "--name",
+        "farm",
+        &env.socket("c.sock"),
+    ]);
+    assert_eq!(
+        field(&env.ok(&["inspect", "farm"]), "Name"),
+        ["farm", "farm1", "farm0"]
+    );
+}
+
+#[test]
+fn ls_json_lists_instances_nodes_and_errors() {
+    let env = Env::new();
+    let sock = env.socket("a.sock");
+    env.ok(&[
+        "create",
+        "--use",
+        "--name",
+        "farm",
+        "--platform",
+        "linux/arm64",
+        &sock,
+    ]);
+    std::fs::write(env.builder_file("bad"), b"[]").unwrap();
+    let out = env.ok(&["ls", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "bad", "farm"]);
+    assert_eq!(v[0]["driver"], "local");
+    assert_eq!(v[0]["selected"], false);
+    assert_eq!(v[0]["nodes"][0]["endpoint"], serde_json::Value::Null);
+    assert!(
+        v[1]["error"].as_str().unwrap().contains("cannot parse"),
+        "{v}"
+    );
+    let farm = &v[2];
+    assert_eq!(farm["selected"], true);
+    assert_eq!(farm["driver"], "remote");
+    let node = &farm["nodes"][0];
+    assert_eq!(node["name"], "farm0");
+    assert_eq!(node["endpoint"], sock.as_str());
+    assert_eq!(node["status"], "error");
+    assert!(node["error"].as_str().unwrap().contains(&sock), "{node}");
+    assert_eq!(
+        node["declared_platforms"],
+        serde_json::json!(["linux/arm64"])
+    );
+}

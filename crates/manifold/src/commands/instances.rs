@@ -11,8 +11,8 @@ use oci::Platform;
 use worker::binfmt::{self, RunsHow};
 
 use crate::cli::{
-    BuilderCreateArgs, BuilderInspectArgs, BuilderRmArgs, BuilderStopArgs, BuilderUseArgs,
-    DriverArg, Global,
+    BuilderCreateArgs, BuilderInspectArgs, BuilderLsArgs, BuilderRmArgs, BuilderStopArgs,
+    BuilderUseArgs, DriverArg, Format, Global,
 };
 use crate::instances::{self, Builders, DEFAULT, Driver, Instance, Node, TlsPaths};
 use crate::render::{Hinted, chain_text, human_size};
@@ -28,6 +28,14 @@ fn builders(global: &Global) -> Builders {
 pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitCode> {
     let store = builders(global);
     let (mut name, endpoint) = name_and_endpoint(args)?;
+    if args.leave {
+        return leave(
+            &store,
+            name.as_deref(),
+            endpoint.as_ref(),
+            args.node.as_deref(),
+        );
+    }
     if args.append && name.is_none() {
         return Err(Hinted::new(
             "--append needs the instance to add a node to",
@@ -111,6 +119,41 @@ pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitC
         }
         eprintln!("{}: {}", node.name, report.status);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `create --leave`: remove one node of an instance.
+fn leave(
+    store: &Builders,
+    name: Option<&str>,
+    endpoint: Option<&remote::Endpoint>,
+    node: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let (Some(name), Some(node)) = (name, node) else {
+        bail!("--leave needs the instance (--name NAME or NAME) and the node (--node)");
+    };
+    if let Some(e) = endpoint {
+        bail!("--leave takes no endpoint (given {e}): the node is named by --node");
+    }
+    let _lock = store.lock()?;
+    let mut instance = store.load(name)?;
+    let Some(at) = instance.nodes.iter().position(|n| n.name == node) else {
+        let names: Vec<&str> = instance.nodes.iter().map(|n| n.name.as_str()).collect();
+        bail!(
+            "builder instance {name} has no node {node} (its nodes: {})",
+            names.join(", ")
+        );
+    };
+    if instance.nodes.len() == 1 {
+        return Err(Hinted::new(
+            format!("{node} is the only node of {name}"),
+            format!("`manifold rm {name}` removes the instance"),
+        )
+        .into());
+    }
+    instance.nodes.remove(at);
+    store.save(&instance)?;
+    eprintln!("removed node {node} from {name}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -394,7 +437,7 @@ fn platforms_text(node: &Node, detected: &[String]) -> String {
 }
 
 /// `manifold ls`.
-pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
+pub fn ls(global: &Global, args: &BuilderLsArgs) -> anyhow::Result<ExitCode> {
     let store = builders(global);
     let (selected, _) = instances::selected(global, &store)?;
     let mut listed = vec![(DEFAULT.to_owned(), Ok(Instance::default_local()))];
@@ -407,6 +450,9 @@ pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
         .flat_map(|i| i.nodes.iter().map(|n| (i.driver, n)))
         .collect();
     let mut reports = probe.reports(&nodes, false).into_iter();
+    if args.format == Format::Json {
+        return ls_json(&listed, &selected, &mut reports);
+    }
     let mut rows: Vec<[String; 5]> = Vec::new();
     let mut errors = Vec::new();
     for (name, loaded) in &listed {
@@ -490,6 +536,56 @@ pub fn ls(global: &Global) -> anyhow::Result<ExitCode> {
     for e in errors {
         eprintln!("{e}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ls --format json`: one object per instance, nodes with their status.
+fn ls_json(
+    listed: &[(String, anyhow::Result<Instance>)],
+    selected: &str,
+    reports: &mut impl Iterator<Item = Report>,
+) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    for (name, loaded) in listed {
+        let instance = match loaded {
+            Ok(i) => i,
+            Err(e) => {
+                out.push(serde_json::json!({
+                    "name": name,
+                    "selected": name == selected,
+                    "error": chain_text(e.as_ref()),
+                }));
+                continue;
+            }
+        };
+        let nodes: Vec<serde_json::Value> = instance
+            .nodes
+            .iter()
+            .map(|node| {
+                let report = reports.next().expect("one report per node");
+                let (status, error) = match report.status {
+                    Status::Error(e) => ("error".to_owned(), Some(e)),
+                    s => (s.to_string(), None),
+                };
+                serde_json::json!({
+                    "name": node.name,
+                    "endpoint": node.endpoint.as_ref().map(ToString::to_string),
+                    "status": status,
+                    "error": error,
+                    "version": report.version,
+                    "declared_platforms": node.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "platforms": report.detected,
+                })
+            })
+            .collect();
+        out.push(serde_json::json!({
+            "name": name,
+            "selected": name == selected,
+            "driver": instance.driver.to_string(),
+            "nodes": nodes,
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }
 
