@@ -1,0 +1,249 @@
+//! What `inspect` and `ls` report about nodes: this host for local ones (platforms
+//! through binfmt_misc, the state root, the OCI runtime), `remote::info` for the rest.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci::Platform;
+use worker::binfmt::{self, RunsHow};
+
+use crate::cli::Global;
+use crate::instances::{Driver, Node, TlsPaths};
+use crate::render::chain_text;
+
+/// How long `inspect` and `ls` wait for a daemon's answer.
+const INFO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A node's state, as `inspect` and `ls` show it.
+#[derive(Debug)]
+pub(super) enum Status {
+    Running,
+    /// Not set up yet (local: no state root; `--bootstrap` creates it).
+    Inactive,
+    Error(String),
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Running => f.write_str("running"),
+            Status::Inactive => f.write_str("inactive"),
+            Status::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Report {
+    pub status: Status,
+    pub version: Option<String>,
+    /// Platforms the node runs, native first, then emulated.
+    pub detected: Vec<String>,
+    pub cache_bytes: Option<u64>,
+    pub snapshotter: Option<String>,
+    pub running: Option<u32>,
+}
+
+/// Looks at nodes: this host for local ones (once), daemons for remote ones.
+#[derive(Debug)]
+pub(super) struct Probe {
+    root: anyhow::Result<PathBuf>,
+    host_platforms: std::cell::OnceCell<Vec<String>>,
+}
+
+impl Probe {
+    pub fn new(global: &Global) -> Probe {
+        Probe {
+            root: super::super::state_root(global),
+            host_platforms: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn root_text(&self) -> String {
+        match &self.root {
+            Ok(r) => r.display().to_string(),
+            Err(e) => format!("unknown ({e})"),
+        }
+    }
+
+    /// One report per node, in order; remote nodes are asked concurrently.
+    pub fn reports(&self, nodes: &[(Driver, &Node)], bootstrap: bool) -> Vec<Report> {
+        let remote: Vec<(remote::Endpoint, Option<TlsPaths>)> = nodes
+            .iter()
+            .filter(|(d, _)| *d == Driver::Remote)
+            .filter_map(|(_, n)| Some((n.endpoint.clone()?, n.tls.clone())))
+            .collect();
+        let mut answers = remote_reports(remote).into_iter();
+        nodes
+            .iter()
+            .map(|(driver, node)| match (driver, &node.endpoint) {
+                (Driver::Remote, Some(_)) => answers.next().expect("one answer per remote node"),
+                _ => self.local(bootstrap),
+            })
+            .collect()
+    }
+
+    /// The local driver: this host's platforms (binfmt), the state root, runc.
+    fn local(&self, bootstrap: bool) -> Report {
+        let detected = self.host_platforms.get_or_init(host_platforms).clone();
+        let mut report = Report {
+            status: Status::Running,
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            detected,
+            cache_bytes: None,
+            snapshotter: None,
+            running: None,
+        };
+        let root = match &self.root {
+            Ok(r) => r,
+            Err(e) => {
+                report.status = Status::Error(format!("no state root: {e}"));
+                return report;
+            }
+        };
+        let exists = root.join("oci").join("index.json").is_file();
+        if exists || bootstrap {
+            match content::Store::open(root).and_then(|s| s.usage()) {
+                Ok(u) => report.cache_bytes = Some(u.bytes + u.ingest_bytes),
+                Err(e) => {
+                    report.status = Status::Error(format!(
+                        "cannot open the state root {}: {}",
+                        root.display(),
+                        chain_text(&e)
+                    ));
+                    return report;
+                }
+            }
+        } else {
+            report.status = Status::Inactive;
+        }
+        if let Err(e) = find_runtime() {
+            report.status = Status::Error(e);
+        }
+        report
+    }
+}
+
+/// Platforms this host runs: native and compatible first, then emulated.
+fn host_platforms() -> Vec<String> {
+    let mut native = Vec::new();
+    let mut emulated = Vec::new();
+    for s in binfmt::list() {
+        match s.runs {
+            Ok(RunsHow::Emulated { .. }) => emulated.push(s.platform.to_string()),
+            Ok(_) => native.push(s.platform.to_string()),
+            Err(_) => {}
+        }
+    }
+    native.extend(emulated);
+    native
+}
+
+/// The OCI runtime builds use (`MANIFOLD_RUNTIME`, default runc) is there.
+fn find_runtime() -> Result<PathBuf, String> {
+    let runtime = std::env::var_os("MANIFOLD_RUNTIME")
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "runc".into());
+    let runtime = PathBuf::from(runtime);
+    if runtime.components().count() > 1 {
+        return if is_executable(&runtime) {
+            Ok(runtime)
+        } else {
+            Err(format!(
+                "OCI runtime {} is not an executable file",
+                runtime.display()
+            ))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&runtime))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| format!("OCI runtime {} not found on PATH", runtime.display()))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Ask the daemon at `endpoint` about itself.
+async fn daemon_info(
+    endpoint: &remote::Endpoint,
+    tls: Option<&TlsPaths>,
+) -> Result<remote::Info, remote::RemoteError> {
+    let tls = tls.map(|t| remote::TlsFiles {
+        ca: t.ca.clone(),
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+    });
+    remote::info(endpoint, tls.as_ref()).await
+}
+
+/// Ask each daemon, all at once, each for at most [`INFO_TIMEOUT`]; an error
+/// becomes the node's status.
+fn remote_reports(nodes: Vec<(remote::Endpoint, Option<TlsPaths>)>) -> Vec<Report> {
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let answers: Vec<Result<remote::Info, String>> = match super::super::runtime() {
+        Err(e) => nodes.iter().map(|_| Err(format!("{e:#}"))).collect(),
+        Ok(rt) => rt.block_on(async {
+            let tasks: Vec<_> = nodes
+                .into_iter()
+                .map(|(endpoint, tls)| {
+                    tokio::spawn(async move {
+                        let asked = daemon_info(&endpoint, tls.as_ref());
+                        match tokio::time::timeout(INFO_TIMEOUT, asked).await {
+                            Ok(r) => r.map_err(|e| chain_text(&e)),
+                            Err(_) => Err(format!(
+                                "builder daemon at {endpoint} did not answer within {}s",
+                                INFO_TIMEOUT.as_secs()
+                            )),
+                        }
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                out.push(
+                    task.await
+                        .unwrap_or_else(|e| Err(format!("asking the daemon failed: {e}"))),
+                );
+            }
+            out
+        }),
+    };
+    answers.into_iter().map(report_of).collect()
+}
+
+fn report_of(answer: Result<remote::Info, String>) -> Report {
+    let mut report = Report {
+        status: Status::Running,
+        version: None,
+        detected: Vec::new(),
+        cache_bytes: None,
+        snapshotter: None,
+        running: None,
+    };
+    match answer {
+        Ok(info) => {
+            let mut seen = HashSet::new();
+            report.detected = info
+                .native
+                .iter()
+                .chain(&info.emulated)
+                .map(|p| Platform::parse(p).map_or_else(|_| p.clone(), |p| p.to_string()))
+                .filter(|p| seen.insert(p.clone()))
+                .collect();
+            report.version = Some(info.version);
+            report.cache_bytes = Some(info.cache_bytes);
+            report.snapshotter = Some(info.snapshotter);
+            report.running = Some(info.running);
+        }
+        Err(e) => report.status = Status::Error(e),
+    }
+    report
+}
