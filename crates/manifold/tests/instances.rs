@@ -624,3 +624,38 @@ fn ls_json_lists_instances_nodes_and_errors() {
         serde_json::json!(["linux/arm64"])
     );
 }
+
+#[test]
+fn concurrent_appends_all_land() {
+    let env = Env::new();
+    env.ok(&["create", "--name", "farm", &env.socket("s0")]);
+    let children: Vec<_> = (1..=6)
+        .map(|i| {
+            env.cmd(&[
+                "create",
+                "--append",
+                "--name",
+                "farm",
+                &env.socket(&format!("s{i}")),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let out = env.ok(&["inspect", "farm"]);
+    let mut nodes = field(&out, "Name")[1..].to_vec();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        [
+            "farm0", "farm1", "farm2", "farm3", "farm4", "farm5", "farm6"
+        ],
+        "each append saw the others' nodes (the flock serialises them)"
+    );
+    assert_eq!(field(&out, "Endpoint").len(), 7);
+}
