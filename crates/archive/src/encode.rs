@@ -635,6 +635,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_empty_stream_is_one_empty_member() {
+        for c in [Compression::GZIP, Compression::ZSTD] {
+            let (out, runs) = encode(&[], c, 2, 1);
+            assert_eq!(runs.len(), 1);
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(
+                &mut crate::codec::decompress(&out[..], None).unwrap(),
+                &mut back,
+            )
+            .unwrap();
+            assert!(back.is_empty(), "{c:?}");
+        }
+    }
+
     #[derive(Debug, Default)]
     struct Remember(Mutex<std::collections::HashMap<Digest, Vec<u8>>>);
 
