@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# manifold build vs Buildah (Debian's 1.28, `buildah build --layers`), same machine,
+# same run, each into its own store under a temp dir, nothing pushed. The base image
+# is a busybox index for six platforms made offline from Debian's busybox-static debs
+# (bench/make-busybox.py) and served by Debian's distribution registry on 127.0.0.1;
+# both tools pull it from there. Scenarios (Dockerfiles under bench/build/):
+#   a  multi-stage, linux/amd64 + linux/arm64, one RUN per platform (arm64 emulated):
+#      cold, no-op rebuild, one source file changed
+#   b  50 sequential RUN steps (host platform): cold, no-op rebuild
+#   c  8 independent stages gathered by a final stage (host platform): cold
+#   d  the multi-stage Dockerfile of (a) for six platforms: cold
+# Cold = after `manifold prune --all --force` / `buildah rmi -a -f` (build cache and
+# pulled base gone). manifold runs under /usr/bin/time for its peak RSS.
+# Needs root, hyperfine, buildah, runc, docker-registry, qemu-user-static, python3,
+# dpkg-deb, the busybox-static debs and a release build (scripts/setup.sh). Registers
+# QEMU with `manifold binfmt install` when needed and removes what it registered.
+# Not run in CI.
+#
+#   bench/build.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+repo=$PWD
+manifold=${MANIFOLD:-$repo/target/release/manifold}
+debs=${MANIFOLD_TEST_CACHE:-/var/cache/manifold-test}/debs
+[ "$(id -u)" = 0 ] || { echo "bench/build.sh needs root (builds run containers)" >&2; exit 1; }
+for t in hyperfine buildah runc docker-registry python3 dpkg-deb; do
+  command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
+done
+[ -x "$manifold" ] || { echo "no release build at $manifold: cargo build --release -p manifold" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/manifold-bench.XXXXXX)
+export MANIFOLD_ROOT=$work/manifold MANIFOLD_CONFIG=$work/manifold-config DOCKER_CONFIG=$work/docker
+B="buildah --root $work/buildah/root --runroot $work/buildah/run --storage-driver overlay"
+binfmt=/proc/sys/fs/binfmt_misc
+binfmt_mounted=$(mountpoint -q $binfmt && echo yes || echo no)
+binfmt_before=$(ls $binfmt 2>/dev/null | tr '\n' ' ' || true)
+
+cleanup() {
+  kill "$(cat "$work/registry.pid" 2>/dev/null)" 2>/dev/null || true
+  $B rmi -a -f >/dev/null 2>&1 || true
+  "$manifold" prune --all --force >/dev/null 2>&1 || true
+  # Remove the binfmt entries this run added; unmount binfmt_misc if it mounted it.
+  for e in $binfmt/qemu-*; do
+    [ -e "$e" ] || continue
+    case " $binfmt_before " in *" ${e##*/} "*) ;; *) echo -1 > "$e" || true ;; esac
+  done
+  [ "$binfmt_mounted" = yes ] || umount $binfmt 2>/dev/null || true
+  $B rm -a >/dev/null 2>&1 || true
+  # Never delete through a mount that a tool left behind.
+  awk -v w="$work/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r umount -l
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "==> machine"
+date -u '+%Y-%m-%d %H:%M UTC'
+lscpu | grep -E '^(Model name|CPU\(s\)):' | sed 's/  */ /g'
+grep MemTotal /proc/meminfo
+. /etc/os-release && echo "$PRETTY_NAME, kernel $(uname -r)"
+"$manifold" version; buildah --version; hyperfine --version
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "==> QEMU (binfmt_misc)"
+"$manifold" binfmt install arm64 arm ppc64le s390x >/dev/null
+"$manifold" binfmt ls | grep -E 'linux/(amd64|arm64|arm/v7|386|ppc64le|s390x) '
+
+echo "==> base image: busybox for six platforms, pushed to a local registry"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port}
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & echo $! > "$work/registry.pid"
+until curl -fs "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.05; done
+python3 bench/make-busybox.py "$debs" "$work/layout" busybox amd64 arm64 armhf i386 ppc64el s390x
+base=127.0.0.1:$port/library/busybox:1
+MANIFOLD_ROOT=$work/push "$manifold" imagetools copy "oci-layout://$work/layout:busybox" "$base"
+
+# Each tool gets its own copy of each context, so a changed file is new to both.
+for t in manifold buildah; do
+  for s in multi-stage steps stages; do
+    mkdir -p "$work/ctx/$t"; cp -r "bench/build/$s" "$work/ctx/$t/$s"
+  done
+done
+two=linux/amd64,linux/arm64
+six=linux/amd64,linux/arm64,linux/arm/v7,linux/386,linux/ppc64le,linux/s390x
+
+# mb SCENARIO CONTEXT [--platform P]: a manifold build command, peak RSS to rss-SCENARIO.
+mb() {
+  local scen=$1 ctx=$2; shift 2
+  echo "/usr/bin/time -a -o $work/rss-$scen -f %M $manifold build --progress=quiet $* \
+--build-arg BASE=$base -t localhost/bench-$scen:1 $work/ctx/manifold/$ctx"
+}
+# bb CONTEXT [--platform P --manifest NAME | -t NAME]: a buildah build command.
+bb() {
+  local ctx=$1; shift
+  echo "$B build -q --layers --runtime runc --ulimit nofile=20000:20000 --tls-verify=false $* \
+--build-arg BASE=$base $work/ctx/buildah/$ctx"
+}
+m_cold="$manifold prune --all --force"
+b_cold="$B rmi -a -f"
+# A --manifest list that exists is added to, so warm runs start without it.
+b_list() { echo "sh -c '$B manifest rm $1 >/dev/null 2>&1 || true'"; }
+change() { echo "sh -c 'date +%s%N >> $work/ctx/$1/multi-stage/src/main.txt'"; }
+
+# run NAME HYPERFINE-ARGS...: hyperfine with RUNS runs, results in NAME.json.
+run() {
+  local name=$1; shift
+  echo "==> $name"
+  hyperfine --runs "$runs" --export-json "$work/$name.json" "$@"
+}
+
+run a-cold \
+  --prepare "$m_cold" -n manifold "$(mb a multi-stage --platform $two)" \
+  --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
+run a-noop --warmup 1 \
+  --prepare true -n manifold "$(mb a multi-stage --platform $two)" \
+  --prepare "$(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
+run a-change \
+  --prepare "$(change manifold)" -n manifold "$(mb a multi-stage --platform $two)" \
+  --prepare "$(change buildah); $(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
+run b-cold \
+  --prepare "$m_cold" -n manifold "$(mb b steps)" \
+  --prepare "$b_cold" -n buildah "$(bb steps -t bench-b)"
+run b-noop --warmup 1 \
+  -n manifold "$(mb b steps)" -n buildah "$(bb steps -t bench-b)"
+run c-cold \
+  --prepare "$m_cold" -n manifold "$(mb c stages)" \
+  --prepare "$b_cold" -n buildah "$(bb stages -t bench-c)"
+run d-cold \
+  --prepare "$m_cold" -n manifold "$(mb d multi-stage --platform $six)" \
+  --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $six --manifest bench-d)"
+
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "==> results (medians of $runs runs; ratio = manifold / buildah wall time)"
+python3 - "$work" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+targets = [("a-cold", "a: 2 platforms, multi-stage, cold", 0.2),
+           ("a-noop", "a: no-op rebuild", 0.03),
+           ("a-change", "a: one source file changed", 0.07),
+           ("b-cold", "b: 50 RUN steps, cold", 0.1),
+           ("b-noop", "b: no-op rebuild", 0.03),
+           ("c-cold", "c: 8 independent stages, cold", 0.35),
+           ("d-cold", "d: 6 platforms, cold", 0.5)]
+print("| scenario | manifold | Buildah | ratio | target | met |")
+print("|---|---|---|---|---|---|")
+for key, label, target in targets:
+    r = {x["command"]: x for x in json.load(open(f"{work}/{key}.json"))["results"]}
+    m, b = r["manifold"]["median"], r["buildah"]["median"]
+    ratio = m / b
+    print(f"| {label} | {m:.2f} s | {b:.2f} s | {ratio:.3f} | ≤ {target} | {'yes' if ratio <= target else 'no'} |")
+rss = {}
+for s in "abcd":
+    p = f"{work}/rss-{s}"
+    if os.path.exists(p):
+        rss[s] = max(int(x) for x in open(p).read().split() if x.isdigit())
+peak = max(rss.values())
+print()
+print("peak RSS of manifold build (KiB, max over all runs): "
+      + ", ".join(f"{s}: {v}" for s, v in rss.items())
+      + f" -> {peak/1024:.1f} MiB, target ≤ 64 MB: {'yes' if peak * 1024 <= 64e6 else 'no'}")
+PY
