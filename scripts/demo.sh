@@ -70,7 +70,7 @@ for m in json.load(open(sys.argv[1]))["manifests"]:
 PY
 while read -r platform digest; do
   echo "--- $platform: manifold run $reg/hello@$digest"
-  "$manifold" run --rm "$reg/hello@$digest"
+  "$manifold" run --rm "$reg/hello@$digest" </dev/null
 done < "$work/digests"
 
 if $with_gcc; then

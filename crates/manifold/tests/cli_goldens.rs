@@ -45,7 +45,7 @@ fn check(case: &str) {
 
 testkit::golden_cases!(
     data(), check;
-    build_not_available_yet,
+    build_unknown_network,
     check_build_arg_override,
     check_clean,
     check_error_true,

@@ -15,16 +15,31 @@ fn the_seed_workflow_runs_end_to_end() {
     }
     let root = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/demo.sh"
+        ))
         .env("MANIFOLD", env!("CARGO_BIN_EXE_manifold"))
         .env("MANIFOLD_ROOT", root.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("Hello, my architecture is x86_64"), "{stdout}");
-    assert!(stdout.contains("Hello, my architecture is aarch64"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "demo.sh failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("Hello, my architecture is x86_64"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Hello, my architecture is aarch64"),
+        "{stdout}"
+    );
     // The index lists both platforms.
-    assert!(stdout.contains("linux/amd64") && stdout.contains("linux/arm64"), "{stdout}");
+    assert!(
+        stdout.contains("linux/amd64") && stdout.contains("linux/arm64"),
+        "{stdout}"
+    );
 }

@@ -89,12 +89,18 @@ fn the_index_digest_is_the_same_everywhere() {
     let warm = build(root_a.path(), ctx_a.path(), "022", false);
     assert_eq!(warm, GOLDEN, "warm rebuild");
     let other = build(root_b.path(), ctx_b.path(), "077", true);
-    assert_eq!(other, GOLDEN, "another root, umask 077, other mtimes, one core");
+    assert_eq!(
+        other, GOLDEN,
+        "another root, umask 077, other mtimes, one core"
+    );
 
     // An incremental build (one file changed, the rest cached) equals a cold one.
     std::fs::write(ctx_a.path().join("tree/a.txt"), "changed\n").unwrap();
     let incremental = build(root_a.path(), ctx_a.path(), "022", false);
     assert_ne!(incremental, GOLDEN);
     let root_c = tempfile::tempdir().unwrap();
-    assert_eq!(build(root_c.path(), ctx_a.path(), "022", false), incremental);
+    assert_eq!(
+        build(root_c.path(), ctx_a.path(), "022", false),
+        incremental
+    );
 }

@@ -59,7 +59,7 @@ fn build_args(args: &BuildArgs) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
+pub(super) fn platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
     args.platform
         .iter()
         .map(|p| Platform::parse(p).with_context(|| format!("invalid platform {p:?}")))
@@ -141,7 +141,13 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Call::Check => check(global, args, &name, &src, &parsed),
-        Call::Build => run_build(global, args, &name, src),
+        Call::Build => {
+            let instance = crate::instances::current(global)?;
+            if instance.driver == crate::instances::Driver::Remote {
+                return super::remote_build::run(global, args, &name, src, instance);
+            }
+            run_build(global, args, &name, src)
+        }
     }
 }
 
@@ -221,7 +227,7 @@ fn read_ignore(args: &BuildArgs, dockerfile_name: &str) -> Option<dockerfile::ig
 }
 
 /// Parse `--secret id=ID[,src=FILE|,env=VAR]` and read the value.
-fn secret(spec: &str) -> anyhow::Result<(String, builder::Secret)> {
+pub(super) fn secret(spec: &str) -> anyhow::Result<(String, builder::Secret)> {
     let mut id = None;
     let mut src = None;
     let mut env = None;
@@ -258,7 +264,7 @@ fn secret(spec: &str) -> anyhow::Result<(String, builder::Secret)> {
     Ok((id, builder::Secret(std::sync::Arc::new(value))))
 }
 
-fn entitlements(args: &BuildArgs) -> anyhow::Result<worker::Entitlements> {
+pub(super) fn entitlements(args: &BuildArgs) -> anyhow::Result<worker::Entitlements> {
     let mut e = worker::Entitlements::default();
     for a in &args.allow {
         match a.as_str() {
@@ -273,7 +279,7 @@ fn entitlements(args: &BuildArgs) -> anyhow::Result<worker::Entitlements> {
     Ok(e)
 }
 
-fn network(args: &BuildArgs) -> anyhow::Result<graph::op::Network> {
+pub(super) fn network(args: &BuildArgs) -> anyhow::Result<graph::op::Network> {
     Ok(match args.network.as_deref() {
         None | Some("default") => graph::op::Network::Default,
         Some("none") => graph::op::Network::None,
@@ -467,6 +473,9 @@ fn run_build(
                 .ok()
                 .and_then(|v| v.parse().ok())
         });
+    // The frontend stamps copied files and history with it too.
+    let mut options = options;
+    options.source_date_epoch = source_date_epoch;
     let tags = args
         .tags
         .iter()
@@ -549,23 +558,24 @@ fn run_build(
 
 /// A failed step: its instruction, Dockerfile line and the step's own error.
 fn solve_error(name: &str, src: &str, e: solver::SolveError) -> anyhow::Error {
-    if let Some(v) = e.vertex() {
-        if let Some(loc) = v.location {
-            let line = src
-                .lines()
-                .nth(loc.start_line.saturating_sub(1) as usize)
-                .unwrap_or("");
-            eprintln!(
-                "{name}:{}\n  {:>4} | {line}",
-                loc.start_line, loc.start_line
-            );
-        }
+    if let Some(loc) = e.vertex().and_then(|v| v.location) {
+        let line = src
+            .lines()
+            .nth(loc.start_line.saturating_sub(1) as usize)
+            .unwrap_or("");
+        eprintln!(
+            "{name}:{}\n  {:>4} | {line}",
+            loc.start_line, loc.start_line
+        );
     }
     anyhow::Error::new(e)
 }
 
 /// The context's ignore patterns, as lines for the frontend.
-fn read_ignore_patterns(args: &BuildArgs, dockerfile_name: &str) -> anyhow::Result<Vec<String>> {
+pub(super) fn read_ignore_patterns(
+    args: &BuildArgs,
+    dockerfile_name: &str,
+) -> anyhow::Result<Vec<String>> {
     for c in dockerfile::ignore::ignore_file_candidates(dockerfile_name) {
         let p = args.context.join(c);
         if let Ok(text) = std::fs::read_to_string(&p) {

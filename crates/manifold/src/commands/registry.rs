@@ -27,7 +27,7 @@ pub fn config_dir(global: &Global) -> std::path::PathBuf {
     std::path::PathBuf::from(home).join(".config/manifold")
 }
 
-fn registry_config(global: &Global) -> anyhow::Result<RegistryConfig> {
+pub(crate) fn registry_config(global: &Global) -> anyhow::Result<RegistryConfig> {
     let mut config = RegistryConfig::load(&config_dir(global))?;
     for host in &global.insecure_registries {
         config.add_insecure(host);

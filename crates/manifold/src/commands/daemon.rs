@@ -1,0 +1,74 @@
+//! `manifold daemon`: serve builds to remote clients.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{DaemonArgs, Global};
+use crate::render::Hinted;
+
+pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
+    if !rustix::process::geteuid().is_root() {
+        bail!(Hinted::new(
+            "the daemon needs root (it runs builds with runc)",
+            "run manifold daemon as root"
+        ));
+    }
+    let endpoint = remote::Endpoint::parse(&args.addr)?;
+    let tls = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(remote::TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None, None) => None,
+        _ => bail!(Hinted::new(
+            "--tls-ca, --tls-cert and --tls-key go together",
+            "give all three (mutual TLS), or none for a unix:// socket",
+        )),
+    };
+    if matches!(endpoint, remote::Endpoint::Tcp(_)) && tls.is_none() {
+        bail!(Hinted::new(
+            format!("{endpoint} would accept builds from anyone who can connect"),
+            "give --tls-ca, --tls-cert and --tls-key (clients must present a certificate the CA signed)",
+        ));
+    }
+    let mut grants = worker::Entitlements::default();
+    for a in &args.allow {
+        match a.as_str() {
+            "network.host" => grants.network_host = true,
+            "security.insecure" => grants.security_insecure = true,
+            other => bail!(Hinted::new(
+                format!("unknown entitlement {other:?}"),
+                "--allow takes network.host or security.insecure",
+            )),
+        }
+    }
+    let root = super::state_root(global)?;
+    let config = remote::DaemonConfig {
+        root,
+        grants,
+        tls,
+        registry: super::registry::registry_config(global)?,
+        runtime: args.runtime.clone(),
+    };
+    let rt = super::runtime()?;
+    let shutdown = solver::CancellationToken::new();
+    let stop = shutdown.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            stop.cancel();
+        });
+        eprintln!("manifold daemon listening on {endpoint}");
+        remote::serve(&endpoint, config, shutdown).await
+    })
+    .context("the daemon stopped")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,389 @@
+//! `manifold build` on a remote builder: each platform goes to a node that runs it
+//! natively (declared with `create --platform`, or reported by the daemon), else to
+//! the least-loaded node that emulates it. Nodes build in parallel; with several
+//! nodes each pushes its part by digest and the client combines one index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use oci::{Digest, Platform, PlatformMatcher, Reference};
+use registry::CredentialSource;
+use remote::protocol::{BuildSpec, RegistryCredential, WireEvent};
+use solver::{Event, EventSink, LogStream, MissReason};
+
+use super::build::{entitlements, platforms, read_ignore_patterns, secret};
+use super::registry::client;
+use crate::cli::{BuildArgs, Global};
+use crate::instances::{Instance, Node};
+use crate::render::Hinted;
+
+/// The solver event a daemon's progress event stands for.
+fn event(e: WireEvent) -> Option<Event> {
+    let digest: Digest = e.vertex.parse().ok()?;
+    Some(match e.kind.as_str() {
+        "started" => Event::VertexStarted {
+            digest,
+            name: e.name,
+            platform: e.platform.and_then(|p| Platform::parse(&p).ok()),
+        },
+        "cached" => Event::VertexCached {
+            digest,
+            name: e.name,
+            key: e.text.parse().ok()?,
+        },
+        "log" => Event::VertexLog {
+            digest,
+            stream: if e.stderr {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
+            bytes: e.data,
+        },
+        "completed" => Event::VertexCompleted {
+            digest,
+            duration: Duration::from_secs_f64(e.seconds.max(0.0)),
+        },
+        "failed" => Event::VertexFailed {
+            digest,
+            error: e.text,
+        },
+        "cancelled" => Event::VertexCancelled { digest },
+        "cache_miss" => Event::CacheMiss {
+            digest,
+            key: e.name.parse().ok()?,
+            reason: MissReason::Reported { text: e.text },
+        },
+        _ => return None,
+    })
+}
+
+fn tls(node: &Node) -> Option<remote::TlsFiles> {
+    node.tls.as_ref().map(|t| remote::TlsFiles {
+        ca: t.ca.clone(),
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+    })
+}
+
+/// Which node builds which platforms. Nodes that do not answer are left out (and
+/// named when a platform then has nowhere to go).
+fn route(
+    nodes: &[(Node, Result<remote::Info, remote::RemoteError>)],
+    wanted: &[Platform],
+) -> anyhow::Result<BTreeMap<usize, Vec<Platform>>> {
+    let up: Vec<usize> = (0..nodes.len()).filter(|i| nodes[*i].1.is_ok()).collect();
+    let down: Vec<String> = nodes
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{} ({e})", n.name)))
+        .collect();
+    let mut plan: BTreeMap<usize, Vec<Platform>> = BTreeMap::new();
+    for p in wanted {
+        let m = PlatformMatcher::only(p);
+        let runs = |i: &usize, emulated: bool| {
+            let (node, info) = &nodes[*i];
+            let info = info.as_ref().expect("only nodes that answered");
+            let list = if emulated {
+                &info.emulated
+            } else {
+                &info.native
+            };
+            node.platforms.iter().any(|d| m.matches(d)) && !emulated
+                || list
+                    .iter()
+                    .filter_map(|s| Platform::parse(s).ok())
+                    .any(|q| m.matches(&q))
+        };
+        let load = |i: &usize| plan.get(i).map_or(0, Vec::len);
+        let native = up.iter().filter(|i| runs(i, false)).min_by_key(|i| load(i));
+        let chosen = native
+            .or_else(|| up.iter().filter(|i| runs(i, true)).min_by_key(|i| load(i)))
+            .copied();
+        match chosen {
+            Some(i) => plan.entry(i).or_default().push(p.clone()),
+            None => {
+                let why = if down.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not answering: {}", down.join(", "))
+                };
+                bail!(Hinted::new(
+                    format!("no node of this builder runs {p}{why}"),
+                    "add a node that runs it (manifold create --append --platform …), \
+                     or register QEMU on a node (manifold binfmt install)",
+                ));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Registries the build may need credentials for: the tags', and those named
+/// in `FROM` lines (without variables).
+fn registries(dockerfile: &str, tags: &[Reference]) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = tags.iter().map(|t| t.registry().to_owned()).collect();
+    for line in dockerfile.lines() {
+        let mut words = line.split_whitespace();
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        if let Some(image) = words.find(|w| !w.starts_with("--"))
+            && !image.contains('$')
+            && image != "scratch"
+            && let Ok(r) = Reference::parse(image)
+        {
+            out.insert(r.registry().to_owned());
+        }
+    }
+    out
+}
+
+pub fn run(
+    global: &Global,
+    args: &BuildArgs,
+    name: &str,
+    src: String,
+    instance: Instance,
+) -> anyhow::Result<ExitCode> {
+    let nodes: Vec<Node> = instance
+        .nodes
+        .iter()
+        .filter(|n| n.endpoint.is_some())
+        .cloned()
+        .collect();
+    if nodes.is_empty() {
+        bail!("builder {} has no remote node", instance.name);
+    }
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let push = args.push;
+    let mut wanted = platforms(args)?;
+    if wanted.is_empty() {
+        wanted.push(Platform::host());
+    }
+    let rt = super::runtime()?;
+    // Ask every node what it runs.
+    let infos: Vec<_> = rt.block_on(async {
+        let mut out = Vec::new();
+        for n in &nodes {
+            let ep = n.endpoint.clone().expect("remote nodes have endpoints");
+            let t = tls(n);
+            let r = tokio::time::timeout(Duration::from_secs(10), remote::info(&ep, t.as_ref()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(remote::RemoteError::Protocol {
+                        endpoint: ep.to_string(),
+                        message: "no answer within 10 s".into(),
+                    })
+                });
+            out.push((n.clone(), r));
+        }
+        out
+    });
+    let plan = route(&infos, &wanted)?;
+    if plan.len() > 1 && (!push || tags.is_empty()) {
+        bail!(Hinted::new(
+            format!(
+                "builder {} splits this build over {} nodes, which needs a registry to combine them",
+                instance.name,
+                plan.len()
+            ),
+            "add -t REGISTRY/NAME --push",
+        ));
+    }
+    // What the build reads on this side.
+    let state = super::state_root(global)
+        .unwrap_or_else(|_| std::env::temp_dir().join("manifold"))
+        .join("contexts");
+    let excludes = read_ignore_patterns(args, name)?;
+    let matcher = if excludes.is_empty() {
+        None
+    } else {
+        Some(dockerfile::ignore::Matcher::new(
+            dockerfile::ignore::parse_ignore_file(&excludes.join("\n"))?,
+        )?)
+    };
+    let mut dirs: Vec<(String, PathBuf)> = vec![("context".into(), args.context.clone())];
+    let mut image_contexts = Vec::new();
+    for spec in &args.build_contexts {
+        let (n, v) = spec
+            .split_once('=')
+            .with_context(|| format!("invalid --build-context {spec:?}"))?;
+        if let Some(r) = v.strip_prefix("docker-image://") {
+            image_contexts.push((n.to_owned(), r.to_owned()));
+        } else if v.starts_with("oci-layout://") {
+            bail!(Hinted::new(
+                format!("--build-context {n}={v}: OCI layouts are not sent to remote builders yet"),
+                "push the layout to a registry and use docker-image://",
+            ));
+        } else {
+            dirs.push((format!("context:{n}"), PathBuf::from(v)));
+        }
+    }
+    let mut contexts = Vec::new();
+    for (n, d) in &dirs {
+        let m = if n == "context" {
+            matcher.as_ref()
+        } else {
+            None
+        };
+        contexts.push(
+            remote::sync::manifest(n, d, m, &state)
+                .with_context(|| format!("cannot read build context {}", d.display()))?,
+        );
+    }
+    let mut secrets = Vec::new();
+    for s in &args.secret {
+        let (id, v) = secret(s)?;
+        secrets.push((id, v.0.to_vec()));
+    }
+    let docker = registry::DockerConfig::load(&registry::credentials::default_config_dir())?;
+    let mut credentials = Vec::new();
+    for reg in registries(&src, &tags) {
+        if let Ok(registry::Credential::Basic { username, password }) = docker.credential(&reg) {
+            credentials.push(RegistryCredential {
+                registry: reg,
+                username,
+                password: password.expose().to_owned(),
+            });
+        }
+    }
+    let allow = entitlements(args)?;
+    let base = BuildSpec {
+        dockerfile: src.clone(),
+        target: args.target.clone(),
+        platforms: Vec::new(),
+        build_args: args
+            .build_args
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                None => (a.clone(), std::env::var(a).ok()),
+            })
+            .collect(),
+        image_contexts,
+        labels: args
+            .labels
+            .iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (l.clone(), String::new()),
+            })
+            .collect(),
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        context_excludes: excludes,
+        network: args.network.clone().unwrap_or_else(|| "default".into()),
+        pull: args.pull,
+        contexts,
+        secrets,
+        credentials,
+        allow_network_host: allow.network_host,
+        allow_security_insecure: allow.security_insecure,
+        push_tags: Vec::new(),
+        push_by_digest: None,
+        oci_mediatypes: None,
+    };
+    let mode = crate::progress::Mode::parse(&args.progress)?;
+    let (events, printer) = crate::progress::start(mode);
+    let multi = plan.len() > 1;
+    let results = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, ps) in &plan {
+            let node = nodes[*i].clone();
+            let mut spec = base.clone();
+            spec.platforms = ps.iter().map(ToString::to_string).collect();
+            if multi {
+                spec.push_by_digest =
+                    Some(format!("{}/{}", tags[0].registry(), tags[0].repository()));
+            } else if push {
+                spec.push_tags = tags.iter().map(ToString::to_string).collect();
+            }
+            let job = remote::BuildHandle {
+                spec,
+                dirs: dirs.clone(),
+            };
+            let sink: EventSink = events.clone();
+            set.spawn(async move {
+                let ep = node.endpoint.clone().expect("remote nodes have endpoints");
+                let t = tls(&node);
+                let r = remote::build(&ep, t.as_ref(), job, move |e| {
+                    if let Some(ev) = event(e) {
+                        sink.emit(ev);
+                    }
+                })
+                .await;
+                (node.name.clone(), r)
+            });
+        }
+        let mut out = Vec::new();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the connections cancels the builds on the daemons.
+                set.abort_all();
+                return Err(anyhow::anyhow!("build cancelled"));
+            }
+            () = async {
+                while let Some(j) = set.join_next().await {
+                    if let Ok(r) = j {
+                        out.push(r);
+                    }
+                }
+            } => {}
+        }
+        Ok(out)
+    });
+    printer.finish();
+    let results = results?;
+    let mut parts = Vec::new();
+    for (node, r) in results {
+        let done = r.with_context(|| format!("the build on node {node} failed"))?;
+        parts.push(done);
+    }
+    if !multi {
+        let done = &parts[0];
+        if !push {
+            eprintln!(
+                "WARNING: no output specified with the remote builder: the result stays in the \
+                 daemon's store (use --push to push it)"
+            );
+        }
+        eprintln!(
+            "built {} ({} platform(s))",
+            done.index.digest,
+            done.manifests.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Several nodes: one index over their parts, pushed under each tag.
+    let client = client(global)?;
+    let store = super::open_store(global)?;
+    let sources: Vec<Reference> = parts
+        .iter()
+        .map(|d| tags[0].with_digest(d.index.digest.clone()))
+        .collect();
+    let mut digest = None;
+    for t in &tags {
+        let index = rt
+            .block_on(client.create_index(&store, &sources, t, false, BTreeMap::new(), false))
+            .with_context(|| format!("cannot combine the nodes' images into {t}"))?;
+        digest = Some(index.digest().clone());
+    }
+    if let Some(d) = digest {
+        eprintln!(
+            "built {d} ({} platform(s) on {} nodes)",
+            wanted.len(),
+            parts.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,596 @@
+//! Remote builders: `manifold daemon` nodes (each its own state root and socket, as
+//! separate hosts would have), a client that routes platforms to them, context sync,
+//! credentials passed per build, cancellation when the client goes away, and hostile
+//! or malformed requests.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::registry::{Auth, DistRegistry};
+
+const BASE: &str = "localhost/busybox:test";
+const MANIFOLD: &str = env!("CARGO_BIN_EXE_manifold");
+
+fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (daemons run builds with runc)"
+    );
+    testkit::require_tool("runc");
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "manifold failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A daemon with its own state root and socket; killed and cleaned up on drop.
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// A daemon whose store holds a busybox base for `arches` named [`BASE`].
+    fn start(arches: &[&str]) -> Daemon {
+        Daemon::start_at(arches, None)
+    }
+
+    /// The same, listening on `tcp://ADDR` with mutual TLS from `pki`.
+    fn start_at(arches: &[&str], tcp: Option<(&str, &Pki)>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        if !arches.is_empty() {
+            testkit::base::busybox_index(&dir.path().join("root"), BASE, arches);
+        }
+        let sock = dir.path().join("d.sock");
+        let mut cmd = Command::new(MANIFOLD);
+        match tcp {
+            None => {
+                cmd.args(["daemon", "--addr", &format!("unix://{}", sock.display())]);
+            }
+            Some((addr, pki)) => {
+                cmd.args(["daemon", "--addr", &format!("tcp://{addr}")])
+                    .arg("--tls-ca")
+                    .arg(pki.path("ca.pem"))
+                    .arg("--tls-cert")
+                    .arg(pki.path("server.pem"))
+                    .arg("--tls-key")
+                    .arg(pki.path("server.key"));
+            }
+        }
+        let child = cmd
+            .env("MANIFOLD_ROOT", dir.path().join("root"))
+            .env("MANIFOLD_CONFIG", dir.path().join("config"))
+            .env_remove("MANIFOLD_RUNTIME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let up = || match tcp {
+            None => sock.exists(),
+            Some((addr, _)) => std::net::TcpStream::connect(addr).is_ok(),
+        };
+        while !up() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the daemon did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, dir }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("unix://{}", self.dir.path().join("d.sock").display())
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Contents the daemon has received from clients.
+    fn received(&self) -> usize {
+        std::fs::read_dir(self.root().join("remote/files"))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
+            rustix::process::Signal::TERM,
+        );
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client: its own config dir (builders, docker credentials) and state root.
+struct Client {
+    dir: tempfile::TempDir,
+}
+
+impl Client {
+    fn new() -> Client {
+        Client {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(MANIFOLD);
+        c.args(args)
+            .env("MANIFOLD_ROOT", self.dir.path().join("root"))
+            .env("MANIFOLD_CONFIG", self.dir.path().join("config"))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env_remove("MANIFOLD_BUILDER")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_remote_build_syncs_only_changed_files() {
+    require_root();
+    let daemon = Daemon::start(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
+    ok(&client.run(&["inspect", "--bootstrap"]));
+    let files: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("src/f{i}.txt"), format!("file {i}\n")))
+        .collect();
+    let mut all: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    all.push((
+        "Dockerfile",
+        "FROM localhost/busybox:test\nCOPY src/ /src/\nRUN cat /src/f3.txt && ls /src | wc -l\n",
+    ));
+    let ctx = context(&all);
+    let build = || {
+        let out = client.run(&["build", "--progress=plain", ctx.path().to_str().unwrap()]);
+        ok(&out);
+        out
+    };
+    let out = build();
+    let err = text(&out.stderr);
+    assert!(err.contains("file 3"), "{err}");
+    assert!(err.contains("20"), "{err}");
+    let first = daemon.received();
+    assert_eq!(first, 21, "every distinct file once");
+
+    // One edit: one file crosses the wire, and the step runs again.
+    std::fs::write(ctx.path().join("src/f3.txt"), "edited\n").unwrap();
+    let out = build();
+    assert!(
+        text(&out.stderr).contains("edited"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(daemon.received(), first + 1);
+
+    // Nothing changed: nothing sent, everything cached.
+    let out = build();
+    assert_eq!(daemon.received(), first + 1);
+    assert!(text(&out.stderr).contains("CACHED"));
+}
+
+#[test]
+fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
+    require_root();
+    let _binfmt = testkit::binfmt::Guard::ensure(Path::new(MANIFOLD), &["arm64"]);
+    let reg = DistRegistry::start(Auth::Basic {
+        user: "builder".into(),
+        password: "s3cret".into(),
+    });
+    // The base goes to the registry; the daemons pull it with the client's login.
+    let seed = tempfile::tempdir().unwrap();
+    testkit::base::busybox_index(seed.path(), "busybox", &["amd64", "arm64"]);
+    let client = Client::new();
+    let mut login = client
+        .cmd(&["login", &reg.addr, "-u", "builder", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    login.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    ok(&login.wait_with_output().unwrap());
+    let base = format!("{}/lib/busybox:1", reg.addr);
+    let layout = format!("oci-layout://{}:busybox", seed.path().join("oci").display());
+    ok(&client.run(&["imagetools", "copy", &layout, &base]));
+
+    let amd = Daemon::start(&[]);
+    let arm = Daemon::start(&[]);
+    ok(&client.run(&[
+        "create",
+        "--name",
+        "pair",
+        "--platform",
+        "linux/amd64",
+        &amd.endpoint(),
+    ]));
+    ok(&client.run(&[
+        "create",
+        "--name",
+        "pair",
+        "--append",
+        "--platform",
+        "linux/arm64",
+        &arm.endpoint(),
+    ]));
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {base}\nRUN uname -m > /arch\n"),
+    )]);
+    let target = format!("{}/demo/pair:1", reg.addr);
+    let out = client.run(&[
+        "--builder",
+        "pair",
+        "build",
+        "--progress=plain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &target,
+        "--push",
+        ctx.path().to_str().unwrap(),
+    ]);
+    ok(&out);
+    // One index with both platforms, under the tag.
+    let out = client.run(&["imagetools", "inspect", &target]);
+    ok(&out);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("linux/amd64") && shown.contains("linux/arm64"),
+        "{shown}"
+    );
+    // Each node built only its platform (its store holds one platform's image).
+    for (d, arch) in [(&amd, "amd64"), (&arm, "arm64")] {
+        let log = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat {}/oci/blobs/sha256/* 2>/dev/null | grep -ac '\"architecture\":\"{arch}\"' || true",
+                d.root().display()
+            ))
+            .output()
+            .unwrap();
+        assert_ne!(text(&log.stdout).trim(), "0", "{arch} built on its node");
+    }
+    // The daemons kept no credentials.
+    for d in [&amd, &arm] {
+        let found = Command::new("grep")
+            .args(["-r", "-l", "s3cret"])
+            .arg(d.root())
+            .output()
+            .unwrap();
+        assert!(
+            text(&found.stdout).trim().is_empty(),
+            "{}",
+            text(&found.stdout)
+        );
+    }
+}
+
+#[test]
+fn a_node_that_is_down_is_named() {
+    require_root();
+    let client = Client::new();
+    let gone = tempfile::tempdir().unwrap();
+    let ep = format!("unix://{}", gone.path().join("nobody.sock").display());
+    ok(&client.run(&[
+        "create",
+        "--name",
+        "ghost",
+        "--platform",
+        "linux/amd64",
+        &ep,
+    ]));
+    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")]);
+    let out = client.run(&["--builder", "ghost", "build", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ghost0") || err.contains("nobody.sock"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_client_killed_mid_build_cancels_it_on_the_daemon() {
+    require_root();
+    let daemon = Daemon::start(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN echo started && sleep 100\n",
+    )]);
+    let mut child = client
+        .cmd(&[
+            "--builder",
+            "far",
+            "build",
+            "--progress=plain",
+            ctx.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(" started") {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the step never started: {seen}"
+        );
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "client exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The daemon kills the container and goes on serving.
+    let ours = format!("manifold-{}-", daemon.pid());
+    let t = Instant::now();
+    loop {
+        let list = Command::new("runc").args(["list", "-q"]).output().unwrap();
+        if !text(&list.stdout).lines().any(|l| l.starts_with(&ours)) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "container still running: {}",
+            text(&list.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ctx2 = context(&[(
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN echo again\n",
+    )]);
+    ok(&client.run(&["--builder", "far", "build", ctx2.path().to_str().unwrap()]));
+}
+
+/// Send raw bytes to the daemon; returns what it answered before closing.
+fn raw(sock: &Path, bytes: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+    f.push(kind);
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn hostile_and_malformed_requests_get_errors_not_crashes() {
+    require_root();
+    let daemon = Daemon::start(&[]);
+    let sock = daemon.dir.path().join("d.sock");
+    // Case 59: garbage, an oversized length, bad JSON, an unknown op, data first.
+    for bytes in [
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        {
+            let mut f = u32::MAX.to_be_bytes().to_vec();
+            f.push(1);
+            f
+        },
+        frame(1, b"{not json"),
+        frame(1, br#"{"op":"format_disk"}"#),
+        frame(2, b"data before any request"),
+        vec![0, 0],
+    ] {
+        let answer = text(&raw(&sock, &bytes));
+        assert!(answer.is_empty() || answer.contains("error"), "{answer}");
+    }
+    // Case 19: hostile file lists.
+    let entry = |path: &str, kind: &str| format!(r#"{{"path":{path:?},"mode":420,{kind}}}"#);
+    let file = r#""type":"file","digest":"sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881","size":1"#;
+    for entries in [
+        vec![entry("../x", file)],
+        vec![entry("/etc/passwd", file)],
+        vec![entry("a", file), entry("a", file)],
+        vec![
+            entry("l", r#""type":"symlink","target":"/""#),
+            entry("l/x", file),
+        ],
+        vec![entry("orphan/x", file)],
+        vec![entry("a/../../b", file)],
+    ] {
+        let req = format!(
+            r#"{{"op":"build","dockerfile":"FROM scratch","target":null,"platforms":[],"build_args":[],"labels":[],"no_cache":false,"no_cache_filter":[],"source_date_epoch":null,"context_excludes":[],"network":"default","pull":false,"contexts":[{{"name":"context","id":"{}","entries":[{}]}}],"secrets":[],"credentials":[],"allow_network_host":false,"allow_security_insecure":false,"push_tags":[],"push_by_digest":null}}"#,
+            "a".repeat(64),
+            entries.join(",")
+        );
+        let answer = text(&raw(&sock, &frame(1, req.as_bytes())));
+        assert!(answer.contains("invalid path"), "{answer}");
+    }
+    // Still serving.
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
+    let out = client.run(&["inspect", "--bootstrap", "far"]);
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains("running"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!daemon.root().join("x").exists() && !Path::new("/x").exists());
+}
+
+/// A CA, a server certificate for 127.0.0.2–4 and a client certificate, made with
+/// the openssl CLI; and a second CA's client certificate that must be refused.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        testkit::require_tool("openssl");
+        let script = r#"
+set -e
+req() { openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null; }
+ca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null; }
+sign() { openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -out "$1.pem" -days 2 -extfile "$1.ext" 2>/dev/null; }
+ca ca; ca rogue-ca
+req server
+printf 'subjectAltName=IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+sign server ca
+req client
+printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' > client.ext
+sign client ca
+req rogue
+cp client.ext rogue.ext
+sign rogue rogue-ca
+"#;
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl failed");
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn opts(&self, who: &str) -> String {
+        format!(
+            "cacert={},cert={},key={}",
+            self.path("ca.pem").display(),
+            self.path(&format!("{who}.pem")).display(),
+            self.path(&format!("{who}.key")).display()
+        )
+    }
+}
+
+#[test]
+fn three_tcp_nodes_with_mutual_tls_build_where_each_platform_is_declared() {
+    require_root();
+    let _binfmt = testkit::binfmt::Guard::ensure(Path::new(MANIFOLD), &["arm64", "s390x"]);
+    let pki = Pki::new();
+    let port = testkit::registry::free_port("127.0.0.2");
+    let addrs: Vec<String> = (2..=4).map(|i| format!("127.0.0.{i}:{port}")).collect();
+    let arches = ["amd64", "arm64", "s390x"];
+    let daemons: Vec<Daemon> = addrs
+        .iter()
+        .map(|a| Daemon::start_at(&arches, Some((a, &pki))))
+        .collect();
+    let reg = DistRegistry::start(Auth::Open);
+    let client = Client::new();
+    for (i, (addr, platform)) in addrs
+        .iter()
+        .zip(["linux/amd64", "linux/arm64", "linux/s390x"])
+        .enumerate()
+    {
+        let mut args = vec!["create", "--name", "trio", "--platform", platform];
+        if i > 0 {
+            args.push("--append");
+        }
+        let opts = pki.opts("client");
+        let ep = format!("tcp://{addr}");
+        args.extend(["--driver-opt", &opts, &ep]);
+        ok(&client.run(&args));
+    }
+    let out = client.run(&["inspect", "--bootstrap", "trio"]);
+    ok(&out);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN uname -m > /arch\n",
+    )]);
+    let target = format!("{}/demo/trio:1", reg.addr);
+    let out = client.run(&[
+        "--builder",
+        "trio",
+        "build",
+        "--platform",
+        "linux/amd64,linux/s390x",
+        "-t",
+        &target,
+        "--push",
+        ctx.path().to_str().unwrap(),
+    ]);
+    ok(&out);
+    let out = client.run(&["imagetools", "inspect", &target]);
+    ok(&out);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("linux/amd64") && shown.contains("linux/s390x"),
+        "{shown}"
+    );
+    assert!(!shown.contains("linux/arm64"), "{shown}");
+    // The arm64 node was asked nothing: it holds no client file.
+    assert_eq!(daemons[1].received(), 0);
+    assert!(daemons[0].received() > 0 && daemons[2].received() > 0);
+
+    // A client whose certificate another CA signed is turned away.
+    let rogue = Client::new();
+    let opts = format!(
+        "cacert={},cert={},key={}",
+        pki.path("ca.pem").display(),
+        pki.path("rogue.pem").display(),
+        pki.path("rogue.key").display()
+    );
+    let ep = format!("tcp://{}", addrs[0]);
+    ok(&rogue.run(&["create", "--name", "rogue", "--driver-opt", &opts, &ep]));
+    let out = rogue.run(&["--builder", "rogue", "build", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+}
