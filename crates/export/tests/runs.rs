@@ -214,3 +214,69 @@ fn large_layer_digests_are_golden() {
     }
     assert_eq!(got, [GOLDEN_GZIP, GOLDEN_ZSTD]);
 }
+
+/// An OCI layout in a temporary directory holding one image of one layer, `tar`.
+fn layout_of(tar: &[u8], c: Compression) -> (tempfile::TempDir, std::path::PathBuf, Digest) {
+    let (d, store) = store();
+    let lease = store.lease().unwrap();
+    let (layer, stats) = export_tar_with(&store, &lease, tar, &opts(c), None).unwrap();
+    assert!(stats.runs > 4, "{stats:?}");
+    let diff_id = layer.diff_id.clone();
+    let platform = oci::Platform::parse("linux/amd64").unwrap();
+    let desc = export::assemble_image(
+        &store,
+        &lease,
+        None,
+        &[Some(layer)],
+        config(&platform, 1),
+        &image_opts(true),
+    )
+    .unwrap();
+    assert_valid(&store, &desc);
+    let dir = d.path().join("layout");
+    export::write_oci_layout_dir(&store, &desc, &dir, Some("app")).unwrap();
+    (d, dir, diff_id)
+}
+
+/// skopeo (containers/image: Go's gzip, klauspost's zstd) decompresses a layer of
+/// many gzip members or zstd frames to the whole tar.
+#[test]
+fn skopeo_decompresses_a_layer_of_many_runs() {
+    testkit::require_tool("skopeo");
+    let tar = big_tar(100, None);
+    for c in [Compression::GZIP, Compression::ZSTD] {
+        let (d, dir, diff_id) = layout_of(&tar, c);
+        let out = d.path().join("out");
+        run(std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--dest-decompress"])
+            .arg(format!("oci:{}:app", dir.display()))
+            .arg(format!("dir:{}", out.display())));
+        let found = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .any(|b| Digest::sha256(&b) == diff_id);
+        assert!(found, "{c:?}: no file in {} is the tar", out.display());
+    }
+}
+
+/// umoci (Go's gzip reader, as containerd's and docker's) unpacks a layer of many
+/// gzip members. umoci 0.4.7 reads no zstd layers.
+#[test]
+fn umoci_unpacks_a_gzip_layer_of_many_runs() {
+    testkit::require_tool("umoci");
+    let tar = big_tar(100, None);
+    let (d, dir, _) = layout_of(&tar, Compression::GZIP);
+    let bundle = d.path().join("bundle");
+    run(std::process::Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:app", dir.display()))
+        .arg(&bundle));
+    let mut entries = tar::Archive::new(&tar[..]);
+    for e in entries.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = bundle.join("rootfs").join(e.path().unwrap());
+        let mut want = Vec::new();
+        e.read_to_end(&mut want).unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "{}", path.display());
+    }
+}
