@@ -14,7 +14,7 @@
 //!
 //! A run's boundaries depend only on its own bytes and the previous boundary, and an
 //! edit moves boundaries only until the hash resynchronises (usually at the next cut
-//! after the edit), so an edit in one file of a large layer changes one or two runs:
+//! after the edit), so an edit in one file of a large layer changes one to three runs:
 //! with a [`RunSource`] the unchanged runs' compressed bytes are copied, not made
 //! again.
 

@@ -33,7 +33,7 @@ use crate::cache::{CODEC_EPOCH, write_atomic};
 use crate::error::Result;
 use crate::layer::Compression;
 
-/// Index bytes read (and kept) per compression: about 20 000 runs, some 20 GiB of
+/// Index bytes read (and kept) per compression: about 20 000 runs, some 15 GiB of
 /// layers, and a few MiB of memory when loaded.
 pub const INDEX_BUDGET: u64 = 2 * 1024 * 1024;
 
