@@ -269,10 +269,11 @@ fn export_image(
     for step in &fs.steps {
         let memo_key = Digest::sha256(
             format!(
-                "{step}\n{}\n{:?}\n{}",
+                "{step}\n{}\n{:?}\n{}\ncodec-epoch {}",
                 opts.compression.key(),
                 opts.source_date_epoch,
-                opts.oci_mediatypes
+                opts.oci_mediatypes,
+                export::CODEC_EPOCH
             )
             .as_bytes(),
         );

@@ -119,7 +119,7 @@ FROM $BASE AS build
 ARG TARGETPLATFORM
 WORKDIR /work
 COPY greeting.txt ./
-RUN echo "$TARGETPLATFORM" > platform && uname -m > arch && sha256sum /bin/busybox | cut -d' ' -f1 > sum
+RUN echo "$TARGETPLATFORM" > platform && uname -m > arch && sha256sum /bin/busybox | cut -d' ' -f1 > sum && cat greeting.txt > copy && wc -l < copy > lines
 FROM $BASE
 LABEL org.example.demo=yes
 ENV APP=demo
@@ -199,6 +199,9 @@ fn multi_stage_build_for_six_platforms() {
         assert_eq!(read("app/platform"), format!("{platform}\n"), "{arch}");
         assert_eq!(read("app/arch"), format!("{}\n", uname_for(arch)), "{arch}");
         assert_eq!(read("app/greeting.txt"), "hello\n");
+        // Applets run by name under QEMU too (binfmt's P flag keeps argv[0]).
+        assert_eq!(read("app/copy"), "hello\n", "{arch}");
+        assert_eq!(read("app/lines").trim(), "1", "{arch}");
         let busybox =
             std::fs::read(testkit::base::busybox_rootfs(arch).join("bin/busybox")).unwrap();
         assert_eq!(

@@ -432,6 +432,8 @@ pub fn check_platform(platform: &Platform) -> Result<RunsHow, BinfmtError> {
 
 /// How this host runs `platform`: natively, compatibly, or through an enabled
 /// binfmt_misc entry with the F flag (and without C unless `policy` allows it).
+/// (manifold registers P too; an entry without it runs most programs, but not
+/// multi-call binaries that read argv[0].)
 pub fn check_platform_with(
     platform: &Platform,
     policy: &BinfmtPolicy,
@@ -566,7 +568,10 @@ fn wanted_entry(a: &Arch, opts: InstallOptions) -> Entry {
         name: a.entry_name(),
         enabled: true,
         interpreter: a.interpreter(),
-        flags: if opts.credentials { "CF" } else { "F" }.to_owned(),
+        // P (preserve argv[0], which QEMU ≥ 6 reads from AT_FLAGS): multi-call
+        // binaries such as busybox pick their applet from argv[0]. The kernel shows
+        // flags in the order P, O, C, F.
+        flags: if opts.credentials { "PCF" } else { "PF" }.to_owned(),
         offset: 0,
         magic,
         mask,
@@ -601,6 +606,18 @@ pub fn install(archs: &Archs, opts: InstallOptions) -> Result<Vec<Installed>, Bi
                     platform,
                     entry: e.clone(),
                 })
+            }
+            // manifold's own older registration (F without P): replaced.
+            Some(e)
+                if e.interpreter == wanted.interpreter
+                    && e.flags.replace('P', "") == wanted.flags.replace('P', "") =>
+            {
+                remove(&e.name)?;
+                register(&wanted)?;
+                out.push(Installed::Registered {
+                    platform,
+                    entry: wanted,
+                });
             }
             Some(e) => out.push(Installed::Conflict {
                 platform,

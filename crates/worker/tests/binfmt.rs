@@ -94,7 +94,7 @@ fn binfmt_install_run_and_policies() {
         "{err}"
     );
 
-    // Install: registered with F only, then idempotent.
+    // Install: registered with P and F (never C), then idempotent.
     let done = binfmt::install(
         &named(&["arm64", "armhf", "ppc64el", "s390x", "386"]),
         InstallOptions::default(),
@@ -104,7 +104,7 @@ fn binfmt_install_run_and_policies() {
         panic!("{done:?}")
     };
     assert_eq!(entry.name, "qemu-aarch64");
-    assert_eq!(entry.flags, "F");
+    assert_eq!(entry.flags, "PF");
     assert_eq!(entry.interpreter, Path::new("/usr/bin/qemu-aarch64-static"));
     assert!(
         matches!(
@@ -123,12 +123,12 @@ fn binfmt_install_run_and_policies() {
     );
     let kernel = binfmt::entries().unwrap();
     let e = kernel.iter().find(|e| e.name == "qemu-aarch64").unwrap();
-    assert!(e.enabled && e.flags == "F", "{e:?}");
+    assert!(e.enabled && e.flags == "PF", "{e:?}");
 
     let listed = binfmt::list();
     let arm = listed.iter().find(|s| s.platform == arm64).unwrap();
     assert!(
-        matches!(&arm.runs, Ok(RunsHow::Emulated { flags, .. }) if flags == "F"),
+        matches!(&arm.runs, Ok(RunsHow::Emulated { flags, .. }) if flags == "PF"),
         "{arm:?}"
     );
     let i386 = listed
