@@ -77,6 +77,9 @@ pub struct Runner {
     pub(crate) pull: bool,
     /// Context scans made for content keys, by local name.
     scans: Mutex<HashMap<String, Arc<Scan>>>,
+    /// Snapshot keys known to exist: listed once per build, so checking cached
+    /// results costs no snapshot-store read per step.
+    known: Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -105,6 +108,7 @@ impl Runner {
             session,
             pull,
             scans: Mutex::default(),
+            known: Mutex::default(),
         }
     }
 
@@ -257,8 +261,10 @@ impl OpRunner for Runner {
     fn load_cached(&self, record: &CacheRecord) -> Option<Ref> {
         if let Some(fs) = record.value.get("fs") {
             let fs: FsRef = serde_json::from_value(fs.clone()).ok()?;
-            if let Some(top) = fs.top_key() {
-                self.snapshotter.get(&top).ok()??;
+            if let Some(top) = fs.top_key()
+                && !self.snapshot_exists(&top)
+            {
+                return None;
             }
             if let Some(base) = &fs.base
                 && !self.store.contains(&base.digest)
@@ -287,6 +293,27 @@ pub(crate) struct Scan {
 }
 
 impl Runner {
+    /// Whether the committed snapshot `key` exists. Keys listed at the first call
+    /// answer at once; any other key is looked up (another process may have just
+    /// committed it).
+    fn snapshot_exists(&self, key: &Key) -> bool {
+        let mut known = self.known.lock().expect("snapshot set lock");
+        let set = known.get_or_insert_with(|| {
+            self.snapshotter
+                .list()
+                .map(|l| l.iter().map(|c| c.key().as_str().to_owned()).collect())
+                .unwrap_or_default()
+        });
+        if set.contains(key.as_str()) {
+            return true;
+        }
+        let found = matches!(self.snapshotter.get(key), Ok(Some(_)));
+        if found {
+            set.insert(key.as_str().to_owned());
+        }
+        found
+    }
+
     /// Scan the context `name` (once per build) through its persistent index.
     async fn scan(&self, name: &str, exclude: &[String]) -> Result<Arc<Scan>, BuildError> {
         if let Some(s) = self.scans.lock().expect("scan map lock").get(name) {

@@ -1010,4 +1010,3 @@ fn case30_rw_bind_mount_writes_are_discarded() {
     );
     assert_clean(root.path());
 }
-
