@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use content::Store;
-use oci::{Digest, ImageIndex, ImageManifest, RawDocument, media};
+use oci::{Digest, ImageIndex, ImageManifest, RawDocument};
 
 const BASE: &str = "localhost/busybox:test";
 
@@ -78,17 +78,7 @@ fn fails(out: &Output) -> String {
 
 /// Put the busybox base image into the store at `dir`, named [`BASE`].
 fn add_base(dir: &Path) {
-    let store = Store::open(dir).unwrap();
-    let lease = store.lease().unwrap();
-    let manifest = testkit::base::busybox_image(&store, &lease, "amd64");
-    let index = RawDocument::from_value(ImageIndex {
-        manifests: vec![manifest],
-        ..ImageIndex::new()
-    });
-    let desc = store
-        .put_bytes(&lease, media::OCI_INDEX, index.bytes())
-        .unwrap();
-    store.set_name(BASE, &desc).unwrap();
+    testkit::base::busybox_index(dir, BASE, &["amd64"]);
 }
 
 fn root_with_base() -> tempfile::TempDir {
@@ -1008,5 +998,57 @@ fn case30_rw_bind_mount_writes_are_discarded() {
             || e.starts_with("m2")),
         "mount contents or stubs in the image: {entries:?}"
     );
+    assert_clean(root.path());
+}
+
+// Case 57: garbage collection running while a build exports and pushes. Leases keep
+// every blob the build still needs: the build succeeds, the pushed image is whole,
+// and the store verifies.
+#[test]
+fn case57_gc_during_export_and_push_keeps_what_the_build_uses() {
+    use testkit::registry::{Auth, DistRegistry};
+    require_root();
+    let root = root_with_base();
+    let reg = DistRegistry::start(Auth::Open);
+    let ctx = tempfile::tempdir().unwrap();
+    // Several layers of a few MiB each, so export and push take a while.
+    let mut dockerfile = String::from("FROM localhost/busybox:test\n");
+    for i in 0..6 {
+        let data: Vec<u8> = (0..3 << 20)
+            .map(|j: u32| (j.wrapping_mul(2654435761) >> (i + 7)) as u8)
+            .collect();
+        std::fs::write(ctx.path().join(format!("blob{i}")), data).unwrap();
+        dockerfile.push_str(&format!("COPY blob{i} /data/blob{i}\n"));
+    }
+    write(ctx.path(), "Dockerfile", &dockerfile);
+    let target = format!("{}/gc/race:1", reg.addr);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gc = {
+        let (root, stop) = (root.path().to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = manifold(&root, &["prune", "--force"]);
+                assert!(out.status.success(), "{}", all_output(&out));
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let out = build(root.path(), ctx.path(), &target, &["--push"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = gc.join().unwrap();
+    ok(&out);
+    assert!(runs > 0, "garbage collection ran during the build");
+    ok(&manifold(root.path(), &["fsck"]));
+    // Every blob of the pushed image can be fetched back.
+    let dest = tempfile::tempdir().unwrap();
+    let copied = Command::new(testkit::require_tool("skopeo"))
+        .args(["copy", "--src-tls-verify=false", "--all"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}:img", dest.path().display()))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{}", all_output(&copied));
     assert_clean(root.path());
 }
