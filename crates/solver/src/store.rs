@@ -238,10 +238,16 @@ impl CacheStore {
             what: history.vertex.to_string(),
             source,
         })?;
-        self.write_atomic(&self.history_path(&history.vertex), &payload)
+        // Histories only explain misses, and a torn one fails its checksum and
+        // is set aside: no fsync (it is written on every changed step).
+        self.write_file(&self.history_path(&history.vertex), &payload, false)
     }
 
     fn write_atomic(&self, dest: &Path, payload: &[u8]) -> Result<(), StoreError> {
+        self.write_file(dest, payload, true)
+    }
+
+    fn write_file(&self, dest: &Path, payload: &[u8], durable: bool) -> Result<(), StoreError> {
         let tmp_dir = self.root.join(TMP);
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
             .map_err(StoreError::io("create", &tmp_dir))?;
@@ -249,10 +255,19 @@ impl CacheStore {
         let tmp_path = tmp.path().to_owned();
         tmp.write_all(header.as_bytes())
             .and_then(|()| tmp.write_all(payload))
-            .and_then(|()| tmp.as_file().sync_all())
+            .and_then(|()| {
+                if durable {
+                    tmp.as_file().sync_all()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(StoreError::io("write", &tmp_path))?;
         tmp.persist(dest)
             .map_err(|e| StoreError::io("rename into place", dest)(e.error))?;
+        if !durable {
+            return Ok(());
+        }
         let parent = dest
             .parent()
             .expect("invariant: cache files are in a directory");

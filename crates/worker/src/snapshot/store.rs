@@ -167,18 +167,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Write a record whole: temp file, fsync, rename, fsync the directory.
+    /// Write a record whole: temp file, rename; for a committed snapshot (a record
+    /// with a key) also fsync the file and the directory. An active snapshot's
+    /// record need not survive a crash: the dead writer's snapshot is discarded on
+    /// the next open either way (with its record, or as an orphan directory), so
+    /// each step saves those two fsyncs.
     pub fn write(&self, rec: &Record) -> Result<()> {
+        let durable = rec.key.is_some();
         let dir = self.root.join("meta");
         let path = self.meta_path(rec.id);
         let tmp = dir.join(format!(".{}.json.tmp", rec.id));
         let bytes = serde_json::to_vec_pretty(rec).expect("a record always serialises");
         let mut f = File::create(&tmp).map_err(SnapshotError::io("create", &tmp))?;
         f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
+            .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
             .map_err(SnapshotError::io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(SnapshotError::io("rename", &tmp))?;
-        sync_dir(&dir)
+        if durable { sync_dir(&dir) } else { Ok(()) }
     }
 
     pub fn delete(&self, id: u64) -> Result<()> {
