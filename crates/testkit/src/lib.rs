@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod binfmt;
+pub mod docker;
 pub mod golden;
 pub mod http;
 pub mod registry;
