@@ -994,14 +994,23 @@ impl Parts {
 
 /// For each mount, the first component of its destination that the root lacks:
 /// the runtime creates it as a mount point, and it must not end up in the layer.
+/// Files the executor bind-mounts into every step (see `worker::exec`): runc
+/// creates them when the image lacks them, and they must not end up in a layer.
+const EXECUTOR_MOUNTS: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
+
 fn missing_mount_points(
     root: &Path,
     mounts: &[MountSpec],
 ) -> Result<Vec<archive::CleanPath>, BuildError> {
     let tree = archive::Root::open(root)?;
     let mut out = Vec::new();
-    for m in mounts {
-        let dest = archive::CleanPath::new(m.destination.as_bytes())?;
+    // The executor's own binds come on top of the step's mounts.
+    let dests = mounts
+        .iter()
+        .map(|m| m.destination.as_str())
+        .chain(EXECUTOR_MOUNTS);
+    for d in dests {
+        let dest = archive::CleanPath::new(d.as_bytes())?;
         for depth in 1..=dest.depth() {
             let p = dest.prefix(depth);
             if tree.lstat(&p)?.is_none() {
