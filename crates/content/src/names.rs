@@ -69,6 +69,10 @@ impl Store {
             .annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
         self.update_index(|idx| {
+            // Already so: `index.json` is not rewritten (a no-op rebuild tags again).
+            if idx.manifests.contains(&entry) {
+                return false;
+            }
             idx.manifests.retain(|d| d.ref_name() != Some(name));
             idx.manifests.push(entry);
             idx.manifests

@@ -372,11 +372,37 @@ pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
         Some(other) if !other.is_empty() => Err(SnapshotError::UnknownDriver {
             name: other.to_owned(),
         }),
-        _ => match engine::probe_overlay(state_root) {
-            Ok(()) => Ok(Box::new(Overlay::open(state_root)?)),
-            Err(_) => Ok(Box::new(Copy::open(state_root)?)),
-        },
+        _ => {
+            if overlay_probed(state_root) {
+                return Ok(Box::new(Overlay::open(state_root)?));
+            }
+            match engine::probe_overlay(state_root) {
+                Ok(()) => {
+                    let _ = std::fs::write(probe_marker(state_root), probe_stamp(state_root));
+                    Ok(Box::new(Overlay::open(state_root)?))
+                }
+                Err(_) => Ok(Box::new(Copy::open(state_root)?)),
+            }
+        }
     }
+}
+
+/// Where a successful overlay probe is remembered, so that every build does not
+/// mount a test overlay again.
+fn probe_marker(state_root: &Path) -> PathBuf {
+    driver_root(state_root, Driver::Overlay).join("probed")
+}
+
+/// What the probe result holds for: the kernel and the filesystem of the state.
+fn probe_stamp(state_root: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(driver_root(state_root, Driver::Overlay)).map_or(0, |m| m.dev());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("dev {dev}\nkernel {}\n", kernel.trim())
+}
+
+fn overlay_probed(state_root: &Path) -> bool {
+    std::fs::read_to_string(probe_marker(state_root)).is_ok_and(|s| s == probe_stamp(state_root))
 }
 
 /// The directory of a driver's state.
