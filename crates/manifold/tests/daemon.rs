@@ -594,3 +594,38 @@ fn three_tcp_nodes_with_mutual_tls_build_where_each_platform_is_declared() {
     let out = rogue.run(&["--builder", "rogue", "build", ctx.path().to_str().unwrap()]);
     assert!(!out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn entitlements_need_the_client_and_the_daemon() {
+    require_root();
+    let daemon = Daemon::start(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM localhost/busybox:test\nRUN --network=host true\n",
+    )]);
+    // The client asks, the daemon (started without --allow) does not grant.
+    let out = client.run(&[
+        "--builder",
+        "far",
+        "build",
+        "--allow",
+        "network.host",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("network.host") && err.contains("daemon"),
+        "{err}"
+    );
+    // Without the client's --allow the step is refused too.
+    let out = client.run(&["--builder", "far", "build", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("network.host"),
+        "{}",
+        text(&out.stderr)
+    );
+}
