@@ -10,6 +10,7 @@
 mod build;
 mod error;
 pub mod fileop;
+mod mounts;
 mod refs;
 mod runner;
 mod selection;

@@ -59,6 +59,39 @@ fn build_args(args: &BuildArgs) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `--build-arg` as the frontend takes it: `NAME` alone reads the environment.
+pub(super) fn build_arg_pairs(args: &BuildArgs) -> Vec<(String, Option<String>)> {
+    args.build_args
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (a.clone(), std::env::var(a).ok()),
+        })
+        .collect()
+}
+
+/// `--label KEY=VALUE` (a bare `KEY` is an empty label).
+pub(super) fn labels(args: &BuildArgs) -> Vec<(String, String)> {
+    args.labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// `SOURCE_DATE_EPOCH`: the build argument, else the environment.
+pub(super) fn source_date_epoch(pairs: &[(String, Option<String>)]) -> Option<i64> {
+    pairs
+        .iter()
+        .rev()
+        .find_map(|(k, v)| (k == "SOURCE_DATE_EPOCH").then_some(v.as_deref()).flatten())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .and_then(|v| v.parse().ok())
+}
+
 pub(super) fn platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
     args.platform
         .iter()
@@ -438,44 +471,22 @@ fn run_build(
     }
     let named = named_contexts(&store, args, &mut session)?;
     let context_excludes = read_ignore_patterns(args, name)?;
-    let labels = args
-        .labels
-        .iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (l.clone(), String::new()),
-        })
-        .collect();
+    let build_arg_pairs = build_arg_pairs(args);
+    let source_date_epoch = source_date_epoch(&build_arg_pairs);
     let options = frontend::BuildOptions {
         target: args.target.clone(),
         platforms: platforms(args)?,
-        build_args: args
-            .build_args
-            .iter()
-            .map(|a| match a.split_once('=') {
-                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                None => (a.clone(), std::env::var(a).ok()),
-            })
-            .collect(),
+        build_args: build_arg_pairs,
         named_contexts: named,
-        labels,
+        labels: labels(args).into_iter().collect(),
+        // The frontend stamps copied files and history with it too.
+        source_date_epoch,
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         context_excludes,
         network: network(args)?,
         ..frontend::BuildOptions::default()
     };
-    let source_date_epoch = options
-        .build_arg("SOURCE_DATE_EPOCH")
-        .and_then(|v| v.parse().ok())
-        .or_else(|| {
-            std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|v| v.parse().ok())
-        });
-    // The frontend stamps copied files and history with it too.
-    let mut options = options;
-    options.source_date_epoch = source_date_epoch;
     let tags = args
         .tags
         .iter()

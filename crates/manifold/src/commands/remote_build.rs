@@ -14,7 +14,10 @@ use registry::CredentialSource;
 use remote::protocol::{BuildSpec, RegistryCredential, WireEvent};
 use solver::{Event, EventSink, LogStream, MissReason};
 
-use super::build::{entitlements, platforms, read_ignore_patterns, secret};
+use super::build::{
+    build_arg_pairs, entitlements, labels, platforms, read_ignore_patterns, secret,
+    source_date_epoch,
+};
 use super::registry::client;
 use crate::cli::{BuildArgs, Global};
 use crate::instances::{Instance, Node};
@@ -255,32 +258,17 @@ pub fn run(
         }
     }
     let allow = entitlements(args)?;
+    let pairs = build_arg_pairs(args);
     let base = BuildSpec {
         dockerfile: src.clone(),
         target: args.target.clone(),
         platforms: Vec::new(),
-        build_args: args
-            .build_args
-            .iter()
-            .map(|a| match a.split_once('=') {
-                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                None => (a.clone(), std::env::var(a).ok()),
-            })
-            .collect(),
+        build_args: pairs.clone(),
         image_contexts,
-        labels: args
-            .labels
-            .iter()
-            .map(|l| match l.split_once('=') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (l.clone(), String::new()),
-            })
-            .collect(),
+        labels: labels(args),
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.parse().ok()),
+        source_date_epoch: source_date_epoch(&pairs),
         context_excludes: excludes,
         network: args.network.clone().unwrap_or_else(|| "default".into()),
         pull: args.pull,
