@@ -74,7 +74,7 @@ pub enum Command {
     Ls(BuilderLsArgs),
     /// Remove builder instances
     Rm(BuilderRmArgs),
-    /// Stop a builder instance's nodes (not supported for remote daemons yet)
+    /// Stop a builder instance's nodes (remote daemons are not managed: left running)
     Stop(BuilderStopArgs),
 }
 

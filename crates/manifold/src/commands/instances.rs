@@ -638,22 +638,18 @@ pub fn stop(global: &Global, args: &BuilderStopArgs) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         Driver::Remote => {
-            let endpoints: Vec<String> = instance
-                .nodes
-                .iter()
-                .filter_map(|n| n.endpoint.as_ref().map(ToString::to_string))
-                .collect();
-            Err(Hinted::new(
-                format!(
-                    "cannot stop {}: stopping remote daemons is not supported yet",
-                    instance.name
-                ),
-                format!(
-                    "stop `manifold daemon` on its host ({})",
-                    endpoints.join(", ")
-                ),
-            )
-            .into())
+            // As buildx's remote driver: a daemon started by someone else is not ours
+            // to stop.
+            for n in &instance.nodes {
+                match &n.endpoint {
+                    Some(ep) => eprintln!(
+                        "{}: node {}: {ep} is a remote daemon manifold does not manage: left running",
+                        instance.name, n.name
+                    ),
+                    None => eprintln!("{}: node {}: nothing to stop", instance.name, n.name),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
