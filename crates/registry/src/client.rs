@@ -1,7 +1,7 @@
 //! The HTTP core: endpoints, authentication on challenge, retries, capped bodies.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -89,9 +89,11 @@ impl RetryPolicy {
 /// A registry client. Cheap to clone; clones share tokens.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Built at first use: building one loads the system's root certificates,
+    /// which a build that only talks plain HTTP to a local registry never needs.
+    http: Arc<LazyHttp>,
     /// For hosts marked `insecure`: TLS without certificate verification.
-    unverified: Option<reqwest::Client>,
+    unverified: Option<Arc<LazyHttp>>,
     config: Arc<RegistryConfig>,
     creds: Arc<dyn CredentialSource>,
     cache: Arc<Mutex<AuthCache>>,
@@ -127,28 +129,20 @@ impl Client {
     /// A client with `config` and credentials from `creds`.
     pub fn new(config: RegistryConfig, creds: Arc<dyn CredentialSource>) -> Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let build_err = |e: reqwest::Error| RegistryError::Config {
-            path: "registry client".into(),
-            reason: e.to_string(),
-        };
         let trusted = crate::dns::TrustedHosts::default();
-        let http = http_builder(&config, &trusted)?
-            .build()
-            .map_err(build_err)?;
+        // The CA files are read now, so a bad one is reported before any request.
+        let http = LazyHttp::new(http_builder(&config, &trusted)?);
         // Verification is skipped only for hosts marked insecure, through a second
         // client; every other host keeps full verification.
         let unverified = if config.any_insecure() {
-            Some(
-                http_builder(&config, &trusted)?
-                    .tls_danger_accept_invalid_certs(true)
-                    .build()
-                    .map_err(build_err)?,
-            )
+            Some(Arc::new(LazyHttp::new(
+                http_builder(&config, &trusted)?.tls_danger_accept_invalid_certs(true),
+            )))
         } else {
             None
         };
         Ok(Client {
-            http,
+            http: Arc::new(http),
             unverified,
             config: Arc::new(config),
             creds,
@@ -167,10 +161,10 @@ impl Client {
     }
 
     /// The HTTP client for `repo`'s host.
-    pub(crate) fn http_for(&self, repo: &Repo) -> &reqwest::Client {
+    pub(crate) fn http_for(&self, repo: &Repo) -> Result<&reqwest::Client> {
         match &self.unverified {
-            Some(u) if self.config.host(&repo.registry).insecure => u,
-            _ => &self.http,
+            Some(u) if self.config.host(&repo.registry).insecure => u.get(),
+            _ => self.http.get(),
         }
     }
 
@@ -328,13 +322,13 @@ impl Client {
                 for s in &scopes {
                     form.push(("scope", s));
                 }
-                self.http.post(realm_url.clone()).form(&form)
+                self.http.get()?.post(realm_url.clone()).form(&form)
             }
             other => {
                 for s in &scopes {
                     params.push(("scope", s));
                 }
-                let mut req = self.http.get(realm_url.clone()).query(&params);
+                let mut req = self.http.get()?.get(realm_url.clone()).query(&params);
                 if let Some(h) = auth::basic_header(other) {
                     req = req.header(header::AUTHORIZATION, h);
                 }
@@ -397,7 +391,7 @@ impl Client {
         scope: &str,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response> {
-        let http = self.http_for(repo);
+        let http = self.http_for(repo)?;
         let mut authenticated = false;
         loop {
             let mut req = build(http);
@@ -479,6 +473,49 @@ impl Client {
             body,
             retry_after,
         }
+    }
+}
+
+/// A reqwest client built from its builder at first use (then shared by clones).
+struct LazyHttp {
+    builder: Mutex<Option<reqwest::ClientBuilder>>,
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl std::fmt::Debug for LazyHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyHttp")
+            .field("built", &self.client.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyHttp {
+    fn new(builder: reqwest::ClientBuilder) -> LazyHttp {
+        LazyHttp {
+            builder: Mutex::new(Some(builder)),
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let mut slot = self.builder.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have built it while this one waited for the lock.
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let builder = slot.take().ok_or_else(|| RegistryError::Config {
+            path: "registry client".into(),
+            reason: "an earlier attempt to build the HTTP client failed".into(),
+        })?;
+        let client = builder.build().map_err(|e| RegistryError::Config {
+            path: "registry client".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.client.get_or_init(|| client))
     }
 }
 

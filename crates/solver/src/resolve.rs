@@ -54,19 +54,23 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Small cache reads (a record or a history of a few hundred bytes, a touch): done
+/// in place. Each is a few microseconds from the page cache, while a handoff to a
+/// blocking thread and back costs more than the read; on a cached 50-step build the
+/// handoffs were most of the time (see docs/benchmarks.md).
+fn quick<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    f()
+}
+
 /// Look `key` up and load it through the runner; `Err` holds why not.
-async fn lookup<R: OpRunner>(
+fn lookup<R: OpRunner>(
     inner: &Inner<R>,
     key: &Digest,
 ) -> Result<Result<(R::Output, CacheRecord), MissReason>, StoreError> {
-    let store = inner.store.clone();
-    let k = key.clone();
-    Ok(match blocking(move || store.get(&k)).await? {
+    Ok(match quick(|| inner.store.get(key))? {
         Lookup::Found(record) => match inner.runner.load_cached(&record) {
             Some(output) => {
-                let store = inner.store.clone();
-                let k = key.clone();
-                blocking(move || store.touch(&k)).await?;
+                quick(|| inner.store.touch(key))?;
                 Ok((output, record))
             }
             None => Err(MissReason::Unloadable),
@@ -98,9 +102,7 @@ impl<R: OpRunner> Job<R> {
             return Err(SolveError::Cancelled);
         }
         let keyed = self.key().await?;
-        let store = self.inner.store.clone();
-        let d = self.digest.clone();
-        let history = blocking(move || store.history(&d)).await?.found();
+        let history = quick(|| self.inner.store.history(&self.digest))?.found();
         let bypass = if self.no_cache {
             Some(MissReason::NoCache)
         } else if self.vertex.metadata.ignore_cache {
@@ -111,7 +113,7 @@ impl<R: OpRunner> Job<R> {
         let bypassed = bypass.is_some();
         let miss = match bypass {
             Some(reason) => reason,
-            None => match lookup(&self.inner, &keyed.key).await? {
+            None => match lookup(&self.inner, &keyed.key)? {
                 Ok((output, record)) => {
                     self.events.emit(Event::VertexCached {
                         digest: self.digest.clone(),
@@ -331,7 +333,7 @@ impl<R: OpRunner> Launch<R> {
         if !self.bypass {
             // A build in this or another process may have recorded the key
             // since the waiting build looked.
-            if let Ok((output, record)) = lookup(&self.inner, &self.key).await.map_err(store)? {
+            if let Ok((output, record)) = lookup(&self.inner, &self.key).map_err(store)? {
                 return Ok(Landed {
                     output,
                     result_key: result_key(&record.value),
