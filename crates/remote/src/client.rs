@@ -1,6 +1,7 @@
 //! The client side: ask a daemon about itself, or send it a build.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
@@ -9,7 +10,7 @@ use crate::conn::connect;
 use crate::endpoint::Endpoint;
 use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
 use crate::tls::TlsFiles;
-use crate::wire;
+use crate::{transfer, wire};
 
 fn protocol(endpoint: &Endpoint, message: impl Into<String>) -> RemoteError {
     RemoteError::Protocol {
@@ -38,6 +39,17 @@ pub struct BuildHandle {
     pub spec: BuildSpec,
     /// Local directory of each context named in `spec.contexts`.
     pub dirs: Vec<(String, PathBuf)>,
+    /// The OCI layout of each of `spec.layouts`, in order.
+    pub layouts: Vec<content::Store>,
+    /// Where the built image goes when `spec.fetch` is set.
+    pub fetch: Option<Fetch>,
+}
+
+/// The client's store and the lease that keeps a fetched image until it is named.
+#[derive(Debug, Clone)]
+pub struct Fetch {
+    pub store: content::Store,
+    pub lease: Arc<content::Lease>,
 }
 
 /// Send `job` to the daemon, feed it the files it asks for, pass its progress to
@@ -59,44 +71,74 @@ pub async fn build(
         Some(Reply::Error { message }) => return Err(protocol(endpoint, message)),
         _ => return Err(protocol(endpoint, "the daemon closed the connection")),
     };
-    // Where each needed content is on this side.
+    // Where each needed content is on this side: a context file or a layout blob.
     for d in &need {
-        let path = job
+        if let Some(path) = context_file(&job, d) {
+            let mut f = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| protocol(endpoint, format!("{}: {e}", path.display())))?;
+            let mut buf = vec![0u8; wire::MAX_DATA];
+            loop {
+                let n = f.read(&mut buf).await.map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                wire::write_data(&mut conn, &buf[..n]).await.map_err(err)?;
+            }
+            wire::write_end(&mut conn).await.map_err(err)?;
+            continue;
+        }
+        let layout = job
             .spec
-            .contexts
+            .layouts
             .iter()
-            .find_map(|m| {
-                m.entries.iter().find_map(|e| match &e.kind {
-                    crate::protocol::FileKind::File { digest, .. } if digest == d => {
-                        let dir = job.dirs.iter().find(|(n, _)| *n == m.name)?;
-                        Some(dir.1.join(&e.path))
-                    }
-                    _ => None,
-                })
-            })
+            .zip(&job.layouts)
+            .find(|(l, _)| l.blobs.iter().any(|b| b.digest.to_string() == *d))
+            .map(|(_, store)| store)
             .ok_or_else(|| {
                 protocol(
                     endpoint,
                     format!("the daemon asked for unknown content {d}"),
                 )
             })?;
-        let mut f = tokio::fs::File::open(&path)
+        let digest: oci::Digest = d
+            .parse()
+            .map_err(|_| protocol(endpoint, format!("bad digest {d:?}")))?;
+        transfer::send(&mut conn, layout, &digest)
             .await
-            .map_err(|e| protocol(endpoint, format!("{}: {e}", path.display())))?;
-        let mut buf = vec![0u8; wire::MAX_DATA];
-        loop {
-            let n = f.read(&mut buf).await.map_err(err)?;
-            if n == 0 {
-                break;
-            }
-            wire::write_data(&mut conn, &buf[..n]).await.map_err(err)?;
-        }
-        wire::write_end(&mut conn).await.map_err(err)?;
+            .map_err(|e| protocol(endpoint, e.to_string()))?;
     }
+    let mut fetched = None;
     loop {
         match wire::read_json::<_, Reply>(&mut conn).await.map_err(err)? {
             Some(Reply::Event(e)) => on_event(e),
-            Some(Reply::Done(d)) => return Ok(d),
+            Some(Reply::Result { index, blobs }) => {
+                let fetch = job.fetch.as_ref().ok_or_else(|| {
+                    protocol(endpoint, "the daemon sent an image that was not asked for")
+                })?;
+                let want = transfer::missing(&fetch.store, &blobs);
+                let digests = want.iter().map(|d| d.digest.to_string()).collect();
+                wire::write_json(&mut conn, &Request::Want { digests })
+                    .await
+                    .map_err(err)?;
+                transfer::receive(&mut conn, &fetch.store, &fetch.lease, &want)
+                    .await
+                    .map_err(|e| protocol(endpoint, e.to_string()))?;
+                fetched = Some(index);
+            }
+            Some(Reply::Done(d)) => {
+                if let Some(fetch) = &job.fetch {
+                    if fetched.as_ref() != Some(&d.index) {
+                        return Err(protocol(
+                            endpoint,
+                            format!("the daemon did not send the image {}", d.index.digest),
+                        ));
+                    }
+                    transfer::complete(&fetch.store, &d.index)
+                        .map_err(|e| protocol(endpoint, e.to_string()))?;
+                }
+                return Ok(d);
+            }
             Some(Reply::Error { message }) => return Err(protocol(endpoint, message)),
             Some(_) => return Err(protocol(endpoint, "unexpected message during a build")),
             None => {
@@ -107,4 +149,17 @@ pub async fn build(
             }
         }
     }
+}
+
+/// The local file of context content `digest`, if a context lists it.
+fn context_file(job: &BuildHandle, digest: &str) -> Option<PathBuf> {
+    job.spec.contexts.iter().find_map(|m| {
+        m.entries.iter().find_map(|e| match &e.kind {
+            crate::protocol::FileKind::File { digest: d, .. } if d == digest => {
+                let dir = job.dirs.iter().find(|(n, _)| *n == m.name)?;
+                Some(dir.1.join(&e.path))
+            }
+            _ => None,
+        })
+    })
 }

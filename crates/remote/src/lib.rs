@@ -9,9 +9,10 @@ pub mod protocol;
 mod server;
 pub mod sync;
 pub mod tls;
+pub mod transfer;
 pub mod wire;
 
-pub use client::{BuildHandle, build, info};
+pub use client::{BuildHandle, Fetch, build, info};
 pub use endpoint::{Endpoint, EndpointError};
 pub use protocol::Info;
 pub use server::{DaemonConfig, serve};

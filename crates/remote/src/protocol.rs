@@ -2,9 +2,12 @@
 //!
 //! A connection carries one exchange:
 //! * `Request::Info` → `Reply::Info`.
-//! * `Request::Build` → `Reply::Need` (file digests the daemon lacks) → the client
-//!   sends each needed file as data frames ending in an end frame, in the order
-//!   asked → `Reply::Event`… → `Reply::Done` or `Reply::Error`.
+//! * `Request::Build` → `Reply::Need` (context file and `oci-layout://` blob digests
+//!   the daemon lacks) → the client sends each as data frames ending in an end
+//!   frame, in the order asked → `Reply::Event`… → with `BuildSpec::fetch`,
+//!   `Reply::Result` (the built image's blobs) → `Request::Want` (those the client
+//!   lacks) → the daemon sends each, in the order asked → `Reply::Done` or
+//!   `Reply::Error`.
 //!
 //! Closing the connection before `Done` cancels the build.
 
@@ -32,6 +35,10 @@ pub struct Info {
 pub enum Request {
     Info,
     Build(Box<BuildSpec>),
+    /// The blobs of a `Reply::Result` the client lacks, in the order to send them.
+    Want {
+        digests: Vec<String>,
+    },
 }
 
 /// One build, as the client sends it.
@@ -67,6 +74,27 @@ pub struct BuildSpec {
     /// `SOURCE_DATE_EPOCH`, compression and media types of the export.
     #[serde(default)]
     pub oci_mediatypes: Option<bool>,
+    /// Layer compression as `export::Compression::key` writes it (`gzip-6`, `zstd-3`,
+    /// `none`); the daemon's default when absent.
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// Send the built image back (`Reply::Result`), for outputs the client writes.
+    #[serde(default)]
+    pub fetch: bool,
+    /// `--build-context NAME=oci-layout://…`: the chosen image, whose blobs the
+    /// daemon asks for with the context files.
+    #[serde(default)]
+    pub layouts: Vec<LayoutContext>,
+}
+
+/// An image from a client's OCI layout, used as a named build context.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayoutContext {
+    pub name: String,
+    /// The chosen index or manifest.
+    pub root: oci::Descriptor,
+    /// `root` and what it references, children first.
+    pub blobs: Vec<oci::Descriptor>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -119,10 +147,19 @@ pub enum FileKind {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Info(Info),
-    Need { digests: Vec<String> },
+    Need {
+        digests: Vec<String>,
+    },
     Event(WireEvent),
+    /// The built image: its index and every blob of its tree, children first.
+    Result {
+        index: oci::Descriptor,
+        blobs: Vec<oci::Descriptor>,
+    },
     Done(Done),
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// A progress event (the solver's, flattened).

@@ -21,7 +21,7 @@ use crate::endpoint::Endpoint;
 use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
 use crate::sync::{self, Contexts};
 use crate::tls::{self, TlsFiles};
-use crate::wire;
+use crate::{transfer, wire};
 
 /// How a daemon runs.
 #[derive(Debug, Clone)]
@@ -156,6 +156,12 @@ async fn handle(state: Arc<State>, conn: Conn) {
             state.running.fetch_sub(1, Ordering::Relaxed);
             let _ = wire::write_json(&mut w, &reply).await;
         }
+        Request::Want { .. } => {
+            let reply = Reply::Error {
+                message: "a list of blobs to send comes only after a build's result".into(),
+            };
+            let _ = wire::write_json(&mut w, &reply).await;
+        }
     }
 }
 
@@ -269,8 +275,19 @@ where
         }
         checked.push((m, entries));
     }
+    // `oci-layout://` contexts: the blobs this store lacks come after the files.
+    let layout_blobs: Vec<oci::Descriptor> = spec
+        .layouts
+        .iter()
+        .flat_map(|l| l.blobs.iter().cloned())
+        .collect();
+    let blobs_wanted = transfer::missing(&state.store, &layout_blobs);
     let need = Reply::Need {
-        digests: wanted.iter().map(|(d, _)| d.to_string()).collect(),
+        digests: wanted
+            .iter()
+            .map(|(d, _)| d.to_string())
+            .chain(blobs_wanted.iter().map(|d| d.digest.to_string()))
+            .collect(),
     };
     wire::write_json(w, &need)
         .await
@@ -280,6 +297,27 @@ where
         .receive(r, &wanted)
         .await
         .map_err(|e| e.to_string())?;
+    let lease = state.store.lease().map_err(|e| chain(&e))?;
+    transfer::receive(r, &state.store, &lease, &blobs_wanted)
+        .await
+        .map_err(|e| format!("oci-layout context: {}", chain(&e)))?;
+    let mut layout_names = Vec::new();
+    for l in &spec.layouts {
+        for b in &l.blobs {
+            state
+                .store
+                .protect(&lease, &b.digest)
+                .map_err(|e| chain(&e))?;
+        }
+        transfer::complete(&state.store, &l.root)
+            .map_err(|e| format!("--build-context {}: {}", l.name, chain(&e)))?;
+        let local = layout_name(&l.name, &l.root.digest);
+        state
+            .store
+            .set_name(&local, &l.root)
+            .map_err(|e| chain(&e))?;
+        layout_names.push((l.name.clone(), local));
+    }
     let mut session = builder::Session {
         allow: Entitlements {
             network_host: spec.allow_network_host && state.config.grants.network_host,
@@ -351,14 +389,19 @@ where
                     )
                 })
             })
-            .chain(spec.image_contexts.iter().map(|(n, r)| {
-                (
-                    n.clone(),
-                    frontend::NamedContext::Image {
-                        reference: r.clone(),
-                    },
-                )
-            }))
+            .chain(
+                spec.image_contexts
+                    .iter()
+                    .chain(&layout_names)
+                    .map(|(n, r)| {
+                        (
+                            n.clone(),
+                            frontend::NamedContext::Image {
+                                reference: r.clone(),
+                            },
+                        )
+                    }),
+            )
             .collect(),
         labels: spec.labels.iter().cloned().collect(),
         no_cache: spec.no_cache,
@@ -381,9 +424,20 @@ where
         export: builder::ExportOptions {
             source_date_epoch: spec.source_date_epoch,
             oci_mediatypes: spec.oci_mediatypes.unwrap_or(true),
-            ..builder::ExportOptions::default()
+            compression: match &spec.compression {
+                Some(c) => compression(c)?,
+                None => builder::ExportOptions::default().compression,
+            },
         },
     };
+    // The build state lock local builds take (the binary's `build_state.rs`), so a
+    // `manifold prune --all` on this root keeps the build cache and snapshots while
+    // this build uses them; waits while a prune holds it.
+    let root = state.store.root().to_owned();
+    let _using = tokio::task::spawn_blocking(move || hold_build_state(&root))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot lock the build state: {e}"))?;
     let b = builder::Builder::new(
         state.store.clone(),
         state.snapshotter.clone(),
@@ -436,6 +490,9 @@ where
     for r in targets {
         push(&client, &state.store, &out.index, r).await?;
     }
+    if spec.fetch {
+        send_result(state, &out.index, r, w).await?;
+    }
     Ok(Done {
         index: out.index,
         manifests: out.manifests,
@@ -460,4 +517,109 @@ async fn push(
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// `<root>/locks/builds.lock`, held shared for as long as the file stays open.
+fn hold_build_state(root: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let path = root.join("locks").join("builds.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    file.lock_shared()?;
+    Ok(file)
+}
+
+/// `gzip-6`, `zstd-3` or `none` (what `export::Compression::key` writes).
+fn compression(key: &str) -> Result<export::Compression, String> {
+    let bad = || format!("unknown compression {key:?}");
+    Ok(match key.split_once('-') {
+        None if key == "none" => export::Compression::Uncompressed,
+        Some(("gzip", l)) => export::Compression::Gzip {
+            level: l.parse().map_err(|_| bad())?,
+        },
+        Some(("zstd", l)) => export::Compression::Zstd {
+            level: l.parse().map_err(|_| bad())?,
+        },
+        _ => return Err(bad()),
+    })
+}
+
+/// The store name an `oci-layout://` context gets, as a local build names it.
+fn layout_name(name: &str, digest: &oci::Digest) -> String {
+    format!(
+        "manifold.local/build-context/{}:{}",
+        name.to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>(),
+        &digest.hex()[..12]
+    )
+}
+
+/// Send the built image: its blob list, then the blobs the client asks for.
+async fn send_result<R, W>(
+    state: &Arc<State>,
+    index: &oci::Descriptor,
+    r: &mut R,
+    w: &mut W,
+) -> Result<(), String>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Kept from garbage collection until it is sent.
+    let lease = state.store.lease().map_err(|e| chain(&e))?;
+    let blobs = transfer::tree(&state.store, index).map_err(|e| chain(&e))?;
+    for b in &blobs {
+        state
+            .store
+            .protect(&lease, &b.digest)
+            .map_err(|e| chain(&e))?;
+    }
+    let result = Reply::Result {
+        index: index.clone(),
+        blobs: blobs.clone(),
+    };
+    wire::write_json(w, &result)
+        .await
+        .map_err(|e| e.to_string())?;
+    let digests = match wire::read_json::<_, Request>(r).await {
+        Ok(Some(Request::Want { digests })) => digests,
+        Ok(_) => return Err("expected the list of blobs to send".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    for d in &digests {
+        let digest = blobs
+            .iter()
+            .map(|b| &b.digest)
+            .find(|b| b.to_string() == *d)
+            .ok_or_else(|| format!("{d} is not a blob of the image {}", index.digest))?;
+        transfer::send(w, &state.store, digest)
+            .await
+            .map_err(|e| chain(&e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_keys_round_trip() {
+        for c in [
+            export::Compression::Uncompressed,
+            export::Compression::Gzip { level: 9 },
+            export::Compression::Zstd { level: 12 },
+        ] {
+            assert_eq!(compression(&c.key()).unwrap(), c);
+        }
+        assert!(compression("brotli-1").is_err());
+        assert!(compression("gzip-x").is_err());
+    }
 }

@@ -367,25 +367,7 @@ fn named_contexts(
 
 /// Copy an OCI layout's image into the store under a local name; returns it.
 fn import_layout(store: &content::Store, name: &str, spec: &str) -> anyhow::Result<String> {
-    let (dir, tag) = match spec.rsplit_once(':') {
-        Some((d, t)) if !t.contains('/') => (d, Some(t)),
-        _ => (spec, None),
-    };
-    let layout = content::Store::read_layout(dir)
-        .with_context(|| format!("--build-context {name}: cannot read OCI layout {dir}"))?;
-    let images = layout.images()?;
-    let desc = match tag {
-        Some(t) => layout
-            .resolve(t)
-            .with_context(|| format!("OCI layout {dir} has no image named {t}"))?,
-        None => match images.as_slice() {
-            [one] => one.descriptor.clone(),
-            _ => bail!(Hinted::new(
-                format!("OCI layout {dir} holds {} images", images.len()),
-                "name one: oci-layout://DIR:TAG",
-            )),
-        },
-    };
+    let (layout, desc) = open_layout(name, spec)?;
     let lease = store.lease()?;
     copy_tree(&layout, store, &lease, &desc)?;
     let local = format!(
@@ -398,6 +380,56 @@ fn import_layout(store: &content::Store, name: &str, spec: &str) -> anyhow::Resu
     );
     store.set_name(&local, &desc)?;
     Ok(local)
+}
+
+/// The OCI layout `DIR[:TAG|@DIGEST]` of `--build-context NAME=oci-layout://…` and
+/// the image it names (the only one when neither is given).
+pub(super) fn open_layout(
+    name: &str,
+    spec: &str,
+) -> anyhow::Result<(content::Store, oci::Descriptor)> {
+    let (dir, tag, digest) = match spec.rsplit_once('@') {
+        Some((d, dg)) if dg.contains(':') => (d, None, Some(dg)),
+        _ => match spec.rsplit_once(':') {
+            Some((d, t)) if !t.contains('/') => (d, Some(t), None),
+            _ => (spec, None, None),
+        },
+    };
+    let layout = content::Store::read_layout(dir)
+        .with_context(|| format!("--build-context {name}: cannot read OCI layout {dir}"))?;
+    let images = layout.images()?;
+    let desc = match (tag, digest) {
+        (_, Some(d)) => {
+            let d: oci::Digest = d
+                .parse()
+                .with_context(|| format!("--build-context {name}: invalid digest {d:?}"))?;
+            let top = layout.index()?.manifests;
+            let mut found = top.iter().find(|m| m.digest == d).cloned();
+            for m in &top {
+                if found.is_some() {
+                    break;
+                }
+                if let Ok(bytes) = layout.read_document(&m.digest)
+                    && let Ok(oci::document::ManifestOrIndex::Index(i)) =
+                        oci::document::ManifestOrIndex::parse(&m.media_type, bytes)
+                {
+                    found = i.value().manifests.iter().find(|c| c.digest == d).cloned();
+                }
+            }
+            found.with_context(|| format!("OCI layout {dir} has no image {d}"))?
+        }
+        (Some(t), None) => layout
+            .resolve(t)
+            .with_context(|| format!("OCI layout {dir} has no image named {t}"))?,
+        (None, None) => match images.as_slice() {
+            [one] => one.descriptor.clone(),
+            _ => bail!(Hinted::new(
+                format!("OCI layout {dir} holds {} images", images.len()),
+                "name one: oci-layout://DIR:TAG or oci-layout://DIR@DIGEST",
+            )),
+        },
+    };
+    Ok((layout, desc))
 }
 
 /// Copy a document and everything it references from one store to another.

@@ -211,6 +211,35 @@ impl Plan {
         Ok(())
     }
 
+    /// Whether the outputs are only pushes of the `-t` names (`--push`): a remote
+    /// build's daemon then pushes, and nothing comes back.
+    pub fn push_only(&self) -> bool {
+        !self.outputs.is_empty()
+            && !self.load
+            && self
+                .outputs
+                .iter()
+                .all(|o| o.kind == (Kind::Image { push: true }) && o.names.is_empty())
+    }
+
+    /// Whether the image is needed on this side: for a file output, `--load`, or
+    /// names in the local store (`-t` without `--push`). Reports alone need only the
+    /// digest.
+    pub fn needs_image(&self) -> bool {
+        !self.push_only() && (self.load || !self.outputs.is_empty() || !self.tags.is_empty())
+    }
+
+    /// Name `index` by the `-t` names in `store` (what the builder does for a build in
+    /// this process).
+    pub fn name_tags(&self, store: &Store, index: &Descriptor) -> anyhow::Result<()> {
+        for t in &self.tags {
+            let name = normal(t);
+            export::tag(store, &name, index)
+                .with_context(|| format!("cannot name the image {name}"))?;
+        }
+        Ok(())
+    }
+
     /// Whether an output writes to standard output (then nothing else does).
     pub fn uses_stdout(&self) -> bool {
         self.outputs.iter().any(|o| o.dest == Some(Dest::Stdout))
@@ -325,12 +354,18 @@ impl Plan {
             let names = if named.is_empty() { &self.tags } else { &named };
             load::load(store, &index, &manifests, names)?;
         }
+        self.report(&index, quiet)
+    }
+
+    /// `--iidfile`, `--metadata-file`, and with `quiet` the digest on standard output
+    /// unless an output uses it.
+    pub fn report(&self, index: &Descriptor, quiet: bool) -> anyhow::Result<()> {
         if let Some(path) = &self.iidfile {
             fs::write(path, index.digest.to_string())
                 .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
         }
         if let Some(path) = &self.metadata_file {
-            self.write_metadata(path, &index)?;
+            self.write_metadata(path, index)?;
         }
         if quiet && !self.uses_stdout() {
             println!("{}", index.digest);
@@ -617,6 +652,26 @@ mod tests {
         assert!(plan(&["-o", "type=image,compression=zstd,oci-mediatypes=false"]).is_err());
         assert!(plan(&["-o", "type=image,compression=gzip,compression-level=10"]).is_err());
         assert!(plan(&["-o", "type=image,compression=zstd,compression-level=0"]).is_err());
+    }
+
+    #[test]
+    fn a_remote_build_fetches_its_image_unless_it_only_pushes_or_reports() {
+        let fetches = |args: &[&str]| plan(args).unwrap().needs_image();
+        assert!(!fetches(&[]));
+        assert!(!fetches(&["--iidfile", "iid", "--metadata-file", "m.json"]));
+        assert!(!fetches(&["-t", "r/a:1", "--push"]));
+        assert!(plan(&["-t", "r/a:1", "--push"]).unwrap().push_only());
+        assert!(fetches(&["-t", "r/a:1"]));
+        assert!(fetches(&["--load"]));
+        assert!(fetches(&["-o", "type=oci,dest=x.tar"]));
+        assert!(fetches(&[
+            "-t",
+            "r/a:1",
+            "--push",
+            "-o",
+            "type=local,dest=d"
+        ]));
+        assert!(fetches(&["-o", "type=image,name=r/a:1,push=true"]));
     }
 
     #[test]

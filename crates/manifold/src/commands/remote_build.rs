@@ -1,17 +1,24 @@
 //! `manifold build` on a remote builder: each platform goes to a node that runs it
 //! natively (declared with `create --platform`, or reported by the daemon), else to
-//! the least-loaded node that emulates it. Nodes build in parallel; with several
-//! nodes each pushes its part by digest and the client combines one index.
+//! the least-loaded node that emulates it. Nodes build in parallel.
+//!
+//! Where the result goes: with only `--push`, each daemon pushes (several nodes push
+//! their parts by digest and the client combines one index in the registry). Any
+//! other output (`-o`, `--load`, `-t` into the local store) fetches each node's image
+//! into the client's store (only the blobs it lacks, each verified), combines the
+//! parts into one index there, and runs the same exporters as a build in this
+//! process ([`super::output::Plan::emit`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use oci::{Digest, Platform, PlatformMatcher, Reference};
 use registry::CredentialSource;
-use remote::protocol::{BuildSpec, RegistryCredential, WireEvent};
+use remote::protocol::{BuildSpec, Done, LayoutContext, RegistryCredential, WireEvent};
 use solver::{Event, EventSink, LogStream, MissReason};
 
 use super::build::{
@@ -165,7 +172,9 @@ pub fn run(
         .iter()
         .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let push = args.push;
+    let outputs = super::output::Plan::from_args(args)?;
+    let push_only = outputs.push_only();
+    let fetch = outputs.needs_image();
     let mut wanted = platforms(args)?;
     if wanted.is_empty() {
         wanted.push(Platform::host());
@@ -190,14 +199,14 @@ pub fn run(
         out
     });
     let plan = route(&infos, &wanted)?;
-    if plan.len() > 1 && (!push || tags.is_empty()) {
+    if plan.len() > 1 && !push_only && !fetch {
         bail!(Hinted::new(
             format!(
-                "builder {} splits this build over {} nodes, which needs a registry to combine them",
+                "builder {} splits this build over {} nodes, and there is nowhere to combine them",
                 instance.name,
                 plan.len()
             ),
-            "add -t REGISTRY/NAME --push",
+            "name the result (-t NAME, into the local store), give an output (-o), or push it (-t REGISTRY/NAME --push)",
         ));
     }
     // What the build reads on this side.
@@ -214,17 +223,25 @@ pub fn run(
     };
     let mut dirs: Vec<(String, PathBuf)> = vec![("context".into(), args.context.clone())];
     let mut image_contexts = Vec::new();
+    let mut layouts = Vec::new();
+    let mut layout_stores = Vec::new();
     for spec in &args.build_contexts {
         let (n, v) = spec
             .split_once('=')
             .with_context(|| format!("invalid --build-context {spec:?}"))?;
         if let Some(r) = v.strip_prefix("docker-image://") {
             image_contexts.push((n.to_owned(), r.to_owned()));
-        } else if v.starts_with("oci-layout://") {
-            bail!(Hinted::new(
-                format!("--build-context {n}={v}: OCI layouts are not sent to remote builders yet"),
-                "push the layout to a registry and use docker-image://",
-            ));
+        } else if let Some(l) = v.strip_prefix("oci-layout://") {
+            // The chosen image goes with the build (the blobs the daemon lacks).
+            let (layout, root) = super::build::open_layout(n, l)?;
+            let blobs = remote::transfer::tree(&layout, &root)
+                .with_context(|| format!("--build-context {n}: cannot read OCI layout {l}"))?;
+            layouts.push(LayoutContext {
+                name: n.to_owned(),
+                root,
+                blobs,
+            });
+            layout_stores.push(layout);
         } else {
             dirs.push((format!("context:{n}"), PathBuf::from(v)));
         }
@@ -259,6 +276,7 @@ pub fn run(
     }
     let allow = entitlements(args)?;
     let pairs = build_arg_pairs(args);
+    let export = outputs.export_options(builder::ExportOptions::default());
     let base = BuildSpec {
         dockerfile: src.clone(),
         target: args.target.clone(),
@@ -279,9 +297,24 @@ pub fn run(
         allow_security_insecure: allow.security_insecure,
         push_tags: Vec::new(),
         push_by_digest: None,
-        oci_mediatypes: None,
+        oci_mediatypes: Some(export.oci_mediatypes),
+        compression: Some(export.compression.key()),
+        fetch,
+        layouts,
     };
-    let mode = crate::progress::Mode::parse(&args.progress)?;
+    let fetch_into = match fetch {
+        true => {
+            let store = super::open_store(global)?;
+            let lease = Arc::new(store.lease()?);
+            Some(remote::Fetch { store, lease })
+        }
+        false => None,
+    };
+    let quiet = args.quiet;
+    let mode = match quiet {
+        true => crate::progress::Mode::Quiet,
+        false => crate::progress::Mode::parse(&args.progress)?,
+    };
     let (events, printer) = crate::progress::start(mode);
     let multi = plan.len() > 1;
     let results = rt.block_on(async {
@@ -290,15 +323,17 @@ pub fn run(
             let node = nodes[*i].clone();
             let mut spec = base.clone();
             spec.platforms = ps.iter().map(ToString::to_string).collect();
-            if multi {
+            if push_only && multi {
                 spec.push_by_digest =
                     Some(format!("{}/{}", tags[0].registry(), tags[0].repository()));
-            } else if push {
+            } else if push_only {
                 spec.push_tags = tags.iter().map(ToString::to_string).collect();
             }
             let job = remote::BuildHandle {
                 spec,
                 dirs: dirs.clone(),
+                layouts: layout_stores.clone(),
+                fetch: fetch_into.clone(),
             };
             let sink: EventSink = events.clone();
             set.spawn(async move {
@@ -337,41 +372,109 @@ pub fn run(
         let done = r.with_context(|| format!("the build on node {node} failed"))?;
         parts.push(done);
     }
-    if !multi {
-        let done = &parts[0];
-        if !push {
+    if let Some(into) = &fetch_into {
+        let built = combine(&into.store, &into.lease, parts, &wanted)?;
+        if !tags.is_empty() || !quiet {
             eprintln!(
-                "WARNING: no output specified with the remote builder: the result stays in the \
-                 daemon's store (use --push to push it)"
+                "built {} ({} platform(s))",
+                built.index.digest,
+                built.manifests.len()
             );
         }
-        eprintln!(
-            "built {} ({} platform(s))",
-            done.index.digest,
-            done.manifests.len()
-        );
+        outputs.name_tags(&into.store, &built.index)?;
+        outputs.emit(global, &into.store, &rt, &built, quiet)?;
         return Ok(ExitCode::SUCCESS);
     }
-    // Several nodes: one index over their parts, pushed under each tag.
+    if !multi {
+        let done = &parts[0];
+        if !push_only {
+            eprintln!(
+                "WARNING: no output specified with the remote builder: the result stays in the \
+                 daemon's store (name it with -t, give -o, or --push it)"
+            );
+        }
+        if !quiet {
+            eprintln!(
+                "built {} ({} platform(s))",
+                done.index.digest,
+                done.manifests.len()
+            );
+        }
+        outputs.report(&done.index, quiet)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Several nodes that pushed: one index over their parts, pushed under each tag.
     let client = client(global)?;
     let store = super::open_store(global)?;
     let sources: Vec<Reference> = parts
         .iter()
         .map(|d| tags[0].with_digest(d.index.digest.clone()))
         .collect();
-    let mut digest = None;
+    let mut combined = None;
     for t in &tags {
         let index = rt
             .block_on(client.create_index(&store, &sources, t, false, BTreeMap::new(), false))
             .with_context(|| format!("cannot combine the nodes' images into {t}"))?;
-        digest = Some(index.digest().clone());
+        let media_type = index
+            .value()
+            .media_type
+            .clone()
+            .unwrap_or_else(|| oci::media::OCI_INDEX.to_owned());
+        combined = Some(oci::Descriptor::for_bytes(&media_type, index.bytes()));
     }
-    if let Some(d) = digest {
-        eprintln!(
-            "built {d} ({} platform(s) on {} nodes)",
-            wanted.len(),
-            parts.len()
-        );
+    if let Some(d) = combined {
+        if !quiet {
+            eprintln!(
+                "built {} ({} platform(s) on {} nodes)",
+                d.digest,
+                wanted.len(),
+                parts.len()
+            );
+        }
+        outputs.report(&d, quiet)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The build result in the client's store: one node's image as it is, or one index
+/// over the nodes' manifests, in the order the platforms were asked for.
+fn combine(
+    store: &content::Store,
+    lease: &content::Lease,
+    parts: Vec<Done>,
+    wanted: &[Platform],
+) -> anyhow::Result<builder::BuildOutput> {
+    if let [one] = parts.as_slice() {
+        return Ok(builder::BuildOutput {
+            index: one.index.clone(),
+            manifests: one.manifests.clone(),
+            warnings: Vec::new(),
+        });
+    }
+    let mut manifests = Vec::new();
+    for p in &parts {
+        let bytes = store.read_document(&p.index.digest)?;
+        match oci::document::ManifestOrIndex::parse(&p.index.media_type, bytes) {
+            Ok(oci::document::ManifestOrIndex::Index(i)) => {
+                manifests.extend(i.value().manifests.iter().cloned());
+            }
+            _ => bail!("the image {} from a node is not an index", p.index.digest),
+        }
+    }
+    let rank = |m: &oci::Descriptor| {
+        m.platform.as_ref().map_or(usize::MAX, |q| {
+            wanted
+                .iter()
+                .position(|w| PlatformMatcher::only(w).matches(q))
+                .unwrap_or(usize::MAX)
+        })
+    };
+    manifests.sort_by_key(rank);
+    let index = export::assemble_index(store, lease, manifests.clone(), BTreeMap::new())
+        .context("cannot combine the nodes' images into one index")?;
+    Ok(builder::BuildOutput {
+        index,
+        manifests,
+        warnings: Vec::new(),
+    })
 }

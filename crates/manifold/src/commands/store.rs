@@ -113,21 +113,39 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+    // A build (in this process or on a daemon with this root) holds the build-state
+    // lock shared: then its build state stays, and so does the content of the names
+    // removed here, which the build may be reading (its base image).
+    let held = match args.all {
+        true => Some(super::build_state::try_hold_exclusive(store.root())?),
+        false => None,
+    };
+    let keep = match &held {
+        Some(None) => {
+            let lease = store.lease()?;
+            for (_, desc) in store.names()? {
+                store.protect(&lease, &desc.digest)?;
+            }
+            Some(lease)
+        }
+        _ => None,
+    };
     let names = if args.all {
         store.remove_all_names()?
     } else {
         0
     };
     let mut removed = Vec::new();
-    if args.all {
-        match super::build_state::try_hold_exclusive(store.root())? {
-            Some(_held) => removed = super::build_state::remove_all(store.root())?,
-            None => eprintln!(
-                "a build is running on this state root: build cache, snapshots and temporary files were kept"
-            ),
-        }
+    match held {
+        Some(Some(_held)) => removed = super::build_state::remove_all(store.root())?,
+        Some(None) => eprintln!(
+            "a build is running on this state root: build cache, snapshots, temporary files \
+             and the content of the removed names were kept"
+        ),
+        None => {}
     }
     let report = store.gc()?;
+    drop(keep);
     if names > 0 {
         eprintln!("removed {names} image name(s)");
     }
