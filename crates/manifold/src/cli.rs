@@ -335,7 +335,7 @@ pub struct BuildArgs {
     /// Grant an entitlement: network.host or security.insecure (repeatable)
     #[arg(long, value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Extra context: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG]
+    /// Extra context: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR[:TAG|@DIGEST]
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Progress output: auto, plain, tty, rawjson or quiet

@@ -645,3 +645,38 @@ fn a_daemon_build_takes_the_build_state_lock_that_prune_respects() {
     ok(&out);
     assert!(daemon.root().join("cache").is_dir());
 }
+
+#[test]
+fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
+    require_root();
+    let daemon = Daemon::start(&[]);
+    let claimed = Descriptor::for_bytes(oci::media::OCI_MANIFEST, br#"{"x":1}"#);
+    let request = serde_json::json!({
+        "op": "build", "dockerfile": "FROM base\n", "platforms": [], "build_args": [],
+        "labels": [], "no_cache": false, "no_cache_filter": [], "context_excludes": [],
+        "network": "default", "pull": false, "contexts": [], "secrets": [],
+        "credentials": [], "allow_network_host": false, "allow_security_insecure": false,
+        "push_tags": [], "push_by_digest": null,
+        "layouts": [{"name": "base", "root": claimed, "blobs": [claimed]}],
+    });
+    let mut s = UnixStream::connect(daemon.dir.path().join("d.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&frame(1, request.to_string().as_bytes()))
+        .unwrap();
+    let (_, need) = read_frame(&mut s);
+    let need: serde_json::Value = serde_json::from_slice(&need).unwrap();
+    assert_eq!(need["need"]["digests"][0], claimed.digest.to_string());
+    // The same size, other bytes.
+    s.write_all(&frame(2, br#"{"x":2}"#)).unwrap();
+    s.write_all(&frame(3, b"")).unwrap();
+    let (_, reply) = read_frame(&mut s);
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&claimed.digest.to_string()), "{reply}");
+    assert!(message.contains("does not match its digest"), "{reply}");
+    assert!(
+        !Store::open(daemon.root())
+            .unwrap()
+            .contains(&claimed.digest)
+    );
+}

@@ -336,7 +336,7 @@ fn named_contexts(
         let (name, value) = spec.split_once('=').ok_or_else(|| {
             anyhow::Error::new(Hinted::new(
                 format!("invalid --build-context {spec:?}"),
-                "write --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]",
+                "write --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]",
             ))
         })?;
         let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
