@@ -680,3 +680,41 @@ fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
             .contains(&claimed.digest)
     );
 }
+
+#[test]
+fn push_with_a_file_output_pushes_from_the_client_the_image_it_wrote() {
+    require_root();
+    let reg = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let daemon = Daemon::start(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM localhost/busybox:test\nCOPY hello /hello\n",
+        ),
+        ("hello", "hi\n"),
+    ]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let layout = out_dir.path().join("layout");
+    let name = format!("{}/remote/pushed:1", reg.addr);
+    ok(&client.run(&[
+        "build",
+        "-t",
+        &name,
+        "--push",
+        "-o",
+        &format!("type=oci,tar=false,dest={}", layout.display()),
+        ctx.path().to_str().unwrap(),
+    ]));
+    let (_, desc) = layout_image(&layout);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]);
+    assert_eq!(oci::Digest::sha256(&raw.stdout), desc.digest);
+    let local = Store::open(client.root()).unwrap();
+    assert_eq!(local.resolve(&name).unwrap().digest, desc.digest);
+}
