@@ -31,8 +31,9 @@ use crate::layer::{Compression, LayerDesc, LayerOptions};
 ///
 /// 1: one gzip member or zstd frame per layer. 2: one per content-defined run
 /// (`archive::MIN_RUN`..`MAX_RUN`, the gear table); a layer of one run is the same
-/// bytes as in epoch 1.
-pub const CODEC_EPOCH: u32 = 2;
+/// bytes as in epoch 1. 3: gzip runs by libdeflate (1.26), and runs whose byte
+/// histogram is nearly flat stored uncompressed (`archive::encode`).
+pub const CODEC_EPOCH: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Entry {
