@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -245,40 +245,32 @@ impl Parts {
             }
             OpMount::Cache { id, sharing } => {
                 // Ids are hashed: never used as paths.
-                let name = Digest::sha256(format!("{id}\n{platform}").as_bytes());
-                let dir = cache_dir.join(name.hex());
+                let base = Digest::sha256(format!("{id}\n{platform}").as_bytes());
                 std::fs::create_dir_all(cache_dir).map_err(|e| BuildError::io(cache_dir, e))?;
-                let created = match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                    Err(e) => return Err(BuildError::io(&dir, e)),
+                let name = match sharing {
+                    op::CacheSharing::Private => private_instance(cache_dir, base.hex(), held)?,
+                    _ => base.hex().to_owned(),
                 };
-                // A new cache takes the owner and mode of its seed (`from=`, or
-                // the directory the frontend made for `uid=`/`gid=`/`mode=`).
-                if created
-                    && let Some(seed) = m.input.and_then(|i| inputs[i].fs())
-                    && let Some(k) = seed.top_key()
-                {
-                    let v = self.snapshotter.view(&k)?;
-                    let src = self.in_tree(v.path(), &m.selector, held)?;
-                    let meta = std::fs::metadata(&src).map_err(|e| BuildError::io(&src, e))?;
-                    held.views.push(v);
-                    std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid()))
-                        .map_err(|e| BuildError::io(&dir, e))?;
-                    std::fs::set_permissions(
-                        &dir,
-                        std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-                    )
-                    .map_err(|e| BuildError::io(&dir, e))?;
+                let dir = cache_dir.join(&name);
+                if !dir.exists() {
+                    let seed = match m
+                        .input
+                        .and_then(|i| inputs[i].fs())
+                        .and_then(|f| f.top_key())
+                    {
+                        Some(k) => {
+                            let v = self.snapshotter.view(&k)?;
+                            let src = self.in_tree(v.path(), &m.selector, held)?;
+                            held.views.push(v);
+                            Some(src)
+                        }
+                        None => None,
+                    };
+                    new_cache(cache_dir, &dir, seed.as_deref())?;
                 }
                 if *sharing == op::CacheSharing::Locked {
-                    let lock_path = cache_dir.join(format!("{}.lock", name.hex()));
-                    let f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&lock_path)
-                        .map_err(|e| BuildError::io(&lock_path, e))?;
+                    let lock_path = cache_dir.join(format!("{name}.lock"));
+                    let f = lock_file(&lock_path)?;
                     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
                         .map_err(|e| BuildError::io(&lock_path, e.into()))?;
                     held.locks.push(f);
@@ -406,5 +398,107 @@ fn only_stubs(tree: &archive::Root, p: &archive::CleanPath) -> Result<bool, Buil
         }
         rustix::fs::FileType::RegularFile => Ok(st.st_size == 0),
         _ => Ok(false),
+    }
+}
+
+/// The most instances one private cache id gets (one per step using it at once).
+const MAX_PRIVATE_INSTANCES: usize = 64;
+
+/// `sharing=private`: the first instance of the cache (`HEX`, then `HEX-1`, `HEX-2`,
+/// …) that no other step holds, locked for this step. Instances persist, so a later
+/// step gets one of them back, with what earlier steps left in it.
+fn private_instance(cache_dir: &Path, hex: &str, held: &mut Held) -> Result<String, BuildError> {
+    for n in 0..MAX_PRIVATE_INSTANCES {
+        let name = if n == 0 {
+            hex.to_owned()
+        } else {
+            format!("{hex}-{n}")
+        };
+        let lock_path = cache_dir.join(format!("{name}.lock"));
+        let f = lock_file(&lock_path)?;
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                held.locks.push(f);
+                return Ok(name);
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => continue,
+            Err(e) => return Err(BuildError::io(&lock_path, e.into())),
+        }
+    }
+    Err(BuildError::io(
+        cache_dir,
+        std::io::Error::other(format!(
+            "{MAX_PRIVATE_INSTANCES} steps already hold instances of a private cache mount"
+        )),
+    ))
+}
+
+fn lock_file(path: &Path) -> Result<std::fs::File, BuildError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| BuildError::io(path, e))
+}
+
+/// Make the cache directory `dir`: empty, or a copy of `seed` (`from=`/`source=`,
+/// or the directory the frontend made for `uid=`/`gid=`/`mode=`) with its owner and
+/// mode. It is made under a temporary name and renamed into place without
+/// replacing: a concurrent step that made it first wins and this copy is removed,
+/// so no step ever sees a half-seeded cache.
+fn new_cache(cache_dir: &Path, dir: &Path, seed: Option<&Path>) -> Result<(), BuildError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staged = cache_dir.join(format!(".new-{}-{n}", std::process::id()));
+    // Whatever is left under the temporary name (a lost race, a failed copy) goes.
+    struct Cleanup<'a>(&'a Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if self.0.exists() {
+                let _ = std::fs::remove_dir_all(self.0);
+            }
+        }
+    }
+    let _cleanup = Cleanup(&staged);
+    match seed {
+        Some(src) => {
+            let meta = std::fs::metadata(src).map_err(|e| BuildError::io(src, e))?;
+            if !meta.is_dir() {
+                return Err(BuildError::io(
+                    src,
+                    std::io::Error::other("the source of a cache mount must be a directory"),
+                ));
+            }
+            // cp -a never follows the seed's symlinks; it keeps owners, modes, times.
+            let out = std::process::Command::new("cp")
+                .arg("-a")
+                .arg("--no-dereference")
+                .arg("--")
+                .arg(src)
+                .arg(&staged)
+                .output()
+                .map_err(|e| BuildError::io(src, e))?;
+            if !out.status.success() {
+                return Err(BuildError::io(
+                    src,
+                    std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+                ));
+            }
+        }
+        None => std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&staged)
+            .map_err(|e| BuildError::io(&staged, e))?,
+    }
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &staged,
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(BuildError::io(dir, e.into())),
     }
 }
