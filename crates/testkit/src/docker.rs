@@ -76,6 +76,17 @@ impl Dockerd {
         d
     }
 
+    /// `DOCKER_HOST` for this daemon (`unix://…/sock`), for a program that runs
+    /// `docker` itself.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("sock").display())
+    }
+
+    /// `DOCKER_CONFIG` for this daemon's private client configuration.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
@@ -86,9 +97,9 @@ impl Dockerd {
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.client);
         c.arg("--config")
-            .arg(self.dir.join("config"))
+            .arg(self.config_dir())
             .arg("-H")
-            .arg(format!("unix://{}", self.dir.join("sock").display()));
+            .arg(self.host());
         c
     }
 
