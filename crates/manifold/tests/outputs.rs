@@ -420,10 +420,12 @@ fn single_platform_outputs_are_read_by_skopeo_umoci_and_podman() {
     let stderr = text(&zout.stderr);
     assert!(
         stderr.contains(&format!(
-            "recompressed base layers (zstd-9): the image is {zdigest}"
+            "built {zdigest} (1 platform(s); base layers recompressed to zstd-9)"
         )),
         "{stderr}"
     );
+    // One digest is announced: the image's, not the build's before recompression.
+    assert_eq!(stderr.matches("built sha256:").count(), 1, "{stderr}");
     let (zstore, zindex) = check_layout(&o("zstd"), &zdigest);
     let zmanifest = read_manifest(&zstore, &zindex.manifests[0]);
     assert_eq!(zmanifest.layers.len(), manifest.layers.len());

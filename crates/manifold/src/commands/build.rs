@@ -565,7 +565,9 @@ fn run_build(
     match result {
         Ok(out) => {
             report_diagnostics(name, &src, &out.warnings)?;
-            if !args.tags.is_empty() || mode != crate::progress::Mode::Quiet {
+            if (!args.tags.is_empty() || mode != crate::progress::Mode::Quiet)
+                && !outputs.recompresses()
+            {
                 eprintln!(
                     "built {} ({} platform(s))",
                     out.index.digest,

@@ -310,6 +310,12 @@ impl Plan {
         }
     }
 
+    /// Whether [`Plan::emit`] may recompress the image (`force-compression`) and so
+    /// announce its own digest: the build's digest is then not the image's.
+    pub fn recompresses(&self) -> bool {
+        self.export.force
+    }
+
     /// Write every output of the build `built`, then the reports; `quiet` prints the
     /// image digest (the index's) on standard output unless an output uses it.
     pub fn emit(
@@ -324,13 +330,15 @@ impl Plan {
         let index = if self.export.force {
             let c = opts.compression;
             let index = force_compression(store, built, c, opts.oci_mediatypes, &self.tags)?;
-            if index.digest != built.index.digest {
-                eprintln!(
-                    "recompressed base layers ({}): the image is {}",
-                    c.key(),
-                    index.digest
-                );
-            }
+            let how = match index.digest != built.index.digest {
+                true => format!("; base layers recompressed to {}", c.key()),
+                false => String::new(),
+            };
+            eprintln!(
+                "built {} ({} platform(s){how})",
+                index.digest,
+                built.manifests.len()
+            );
             index
         } else {
             built.index.clone()
