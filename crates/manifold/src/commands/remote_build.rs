@@ -18,13 +18,16 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use oci::{Digest, Platform, PlatformMatcher, Reference};
 use registry::CredentialSource;
-use remote::protocol::{BuildSpec, Done, LayoutContext, RegistryCredential, WireEvent};
+use remote::protocol::{
+    BuildSpec, ContextManifest, Done, LayoutContext, RegistryCredential, WireEvent,
+};
 use solver::{Event, EventSink, LogStream, MissReason};
 
 use super::build::{
     build_arg_pairs, entitlements, labels, platforms, read_ignore_patterns, secret,
     source_date_epoch,
 };
+use super::output::Plan;
 use super::registry::client;
 use crate::cli::{BuildArgs, Global};
 use crate::instances::{Instance, Node};
@@ -158,21 +161,13 @@ pub fn run(
     src: String,
     instance: Instance,
 ) -> anyhow::Result<ExitCode> {
-    let nodes: Vec<Node> = instance
-        .nodes
-        .iter()
-        .filter(|n| n.endpoint.is_some())
-        .cloned()
-        .collect();
-    if nodes.is_empty() {
-        bail!("builder {} has no remote node", instance.name);
-    }
+    let nodes = remote_nodes(&instance)?;
     let tags: Vec<Reference> = args
         .tags
         .iter()
         .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let outputs = super::output::Plan::from_args(args)?;
+    let outputs = Plan::from_args(args)?;
     let push_only = outputs.push_only();
     let fetch = outputs.needs_image();
     let mut wanted = platforms(args)?;
@@ -180,24 +175,7 @@ pub fn run(
         wanted.push(Platform::host());
     }
     let rt = super::runtime()?;
-    // Ask every node what it runs.
-    let infos: Vec<_> = rt.block_on(async {
-        let mut out = Vec::new();
-        for n in &nodes {
-            let ep = n.endpoint.clone().expect("remote nodes have endpoints");
-            let t = tls(n);
-            let r = tokio::time::timeout(Duration::from_secs(10), remote::info(&ep, t.as_ref()))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(remote::RemoteError::Protocol {
-                        endpoint: ep.to_string(),
-                        message: "no answer within 10 s".into(),
-                    })
-                });
-            out.push((n.clone(), r));
-        }
-        out
-    });
+    let infos = rt.block_on(ask_nodes(&nodes));
     let plan = route(&infos, &wanted)?;
     if plan.len() > 1 && !push_only && !fetch {
         bail!(Hinted::new(
@@ -209,99 +187,8 @@ pub fn run(
             "name the result (-t NAME, into the local store), give an output (-o), or push it (-t REGISTRY/NAME --push)",
         ));
     }
-    // What the build reads on this side.
-    let state = super::state_root(global)
-        .unwrap_or_else(|_| std::env::temp_dir().join("manifold"))
-        .join("contexts");
-    let excludes = read_ignore_patterns(args, name)?;
-    let matcher = if excludes.is_empty() {
-        None
-    } else {
-        Some(dockerfile::ignore::Matcher::new(
-            dockerfile::ignore::parse_ignore_file(&excludes.join("\n"))?,
-        )?)
-    };
-    let mut dirs: Vec<(String, PathBuf)> = vec![("context".into(), args.context.clone())];
-    let mut image_contexts = Vec::new();
-    let mut layouts = Vec::new();
-    let mut layout_stores = Vec::new();
-    for spec in &args.build_contexts {
-        let (n, v) = spec
-            .split_once('=')
-            .with_context(|| format!("invalid --build-context {spec:?}"))?;
-        if let Some(r) = v.strip_prefix("docker-image://") {
-            image_contexts.push((n.to_owned(), r.to_owned()));
-        } else if let Some(l) = v.strip_prefix("oci-layout://") {
-            // The chosen image goes with the build (the blobs the daemon lacks).
-            let (layout, root) = super::build::open_layout(n, l)?;
-            let blobs = remote::transfer::tree(&layout, &root)
-                .with_context(|| format!("--build-context {n}: cannot read OCI layout {l}"))?;
-            layouts.push(LayoutContext {
-                name: n.to_owned(),
-                root,
-                blobs,
-            });
-            layout_stores.push(layout);
-        } else {
-            dirs.push((format!("context:{n}"), PathBuf::from(v)));
-        }
-    }
-    let mut contexts = Vec::new();
-    for (n, d) in &dirs {
-        let m = if n == "context" {
-            matcher.as_ref()
-        } else {
-            None
-        };
-        contexts.push(
-            remote::sync::manifest(n, d, m, &state)
-                .with_context(|| format!("cannot read build context {}", d.display()))?,
-        );
-    }
-    let mut secrets = Vec::new();
-    for s in &args.secret {
-        let (id, v) = secret(s)?;
-        secrets.push((id, v.0.to_vec()));
-    }
-    let docker = registry::DockerConfig::load(&registry::credentials::default_config_dir())?;
-    let mut credentials = Vec::new();
-    for reg in registries(&src, &tags) {
-        if let Ok(registry::Credential::Basic { username, password }) = docker.credential(&reg) {
-            credentials.push(RegistryCredential {
-                registry: reg,
-                username,
-                password: password.expose().to_owned(),
-            });
-        }
-    }
-    let allow = entitlements(args)?;
-    let pairs = build_arg_pairs(args);
-    let export = outputs.export_options(builder::ExportOptions::default());
-    let base = BuildSpec {
-        dockerfile: src.clone(),
-        target: args.target.clone(),
-        platforms: Vec::new(),
-        build_args: pairs.clone(),
-        image_contexts,
-        labels: labels(args),
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        source_date_epoch: source_date_epoch(&pairs),
-        context_excludes: excludes,
-        network: args.network.clone().unwrap_or_else(|| "default".into()),
-        pull: args.pull,
-        contexts,
-        secrets,
-        credentials,
-        allow_network_host: allow.network_host,
-        allow_security_insecure: allow.security_insecure,
-        push_tags: Vec::new(),
-        push_by_digest: None,
-        oci_mediatypes: Some(export.oci_mediatypes),
-        compression: Some(export.compression.key()),
-        fetch,
-        layouts,
-    };
+    let (sent, local) = read_contexts(global, args, name)?;
+    let base = base_spec(args, &src, &tags, &outputs, fetch, sent)?;
     let fetch_into = match fetch {
         true => {
             let store = super::open_store(global)?;
@@ -317,54 +204,16 @@ pub fn run(
     };
     let (events, printer) = crate::progress::start(mode);
     let multi = plan.len() > 1;
-    let results = rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, ps) in &plan {
-            let node = nodes[*i].clone();
-            let mut spec = base.clone();
-            spec.platforms = ps.iter().map(ToString::to_string).collect();
-            if push_only && multi {
-                spec.push_by_digest =
-                    Some(format!("{}/{}", tags[0].registry(), tags[0].repository()));
-            } else if push_only {
-                spec.push_tags = tags.iter().map(ToString::to_string).collect();
-            }
-            let job = remote::BuildHandle {
-                spec,
-                dirs: dirs.clone(),
-                layouts: layout_stores.clone(),
-                fetch: fetch_into.clone(),
-            };
-            let sink: EventSink = events.clone();
-            set.spawn(async move {
-                let ep = node.endpoint.clone().expect("remote nodes have endpoints");
-                let t = tls(&node);
-                let r = remote::build(&ep, t.as_ref(), job, move |e| {
-                    if let Some(ev) = event(e) {
-                        sink.emit(ev);
-                    }
-                })
-                .await;
-                (node.name.clone(), r)
-            });
-        }
-        let mut out = Vec::new();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                // Dropping the connections cancels the builds on the daemons.
-                set.abort_all();
-                return Err(anyhow::anyhow!("build cancelled"));
-            }
-            () = async {
-                while let Some(j) = set.join_next().await {
-                    if let Ok(r) = j {
-                        out.push(r);
-                    }
-                }
-            } => {}
-        }
-        Ok(out)
-    });
+    let job = Job {
+        nodes: &nodes,
+        plan: &plan,
+        base: &base,
+        local: &local,
+        fetch_into: &fetch_into,
+        tags: &tags,
+        push_only,
+    };
+    let results = rt.block_on(build_on_nodes(job, &events));
     printer.finish();
     let results = results?;
     let mut parts = Vec::new();
@@ -374,36 +223,318 @@ pub fn run(
     }
     if let Some(into) = &fetch_into {
         let built = combine(&into.store, &into.lease, parts, &wanted)?;
-        if !tags.is_empty() || !quiet {
-            eprintln!(
-                "built {} ({} platform(s))",
-                built.index.digest,
-                built.manifests.len()
-            );
-        }
-        outputs.name_tags(&into.store, &built.index)?;
-        outputs.emit(global, &into.store, &rt, &built, quiet)?;
-        return Ok(ExitCode::SUCCESS);
+        emit_fetched(global, &rt, &outputs, into, &built, !tags.is_empty(), quiet)?;
+    } else if !multi {
+        report_one(&outputs, &parts[0], push_only, quiet)?;
+    } else {
+        push_combined(global, &rt, &outputs, &tags, &parts, wanted.len(), quiet)?;
     }
-    if !multi {
-        let done = &parts[0];
-        if !push_only {
-            eprintln!(
-                "WARNING: no output specified with the remote builder: the result stays in the \
-                 daemon's store (name it with -t, give -o, or --push it)"
-            );
-        }
-        if !quiet {
-            eprintln!(
-                "built {} ({} platform(s))",
-                done.index.digest,
-                done.manifests.len()
-            );
-        }
-        outputs.report(&done.index, quiet)?;
-        return Ok(ExitCode::SUCCESS);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The nodes of `instance` that are reached over the network.
+fn remote_nodes(instance: &Instance) -> anyhow::Result<Vec<Node>> {
+    let nodes: Vec<Node> = instance
+        .nodes
+        .iter()
+        .filter(|n| n.endpoint.is_some())
+        .cloned()
+        .collect();
+    if nodes.is_empty() {
+        bail!("builder {} has no remote node", instance.name);
     }
-    // Several nodes that pushed: one index over their parts, pushed under each tag.
+    Ok(nodes)
+}
+
+/// Ask every node what it runs, one after the other, each within 10 s.
+async fn ask_nodes(nodes: &[Node]) -> Vec<(Node, Result<remote::Info, remote::RemoteError>)> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let ep = n.endpoint.clone().expect("remote nodes have endpoints");
+        let t = tls(n);
+        let r = tokio::time::timeout(Duration::from_secs(10), remote::info(&ep, t.as_ref()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(remote::RemoteError::Protocol {
+                    endpoint: ep.to_string(),
+                    message: "no answer within 10 s".into(),
+                })
+            });
+        out.push((n.clone(), r));
+    }
+    out
+}
+
+/// The build's contexts as the daemon gets them.
+struct SentContexts {
+    /// The ignore patterns of the main context.
+    excludes: Vec<String>,
+    /// What each local context directory holds, the main one first.
+    manifests: Vec<ContextManifest>,
+    /// `--build-context NAME=docker-image://REF`, as (NAME, REF).
+    images: Vec<(String, String)>,
+    /// `--build-context NAME=oci-layout://…`: the chosen image and its blobs.
+    layouts: Vec<LayoutContext>,
+}
+
+/// Where the client reads what the daemon asks for.
+struct LocalContexts {
+    /// The directory of each context, by the name the daemon asks for it by.
+    dirs: Vec<(String, PathBuf)>,
+    /// The OCI layout of each of [`SentContexts::layouts`], in order.
+    layouts: Vec<content::Store>,
+}
+
+/// What the build reads on this side: the main context, and the directories and
+/// OCI layouts named by `--build-context`.
+fn read_contexts(
+    global: &Global,
+    args: &BuildArgs,
+    name: &str,
+) -> anyhow::Result<(SentContexts, LocalContexts)> {
+    let state = super::state_root(global)
+        .unwrap_or_else(|_| std::env::temp_dir().join("manifold"))
+        .join("contexts");
+    let excludes = read_ignore_patterns(args, name)?;
+    let matcher = if excludes.is_empty() {
+        None
+    } else {
+        Some(dockerfile::ignore::Matcher::new(
+            dockerfile::ignore::parse_ignore_file(&excludes.join("\n"))?,
+        )?)
+    };
+    let mut dirs: Vec<(String, PathBuf)> = vec![("context".into(), args.context.clone())];
+    let mut images = Vec::new();
+    let mut layouts = Vec::new();
+    let mut layout_stores = Vec::new();
+    for spec in &args.build_contexts {
+        let (n, v) = spec
+            .split_once('=')
+            .with_context(|| format!("invalid --build-context {spec:?}"))?;
+        if let Some(r) = v.strip_prefix("docker-image://") {
+            images.push((n.to_owned(), r.to_owned()));
+        } else if let Some(l) = v.strip_prefix("oci-layout://") {
+            // The chosen image goes with the build (the blobs the daemon lacks).
+            let (layout, root) = super::build::open_layout(n, l)?;
+            let blobs = remote::transfer::tree(&layout, &root)
+                .with_context(|| format!("--build-context {n}: cannot read OCI layout {l}"))?;
+            layouts.push(LayoutContext {
+                name: n.to_owned(),
+                root,
+                blobs,
+            });
+            layout_stores.push(layout);
+        } else {
+            dirs.push((format!("context:{n}"), PathBuf::from(v)));
+        }
+    }
+    let mut manifests = Vec::new();
+    for (n, d) in &dirs {
+        let m = if n == "context" {
+            matcher.as_ref()
+        } else {
+            None
+        };
+        manifests.push(
+            remote::sync::manifest(n, d, m, &state)
+                .with_context(|| format!("cannot read build context {}", d.display()))?,
+        );
+    }
+    let sent = SentContexts {
+        excludes,
+        manifests,
+        images,
+        layouts,
+    };
+    let local = LocalContexts {
+        dirs,
+        layouts: layout_stores,
+    };
+    Ok((sent, local))
+}
+
+/// The spec every node gets, before its platforms and push targets are set.
+fn base_spec(
+    args: &BuildArgs,
+    src: &str,
+    tags: &[Reference],
+    outputs: &Plan,
+    fetch: bool,
+    contexts: SentContexts,
+) -> anyhow::Result<BuildSpec> {
+    let mut secrets = Vec::new();
+    for s in &args.secret {
+        let (id, v) = secret(s)?;
+        secrets.push((id, v.0.to_vec()));
+    }
+    let credentials = credentials(src, tags)?;
+    let allow = entitlements(args)?;
+    let pairs = build_arg_pairs(args);
+    let export = outputs.export_options(builder::ExportOptions::default());
+    Ok(BuildSpec {
+        dockerfile: src.to_owned(),
+        target: args.target.clone(),
+        platforms: Vec::new(),
+        build_args: pairs.clone(),
+        image_contexts: contexts.images,
+        labels: labels(args),
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        source_date_epoch: source_date_epoch(&pairs),
+        context_excludes: contexts.excludes,
+        network: args.network.clone().unwrap_or_else(|| "default".into()),
+        pull: args.pull,
+        contexts: contexts.manifests,
+        secrets,
+        credentials,
+        allow_network_host: allow.network_host,
+        allow_security_insecure: allow.security_insecure,
+        push_tags: Vec::new(),
+        push_by_digest: None,
+        oci_mediatypes: Some(export.oci_mediatypes),
+        compression: Some(export.compression.key()),
+        fetch,
+        layouts: contexts.layouts,
+    })
+}
+
+/// The user name and password of the docker config for each registry the build
+/// may need (see [`registries`]).
+fn credentials(src: &str, tags: &[Reference]) -> anyhow::Result<Vec<RegistryCredential>> {
+    let docker = registry::DockerConfig::load(&registry::credentials::default_config_dir())?;
+    let mut credentials = Vec::new();
+    for reg in registries(src, tags) {
+        if let Ok(registry::Credential::Basic { username, password }) = docker.credential(&reg) {
+            credentials.push(RegistryCredential {
+                registry: reg,
+                username,
+                password: password.expose().to_owned(),
+            });
+        }
+    }
+    Ok(credentials)
+}
+
+/// One build split over the nodes of [`route`]'s plan.
+struct Job<'a> {
+    nodes: &'a [Node],
+    plan: &'a BTreeMap<usize, Vec<Platform>>,
+    base: &'a BuildSpec,
+    local: &'a LocalContexts,
+    fetch_into: &'a Option<remote::Fetch>,
+    tags: &'a [Reference],
+    /// Pushing is all there is to do: the daemons push (by digest when there are
+    /// several nodes, for the client to combine), and nothing comes back.
+    push_only: bool,
+}
+
+/// Run `job` on its nodes at once, their progress into `events`, and wait for all
+/// of them; each node's name with its result. Ctrl-C drops the connections, which
+/// cancels the builds on the daemons.
+async fn build_on_nodes(
+    job: Job<'_>,
+    events: &EventSink,
+) -> anyhow::Result<Vec<(String, Result<Done, remote::RemoteError>)>> {
+    let multi = job.plan.len() > 1;
+    let mut set = tokio::task::JoinSet::new();
+    for (i, ps) in job.plan {
+        let node = job.nodes[*i].clone();
+        let mut spec = job.base.clone();
+        spec.platforms = ps.iter().map(ToString::to_string).collect();
+        if job.push_only && multi {
+            let first = &job.tags[0];
+            spec.push_by_digest = Some(format!("{}/{}", first.registry(), first.repository()));
+        } else if job.push_only {
+            spec.push_tags = job.tags.iter().map(ToString::to_string).collect();
+        }
+        let handle = remote::BuildHandle {
+            spec,
+            dirs: job.local.dirs.clone(),
+            layouts: job.local.layouts.clone(),
+            fetch: job.fetch_into.clone(),
+        };
+        let sink: EventSink = events.clone();
+        set.spawn(async move {
+            let ep = node.endpoint.clone().expect("remote nodes have endpoints");
+            let t = tls(&node);
+            let r = remote::build(&ep, t.as_ref(), handle, move |e| {
+                if let Some(ev) = event(e) {
+                    sink.emit(ev);
+                }
+            })
+            .await;
+            (node.name.clone(), r)
+        });
+    }
+    let mut out = Vec::new();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            // Dropping the connections cancels the builds on the daemons.
+            set.abort_all();
+            return Err(anyhow::anyhow!("build cancelled"));
+        }
+        () = async {
+            while let Some(j) = set.join_next().await {
+                if let Ok(r) = j {
+                    out.push(r);
+                }
+            }
+        } => {}
+    }
+    Ok(out)
+}
+
+/// The nodes' images, fetched into the client's store and combined: named, and
+/// written to the outputs.
+fn emit_fetched(
+    global: &Global,
+    rt: &tokio::runtime::Runtime,
+    outputs: &Plan,
+    into: &remote::Fetch,
+    built: &builder::BuildOutput,
+    tagged: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if tagged || !quiet {
+        eprintln!(
+            "built {} ({} platform(s))",
+            built.index.digest,
+            built.manifests.len()
+        );
+    }
+    outputs.name_tags(&into.store, &built.index)?;
+    outputs.emit(global, &into.store, rt, built, quiet)
+}
+
+/// The result of a build on one node that stays in its daemon's store (or was
+/// pushed by it).
+fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyhow::Result<()> {
+    if !push_only {
+        eprintln!(
+            "WARNING: no output specified with the remote builder: the result stays in the \
+             daemon's store (name it with -t, give -o, or --push it)"
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "built {} ({} platform(s))",
+            done.index.digest,
+            done.manifests.len()
+        );
+    }
+    outputs.report(&done.index, quiet)
+}
+
+/// Several nodes that pushed: one index over their parts, pushed under each tag.
+fn push_combined(
+    global: &Global,
+    rt: &tokio::runtime::Runtime,
+    outputs: &Plan,
+    tags: &[Reference],
+    parts: &[Done],
+    platforms: usize,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let client = client(global)?;
     let store = super::open_store(global)?;
     let sources: Vec<Reference> = parts
@@ -411,7 +542,7 @@ pub fn run(
         .map(|d| tags[0].with_digest(d.index.digest.clone()))
         .collect();
     let mut combined = None;
-    for t in &tags {
+    for t in tags {
         let index = rt
             .block_on(client.create_index(&store, &sources, t, false, BTreeMap::new(), false))
             .with_context(|| format!("cannot combine the nodes' images into {t}"))?;
@@ -427,13 +558,13 @@ pub fn run(
             eprintln!(
                 "built {} ({} platform(s) on {} nodes)",
                 d.digest,
-                wanted.len(),
+                platforms,
                 parts.len()
             );
         }
         outputs.report(&d, quiet)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The build result in the client's store: one node's image as it is, or one index
