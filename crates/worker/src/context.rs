@@ -152,7 +152,7 @@ pub fn scan(
     index: &mut Index,
 ) -> Result<Context, ContextError> {
     let mut entries = BTreeMap::new();
-    let mut hashed = 0;
+    let mut to_hash: Vec<(String, PathBuf)> = Vec::new();
     let mut stack = vec![(dir.to_owned(), String::new())];
     let mut seen = HashMap::new();
     while let Some((abs, rel)) = stack.pop() {
@@ -211,8 +211,9 @@ pub fn scan(
                         old.digest.clone()
                     }
                     _ => {
-                        hashed += 1;
-                        hash_file(&path)?
+                        // Hashed below, in parallel; the empty digest holds its place.
+                        to_hash.push((rel_child.clone(), path.clone()));
+                        Digest::sha256(b"")
                     }
                 };
                 seen.insert(
@@ -232,6 +233,19 @@ pub fn scan(
             entries.insert(rel_child, Entry { kind, mode });
         }
     }
+    let hashed = to_hash.len();
+    for ((rel, _), digest) in to_hash.iter().zip(hash_files(&to_hash)?) {
+        if let Some(Entry {
+            kind: Kind::File { digest: d, .. },
+            ..
+        }) = entries.get_mut(rel)
+        {
+            *d = digest.clone();
+        }
+        if let Some(stamp) = seen.get_mut(rel) {
+            stamp.digest = digest;
+        }
+    }
     index.stamps = seen;
     let digest = context_digest(&entries);
     Ok(Context {
@@ -241,12 +255,51 @@ pub fn scan(
     })
 }
 
-fn hash_file(path: &Path) -> Result<Digest, ContextError> {
+/// The digests of `files`, in order, hashed on up to four threads (each with one
+/// read buffer for all its files). The first failure in `files` order is returned.
+fn hash_files(files: &[(String, PathBuf)]) -> Result<Vec<Digest>, ContextError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 4)
+        .min(files.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<Digest, ContextError>>> = Vec::new();
+    results.resize_with(files.len(), || None);
+    let done: Vec<Vec<(usize, Result<Digest, ContextError>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((_, path)) = files.get(i) else {
+                            return out;
+                        };
+                        out.push((i, hash_file(path, &mut buf)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (i, r) in done.into_iter().flatten() {
+        results[i] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every file was hashed"))
+        .collect()
+}
+
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<Digest, ContextError> {
     let mut f = fs::File::open(path).map_err(io(path))?;
     let mut h = Hasher::new(oci::Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
+        let n = f.read(buf).map_err(io(path))?;
         if n == 0 {
             return Ok(h.finish());
         }

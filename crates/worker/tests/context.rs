@@ -138,3 +138,37 @@ fn mode_changes_change_the_digest() {
     assert_ne!(before.digest, after.digest);
     assert_eq!(before.changed(&after), ["src/main.c"]);
 }
+
+#[test]
+fn files_hashed_in_parallel_each_get_their_own_digest() {
+    let ctx = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // Sizes around the 1 MiB read buffer, so buffers are reused across files.
+    let sizes = [0usize, 1, 4095, 1 << 20, (1 << 20) + 1, 3 << 19, 77];
+    for i in 0..60 {
+        let size = sizes[i % sizes.len()];
+        let body: Vec<u8> = (0..size).map(|j| (i * 31 + j * 7) as u8).collect();
+        fs::create_dir_all(ctx.path().join(format!("d{}", i % 5))).unwrap();
+        fs::write(ctx.path().join(format!("d{}/f{i}", i % 5)), body).unwrap();
+    }
+    let mut index = Index::open(state.path(), ctx.path());
+    let c = scan(ctx.path(), None, &mut index).unwrap();
+    assert_eq!(c.hashed, 60);
+    for i in 0..60 {
+        let rel = format!("d{}/f{i}", i % 5);
+        let body = fs::read(ctx.path().join(&rel)).unwrap();
+        match &c.entries[&rel].kind {
+            Kind::File { digest, size } => {
+                assert_eq!(*digest, oci::Digest::sha256(&body), "{rel}");
+                assert_eq!(*size, body.len() as u64);
+            }
+            other => panic!("{rel}: {other:?}"),
+        }
+    }
+    // The index holds the same digests: a second scan reads nothing and agrees.
+    index.save().unwrap();
+    let mut index = Index::open(state.path(), ctx.path());
+    let again = scan(ctx.path(), None, &mut index).unwrap();
+    assert_eq!(again.hashed, 0);
+    assert_eq!(again.digest, c.digest);
+}
