@@ -5,6 +5,7 @@
 //! its steps; runc containers are killed and mounts removed as for Ctrl-C).
 //! Secrets and registry credentials live in the request only: never written.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,7 +19,9 @@ use worker::Entitlements;
 use crate::RemoteError;
 use crate::conn::Conn;
 use crate::endpoint::Endpoint;
-use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
+use crate::protocol::{
+    BuildSpec, ContextManifest, Done, FileMeta, Info, Reply, Request, WireEvent,
+};
 use crate::sync::{self, Contexts};
 use crate::tls::{self, TlsFiles};
 use crate::{transfer, wire};
@@ -263,7 +266,51 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    // Contexts: check, ask for what is missing, receive it, update the copies.
+    let inputs = receive_inputs(state, &spec, r, w).await?;
+    let session = session(state, &spec, &inputs.contexts).await?;
+    let client = registry_client(state, &spec)?;
+    let req = request(&spec, session, &inputs.layout_names)?;
+    // The build state lock local builds take (the binary's `build_state.rs`), so a
+    // `manifold prune --all` on this root keeps the build cache and snapshots while
+    // this build uses them; waits while a prune holds it.
+    let root = state.store.root().to_owned();
+    let _using = tokio::task::spawn_blocking(move || hold_build_state(&root))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot lock the build state: {e}"))?;
+    let out = run_build(state, &client, req, r, w).await?;
+    push_result(state, &client, &spec, &out.index).await?;
+    if spec.fetch {
+        send_result(state, &out.index, r, w).await?;
+    }
+    Ok(Done {
+        index: out.index,
+        manifests: out.manifests,
+    })
+}
+
+/// What a build receives from its client before it starts.
+struct Inputs<'a> {
+    /// Each context's manifest, with its entries once checked.
+    contexts: Vec<(&'a ContextManifest, BTreeMap<String, FileMeta>)>,
+    /// Each `oci-layout://` context's name, with the store name of its image.
+    layout_names: Vec<(String, String)>,
+    /// Keeps the layout contexts' blobs from garbage collection for the build.
+    _lease: content::Lease,
+}
+
+/// Contexts: check, ask for what is missing, receive it, update the copies; then
+/// the blobs of the `oci-layout://` contexts that this store lacks.
+async fn receive_inputs<'a, R, W>(
+    state: &Arc<State>,
+    spec: &'a BuildSpec,
+    r: &mut R,
+    w: &mut W,
+) -> Result<Inputs<'a>, String>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let mut checked = Vec::new();
     let mut wanted = Vec::new();
     for m in &spec.contexts {
@@ -318,6 +365,21 @@ where
             .map_err(|e| chain(&e))?;
         layout_names.push((l.name.clone(), local));
     }
+    Ok(Inputs {
+        contexts: checked,
+        layout_names,
+        _lease: lease,
+    })
+}
+
+/// The entitlements both sides allow, the contexts as directories, and the
+/// secrets. An entitlement the client asks for and this daemon does not grant
+/// is refused.
+async fn session(
+    state: &Arc<State>,
+    spec: &BuildSpec,
+    checked: &[(&ContextManifest, BTreeMap<String, FileMeta>)],
+) -> Result<builder::Session, String> {
     let mut session = builder::Session {
         allow: Entitlements {
             network_host: spec.allow_network_host && state.config.grants.network_host,
@@ -340,7 +402,7 @@ where
                 .into(),
         );
     }
-    for (m, entries) in &checked {
+    for (m, entries) in checked {
         let contexts = state.contexts.clone();
         let (m2, e2) = ((*m).clone(), entries.clone());
         let dir = tokio::task::spawn_blocking(move || contexts.materialize(&m2, &e2))
@@ -356,6 +418,11 @@ where
             .secrets
             .insert(id.clone(), builder::Secret(Arc::new(value.clone())));
     }
+    Ok(session)
+}
+
+/// A registry client with the credentials of this request only.
+fn registry_client(state: &State, spec: &BuildSpec) -> Result<registry::Client, String> {
     let mut creds = StaticCredentials::new();
     for c in &spec.credentials {
         creds.insert(
@@ -366,8 +433,16 @@ where
             },
         );
     }
-    let client = registry::Client::new(state.config.registry.clone(), Arc::new(creds))
-        .map_err(|e| chain(&e))?;
+    registry::Client::new(state.config.registry.clone(), Arc::new(creds)).map_err(|e| chain(&e))
+}
+
+/// The build request `spec` stands for, with `session`; `layout_names` are the
+/// store names of the `oci-layout://` contexts.
+fn request(
+    spec: &BuildSpec,
+    session: builder::Session,
+    layout_names: &[(String, String)],
+) -> Result<builder::BuildRequest, String> {
     let options = frontend::BuildOptions {
         target: spec.target.clone(),
         platforms: spec
@@ -376,33 +451,7 @@ where
             .map(|p| oci::Platform::parse(p).map_err(|e| format!("platform {p:?}: {e}")))
             .collect::<Result<_, _>>()?,
         build_args: spec.build_args.clone(),
-        named_contexts: spec
-            .contexts
-            .iter()
-            .filter_map(|m| {
-                m.name.strip_prefix("context:").map(|n| {
-                    (
-                        n.to_owned(),
-                        frontend::NamedContext::Local {
-                            name: m.name.clone(),
-                        },
-                    )
-                })
-            })
-            .chain(
-                spec.image_contexts
-                    .iter()
-                    .chain(&layout_names)
-                    .map(|(n, r)| {
-                        (
-                            n.clone(),
-                            frontend::NamedContext::Image {
-                                reference: r.clone(),
-                            },
-                        )
-                    }),
-            )
-            .collect(),
+        named_contexts: named_contexts(spec, layout_names),
         labels: spec.labels.iter().cloned().collect(),
         no_cache: spec.no_cache,
         no_cache_filter: spec.no_cache_filter.clone(),
@@ -415,7 +464,7 @@ where
         },
         ..frontend::BuildOptions::default()
     };
-    let req = builder::BuildRequest {
+    Ok(builder::BuildRequest {
         dockerfile: spec.dockerfile.clone(),
         options,
         session,
@@ -429,15 +478,57 @@ where
                 None => builder::ExportOptions::default().compression,
             },
         },
-    };
-    // The build state lock local builds take (the binary's `build_state.rs`), so a
-    // `manifold prune --all` on this root keeps the build cache and snapshots while
-    // this build uses them; waits while a prune holds it.
-    let root = state.store.root().to_owned();
-    let _using = tokio::task::spawn_blocking(move || hold_build_state(&root))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot lock the build state: {e}"))?;
+    })
+}
+
+/// The named contexts of a build: its local directories (`context:NAME`), its
+/// images and its `oci-layout://` images (by their store names); of two with one
+/// name, the later in that order wins.
+fn named_contexts(
+    spec: &BuildSpec,
+    layout_names: &[(String, String)],
+) -> BTreeMap<String, frontend::NamedContext> {
+    spec.contexts
+        .iter()
+        .filter_map(|m| {
+            m.name.strip_prefix("context:").map(|n| {
+                (
+                    n.to_owned(),
+                    frontend::NamedContext::Local {
+                        name: m.name.clone(),
+                    },
+                )
+            })
+        })
+        .chain(
+            spec.image_contexts
+                .iter()
+                .chain(layout_names)
+                .map(|(n, r)| {
+                    (
+                        n.clone(),
+                        frontend::NamedContext::Image {
+                            reference: r.clone(),
+                        },
+                    )
+                }),
+        )
+        .collect()
+}
+
+/// Run `req`, its progress sent to the client as it comes; the build is
+/// cancelled when the client leaves or can no longer be written to.
+async fn run_build<R, W>(
+    state: &Arc<State>,
+    client: &registry::Client,
+    req: builder::BuildRequest,
+    r: &mut R,
+    w: &mut W,
+) -> Result<builder::BuildOutput, String>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let b = builder::Builder::new(
         state.store.clone(),
         state.snapshotter.clone(),
@@ -474,8 +565,17 @@ where
     while let Ok(ev) = rx.try_recv() {
         let _ = wire::write_json(w, &Reply::Event(ev)).await;
     }
-    let out = result.map_err(|e| chain(&e))?;
-    // Push, with the credentials of this request only.
+    result.map_err(|e| chain(&e))
+}
+
+/// Push the built `index` to the tags of `spec` and by digest to its repository,
+/// with the credentials of this request only.
+async fn push_result(
+    state: &State,
+    client: &registry::Client,
+    spec: &BuildSpec,
+    index: &oci::Descriptor,
+) -> Result<(), String> {
     let mut targets = Vec::new();
     for tag in &spec.push_tags {
         targets.push(oci::Reference::parse(tag).map_err(|e| format!("tag {tag:?}: {e}"))?);
@@ -484,19 +584,13 @@ where
         targets.push(
             oci::Reference::parse(repo)
                 .map_err(|e| format!("repository {repo:?}: {e}"))?
-                .with_digest(out.index.digest.clone()),
+                .with_digest(index.digest.clone()),
         );
     }
     for r in targets {
-        push(&client, &state.store, &out.index, r).await?;
+        push(client, &state.store, index, r).await?;
     }
-    if spec.fetch {
-        send_result(state, &out.index, r, w).await?;
-    }
-    Ok(Done {
-        index: out.index,
-        manifests: out.manifests,
-    })
+    Ok(())
 }
 
 /// Push on a blocking thread: the registry client's push future is not provably
