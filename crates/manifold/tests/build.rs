@@ -17,14 +17,6 @@ mod cache;
 
 const BASE: &str = "localhost/busybox:test";
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (it runs containers with runc)"
-    );
-    testkit::require_tool("runc");
-}
-
 /// Register QEMU for `archs` while the test runs.
 fn emulators(archs: &[&str]) -> testkit::binfmt::Guard {
     testkit::binfmt::Guard::ensure(Path::new(env!("CARGO_BIN_EXE_manifold")), archs)
@@ -146,7 +138,7 @@ fn uname_for(arch: &str) -> &'static str {
 
 #[test]
 fn multi_stage_build_for_six_platforms() {
-    require_root();
+    testkit::require_root_and_runc();
     let _binfmt = emulators(&["arm64", "arm", "ppc64le", "s390x"]);
     let arches = testkit::base::ARCHES;
     let root = root_with_base(&arches);
@@ -243,7 +235,7 @@ fn mounts_under(root: &Path) -> Vec<String> {
 
 #[test]
 fn sigint_during_a_step_stops_within_seconds_and_cleans_up() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     write(
@@ -336,7 +328,7 @@ fn http_server() -> u16 {
 
 #[test]
 fn network_default_reaches_the_host_and_none_does_not() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let port = http_server();
     let ctx = tempfile::tempdir().unwrap();
@@ -383,7 +375,7 @@ fn network_default_reaches_the_host_and_none_does_not() {
 
 #[test]
 fn a_failing_step_names_instruction_line_platform_and_exit_code() {
-    require_root();
+    testkit::require_root_and_runc();
     let _binfmt = emulators(&["arm64"]);
     let root = root_with_base(&["arm64"]);
     let ctx = tempfile::tempdir().unwrap();
@@ -411,7 +403,7 @@ fn a_failing_step_names_instruction_line_platform_and_exit_code() {
 
 #[test]
 fn secrets_reach_the_step_but_not_the_image() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     write(
@@ -484,7 +476,7 @@ fn secrets_reach_the_step_but_not_the_image() {
 #[test]
 fn copies_keep_stage_owners_and_context_files_belong_to_root() {
     use std::os::unix::fs::MetadataExt;
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     write(
@@ -528,7 +520,7 @@ fn copies_keep_stage_owners_and_context_files_belong_to_root() {
 
 #[test]
 fn named_contexts_replace_images_and_add_directories() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     let extra = tempfile::tempdir().unwrap();

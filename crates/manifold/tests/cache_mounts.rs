@@ -7,14 +7,6 @@ use std::process::{Command, Output, Stdio};
 
 const BASE: &str = "localhost/busybox:cache-test";
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (it runs containers with runc)"
-    );
-    testkit::require_tool("runc");
-}
-
 /// `manifold build -o type=local,dest=OUT CTX` on a state root holding [`BASE`].
 fn build_local(root: &Path, ctx: &Path, out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_manifold"))
@@ -49,7 +41,7 @@ fn read(dir: &Path, name: &str) -> String {
 /// Build `dockerfile` on a fresh root; the root (for its cache mounts) and the
 /// final stage's files.
 fn run(dockerfile: &str) -> (tempfile::TempDir, tempfile::TempDir) {
-    require_root();
+    testkit::require_root_and_runc();
     let root = tempfile::tempdir().unwrap();
     testkit::base::busybox_index(root.path(), BASE, &["amd64"]);
     let ctx = tempfile::tempdir().unwrap();

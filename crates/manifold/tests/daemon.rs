@@ -6,21 +6,14 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use testkit::daemon::{Daemon, Tls};
 use testkit::registry::{Auth, DistRegistry};
 
 const BASE: &str = "localhost/busybox:test";
 const MANIFOLD: &str = env!("CARGO_BIN_EXE_manifold");
-
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (daemons run builds with runc)"
-    );
-    testkit::require_tool("runc");
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -36,100 +29,10 @@ fn ok(out: &Output) {
     );
 }
 
-/// A daemon with its own state root and socket; killed and cleaned up on drop.
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    /// A daemon whose store holds a busybox base for `arches` named [`BASE`].
-    fn start(arches: &[&str]) -> Daemon {
-        Daemon::start_at(arches, None)
-    }
-
-    /// The same, listening on `tcp://ADDR` with mutual TLS from `pki`.
-    fn start_at(arches: &[&str], tcp: Option<(&str, &Pki)>) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        if !arches.is_empty() {
-            testkit::base::busybox_index(&dir.path().join("root"), BASE, arches);
-        }
-        let sock = dir.path().join("d.sock");
-        let mut cmd = Command::new(MANIFOLD);
-        match tcp {
-            None => {
-                cmd.args(["daemon", "--addr", &format!("unix://{}", sock.display())]);
-            }
-            Some((addr, pki)) => {
-                cmd.args(["daemon", "--addr", &format!("tcp://{addr}")])
-                    .arg("--tls-ca")
-                    .arg(pki.path("ca.pem"))
-                    .arg("--tls-cert")
-                    .arg(pki.path("server.pem"))
-                    .arg("--tls-key")
-                    .arg(pki.path("server.key"));
-            }
-        }
-        let child = cmd
-            .env("MANIFOLD_ROOT", dir.path().join("root"))
-            .env("MANIFOLD_CONFIG", dir.path().join("config"))
-            .env_remove("MANIFOLD_RUNTIME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        let up = || match tcp {
-            None => sock.exists(),
-            Some((addr, _)) => std::net::TcpStream::connect(addr).is_ok(),
-        };
-        while !up() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "the daemon did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, dir }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("unix://{}", self.dir.path().join("d.sock").display())
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    /// Contents the daemon has received from clients.
-    fn received(&self) -> usize {
-        std::fs::read_dir(self.root().join("remote/files"))
-            .map(|r| r.count())
-            .unwrap_or(0)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
-            rustix::process::Signal::TERM,
-        );
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A daemon with its own state root and socket, whose store holds a busybox base
+/// for `arches` named [`BASE`]; stopped on drop.
+fn daemon(arches: &[&str]) -> Daemon {
+    Daemon::start(Path::new(MANIFOLD), BASE, arches)
 }
 
 /// A client: its own config dir (builders, docker credentials) and state root.
@@ -172,8 +75,8 @@ fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 #[test]
 fn a_remote_build_syncs_only_changed_files() {
-    require_root();
-    let daemon = Daemon::start(&["amd64"]);
+    testkit::require_root_and_runc();
+    let daemon = daemon(&["amd64"]);
     let client = Client::new();
     ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
     ok(&client.run(&["inspect", "--bootstrap"]));
@@ -219,7 +122,7 @@ fn a_remote_build_syncs_only_changed_files() {
 
 #[test]
 fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
-    require_root();
+    testkit::require_root_and_runc();
     let _binfmt = testkit::binfmt::Guard::ensure(Path::new(MANIFOLD), &["arm64"]);
     let reg = DistRegistry::start(Auth::Basic {
         user: "builder".into(),
@@ -242,8 +145,8 @@ fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
     let layout = format!("oci-layout://{}:busybox", seed.path().join("oci").display());
     ok(&client.run(&["imagetools", "copy", &layout, &base]));
 
-    let amd = Daemon::start(&[]);
-    let arm = Daemon::start(&[]);
+    let amd = daemon(&[]);
+    let arm = daemon(&[]);
     ok(&client.run(&[
         "create",
         "--name",
@@ -316,7 +219,7 @@ fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
 
 #[test]
 fn a_node_that_is_down_is_named() {
-    require_root();
+    testkit::require_root_and_runc();
     let client = Client::new();
     let gone = tempfile::tempdir().unwrap();
     let ep = format!("unix://{}", gone.path().join("nobody.sock").display());
@@ -340,8 +243,8 @@ fn a_node_that_is_down_is_named() {
 
 #[test]
 fn a_client_killed_mid_build_cancels_it_on_the_daemon() {
-    require_root();
-    let daemon = Daemon::start(&["amd64"]);
+    testkit::require_root_and_runc();
+    let daemon = daemon(&["amd64"]);
     let client = Client::new();
     ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
     let ctx = context(&[(
@@ -417,9 +320,9 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hostile_and_malformed_requests_get_errors_not_crashes() {
-    require_root();
-    let daemon = Daemon::start(&[]);
-    let sock = daemon.dir.path().join("d.sock");
+    testkit::require_root_and_runc();
+    let daemon = daemon(&[]);
+    let sock = daemon.socket();
     // Case 59: garbage, an oversized length, bad JSON, an unknown op, data first.
     for bytes in [
         b"GET / HTTP/1.1\r\n\r\n".to_vec(),
@@ -524,15 +427,25 @@ sign rogue rogue-ca
 
 #[test]
 fn three_tcp_nodes_with_mutual_tls_build_where_each_platform_is_declared() {
-    require_root();
+    testkit::require_root_and_runc();
     let _binfmt = testkit::binfmt::Guard::ensure(Path::new(MANIFOLD), &["arm64", "s390x"]);
     let pki = Pki::new();
     let port = testkit::registry::free_port("127.0.0.2");
     let addrs: Vec<String> = (2..=4).map(|i| format!("127.0.0.{i}:{port}")).collect();
     let arches = ["amd64", "arm64", "s390x"];
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server.key"),
+    );
+    let tls = Tls {
+        ca: &ca,
+        cert: &cert,
+        key: &key,
+    };
     let daemons: Vec<Daemon> = addrs
         .iter()
-        .map(|a| Daemon::start_at(&arches, Some((a, &pki))))
+        .map(|a| Daemon::start_at(Path::new(MANIFOLD), BASE, &arches, Some((a, tls))))
         .collect();
     let reg = DistRegistry::start(Auth::Open);
     let client = Client::new();
@@ -597,8 +510,8 @@ fn three_tcp_nodes_with_mutual_tls_build_where_each_platform_is_declared() {
 
 #[test]
 fn entitlements_need_the_client_and_the_daemon() {
-    require_root();
-    let daemon = Daemon::start(&["amd64"]);
+    testkit::require_root_and_runc();
+    let daemon = daemon(&["amd64"]);
     let client = Client::new();
     ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
     let ctx = context(&[(

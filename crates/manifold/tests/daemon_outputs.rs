@@ -7,22 +7,15 @@
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use content::Store;
 use oci::{Descriptor, ImageIndex, RawDocument};
+use testkit::daemon::Daemon;
 
 const BASE: &str = "localhost/busybox:test";
 const MANIFOLD: &str = env!("CARGO_BIN_EXE_manifold");
-
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (daemons run builds with runc)"
-    );
-    testkit::require_tool("runc");
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -44,66 +37,10 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// A daemon with its own state root and socket; stopped on drop.
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    /// A daemon whose store holds a busybox base for `arches` named [`BASE`].
-    fn start(arches: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        if !arches.is_empty() {
-            testkit::base::busybox_index(&dir.path().join("root"), BASE, arches);
-        }
-        let sock = dir.path().join("d.sock");
-        let child = Command::new(MANIFOLD)
-            .args(["daemon", "--addr", &format!("unix://{}", sock.display())])
-            .env("MANIFOLD_ROOT", dir.path().join("root"))
-            .env("MANIFOLD_CONFIG", dir.path().join("config"))
-            .env_remove("MANIFOLD_RUNTIME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while !sock.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "the daemon did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, dir }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("unix://{}", self.dir.path().join("d.sock").display())
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
-            rustix::process::Signal::TERM,
-        );
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A daemon with its own state root and socket, whose store holds a busybox base
+/// for `arches` named [`BASE`]; stopped on drop.
+fn daemon(arches: &[&str]) -> Daemon {
+    Daemon::start(Path::new(MANIFOLD), BASE, arches)
 }
 
 /// A client: its own config dir, docker config and state root.
@@ -234,9 +171,9 @@ fn layout_image(dir: &Path) -> (Store, Descriptor) {
 
 #[test]
 fn a_remote_build_writes_every_output_on_the_client() {
-    require_root();
+    testkit::require_root_and_runc();
     testkit::require_tool("umoci");
-    let daemon = Daemon::start(&["amd64"]);
+    let daemon = daemon(&["amd64"]);
     let podman = Podman::new();
     let mut client = Client::new();
     client.path = Some(podman.path());
@@ -367,10 +304,10 @@ fn a_remote_build_writes_every_output_on_the_client() {
 
 #[test]
 fn two_nodes_without_a_registry_combine_one_index_on_the_client() {
-    require_root();
+    testkit::require_root_and_runc();
     // No RUN step: each node builds its platform without emulation.
-    let amd = Daemon::start(&["amd64"]);
-    let arm = Daemon::start(&["arm64"]);
+    let amd = daemon(&["amd64"]);
+    let arm = daemon(&["arm64"]);
     let client = Client::new();
     for (d, p, extra) in [
         (&amd, "linux/amd64", None),
@@ -517,9 +454,9 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_no_output_is_left() {
 
 #[test]
 fn an_oci_layout_context_is_sent_to_the_daemon() {
-    require_root();
+    testkit::require_root_and_runc();
     // The daemon has no base: the build's base comes from the client's layout.
-    let daemon = Daemon::start(&[]);
+    let daemon = daemon(&[]);
     let seed = tempfile::tempdir().unwrap();
     let index = testkit::base::busybox_index(seed.path(), "busybox", &["amd64"]);
     let layout = seed.path().join("oci");
@@ -578,8 +515,8 @@ fn an_oci_layout_context_is_sent_to_the_daemon() {
 
 #[test]
 fn a_daemon_build_takes_the_build_state_lock_that_prune_respects() {
-    require_root();
-    let daemon = Daemon::start(&["amd64"]);
+    testkit::require_root_and_runc();
+    let daemon = daemon(&["amd64"]);
     let client = Client::new();
     ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
     let ctx = context(&[(
@@ -632,7 +569,7 @@ fn a_daemon_build_takes_the_build_state_lock_that_prune_respects() {
     let pruned = Command::new(MANIFOLD)
         .args(["prune", "--all", "--force"])
         .env("MANIFOLD_ROOT", daemon.root())
-        .env("MANIFOLD_CONFIG", daemon.dir.path().join("config"))
+        .env("MANIFOLD_CONFIG", daemon.config())
         .output()
         .unwrap();
     ok(&pruned);
@@ -648,8 +585,8 @@ fn a_daemon_build_takes_the_build_state_lock_that_prune_respects() {
 
 #[test]
 fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
-    require_root();
-    let daemon = Daemon::start(&[]);
+    testkit::require_root_and_runc();
+    let daemon = daemon(&[]);
     let claimed = Descriptor::for_bytes(oci::media::OCI_MANIFEST, br#"{"x":1}"#);
     let request = serde_json::json!({
         "op": "build", "dockerfile": "FROM base\n", "platforms": [], "build_args": [],
@@ -659,7 +596,7 @@ fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
         "push_tags": [], "push_by_digest": null,
         "layouts": [{"name": "base", "root": claimed, "blobs": [claimed]}],
     });
-    let mut s = UnixStream::connect(daemon.dir.path().join("d.sock")).unwrap();
+    let mut s = UnixStream::connect(daemon.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(&frame(1, request.to_string().as_bytes()))
         .unwrap();
@@ -683,9 +620,9 @@ fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
 
 #[test]
 fn push_with_a_file_output_pushes_from_the_client_the_image_it_wrote() {
-    require_root();
+    testkit::require_root_and_runc();
     let reg = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
-    let daemon = Daemon::start(&["amd64"]);
+    let daemon = daemon(&["amd64"]);
     let client = Client::new();
     ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
     let ctx = context(&[

@@ -17,14 +17,6 @@ FROM localhost/busybox:test
 RUN uname -m > /arch && echo hello > /hello && rm /bin/true
 "#;
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (it runs containers with runc)"
-    );
-    testkit::require_tool("runc");
-}
-
 /// PATH for manifold: `bin` (a private podman), then the system's directories
 /// without /usr/local/bin (docker's client).
 fn path_with(bin: &Path) -> String {
@@ -228,7 +220,7 @@ fn skopeo(args: &[&str]) -> Output {
 
 #[test]
 fn single_platform_outputs_are_read_by_skopeo_umoci_and_podman() {
-    require_root();
+    testkit::require_root_and_runc();
     testkit::require_tool("umoci");
     let root = root_with_base(&["amd64"]);
     let ctx = context();
@@ -443,7 +435,7 @@ fn single_platform_outputs_are_read_by_skopeo_umoci_and_podman() {
 
 #[test]
 fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
-    require_root();
+    testkit::require_root_and_runc();
     let _binfmt =
         testkit::binfmt::Guard::ensure(Path::new(env!("CARGO_BIN_EXE_manifold")), &["arm64"]);
     let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
@@ -557,7 +549,7 @@ fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
 
 #[test]
 fn refusals_come_before_the_build_with_hints() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = tempfile::tempdir().unwrap();
     let ctx = context();
     let cases: [(&[&str], &str, &str); 5] = [

@@ -12,14 +12,6 @@ use serde_json::Value;
 
 const BASE: &str = "localhost/busybox:test";
 
-fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (it runs containers with runc)"
-    );
-    testkit::require_tool("runc");
-}
-
 fn env_for(root: &Path) -> [(&'static str, PathBuf); 3] {
     [
         ("MANIFOLD_ROOT", root.to_path_buf()),
@@ -202,7 +194,7 @@ fn find<'a>(events: &'a [Value], kind: &str, field: &str, needle: &str) -> Vec<&
 
 #[test]
 fn rawjson_lines_follow_the_documented_schema() {
-    require_root();
+    testkit::require_root_and_runc();
     let schema = documented_schema();
     let root = root_with_base(&["amd64", "i386"]);
     let ctx = tempfile::tempdir().unwrap();
@@ -403,7 +395,7 @@ fn lines_with<'a>(screen: &'a str, parts: &[&str]) -> Vec<&'a str> {
 
 #[test]
 fn tty_display_shows_each_platforms_steps_and_cached_on_a_rebuild() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64", "i386"]);
     let ctx = tempfile::tempdir().unwrap();
     write(

@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod binfmt;
+pub mod daemon;
 pub mod docker;
 pub mod golden;
 pub mod http;
@@ -121,4 +122,14 @@ pub fn require_tool(name: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| {
             panic!("this test needs `{name}` on PATH; run scripts/setup.sh (CI installs it)")
         })
+}
+
+/// Fail loudly unless the test runs as root with runc on PATH: it runs containers
+/// (tests never skip).
+pub fn require_root_and_runc() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (it runs containers with runc)"
+    );
+    require_tool("runc");
 }

@@ -7,9 +7,7 @@ use std::process::Stdio;
 
 use content::Store;
 
-use super::{
-    BASE, manifold, manifold_cmd, mounts_under, ok, require_root, root_with_base, text, write,
-};
+use super::{BASE, manifold, manifold_cmd, mounts_under, ok, root_with_base, text, write};
 
 /// A runtime wrapper that counts `runc run` calls in `counter`.
 fn counting_runtime(dir: &Path, counter: &Path) -> PathBuf {
@@ -36,7 +34,7 @@ fn runs(counter: &Path) -> usize {
 
 #[test]
 fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
@@ -120,7 +118,7 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
 
 #[test]
 fn two_builds_on_one_root_run_their_shared_step_once() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
@@ -164,7 +162,7 @@ fn two_builds_on_one_root_run_their_shared_step_once() {
 #[test]
 fn base_images_are_pulled_from_a_registry_once() {
     use testkit::registry::{Auth, DistRegistry};
-    require_root();
+    testkit::require_root_and_runc();
     let reg = DistRegistry::start(Auth::Open);
     // Push the base with manifold itself from a store that has it.
     let seed = root_with_base(&["amd64", "arm64"]);
@@ -208,7 +206,7 @@ fn base_images_are_pulled_from_a_registry_once() {
 
 #[test]
 fn a_damaged_cache_record_is_set_aside_and_rebuilt() {
-    require_root();
+    testkit::require_root_and_runc();
     let root = root_with_base(&["amd64"]);
     let ctx = tempfile::tempdir().unwrap();
     write(

@@ -10,15 +10,9 @@ use std::process::{Command, Output, Stdio};
 use content::Store;
 use oci::{Digest, ImageIndex, ImageManifest, RawDocument};
 
-pub const BASE: &str = "localhost/busybox:test";
+pub use testkit::require_root_and_runc as require_root;
 
-pub fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (it runs containers with runc)"
-    );
-    testkit::require_tool("runc");
-}
+pub const BASE: &str = "localhost/busybox:test";
 
 pub fn manifold(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_manifold"))
