@@ -177,19 +177,7 @@ impl Parts {
         let dir = self.scratch_dir("rw-bind")?;
         held.dirs.push(dir.clone());
         let copy = dir.join("copy");
-        let out = std::process::Command::new("cp")
-            .arg("-a")
-            .arg("--no-dereference")
-            .arg(source)
-            .arg(&copy)
-            .output()
-            .map_err(|e| BuildError::io(source, e))?;
-        if !out.status.success() {
-            return Err(BuildError::io(
-                source,
-                std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
-            ));
-        }
+        copy_tree(source, &copy)?;
         Ok(copy)
     }
 
@@ -470,21 +458,7 @@ fn new_cache(cache_dir: &Path, dir: &Path, seed: Option<&Path>) -> Result<(), Bu
                     std::io::Error::other("the source of a cache mount must be a directory"),
                 ));
             }
-            // cp -a never follows the seed's symlinks; it keeps owners, modes, times.
-            let out = std::process::Command::new("cp")
-                .arg("-a")
-                .arg("--no-dereference")
-                .arg("--")
-                .arg(src)
-                .arg(&staged)
-                .output()
-                .map_err(|e| BuildError::io(src, e))?;
-            if !out.status.success() {
-                return Err(BuildError::io(
-                    src,
-                    std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
-                ));
-            }
+            copy_tree(src, &staged)?;
         }
         None => std::fs::DirBuilder::new()
             .mode(0o755)
@@ -501,4 +475,24 @@ fn new_cache(cache_dir: &Path, dir: &Path, seed: Option<&Path>) -> Result<(), Bu
         Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
         Err(e) => Err(BuildError::io(dir, e.into())),
     }
+}
+
+/// Copy the tree `source` to the new path `dest` with `cp -a --no-dereference`:
+/// owners, modes and times kept, and no symlink in it followed.
+fn copy_tree(source: &Path, dest: &Path) -> Result<(), BuildError> {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--no-dereference")
+        .arg("--")
+        .arg(source)
+        .arg(dest)
+        .output()
+        .map_err(|e| BuildError::io(source, e))?;
+    if !out.status.success() {
+        return Err(BuildError::io(
+            source,
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        ));
+    }
+    Ok(())
 }

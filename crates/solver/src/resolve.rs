@@ -54,23 +54,19 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Small cache reads (a record or a history of a few hundred bytes, a touch): done
-/// in place. Each is a few microseconds from the page cache, while a handoff to a
-/// blocking thread and back costs more than the read; on a cached 50-step build the
-/// handoffs were most of the time (see docs/benchmarks.md).
-fn quick<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    f()
-}
-
 /// Look `key` up and load it through the runner; `Err` holds why not.
+///
+/// The record is read and touched in place, not on a blocking thread: each is a
+/// few microseconds from the page cache, less than a handoff to a blocking thread
+/// and back, which was most of a cached 50-step build (docs/benchmarks.md).
 fn lookup<R: OpRunner>(
     inner: &Inner<R>,
     key: &Digest,
 ) -> Result<Result<(R::Output, CacheRecord), MissReason>, StoreError> {
-    Ok(match quick(|| inner.store.get(key))? {
+    Ok(match inner.store.get(key)? {
         Lookup::Found(record) => match inner.runner.load_cached(&record) {
             Some(output) => {
-                quick(|| inner.store.touch(key))?;
+                inner.store.touch(key)?;
                 Ok((output, record))
             }
             None => Err(MissReason::Unloadable),
@@ -102,7 +98,7 @@ impl<R: OpRunner> Job<R> {
             return Err(SolveError::Cancelled);
         }
         let keyed = self.key().await?;
-        let history = quick(|| self.inner.store.history(&self.digest))?.found();
+        let history = self.inner.store.history(&self.digest)?.found(); // in place, as in `lookup`
         let bypass = if self.no_cache {
             Some(MissReason::NoCache)
         } else if self.vertex.metadata.ignore_cache {

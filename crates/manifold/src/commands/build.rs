@@ -432,35 +432,19 @@ pub(super) fn open_layout(
     Ok((layout, desc))
 }
 
-/// Copy a document and everything it references from one store to another.
+/// Copy a document and everything it references that `from` holds into `to`.
 fn copy_tree(
     from: &content::Store,
     to: &content::Store,
     lease: &content::Lease,
     desc: &oci::Descriptor,
 ) -> anyhow::Result<()> {
-    let bytes = from.read_document(&desc.digest)?;
-    if let Ok(doc) = oci::document::ManifestOrIndex::parse(&desc.media_type, bytes.clone()) {
-        match &doc {
-            oci::document::ManifestOrIndex::Index(i) => {
-                for m in &i.value().manifests {
-                    if from.contains(&m.digest) {
-                        copy_tree(from, to, lease, m)?;
-                    }
-                }
-            }
-            oci::document::ManifestOrIndex::Manifest(m) => {
-                for b in std::iter::once(&m.value().config).chain(&m.value().layers) {
-                    if !to.contains(&b.digest) {
-                        let mut f = from.open_blob(&b.digest)?;
-                        let expected = content::Expected::from(b);
-                        to.write_blob(lease, &mut f, Some(&expected))?;
-                    }
-                }
-            }
+    for d in remote::transfer::tree(from, desc)? {
+        if !to.contains(&d.digest) {
+            let mut f = from.open_blob(&d.digest)?;
+            to.write_blob(lease, &mut f, Some(&content::Expected::from(&d)))?;
         }
     }
-    to.put_bytes(lease, &desc.media_type, &bytes)?;
     Ok(())
 }
 
