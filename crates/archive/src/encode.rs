@@ -139,7 +139,8 @@ pub struct CompressOptions {
 /// One run of a compressed stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
-    /// sha256 of the uncompressed run (when [`CompressOptions::runs`] is set).
+    /// sha256 of the uncompressed run, when [`CompressOptions::runs`] is set and the
+    /// run is compressed (stored gzip runs are not looked up: storing is cheaper).
     pub digest: Option<Digest>,
     /// Uncompressed length.
     pub len: u64,
@@ -390,7 +391,9 @@ fn process(
     mut out: Vec<u8>,
 ) -> io::Result<Done> {
     let len = data.len() as u64;
-    let digest = source.map(|_| Digest::sha256(&data));
+    let stored = stored(c, &data);
+    // A stored run costs less to store again than to hash and look up.
+    let digest = source.filter(|_| !stored).map(|_| Digest::sha256(&data));
     out.clear();
     if out.capacity() == 0 {
         // Never grown by copying; pages are touched as it fills.
@@ -405,7 +408,7 @@ fn process(
     };
     if !reused {
         out.clear();
-        compress_run(c, &data, &mut out)?;
+        encode_run(c, &data, &mut out, stored)?;
     }
     Ok(Done {
         len,
@@ -416,16 +419,23 @@ fn process(
     })
 }
 
+/// Whether run `data` is stored rather than compressed: gzip runs that look
+/// [`incompressible`].
+fn stored(c: Compression, data: &[u8]) -> bool {
+    matches!(c, Compression::Gzip { .. }) && incompressible(data)
+}
+
 /// Append one complete gzip member or zstd frame for `data` to `out`.
 pub(crate) fn compress_run(c: Compression, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    encode_run(c, data, out, stored(c, data))
+}
+
+/// [`compress_run`] with the [`stored`] decision made.
+fn encode_run(c: Compression, data: &[u8], out: &mut Vec<u8>, stored: bool) -> io::Result<()> {
     match c {
         Compression::None => out.extend_from_slice(data),
         Compression::Gzip { level } => {
-            let level = if incompressible(data) {
-                0
-            } else {
-                level.min(MAX_GZIP_LEVEL)
-            };
+            let level = if stored { 0 } else { level.min(MAX_GZIP_LEVEL) };
             gzip_member(level, data, out)?;
         }
         Compression::Zstd { level } => {

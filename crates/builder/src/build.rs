@@ -27,6 +27,9 @@ pub struct ExportOptions {
     pub oci_mediatypes: bool,
     /// `SOURCE_DATE_EPOCH`: file times in new layers and `created` times.
     pub source_date_epoch: Option<i64>,
+    /// Given the bytes of every layer blob this build compresses, as they are
+    /// written (a push uploading them meanwhile). Never changes the blobs.
+    pub tap: Option<std::sync::Arc<dyn export::LayerTap>>,
 }
 
 impl Default for ExportOptions {
@@ -35,6 +38,7 @@ impl Default for ExportOptions {
             compression: Compression::GZIP,
             oci_mediatypes: true,
             source_date_epoch: None,
+            tap: None,
         }
     }
 }
@@ -296,7 +300,8 @@ fn export_image(
             _ => {
                 let key = worker::snapshot::Key::new(step.clone())?;
                 let changes = snapshotter.diff_committed(&key)?;
-                let l = export::export_layer(store, lease, changes, &lopts)?;
+                let l =
+                    export::export_layer_once(store, lease, changes, &lopts, opts.tap.as_deref())?;
                 let memo = LayerMemo {
                     layer: l
                         .as_ref()

@@ -342,6 +342,12 @@ impl<'a> BlobWriter<'a> {
         self.size
     }
 
+    /// The file being written, to read back what was written so far (e.g. to upload
+    /// it meanwhile). A handle to it stays valid after the commit renames it.
+    pub fn file(&self) -> &fs::File {
+        self.file.as_file()
+    }
+
     /// Throw away what was written and start again (a server ignored a range request).
     pub fn reset(&mut self) -> Result<()> {
         let path = self.file.path().to_owned();

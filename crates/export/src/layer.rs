@@ -24,6 +24,7 @@ use oci::{Algorithm, Descriptor, Digest, Hasher, media};
 use crate::cache::LayerCache;
 use crate::error::{ExportError, Result};
 use crate::runs::RunIndex;
+use crate::tap::{LayerTap, TapWriter};
 
 /// Docker's media type for an uncompressed layer.
 pub use oci::media::DOCKER_LAYER_TAR;
@@ -169,9 +170,10 @@ pub fn export_layer(
         }
         first = Some(diff_id);
     }
-    let (diff_id, digest, size, _) = compress_into(store, lease, opts.compression, None, |w| {
-        archive::write_layer(w, changes, &wopts).map(|_| ())
-    })?;
+    let (diff_id, digest, size, _) =
+        compress_into(store, lease, opts.compression, None, None, |w| {
+            archive::write_layer(w, changes, &wopts).map(|_| ())
+        })?;
     if let Some(first) = first
         && first != diff_id
     {
@@ -181,6 +183,34 @@ pub fn export_layer(
         });
     }
     finish(&cache, opts, diff_id, digest, size).map(Some)
+}
+
+/// Write `changes` as a layer blob in one pass, its bytes also given to `tap`.
+///
+/// For changes that were never exported (a step that just ran): unlike
+/// [`export_layer`], the layer cache is not consulted first, which would cost a
+/// second pass over the files that only a layer exported before can repay; the run
+/// index still spares compressing the runs an earlier blob has. With `use_cache`,
+/// the layer is recorded for later [`export_layer`] calls. The blob is the one
+/// [`export_layer`] makes.
+pub fn export_layer_once(
+    store: &Store,
+    lease: &Lease,
+    changes: Vec<Change>,
+    opts: &LayerOptions,
+    tap: Option<&dyn LayerTap>,
+) -> Result<Option<LayerDesc>> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let wopts = WriteOptions {
+        source_date_epoch: opts.source_date_epoch,
+    };
+    let (diff_id, digest, size, _) =
+        compress_into(store, lease, opts.compression, None, tap, |w| {
+            archive::write_layer(w, changes, &wopts).map(|_| ())
+        })?;
+    finish(&LayerCache::for_store(store), opts, diff_id, digest, size).map(Some)
 }
 
 /// Write an uncompressed layer tar read from `tar` as a layer blob.
@@ -208,7 +238,7 @@ pub fn export_tar_with(
     threads: Option<usize>,
 ) -> Result<(LayerDesc, CompressStats)> {
     let (diff_id, digest, size, stats) =
-        compress_into(store, lease, opts.compression, threads, |w| {
+        compress_into(store, lease, opts.compression, threads, None, |w| {
             io::copy(&mut tar, w)
                 .map(|_| ())
                 .map_err(archive::ArchiveError::Write)
@@ -239,13 +269,14 @@ fn finish(
 }
 
 /// Run `produce` into hasher → compressor (runs on `threads`, unchanged runs copied
-/// through the run index) → blob writer; returns (diff_id, blob digest, blob size,
-/// stats). The new blob's runs are recorded in the index.
+/// through the run index) → blob writer (and `tap`); returns (diff_id, blob digest,
+/// blob size, stats). The new blob's runs are recorded in the index.
 fn compress_into(
     store: &Store,
     lease: &Lease,
     compression: Compression,
     threads: Option<usize>,
+    tap: Option<&dyn LayerTap>,
     produce: impl FnOnce(
         &mut HashingWriter<archive::Encoder<Sink<'_>>>,
     ) -> Result<(), archive::ArchiveError>,
@@ -260,13 +291,20 @@ fn compress_into(
             .clone()
             .map(|i| i as std::sync::Arc<dyn archive::RunSource>),
     };
-    let sink = Sink(store.writer(None)?);
+    let blob = store.writer(None)?;
+    let sink = Sink {
+        tap: tap.and_then(|t| t.begin(blob.file())),
+        blob,
+    };
     let encoder = archive::compress_with(sink, compression.codec(), copts)?;
     let mut hw = HashingWriter::new(encoder);
     produce(&mut hw)?;
     let (diff_id, _, encoder) = hw.finish();
     let (sink, runs) = encoder.finish_runs()?;
-    let (digest, size) = sink.0.commit(lease)?;
+    let (digest, size) = sink.blob.commit(lease)?;
+    if let Some(tap) = sink.tap {
+        tap.commit(&digest, size);
+    }
     if let Some(index) = index {
         index.record(&digest, &runs)?;
     }
@@ -280,12 +318,18 @@ fn compress_into(
 /// Re-exported: the compressor's block size is part of [`crate::CODEC_EPOCH`].
 pub use archive::COMPRESS_CHUNK;
 
-/// `io::Write` over a [`BlobWriter`].
-struct Sink<'a>(BlobWriter<'a>);
+/// `io::Write` over a [`BlobWriter`], telling a tap how far it got.
+struct Sink<'a> {
+    blob: BlobWriter<'a>,
+    tap: Option<Box<dyn TapWriter>>,
+}
 
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf).map_err(io::Error::other)?;
+        self.blob.write(buf).map_err(io::Error::other)?;
+        if let Some(tap) = &mut self.tap {
+            tap.written(self.blob.written());
+        }
         Ok(buf.len())
     }
 

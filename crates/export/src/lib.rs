@@ -19,6 +19,7 @@ mod layer;
 mod layout;
 mod push;
 mod runs;
+mod tap;
 mod validate;
 mod walk;
 
@@ -30,9 +31,10 @@ pub use image::{
 };
 pub use layer::{
     COMPRESS_CHUNK, CompressStats, Compression, DOCKER_LAYER_TAR, LayerDesc, LayerOptions,
-    convert_layer_media_type, export_layer, export_tar, export_tar_with,
+    convert_layer_media_type, export_layer, export_layer_once, export_tar, export_tar_with,
 };
 pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
 pub use push::push;
 pub use runs::{INDEX_BUDGET, runs_dir};
+pub use tap::{LayerTap, TapWriter};
 pub use validate::{Problem, validate};

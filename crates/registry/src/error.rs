@@ -81,6 +81,8 @@ pub enum RegistryError {
     Credentials(#[from] crate::credentials::CredentialError),
     #[error("invalid registry configuration in {path}: {reason}")]
     Config { path: String, reason: String },
+    #[error("upload {url} cancelled: the blob's producer stopped before it was complete")]
+    Cancelled { url: String },
 }
 
 fn envelope(errors: &[SpecError], body: &str) -> String {

@@ -177,6 +177,62 @@ impl Client {
         Ok((upload_location(location, &resp)?, have))
     }
 
+    /// Upload a blob while its bytes are still being made: a POST, one chunked PATCH
+    /// of `body` (no length: the registry takes it as a stream), then, when `digest`
+    /// resolves, the PUT that closes the upload under that digest. The registry
+    /// checks the bytes against it, as for any upload.
+    ///
+    /// `body` can be sent only once, so unlike [`Client::push_blob`] nothing is
+    /// retried after the PATCH has begun. If `digest` is dropped (the producer gave
+    /// up), the upload is cancelled and [`RegistryError::Cancelled`] returned.
+    pub async fn upload_stream<S>(
+        &self,
+        repo: &Repo,
+        body: S,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<Digest>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let uploads = repo.base.join("blobs/uploads/").expect("valid path");
+        let resp = self
+            .send(repo, Access::Push, None, |http| {
+                http.post(uploads.clone()).header(header::CONTENT_LENGTH, 0)
+            })
+            .await?;
+        let location = upload_location(&uploads, &resp)?;
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(body)));
+        let resp = self
+            .send_unretried(repo, Access::Push, |http| {
+                // A second request (a 401 answered) gets an empty body; the PUT
+                // then fails on the digest instead of storing a wrong blob.
+                let body = body
+                    .lock()
+                    .expect("the body lock is never poisoned")
+                    .take()
+                    .unwrap_or_else(|| reqwest::Body::from(Vec::new()));
+                http.patch(location.clone())
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body)
+            })
+            .await?;
+        let location = upload_location(&location, &resp)?;
+        let Ok(digest) = digest.await else {
+            let _ = self
+                .send_unretried(repo, Access::Push, |http| http.delete(location.clone()))
+                .await;
+            return Err(RegistryError::Cancelled {
+                url: redact(&location),
+            });
+        };
+        let url = with_digest(&location, &digest);
+        self.send(repo, Access::Push, None, |http| {
+            http.put(url.clone()).header(header::CONTENT_LENGTH, 0)
+        })
+        .await?;
+        Ok(digest)
+    }
+
     /// Put a manifest or index under `target` (a tag or its digest).
     pub async fn put_manifest(
         &self,

@@ -477,6 +477,7 @@ fn request(
                 Some(c) => compression(c)?,
                 None => builder::ExportOptions::default().compression,
             },
+            tap: None,
         },
     })
 }

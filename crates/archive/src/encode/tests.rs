@@ -189,9 +189,17 @@ impl RunSource for Remember {
     }
 }
 
+/// Compressible pseudo-random text: 16 letters.
+fn letters(len: usize, seed: u64) -> Vec<u8> {
+    noise(len, seed)
+        .into_iter()
+        .map(|b| b'a' + (b & 15))
+        .collect()
+}
+
 #[test]
 fn unchanged_runs_come_from_the_source_and_give_the_cold_bytes() {
-    let mut data = noise(16 << 20, 11);
+    let mut data = letters(16 << 20, 11);
     let source = Arc::new(Remember::default());
     let opts = CompressOptions {
         threads: Some(2),
@@ -216,4 +224,33 @@ fn unchanged_runs_come_from_the_source_and_give_the_cold_bytes() {
     assert!(fresh <= 3, "{fresh} of {} runs compressed", runs.len());
     let (cold, _) = encode(&data, Compression::GZIP, 1, 1 << 16);
     assert!(warm == cold, "a warm stream equals a cold one");
+}
+
+#[test]
+fn stored_runs_are_not_hashed_and_compressed_runs_are() {
+    let mut data = noise(4 << 20, 12);
+    data.extend(letters(4 << 20, 13));
+    let opts = CompressOptions {
+        threads: Some(1),
+        runs: Some(Arc::new(Remember::default())),
+    };
+    let mut enc = compress_with(Vec::new(), Compression::GZIP, opts).unwrap();
+    enc.write_all(&data).unwrap();
+    let (_, runs) = enc.finish_runs().unwrap();
+    let (mut stored, mut hashed, mut at) = (0, 0, 0);
+    for r in &runs {
+        let bytes = &data[at..][..r.len as usize];
+        at += r.len as usize;
+        match incompressible(bytes) {
+            true => {
+                assert!(r.digest.is_none(), "a stored run is not hashed");
+                stored += 1;
+            }
+            false => {
+                assert_eq!(r.digest, Some(Digest::sha256(bytes)));
+                hashed += 1;
+            }
+        }
+    }
+    assert!(stored > 1 && hashed > 1, "{stored} stored, {hashed} hashed");
 }

@@ -512,6 +512,8 @@ fn run_build(
                 .with_context(|| format!("invalid tag {t:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let rt = super::runtime()?;
+    let tap = outputs.push_tap(global, rt.handle().clone())?;
     let req = builder::BuildRequest {
         dockerfile: src.clone(),
         options,
@@ -520,10 +522,12 @@ fn run_build(
         pull: args.pull,
         export: outputs.export_options(builder::ExportOptions {
             source_date_epoch,
+            tap: tap
+                .clone()
+                .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
             ..builder::ExportOptions::default()
         }),
     };
-    let rt = super::runtime()?;
     let snapshotter: std::sync::Arc<dyn worker::snapshot::Snapshotter> =
         worker::snapshot::detect(store.root())?.into();
     let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
@@ -543,7 +547,13 @@ fn run_build(
                 on_signal.cancel();
             }
         });
-        b.build(&req, events, cancel).await
+        let built = b.build(&req, events, cancel).await;
+        // The layers streamed during the export are in the registry before the push
+        // looks for them (an abandoned upload is cancelled here).
+        if let Some(tap) = &tap {
+            tap.finish().await;
+        }
+        built
     });
     printer.finish();
     match result {

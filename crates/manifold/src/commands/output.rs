@@ -10,6 +10,7 @@
 mod image;
 mod load;
 mod parse;
+mod tap;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -23,6 +24,7 @@ use oci::{Descriptor, Reference};
 
 use self::image::{force_compression, index_manifests, per_platform, unpack, write_fs_tar};
 use self::parse::parse_output;
+pub use self::tap::PushTap;
 use crate::cli::{BuildArgs, Global};
 use crate::render::Hinted;
 
@@ -381,6 +383,40 @@ impl Plan {
         Ok(())
     }
 
+    /// The names the outputs that push push to.
+    fn push_names(&self) -> BTreeSet<&String> {
+        self.outputs
+            .iter()
+            .filter(|o| o.kind == (Kind::Image { push: true }))
+            .flat_map(|o| self.names_of(o))
+            .collect()
+    }
+
+    /// A tap that uploads the build's new layers to the first push name while they
+    /// are compressed ([`tap::PushTap`]); `None` when nothing is pushed or the pushed
+    /// layers are not the built ones (`force-compression`).
+    pub fn push_tap(
+        &self,
+        global: &Global,
+        runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Option<std::sync::Arc<PushTap>>> {
+        let Some(first) = self.push_names().into_iter().next() else {
+            return Ok(None);
+        };
+        let Ok(r) = Reference::parse(first) else {
+            // The push reports the invalid name.
+            return Ok(None);
+        };
+        if self.recompresses() {
+            return Ok(None);
+        }
+        let client = super::registry::client(global)?;
+        let repo = client.repo(&r);
+        Ok(Some(std::sync::Arc::new(PushTap::new(
+            client, repo, runtime,
+        ))))
+    }
+
     /// Push `index` to every name of the outputs that push.
     fn push(
         &self,
@@ -389,12 +425,7 @@ impl Plan {
         rt: &tokio::runtime::Runtime,
         index: &Descriptor,
     ) -> anyhow::Result<()> {
-        let names: BTreeSet<&String> = self
-            .outputs
-            .iter()
-            .filter(|o| o.kind == (Kind::Image { push: true }))
-            .flat_map(|o| self.names_of(o))
-            .collect();
+        let names = self.push_names();
         if names.is_empty() {
             return Ok(());
         }
