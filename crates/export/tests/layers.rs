@@ -3,9 +3,13 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 use common::*;
-use export::{Compression, LayerOptions, export_layer, export_tar};
+use export::{
+    Compression, LayerOptions, LayerTap, TapWriter, export_layer, export_layer_once, export_tar,
+};
 use oci::{Digest, media};
 
 #[test]
@@ -305,4 +309,227 @@ fn duplicate_paths_in_a_change_list_are_refused() {
         ),
         "{e:?}"
     );
+}
+
+/// What a [`RecordingTap`] was told.
+#[derive(Debug, Default)]
+struct Tapped {
+    begun: usize,
+    written: Vec<u64>,
+    /// The commit's digest and size, and the whole file read back through the
+    /// tap's own handle at that moment.
+    committed: Option<(Digest, u64, Vec<u8>)>,
+}
+
+/// A tap that records every call and reads the blob back at commit.
+#[derive(Debug, Default, Clone)]
+struct RecordingTap(Arc<Mutex<Tapped>>);
+
+struct RecordingWriter {
+    file: std::fs::File,
+    tapped: Arc<Mutex<Tapped>>,
+}
+
+impl LayerTap for RecordingTap {
+    fn begin(&self, blob: &std::fs::File) -> Option<Box<dyn TapWriter>> {
+        self.0.lock().unwrap().begun += 1;
+        Some(Box::new(RecordingWriter {
+            file: blob.try_clone().unwrap(),
+            tapped: self.0.clone(),
+        }))
+    }
+}
+
+impl TapWriter for RecordingWriter {
+    fn written(&mut self, total: u64) {
+        self.tapped.lock().unwrap().written.push(total);
+    }
+
+    fn commit(self: Box<Self>, digest: &Digest, size: u64) {
+        // Positioned reads: the handle shares its offset with the store's writer.
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.file.read_at(&mut buf, bytes.len() as u64).unwrap();
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        self.tapped.lock().unwrap().committed = Some((digest.clone(), size, bytes));
+    }
+}
+
+impl RecordingTap {
+    fn take(&self) -> Tapped {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift): compressed, they stay large.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A layer of `n` files of 64 KiB of noise (seeded by `seed`) after steps("x")[0].
+fn noisy_changes(n: usize, seed: u64) -> Vec<archive::Change> {
+    let mut changes = steps("x")[0].clone();
+    changes.extend((0..n).map(|i| {
+        file(
+            &format!("app/noise-{i:03}"),
+            &noise(64 * 1024, seed + i as u64),
+        )
+    }));
+    changes
+}
+
+/// Check what `tap` saw of the tapped export `l` in `store`.
+fn assert_tapped(tap: &RecordingTap, store: &content::Store, l: &export::LayerDesc, what: &str) {
+    let t = tap.take();
+    assert_eq!(t.begun, 1, "{what}: one blob, one begin");
+    let (digest, size, bytes) = t.committed.expect("the tap is committed");
+    assert_eq!(digest, l.descriptor.digest, "{what}: commit digest");
+    assert_eq!(size, l.descriptor.size, "{what}: commit size");
+    assert!(
+        bytes == store.read_document(&l.descriptor.digest).unwrap(),
+        "{what}: the tap's handle reads the store blob's exact bytes ({} read, {size} expected)",
+        bytes.len()
+    );
+    assert!(
+        t.written.len() > 1,
+        "{what}: progress is told while the blob grows: {:?}",
+        t.written
+    );
+    assert!(
+        t.written.windows(2).all(|w| w[0] <= w[1]),
+        "{what}: written totals never decrease: {:?}",
+        t.written
+    );
+    assert_eq!(
+        t.written.last(),
+        Some(&size),
+        "{what}: written ends at the size"
+    );
+}
+
+#[test]
+fn a_tapped_export_gives_the_tap_the_blob_and_matches_export_layer() {
+    for c in [
+        Compression::GZIP,
+        Compression::ZSTD,
+        Compression::Uncompressed,
+    ] {
+        let what = format!("{c:?}");
+        let opts = layer_opts(c, true);
+        let (_d, store) = store();
+        let lease = store.lease().unwrap();
+        let tap = RecordingTap::default();
+        let once = export_layer_once(&store, &lease, noisy_changes(8, 1), &opts, Some(&tap))
+            .unwrap()
+            .expect("changes give a layer");
+        assert!(!once.from_cache, "{what}: a one-pass export compresses");
+        assert_tapped(&tap, &store, &once, &what);
+
+        let (_d2, other) = common::store();
+        let lease2 = other.lease().unwrap();
+        let two_pass = export_layer(&other, &lease2, noisy_changes(8, 1), &opts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(once.descriptor, two_pass.descriptor, "{what}: same blob");
+        assert_eq!(once.diff_id, two_pass.diff_id, "{what}: same diff_id");
+
+        let again = export_layer(&store, &lease, noisy_changes(8, 1), &opts)
+            .unwrap()
+            .unwrap();
+        assert!(
+            again.from_cache,
+            "{what}: the one-pass export recorded the layer"
+        );
+        assert_eq!(again.descriptor, once.descriptor);
+    }
+}
+
+#[test]
+fn a_tapped_export_reusing_runs_of_an_earlier_blob_gives_the_tap_every_byte() {
+    for c in [Compression::GZIP, Compression::ZSTD] {
+        let what = format!("{c:?}");
+        let opts = layer_opts(c, true);
+        let (_d, store) = store();
+        let lease = store.lease().unwrap();
+        // An earlier blob of the same files but one, whose runs the index keeps.
+        let mut earlier = noisy_changes(16, 1);
+        earlier.push(file("app/zz-last", b"before"));
+        let earlier_tar = tar_of(earlier.clone());
+        export_layer(&store, &lease, earlier, &opts)
+            .unwrap()
+            .unwrap();
+        let mut changes = noisy_changes(16, 1);
+        changes.push(file("app/zz-last", b"after"));
+        let changes_tar = tar_of(changes.clone());
+        let tap = RecordingTap::default();
+        let once = export_layer_once(&store, &lease, changes.clone(), &opts, Some(&tap))
+            .unwrap()
+            .unwrap();
+        assert_tapped(&tap, &store, &once, &what);
+        let (_d2, other) = common::store();
+        let lease2 = other.lease().unwrap();
+        let cold = export_layer(&other, &lease2, changes, &opts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            once.descriptor, cold.descriptor,
+            "{what}: same blob as cold"
+        );
+        assert!(
+            reused_runs(earlier_tar, changes_tar, &opts) > 0,
+            "{what}: the second layer reuses runs of the first (else this test tests nothing)"
+        );
+    }
+}
+
+/// The uncompressed layer tar of `changes`.
+fn tar_of(changes: Vec<archive::Change>) -> Vec<u8> {
+    let mut tar = Vec::new();
+    let wopts = archive::WriteOptions {
+        source_date_epoch: Some(EPOCH),
+    };
+    archive::write_layer(&mut tar, changes, &wopts).unwrap();
+    tar
+}
+
+/// How many runs of layer tar `second` a fresh store reuses from `first` (the
+/// statistic [`export_layer_once`] does not return).
+fn reused_runs(first: Vec<u8>, second: Vec<u8>, opts: &LayerOptions) -> usize {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    export::export_tar_with(&store, &lease, &first[..], opts, None).unwrap();
+    let (_, stats) = export::export_tar_with(&store, &lease, &second[..], opts, None).unwrap();
+    stats.reused
+}
+
+#[test]
+fn a_tapped_export_of_no_changes_is_no_layer_and_no_tap() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let tap = RecordingTap::default();
+    let got = export_layer_once(
+        &store,
+        &lease,
+        Vec::new(),
+        &layer_opts(Compression::GZIP, true),
+        Some(&tap),
+    )
+    .unwrap();
+    assert!(got.is_none(), "no changes, no layer: {got:?}");
+    let t = tap.take();
+    assert_eq!(t.begun, 0, "the tap never begins a blob");
+    assert!(t.written.is_empty() && t.committed.is_none(), "{t:?}");
 }

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use content::Store;
-use oci::{Platform, Reference};
+use oci::{Descriptor, Digest, Platform, Reference, media};
 use registry::ops::Platforms;
 use registry::{Anonymous, Client, DockerConfig, RegistryConfig, RegistryError, Secret};
 use testkit::registry::{Auth, DistRegistry};
@@ -320,4 +322,132 @@ async fn create_index_combines_single_platform_images_across_repositories() {
 
 fn lease_of(store: &Store) -> content::Lease {
     store.lease().unwrap()
+}
+
+/// `chunks` as an upload body, each handed over by a task a few milliseconds after
+/// the one before (as a layer export produces its blob); the task ends after the last.
+fn paced_body(
+    chunks: Vec<Bytes>,
+) -> (
+    impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let producer = tokio::spawn(async move {
+        for c in chunks {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send(Ok(c))
+                .await
+                .expect("the upload reads the whole body");
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (body, producer)
+}
+
+/// Five distinct 40 KiB chunks.
+fn blob_chunks() -> (Vec<Bytes>, Vec<u8>) {
+    let chunks: Vec<Bytes> = (0u8..5)
+        .map(|i| Bytes::from(vec![i.wrapping_mul(37).wrapping_add(1); 40 * 1024]))
+        .collect();
+    let all = chunks.concat();
+    (chunks, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_stream_stores_a_body_produced_over_time() {
+    let reg = DistRegistry::start(Auth::Open);
+    let c = client();
+    let repo = c.repo(&reference(&reg, "streamed/blob:1"));
+    let (chunks, all) = blob_chunks();
+    let digest = Digest::sha256(&all);
+    let (body, producer) = paced_body(chunks);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let upload = tokio::spawn({
+        let (c, repo) = (c.clone(), repo.clone());
+        async move { c.upload_stream(&repo, body, rx).await }
+    });
+    producer.await.unwrap();
+    tx.send(digest.clone()).unwrap();
+    let got = upload.await.unwrap().expect("the registry takes the blob");
+    assert_eq!(got, digest, "upload_stream returns the digest it was given");
+    assert!(
+        c.blob_exists(&repo, &digest).await.unwrap(),
+        "the blob is in the registry after the upload"
+    );
+    let pulled = c
+        .get_blob_bytes(
+            &repo,
+            &Descriptor::new(media::OCI_LAYER_TAR, digest, all.len() as u64),
+        )
+        .await
+        .unwrap();
+    assert!(
+        pulled == all,
+        "the registry serves exactly the bytes streamed"
+    );
+    assert!(
+        reg.log()
+            .contains("\"PATCH /v2/streamed/blob/blobs/uploads/"),
+        "the body went in a PATCH"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_stream_without_a_digest_is_cancelled() {
+    let reg = DistRegistry::start(Auth::Open);
+    let c = client();
+    let repo = c.repo(&reference(&reg, "abandoned:1"));
+    let (chunks, all) = blob_chunks();
+    let (body, producer) = paced_body(chunks);
+    let (tx, rx) = tokio::sync::oneshot::channel::<Digest>();
+    let upload = tokio::spawn({
+        let (c, repo) = (c.clone(), repo.clone());
+        async move { c.upload_stream(&repo, body, rx).await }
+    });
+    producer.await.unwrap();
+    drop(tx);
+    let err = upload.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Cancelled { .. }),
+        "a dropped digest sender cancels the upload: {err:?}"
+    );
+    assert!(
+        !c.blob_exists(&repo, &Digest::sha256(&all)).await.unwrap(),
+        "a cancelled upload leaves no blob"
+    );
+    assert!(
+        reg.log().contains("\"DELETE /v2/abandoned/blobs/uploads/"),
+        "the upload session was deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_stream_with_a_wrong_digest_is_refused() {
+    let reg = DistRegistry::start(Auth::Open);
+    let c = client();
+    let repo = c.repo(&reference(&reg, "wrong:1"));
+    let (chunks, all) = blob_chunks();
+    let wrong = Digest::sha256(b"not the streamed bytes");
+    let (body, producer) = paced_body(chunks);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let upload = tokio::spawn({
+        let (c, repo) = (c.clone(), repo.clone());
+        async move { c.upload_stream(&repo, body, rx).await }
+    });
+    producer.await.unwrap();
+    tx.send(wrong.clone()).unwrap();
+    let err = upload.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 400, .. }),
+        "the registry refuses bytes that do not match the digest: {err:?}"
+    );
+    for d in [&wrong, &Digest::sha256(&all)] {
+        assert!(
+            !c.blob_exists(&repo, d).await.unwrap(),
+            "no blob {d} after a refused upload"
+        );
+    }
 }

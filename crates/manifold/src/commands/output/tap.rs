@@ -123,3 +123,165 @@ impl TapWriter for Upload {
         let _ = self.digest.send(digest.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use oci::{Descriptor, media};
+    use registry::{Anonymous, RegistryConfig};
+    use testkit::registry::{Auth, DistRegistry};
+
+    use super::*;
+
+    /// A tap to repository `name` of `reg` (plain HTTP: a loopback address), and the
+    /// client to look at what it uploaded.
+    fn tap(reg: &DistRegistry, name: &str) -> (Arc<PushTap>, Client, Repo) {
+        let client = Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap();
+        let repo = client.repo_at(&reg.addr, name);
+        let tap = PushTap::new(
+            client.clone(),
+            repo.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        (Arc::new(tap), client, repo)
+    }
+
+    /// Deterministic pseudo-random bytes (xorshift).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Six pieces of 300 KiB: the blob is longer than one [`CHUNK`] of the body.
+    fn pieces() -> Vec<Vec<u8>> {
+        (0..6).map(|i| noise(300 * 1024, i + 1)).collect()
+    }
+
+    /// Begin a blob in a new file and write `pieces` to it as an export does, on a
+    /// thread of its own: each piece appended, then told to the writer, a few
+    /// milliseconds apart. Returns the writer (if the tap took the blob) and the bytes.
+    async fn write_paced(
+        tap: Arc<PushTap>,
+        pieces: Vec<Vec<u8>>,
+    ) -> (Option<Box<dyn TapWriter>>, Vec<u8>) {
+        tokio::task::spawn_blocking(move || {
+            let mut file = tempfile::tempfile().unwrap();
+            let Some(mut writer) = tap.begin(&file) else {
+                return (None, Vec::new());
+            };
+            let mut all = Vec::new();
+            for p in pieces {
+                std::thread::sleep(Duration::from_millis(10));
+                file.write_all(&p).unwrap();
+                all.extend_from_slice(&p);
+                writer.written(all.len() as u64);
+            }
+            (Some(writer), all)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_written_in_pieces_then_committed_is_uploaded() {
+        let reg = DistRegistry::start(Auth::Open);
+        let (tap, client, repo) = tap(&reg, "tapped/app");
+        let (writer, all) = write_paced(tap.clone(), pieces()).await;
+        let digest = commit(writer.expect("the tap takes every blob"), &all).await;
+        let size = all.len() as u64;
+        assert_eq!(
+            tap.finish().await,
+            vec![digest.clone()],
+            "finish returns the digest of the upload the registry took"
+        );
+        let pulled = client
+            .get_blob_bytes(&repo, &Descriptor::new(media::OCI_LAYER_TAR, digest, size))
+            .await
+            .expect("the registry has the blob");
+        assert!(pulled == all, "the registry has exactly the bytes written");
+    }
+
+    /// Commit `writer` as the blob `all`, from a thread that is not the runtime's.
+    async fn commit(writer: Box<dyn TapWriter>, all: &[u8]) -> Digest {
+        let digest = Digest::sha256(all);
+        let (d, size) = (digest.clone(), all.len() as u64);
+        tokio::task::spawn_blocking(move || writer.commit(&d, size))
+            .await
+            .unwrap();
+        digest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blobs_written_at_once_are_all_uploaded() {
+        let reg = DistRegistry::start(Auth::Open);
+        let (tap, client, repo) = tap(&reg, "tapped/two");
+        let (a, b) = tokio::join!(
+            write_paced(tap.clone(), pieces()[..2].to_vec()),
+            write_paced(tap.clone(), pieces()[2..5].to_vec()),
+        );
+        let mut want = vec![
+            commit(a.0.unwrap(), &a.1).await,
+            commit(b.0.unwrap(), &b.1).await,
+        ];
+        let mut got = tap.finish().await;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "finish returns both uploads");
+        for d in &want {
+            assert!(
+                client.blob_exists(&repo, d).await.unwrap(),
+                "the registry has {d}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_the_registry_refuses_is_forgotten() {
+        let reg = DistRegistry::start(Auth::Open);
+        // Not a valid repository name: the registry refuses the upload's POST.
+        let (tap, _, _) = tap(&reg, "Tapped/Refused");
+        let (writer, all) = write_paced(tap.clone(), pieces()[..2].to_vec()).await;
+        commit(writer.expect("the tap takes every blob"), &all).await;
+        assert_eq!(
+            tap.finish().await,
+            Vec::<Digest>::new(),
+            "a refused upload gives no digest (the regular push sends the blob)"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_dropped_without_commit_is_not_uploaded() {
+        let reg = DistRegistry::start(Auth::Open);
+        let (tap, client, repo) = tap(&reg, "tapped/abandoned");
+        let (writer, partial) = write_paced(tap.clone(), pieces()[..3].to_vec()).await;
+        assert!(writer.is_some(), "the tap takes every blob");
+        drop(writer);
+        assert_eq!(
+            tap.finish().await,
+            Vec::<Digest>::new(),
+            "an abandoned blob gives no digest"
+        );
+        assert!(
+            !client
+                .blob_exists(&repo, &Digest::sha256(&partial))
+                .await
+                .unwrap(),
+            "the registry lacks the abandoned blob"
+        );
+        assert!(
+            reg.log()
+                .contains("\"DELETE /v2/tapped/abandoned/blobs/uploads/"),
+            "the abandoned upload is cancelled"
+        );
+    }
+}
