@@ -35,7 +35,7 @@ pub struct ExportOptions {
 impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
-            compression: Compression::GZIP,
+            compression: Compression::DEFAULT,
             oci_mediatypes: true,
             source_date_epoch: None,
             tap: None,

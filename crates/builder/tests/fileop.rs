@@ -204,6 +204,57 @@ fn copying_a_directory_onto_a_file_fails() {
 }
 
 #[test]
+fn a_large_tree_is_copied_whole_with_modes_times_and_links() {
+    // Past the size where files are copied on several threads.
+    let fx = Fx::new();
+    for i in 0..300 {
+        put(
+            &fx.src,
+            &format!("t/d{}/f{i:03}", i % 7),
+            &format!("file {i}\n"),
+        );
+        let p = fx.src.join(format!("t/d{}/f{i:03}", i % 7));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600 + (i % 2) * 0o55)).unwrap();
+        set_mtime(&p, 1_000_000 + i as u64);
+    }
+    symlink("d0/f000", fx.src.join("t/link")).unwrap();
+    fx.copy(copy("/t", "/out/")).unwrap();
+    for i in 0..300u32 {
+        let p = fx.d(&format!("out/d{}/f{i:03}", i % 7));
+        assert_eq!(read(&p), format!("file {i}\n"));
+        assert_eq!(mode(&p), 0o600 + (i % 2) * 0o55, "{}", p.display());
+        assert_eq!(mtime(&p), 1_000_000 + i64::from(i), "{}", p.display());
+        assert_eq!(owner(&p), (0, 0));
+    }
+    assert_eq!(
+        fs::read_link(fx.d("out/link")).unwrap(),
+        Path::new("d0/f000")
+    );
+    assert_eq!(
+        fs::read_dir(fx.d("out")).unwrap().count(),
+        8,
+        "7 dirs and the link"
+    );
+}
+
+#[test]
+fn a_large_copy_reports_its_first_conflict_and_stops() {
+    let fx = Fx::new();
+    for i in 0..200 {
+        put(&fx.src, &format!("t/f{i:03}"), "x");
+    }
+    // Two files of the plan meet directories in the destination.
+    fs::create_dir_all(fx.d("out/f050")).unwrap();
+    fs::create_dir_all(fx.d("out/f150")).unwrap();
+    let err = fx.copy(copy("/t", "/out/")).unwrap_err();
+    assert!(
+        matches!(err, FileOpError::Conflict { ref path, .. } if path == "/out/f050"),
+        "{err}"
+    );
+    assert!(fx.d("out/f150").is_dir() && fx.d("out/f050").is_dir());
+}
+
+#[test]
 fn wildcards_match_per_component() {
     let fx = Fx::new();
     put(&fx.src, "a.txt", "a");

@@ -43,9 +43,19 @@ pub enum Compression {
     },
 }
 
+/// The gzip level of builds that set none: deflate's fastest level. Layers come
+/// out a few percent larger than at zlib's default 6 (on text about a tenth), in a
+/// quarter of the time; go-containerregistry (crane, ko) picks it too.
+/// `compression-level` sets another.
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+
 impl Compression {
-    /// gzip at level 6, what docker and BuildKit use by default.
+    /// gzip at level 6, zlib's default (docker's and BuildKit's).
     pub const GZIP: Compression = Compression::Gzip { level: 6 };
+    /// gzip at [`DEFAULT_GZIP_LEVEL`], what builds use unless told otherwise.
+    pub const DEFAULT: Compression = Compression::Gzip {
+        level: DEFAULT_GZIP_LEVEL,
+    };
     /// zstd at level 3, BuildKit's default.
     pub const ZSTD: Compression = Compression::Zstd { level: 3 };
 
@@ -83,7 +93,7 @@ impl Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression::GZIP
+        Compression::DEFAULT
     }
 }
 

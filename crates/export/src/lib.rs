@@ -30,8 +30,9 @@ pub use image::{
     ADDED_HISTORY_COMMENT, BaseImage, ImageOptions, assemble_image, assemble_index, rfc3339, tag,
 };
 pub use layer::{
-    COMPRESS_CHUNK, CompressStats, Compression, DOCKER_LAYER_TAR, LayerDesc, LayerOptions,
-    convert_layer_media_type, export_layer, export_layer_once, export_tar, export_tar_with,
+    COMPRESS_CHUNK, CompressStats, Compression, DEFAULT_GZIP_LEVEL, DOCKER_LAYER_TAR, LayerDesc,
+    LayerOptions, convert_layer_media_type, export_layer, export_layer_once, export_tar,
+    export_tar_with,
 };
 pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
 pub use push::push;

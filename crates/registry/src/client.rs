@@ -34,12 +34,15 @@ impl CredentialSource for Anonymous {
     }
 }
 
-/// Size caps on what the registry may send.
+/// Size caps on what the registry may send, and how long it may keep a request
+/// waiting: for the answer to a request whose body is in hand, for the next bytes
+/// of an answer, or for the answer after a streamed body's end.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub manifest: u64,
     pub error_body: u64,
     pub token_body: u64,
+    pub read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             manifest: 4 << 20,
             error_body: 64 << 10,
             token_body: 1 << 20,
+            read_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -340,7 +344,14 @@ impl Client {
             .await
             .map_err(|source| transport_error("GET", &realm_url, source))?;
         let status = resp.status();
-        let body = read_capped(resp, self.limits.token_body, "token response", &realm_url).await?;
+        let body = read_capped(
+            resp,
+            self.limits.token_body,
+            "token response",
+            &realm_url,
+            self.limits.read_timeout,
+        )
+        .await?;
         if !status.is_success() {
             return Err(RegistryError::Auth {
                 registry: repo.registry.clone(),
@@ -407,10 +418,18 @@ impl Client {
             })?;
             let (method, target) = (req.method().to_string(), req.url().clone());
             let url = redact(&target);
-            let resp = http
-                .execute(req)
-                .await
-                .map_err(|source| transport_error(&method, &target, source))?;
+            // A streamed body may take as long as its producer: its caller times the
+            // answer from the body's end ([`crate::push`]).
+            let streamed = req.body().is_some_and(|b| b.as_bytes().is_none());
+            let pending = http.execute(req);
+            let resp = if streamed {
+                pending.await
+            } else {
+                tokio::time::timeout(self.limits.read_timeout, pending)
+                    .await
+                    .map_err(|_| stalled(&method, &target, self.limits.read_timeout))?
+            }
+            .map_err(|source| transport_error(&method, &target, source))?;
             if resp.status() == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
                 if self.authenticate(repo, scope, &resp, sent).await? {
@@ -451,7 +470,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = read_prefix(resp, self.limits.error_body).await;
+        let body = read_prefix(resp, self.limits.error_body, self.limits.read_timeout).await;
         #[derive(serde::Deserialize)]
         struct Envelope {
             #[serde(default)]
@@ -529,7 +548,6 @@ fn http_builder(
         })
         .user_agent(concat!("manifold/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(120))
         .redirect(redirect_policy());
     for ca in config.ca_files() {
         let err = |reason: String| RegistryError::Config {
@@ -584,6 +602,34 @@ impl std::error::Error for RedirectRefused {}
 
 /// A failed exchange with `url`: a refused redirect is [`RegistryError::Forbidden`]
 /// (nothing was sent to the target), anything else [`RegistryError::Transport`].
+pub(crate) fn stalled(method: &str, url: &url::Url, after: Duration) -> RegistryError {
+    RegistryError::Stalled {
+        method: method.to_owned(),
+        url: redact(url),
+        after,
+    }
+}
+
+/// The next chunk of a response body; [`RegistryError::Stalled`] when none comes
+/// within `wait` ([`Limits::read_timeout`]).
+pub(crate) async fn next_chunk<S>(
+    stream: &mut S,
+    method: &str,
+    url: &url::Url,
+    wait: Duration,
+) -> Result<Option<bytes::Bytes>>
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    match tokio::time::timeout(wait, stream.next()).await {
+        Err(_) => Err(stalled(method, url, wait)),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk
+            .map(Some)
+            .map_err(|source| transport_error(method, url, source)),
+    }
+}
+
 pub(crate) fn transport_error(
     method: &str,
     url: &url::Url,
@@ -626,6 +672,7 @@ pub(crate) async fn read_capped(
     cap: u64,
     what: &'static str,
     url: &url::Url,
+    wait: Duration,
 ) -> Result<Vec<u8>> {
     if resp.content_length().is_some_and(|l| l > cap) {
         return Err(RegistryError::TooLarge {
@@ -636,8 +683,7 @@ pub(crate) async fn read_capped(
     }
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|source| transport_error("GET", url, source))?;
+    while let Some(chunk) = next_chunk(&mut stream, "GET", url, wait).await? {
         if out.len() as u64 + chunk.len() as u64 > cap {
             return Err(RegistryError::TooLarge {
                 what,
@@ -651,10 +697,11 @@ pub(crate) async fn read_capped(
 }
 
 /// Up to `cap` bytes of a body; the rest is dropped with the connection.
-async fn read_prefix(resp: Response, cap: u64) -> Vec<u8> {
+async fn read_prefix(resp: Response, cap: u64, wait: Duration) -> Vec<u8> {
     let mut out = Vec::new();
+    let url = resp.url().clone();
     let mut stream = resp.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Ok(Some(chunk)) = next_chunk(&mut stream, "GET", &url, wait).await {
         let room = (cap as usize).saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if out.len() as u64 >= cap {

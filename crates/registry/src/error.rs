@@ -81,6 +81,12 @@ pub enum RegistryError {
     Credentials(#[from] crate::credentials::CredentialError),
     #[error("invalid registry configuration in {path}: {reason}")]
     Config { path: String, reason: String },
+    #[error("{method} {url}: no response for {}s", .after.as_secs())]
+    Stalled {
+        method: String,
+        url: String,
+        after: std::time::Duration,
+    },
     #[error("upload {url} cancelled: the blob's producer stopped before it was complete")]
     Cancelled { url: String },
 }
@@ -97,12 +103,14 @@ fn envelope(errors: &[SpecError], body: &str) -> String {
 }
 
 impl RegistryError {
-    /// Whether trying again may succeed: 5xx, 429, 408 and connection-level failures.
+    /// Whether trying again may succeed: 5xx, 429, 408, connection-level failures and
+    /// a registry that stopped answering.
     pub fn is_temporary(&self) -> bool {
         match self {
             RegistryError::Http { status, .. } => {
                 *status >= 500 || *status == 429 || *status == 408
             }
+            RegistryError::Stalled { .. } => true,
             RegistryError::Transport { source, .. } => {
                 source.is_connect()
                     || source.is_timeout()

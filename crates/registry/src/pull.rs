@@ -1,7 +1,6 @@
 //! Reading from a registry: manifests (capped, verified) and blobs (streamed into the
 //! store, verified, resumed with `Range` after a dropped connection).
 
-use futures_util::StreamExt;
 use reqwest::{StatusCode, header};
 
 use content::{Expected, Lease, Store};
@@ -58,7 +57,14 @@ impl Client {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = read_capped(resp, self.limits.manifest, "manifest", &url).await?;
+        let bytes = read_capped(
+            resp,
+            self.limits.manifest,
+            "manifest",
+            &url,
+            self.limits.read_timeout,
+        )
+        .await?;
         let algorithm = want.map_or(oci::Algorithm::Sha256, Digest::algorithm);
         let actual = Digest::of(algorithm, &bytes);
         if let Some(want) = want
@@ -170,12 +176,9 @@ impl Client {
             writer.reset()?;
         }
         let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| RegistryError::Transport {
-                method: "GET".into(),
-                url: redact(url),
-                source,
-            })?;
+        while let Some(chunk) =
+            crate::client::next_chunk(&mut stream, "GET", url, self.limits.read_timeout).await?
+        {
             writer.write(&chunk)?;
         }
         Ok(())
@@ -247,7 +250,7 @@ impl Client {
         let resp = self
             .send(repo, Access::Pull, None, |http| http.get(url.clone()))
             .await?;
-        let bytes = read_capped(resp, desc.size, "blob", &url).await?;
+        let bytes = read_capped(resp, desc.size, "blob", &url, self.limits.read_timeout).await?;
         let mut h = Hasher::new(desc.digest.algorithm());
         h.update(&bytes);
         let actual = h.finish();

@@ -8,7 +8,7 @@ use reqwest::{StatusCode, header};
 use content::Store;
 use oci::{Descriptor, Digest};
 
-use crate::client::{Access, Client, Repo};
+use crate::client::{Access, Client, Repo, stalled};
 use crate::error::{RegistryError, Result, redact};
 
 /// What pushing one blob took.
@@ -149,18 +149,18 @@ impl Client {
         // The streamed body is made anew for each request `send_unretried` builds
         // (a 401 from an expired token is answered and the PATCH sent again);
         // temporary failures go back to the caller, which asks the upload status.
-        let resp = self
-            .send_unretried(repo, Access::Push, |http| {
-                http.patch(location.clone())
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
-                    .header(header::CONTENT_LENGTH, desc.size - offset)
-                    .body(reqwest::Body::wrap_stream(file_stream(
-                        path.clone(),
-                        offset,
-                    )))
-            })
-            .await?;
+        let ended = std::sync::Mutex::new(None);
+        let sent = self.send_unretried(repo, Access::Push, |http| {
+            let (body, end) = EndSignal::new(file_stream(path.clone(), offset));
+            *ended.lock().expect("not poisoned") = Some(end);
+            http.patch(location.clone())
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
+                .header(header::CONTENT_LENGTH, desc.size - offset)
+                .body(reqwest::Body::wrap_stream(body))
+        });
+        let resp =
+            answered_after_body(sent, &ended, "PATCH", location, self.limits.read_timeout).await?;
         upload_location(location, &resp)
     }
 
@@ -201,21 +201,23 @@ impl Client {
             })
             .await?;
         let location = upload_location(&uploads, &resp)?;
+        let (body, end) = EndSignal::new(body);
+        let ended = std::sync::Mutex::new(Some(end));
         let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(body)));
-        let resp = self
-            .send_unretried(repo, Access::Push, |http| {
-                // A second request (a 401 answered) gets an empty body; the PUT
-                // then fails on the digest instead of storing a wrong blob.
-                let body = body
-                    .lock()
-                    .expect("the body lock is never poisoned")
-                    .take()
-                    .unwrap_or_else(|| reqwest::Body::from(Vec::new()));
-                http.patch(location.clone())
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body)
-            })
-            .await?;
+        let sent = self.send_unretried(repo, Access::Push, |http| {
+            // A second request (a 401 answered) gets an empty body; the PUT then
+            // fails on the digest instead of storing a wrong blob.
+            let body = body
+                .lock()
+                .expect("the body lock is never poisoned")
+                .take()
+                .unwrap_or_else(|| reqwest::Body::from(Vec::new()));
+            http.patch(location.clone())
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(body)
+        });
+        let resp =
+            answered_after_body(sent, &ended, "PATCH", &location, self.limits.read_timeout).await?;
         let location = upload_location(&location, &resp)?;
         let Ok(digest) = digest.await else {
             let _ = self
@@ -325,6 +327,78 @@ fn received_bytes(range: &str) -> u64 {
     {
         Some(Ok(0)) | None | Some(Err(_)) => 0,
         Some(Ok(end)) => end + 1,
+    }
+}
+
+/// A body stream that says when it has ended (or was dropped unfinished).
+struct EndSignal<S> {
+    inner: std::pin::Pin<Box<S>>,
+    end: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<S> EndSignal<S> {
+    fn new(inner: S) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (end, ended) = tokio::sync::oneshot::channel();
+        let inner = Box::pin(inner);
+        (
+            EndSignal {
+                inner,
+                end: Some(end),
+            },
+            ended,
+        )
+    }
+}
+
+impl<S: futures_util::Stream> futures_util::Stream for EndSignal<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let next = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(None) = next
+            && let Some(end) = self.end.take()
+        {
+            let _ = end.send(());
+        }
+        next
+    }
+}
+
+/// The response to a request with a streamed body: it may take as long as the
+/// body's producer, then at most `wait` from the body's end (`ended`
+/// holds the signal of the body last built).
+async fn answered_after_body<T>(
+    sent: impl std::future::Future<Output = Result<T>>,
+    ended: &std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    method: &str,
+    url: &url::Url,
+    wait: std::time::Duration,
+) -> Result<T> {
+    let timer = async {
+        loop {
+            let signal = ended.lock().expect("not poisoned").take();
+            match signal {
+                // Ended, or dropped unfinished: either way the registry has all it
+                // will get.
+                Some(end) => {
+                    let _ = end.await;
+                    // A body built since (after a 401) is timed from its own end.
+                    if ended.lock().expect("not poisoned").is_none() {
+                        break;
+                    }
+                }
+                // Not built yet (the request is being authenticated).
+                None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        tokio::time::sleep(wait).await;
+    };
+    tokio::select! {
+        r = sent => r,
+        () = timer => Err(stalled(method, url, wait)),
     }
 }
 

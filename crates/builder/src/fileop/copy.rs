@@ -228,8 +228,11 @@ fn walk(
     Ok(())
 }
 
-/// Carry out the plan: `src`/rel is copied to `target`/rel. Directories get their
-/// times last, deepest first, since creating children changes them.
+/// Carry out the plan: `src`/rel is copied to `target`/rel. Directories are made
+/// first, in order; then the other entries, which are independent of each other,
+/// on up to [`COPY_THREADS`] threads; directories get their times last, deepest
+/// first, since creating children changes them. The result does not depend on the
+/// thread count; of several failures, the first in plan order is reported.
 fn write_nodes(
     ctx: &Ctx<'_>,
     tree: &Root,
@@ -238,83 +241,165 @@ fn write_nodes(
     nodes: &[Node],
     w: &Write,
 ) -> Result<(), FileOpError> {
-    let fs = |e| ctx.fs(e);
     let mut dirs = Vec::new();
+    let mut leaves = Vec::new();
     for node in nodes {
-        let from = join(src, &node.rel);
         let to = join(target, &node.rel);
-        let st = &node.st;
-        let ty = kind(st);
-        let mode = match &w.mode {
-            Some(m) => m.apply(st.st_mode & 0o7777, ty == FileType::Directory),
-            None => st.st_mode & 0o7777,
-        };
-        let existing = ctx.lstat(&to)?.map(|s| kind(&s));
-        let leaf = match ty {
-            FileType::Directory => {
-                if ctx.is_dir(&to)? {
-                    // An existing directory keeps its owner and mode; it only gets
-                    // the source's times, as fsutil's copy does.
-                    dirs.push((to, st));
-                    continue;
-                }
-                if existing.is_some() {
-                    return Err(ctx.conflict(&to, "cannot copy a directory onto a non-directory"));
-                }
-                let leaf = ctx.root.mkdir(&to).map_err(fs)?;
-                dirs.push((to, st));
-                leaf
-            }
-            _ if existing == Some(FileType::Directory) => {
-                return Err(ctx.conflict(&to, "cannot replace a directory with a file"));
-            }
-            FileType::RegularFile => {
-                let mut input = tree.open_regular(&from).map_err(fs)?;
-                let (mut out, leaf) = ctx.root.create_file(&to).map_err(fs)?;
-                io::copy(&mut input, &mut out).map_err(|source| FileOpError::Io {
-                    action: ctx.action.clone(),
-                    path: show(&from),
-                    source,
-                })?;
-                leaf
-            }
-            FileType::Symlink => {
-                let link = tree.read_link(&from).map_err(fs)?;
-                ctx.root.symlink(&link, &to).map_err(fs)?
-            }
-            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
-                let kind = match ty {
-                    FileType::Fifo => NodeKind::Fifo,
-                    FileType::CharacterDevice => NodeKind::Char,
-                    _ => NodeKind::Block,
-                };
-                let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
-                ctx.root.mknod(&to, kind, mode, dev).map_err(fs)?
-            }
-            // Sockets and unknown types are not copied.
-            _ => continue,
-        };
-        if w.keep_owner {
-            leaf.set_owner(st.st_uid, st.st_gid).map_err(fs)?;
-        } else {
-            leaf.set_owner(w.owner.uid, w.owner.gid).map_err(fs)?;
+        if kind(&node.st) != FileType::Directory {
+            leaves.push(node);
+            continue;
         }
-        if ty != FileType::Symlink {
-            // After the owner: chown clears setuid and setgid.
-            leaf.set_mode(mode).map_err(fs)?;
-            copy_xattrs(tree, &from, &leaf);
+        if ctx.is_dir(&to)? {
+            // An existing directory keeps its owner and mode; it only gets the
+            // source's times, as fsutil's copy does.
+            dirs.push((to, &node.st));
+            continue;
         }
-        if ty != FileType::Directory {
-            let (secs, nanos) = times(st, w.created);
-            leaf.set_mtime(secs, nanos).map_err(fs)?;
+        if ctx.lstat(&to)?.is_some() {
+            return Err(ctx.conflict(&to, "cannot copy a directory onto a non-directory"));
         }
+        let leaf = ctx.root.mkdir(&to).map_err(|e| ctx.fs(e))?;
+        finish_leaf(ctx, tree, &join(src, &node.rel), &leaf, &node.st, w)?;
+        dirs.push((to, &node.st));
     }
+    for_each_parallel(&leaves, |node| write_leaf(ctx, tree, src, target, node, w))?;
     for (to, st) in dirs.iter().rev() {
         let (secs, nanos) = times(st, w.created);
-        let leaf = ctx.root.open_dir(to).map_err(fs)?;
-        leaf.set_mtime(secs, nanos).map_err(fs)?;
+        let leaf = ctx.root.open_dir(to).map_err(|e| ctx.fs(e))?;
+        leaf.set_mtime(secs, nanos).map_err(|e| ctx.fs(e))?;
     }
     Ok(())
+}
+
+/// Threads that copy a plan's files.
+const COPY_THREADS: usize = 4;
+
+/// Plans with fewer entries than this are copied on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// Run `f` on every item, on up to [`COPY_THREADS`] threads taking items in order;
+/// after a failure no new item is started, and the failure of the earliest item is
+/// returned.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), FileOpError> + Sync,
+) -> Result<(), FileOpError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(COPY_THREADS);
+    if items.len() < PARALLEL_FROM || threads < 2 {
+        return items.iter().try_for_each(f);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None::<(usize, FileOpError)>);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= items.len() {
+                        return;
+                    }
+                    if let Err(e) = f(&items[i]) {
+                        let mut first = failed.lock().expect("not poisoned");
+                        if first.as_ref().is_none_or(|(j, _)| i < *j) {
+                            *first = Some((i, e));
+                        }
+                        // Stop handing out items.
+                        next.store(items.len(), std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().expect("not poisoned") {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Copy one entry that is not a directory.
+fn write_leaf(
+    ctx: &Ctx<'_>,
+    tree: &Root,
+    src: &CleanPath,
+    target: &CleanPath,
+    node: &Node,
+    w: &Write,
+) -> Result<(), FileOpError> {
+    let fs = |e| ctx.fs(e);
+    let from = join(src, &node.rel);
+    let to = join(target, &node.rel);
+    let st = &node.st;
+    let ty = kind(st);
+    if ctx.lstat(&to)?.map(|s| kind(&s)) == Some(FileType::Directory) {
+        return Err(ctx.conflict(&to, "cannot replace a directory with a file"));
+    }
+    let leaf = match ty {
+        FileType::RegularFile => {
+            let mut input = tree.open_regular(&from).map_err(fs)?;
+            let (mut out, leaf) = ctx.root.create_file(&to).map_err(fs)?;
+            io::copy(&mut input, &mut out).map_err(|source| FileOpError::Io {
+                action: ctx.action.clone(),
+                path: show(&from),
+                source,
+            })?;
+            leaf
+        }
+        FileType::Symlink => {
+            let link = tree.read_link(&from).map_err(fs)?;
+            ctx.root.symlink(&link, &to).map_err(fs)?
+        }
+        FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
+            let kind = match ty {
+                FileType::Fifo => NodeKind::Fifo,
+                FileType::CharacterDevice => NodeKind::Char,
+                _ => NodeKind::Block,
+            };
+            let mode = w.mode_of(st);
+            let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+            ctx.root.mknod(&to, kind, mode, dev).map_err(fs)?
+        }
+        // Sockets and unknown types are not copied.
+        _ => return Ok(()),
+    };
+    finish_leaf(ctx, tree, &from, &leaf, st, w)?;
+    let (secs, nanos) = times(st, w.created);
+    leaf.set_mtime(secs, nanos).map_err(fs)
+}
+
+/// Owner, then mode and extended attributes (not for symlinks) of a new entry.
+fn finish_leaf(
+    ctx: &Ctx<'_>,
+    tree: &Root,
+    from: &CleanPath,
+    leaf: &archive::Leaf,
+    st: &Stat,
+    w: &Write,
+) -> Result<(), FileOpError> {
+    let fs = |e| ctx.fs(e);
+    if w.keep_owner {
+        leaf.set_owner(st.st_uid, st.st_gid).map_err(fs)?;
+    } else {
+        leaf.set_owner(w.owner.uid, w.owner.gid).map_err(fs)?;
+    }
+    if kind(st) != FileType::Symlink {
+        // After the owner: chown clears setuid and setgid.
+        leaf.set_mode(w.mode_of(st)).map_err(fs)?;
+        copy_xattrs(tree, from, leaf);
+    }
+    Ok(())
+}
+
+impl Write {
+    /// The mode a copied entry gets: `--chmod` applied, or the source's.
+    fn mode_of(&self, st: &Stat) -> u32 {
+        match &self.mode {
+            Some(m) => m.apply(st.st_mode & 0o7777, kind(st) == FileType::Directory),
+            None => st.st_mode & 0o7777,
+        }
+    }
 }
 
 fn times(st: &Stat, created: Option<i64>) -> (i64, u32) {

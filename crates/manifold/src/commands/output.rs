@@ -252,7 +252,7 @@ impl Plan {
         Ok(match self.export.compression {
             None if level.is_none() => None,
             None | Some(Codec::Gzip) => {
-                let level = level.unwrap_or(6);
+                let level = level.unwrap_or(export::DEFAULT_GZIP_LEVEL as i32);
                 if !(0..=9).contains(&level) {
                     bail!(Hinted::new(
                         format!("compression-level={level} is out of range for gzip"),
