@@ -218,6 +218,8 @@ fn a_large_tree_is_copied_whole_with_modes_times_and_links() {
         set_mtime(&p, 1_000_000 + i as u64);
     }
     symlink("d0/f000", fx.src.join("t/link")).unwrap();
+    // Large enough to be flushed once copied.
+    put(&fx.src, "t/big", &"b".repeat(17 << 20));
     fx.copy(copy("/t", "/out/")).unwrap();
     for i in 0..300u32 {
         let p = fx.d(&format!("out/d{}/f{i:03}", i % 7));
@@ -231,27 +233,32 @@ fn a_large_tree_is_copied_whole_with_modes_times_and_links() {
         Path::new("d0/f000")
     );
     assert_eq!(
+        fs::read(fx.d("out/big")).unwrap(),
+        fs::read(fx.src.join("t/big")).unwrap()
+    );
+    assert_eq!(
         fs::read_dir(fx.d("out")).unwrap().count(),
-        8,
-        "7 dirs and the link"
+        9,
+        "7 dirs, the big file and the link"
     );
 }
 
 #[test]
 fn a_large_copy_reports_its_first_conflict_and_stops() {
     let fx = Fx::new();
+    // Four directories: four batches, copied on several threads.
     for i in 0..200 {
-        put(&fx.src, &format!("t/f{i:03}"), "x");
+        put(&fx.src, &format!("t/d{}/f{i:03}", i / 50), "x");
     }
     // Two files of the plan meet directories in the destination.
-    fs::create_dir_all(fx.d("out/f050")).unwrap();
-    fs::create_dir_all(fx.d("out/f150")).unwrap();
+    fs::create_dir_all(fx.d("out/d1/f060")).unwrap();
+    fs::create_dir_all(fx.d("out/d3/f160")).unwrap();
     let err = fx.copy(copy("/t", "/out/")).unwrap_err();
     assert!(
-        matches!(err, FileOpError::Conflict { ref path, .. } if path == "/out/f050"),
+        matches!(err, FileOpError::Conflict { ref path, .. } if path == "/out/d1/f060"),
         "{err}"
     );
-    assert!(fx.d("out/f150").is_dir() && fx.d("out/f050").is_dir());
+    assert!(fx.d("out/d3/f160").is_dir() && fx.d("out/d1/f060").is_dir());
 }
 
 #[test]

@@ -342,6 +342,11 @@ impl<'a> BlobWriter<'a> {
         self.size
     }
 
+    /// The digest of what was written so far (of the blob, once complete).
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+
     /// The file being written, to read back what was written so far (e.g. to upload
     /// it meanwhile). A handle to it stays valid after the commit renames it.
     pub fn file(&self) -> &fs::File {

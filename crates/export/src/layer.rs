@@ -2,8 +2,8 @@
 //! the store, with its diff_id.
 //!
 //! The data path is streamed: tar writer → sha256 of the uncompressed bytes (the
-//! diff_id) → compressor → the store's [`content::BlobWriter`] (a temp file under
-//! `ingest/`, verified and renamed on commit). No copy of the whole layer is held in
+//! diff_id) → compressor → the store's [`content::BlobWriter`] on a thread of its
+//! own (a temp file under `ingest/`, verified and renamed on commit). No copy of the whole layer is held in
 //! memory.
 //!
 //! **Determinism**: the compressed bytes are a pure function of the uncompressed tar
@@ -18,13 +18,13 @@
 use std::io::{self, Read, Write};
 
 use archive::{Change, WriteOptions};
-use content::{BlobWriter, Lease, Store};
+use content::{Lease, Store};
 use oci::{Algorithm, Descriptor, Digest, Hasher, media};
 
 use crate::cache::LayerCache;
 use crate::error::{ExportError, Result};
 use crate::runs::RunIndex;
-use crate::tap::{LayerTap, TapWriter};
+use crate::tap::LayerTap;
 
 /// Docker's media type for an uncompressed layer.
 pub use oci::media::DOCKER_LAYER_TAR;
@@ -288,7 +288,7 @@ fn compress_into(
     threads: Option<usize>,
     tap: Option<&dyn LayerTap>,
     produce: impl FnOnce(
-        &mut HashingWriter<archive::Encoder<Sink<'_>>>,
+        &mut HashingWriter<archive::Encoder<Sink>>,
     ) -> Result<(), archive::ArchiveError>,
 ) -> Result<(Digest, Digest, u64, CompressStats)> {
     let index = match compression {
@@ -301,20 +301,39 @@ fn compress_into(
             .clone()
             .map(|i| i as std::sync::Arc<dyn archive::RunSource>),
     };
-    let blob = store.writer(None)?;
-    let sink = Sink {
-        tap: tap.and_then(|t| t.begin(blob.file())),
-        blob,
-    };
-    let encoder = archive::compress_with(sink, compression.codec(), copts)?;
-    let mut hw = HashingWriter::new(encoder);
-    produce(&mut hw)?;
-    let (diff_id, _, encoder) = hw.finish();
-    let (sink, runs) = encoder.finish_runs()?;
-    let (digest, size) = sink.blob.commit(lease)?;
-    if let Some(tap) = sink.tap {
-        tap.commit(&digest, size);
-    }
+    let mut blob = store.writer(None)?;
+    let mut tap = tap.and_then(|t| t.begin(blob.file()));
+    let (diff_id, runs, digest, size) = std::thread::scope(|s| {
+        // The blob is hashed and written on its own thread, beside the one that
+        // makes, hashes and cuts the tar.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITES_IN_FLIGHT);
+        let writer = s.spawn(move || -> Result<_> {
+            for bytes in rx {
+                blob.write(&bytes)?;
+                if let Some(tap) = &mut tap {
+                    tap.written(blob.written());
+                }
+            }
+            Ok((blob, tap))
+        });
+        let produced = (|| {
+            let encoder = archive::compress_with(Sink(tx), compression.codec(), copts)?;
+            let mut hw = HashingWriter::new(encoder);
+            produce(&mut hw)?;
+            let (diff_id, _, encoder) = hw.finish();
+            let (_sink, runs) = encoder.finish_runs()?;
+            Ok::<_, ExportError>((diff_id, runs))
+        })();
+        // The sender is gone: the writer ends. Its error explains a failed send.
+        let (blob, tap) = writer.join().expect("the blob writer does not panic")?;
+        let (diff_id, runs) = produced?;
+        // The registry closes a tapped upload while the store syncs the blob.
+        if let Some(tap) = tap {
+            tap.commit(&blob.digest(), blob.written());
+        }
+        let (digest, size) = blob.commit(lease)?;
+        Ok::<_, ExportError>((diff_id, runs, digest, size))
+    })?;
     if let Some(index) = index {
         index.record(&digest, &runs)?;
     }
@@ -328,18 +347,18 @@ fn compress_into(
 /// Re-exported: the compressor's block size is part of [`crate::CODEC_EPOCH`].
 pub use archive::COMPRESS_CHUNK;
 
-/// `io::Write` over a [`BlobWriter`], telling a tap how far it got.
-struct Sink<'a> {
-    blob: BlobWriter<'a>,
-    tap: Option<Box<dyn TapWriter>>,
-}
+/// Compressed bytes handed to the blob's writer thread and not yet written: a few
+/// runs' worth.
+const WRITES_IN_FLIGHT: usize = 1;
 
-impl Write for Sink<'_> {
+/// `io::Write` into the channel of the blob's writer thread.
+struct Sink(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.blob.write(buf).map_err(io::Error::other)?;
-        if let Some(tap) = &mut self.tap {
-            tap.written(self.blob.written());
-        }
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| io::Error::other("the blob writer stopped"))?;
         Ok(buf.len())
     }
 

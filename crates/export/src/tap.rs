@@ -21,7 +21,7 @@ pub trait LayerTap: Send + Sync + std::fmt::Debug {
 pub trait TapWriter: Send {
     /// The blob's first `total` bytes are in the file.
     fn written(&mut self, total: u64);
-    /// The blob is complete and committed to the store as `digest`. A writer dropped
-    /// without this was abandoned: the export failed.
+    /// The blob is complete: `digest` and `size` are final, and the store commits it
+    /// next. A writer dropped without this was abandoned: the export failed.
     fn commit(self: Box<Self>, digest: &Digest, size: u64);
 }

@@ -230,7 +230,7 @@ fn walk(
 
 /// Carry out the plan: `src`/rel is copied to `target`/rel. Directories are made
 /// first, in order; then the other entries, which are independent of each other,
-/// on up to [`COPY_THREADS`] threads; directories get their times last, deepest
+/// in [`batches`] on up to [`COPY_THREADS`] threads; directories get their times last, deepest
 /// first, since creating children changes them. The result does not depend on the
 /// thread count; of several failures, the first in plan order is reported.
 fn write_nodes(
@@ -262,7 +262,12 @@ fn write_nodes(
         finish_leaf(ctx, tree, &join(src, &node.rel), &leaf, &node.st, w)?;
         dirs.push((to, &node.st));
     }
-    for_each_parallel(&leaves, |node| write_leaf(ctx, tree, src, target, node, w))?;
+    let batches = batches(&leaves);
+    for_each_parallel(&batches, |batch| {
+        batch
+            .iter()
+            .try_for_each(|node| write_leaf(ctx, tree, src, target, node, w))
+    })?;
     for (to, st) in dirs.iter().rev() {
         let (secs, nanos) = times(st, w.created);
         let leaf = ctx.root.open_dir(to).map_err(|e| ctx.fs(e))?;
@@ -274,8 +279,45 @@ fn write_nodes(
 /// Threads that copy a plan's files.
 const COPY_THREADS: usize = 4;
 
-/// Plans with fewer entries than this are copied on the calling thread.
-const PARALLEL_FROM: usize = 64;
+/// Plans with fewer batches than this are copied on the calling thread.
+const PARALLEL_FROM: usize = 4;
+
+/// A batch of entries ends at this many entries or bytes.
+const BATCH_ENTRIES: usize = 256;
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// Files at least this large are flushed to disk once copied, on the copying
+/// thread: unmounting the snapshot would flush them anyway, one file after another
+/// while nothing else runs.
+const FLUSH_FROM: u64 = 16 << 20;
+
+/// `leaves` cut into batches of consecutive entries of one directory: threads
+/// creating entries in the same directory would wait on its lock, and a batch
+/// keeps one thread there.
+fn batches<'a>(leaves: &[&'a Node]) -> Vec<Vec<&'a Node>> {
+    let mut out: Vec<Vec<&Node>> = Vec::new();
+    let mut bytes = 0u64;
+    for &node in leaves {
+        let size = u64::try_from(node.st.st_size).unwrap_or(0);
+        let same_dir = out
+            .last()
+            .and_then(|b| b.last())
+            .is_some_and(|prev| prev.rel.parent() == node.rel.parent());
+        match out.last_mut() {
+            Some(batch)
+                if same_dir && batch.len() < BATCH_ENTRIES && bytes + size <= BATCH_BYTES =>
+            {
+                batch.push(node);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![node]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
 
 /// Run `f` on every item, on up to [`COPY_THREADS`] threads taking items in order;
 /// after a failure no new item is started, and the failure of the earliest item is
@@ -340,11 +382,16 @@ fn write_leaf(
         FileType::RegularFile => {
             let mut input = tree.open_regular(&from).map_err(fs)?;
             let (mut out, leaf) = ctx.root.create_file(&to).map_err(fs)?;
-            io::copy(&mut input, &mut out).map_err(|source| FileOpError::Io {
-                action: ctx.action.clone(),
-                path: show(&from),
-                source,
-            })?;
+            io::copy(&mut input, &mut out)
+                .and_then(|n| match n >= FLUSH_FROM {
+                    true => out.sync_data(),
+                    false => Ok(()),
+                })
+                .map_err(|source| FileOpError::Io {
+                    action: ctx.action.clone(),
+                    path: show(&from),
+                    source,
+                })?;
             leaf
         }
         FileType::Symlink => {

@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The most read back from the blob file per chunk of the upload's body.
-const CHUNK: u64 = 1 << 20;
+const CHUNK: u64 = 256 << 10;
 
 /// Streams new layer blobs to one repository.
 #[derive(Debug)]
