@@ -56,7 +56,7 @@ const BOUNDARY_BITS: u32 = 19;
 const WINDOW: usize = 64;
 
 /// At most this many uncompressed bytes are handed to threads and not yet written
-/// (and at most two runs per thread).
+/// (and at most one run per thread, plus one).
 const MAX_IN_FLIGHT: usize = 32 * 1024 * 1024;
 
 /// More threads than this would wait on [`MAX_IN_FLIGHT`] anyway.
@@ -186,8 +186,10 @@ pub fn compress_with<W: Write>(
         run: Vec::new(),
         chunker: Chunker::default(),
         threads,
-        budget: MAX_IN_FLIGHT.min(2 * threads * MAX_RUN),
-        max_runs: 2 * threads,
+        // One run per thread, and the next one waiting: each run in flight holds
+        // an input and an output buffer of up to ~2 MiB.
+        budget: MAX_IN_FLIGHT.min((threads + 1) * MAX_RUN),
+        max_runs: threads + 1,
         spare_in: Vec::new(),
         spare_out: Vec::new(),
         source: opts.runs,
