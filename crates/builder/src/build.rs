@@ -265,7 +265,9 @@ fn export_image(
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
         oci_mediatypes: opts.oci_mediatypes,
-        use_cache: true,
+        // Steps' layers are memoised per snapshot below, and changed layers reuse runs
+        // through the run index: the diff_id cache would only be written.
+        use_cache: false,
     };
     let memo_dir = store.root().join("layers");
     std::fs::create_dir_all(&memo_dir).map_err(|e| BuildError::io(&memo_dir, e))?;

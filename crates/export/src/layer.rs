@@ -347,8 +347,7 @@ fn compress_into(
 /// Re-exported: the compressor's block size is part of [`crate::CODEC_EPOCH`].
 pub use archive::COMPRESS_CHUNK;
 
-/// Compressed bytes handed to the blob's writer thread and not yet written: a few
-/// runs' worth.
+/// Compressed runs queued for the blob's writer thread (besides the one it writes).
 const WRITES_IN_FLIGHT: usize = 1;
 
 /// `io::Write` into the channel of the blob's writer thread.

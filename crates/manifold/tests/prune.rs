@@ -111,12 +111,17 @@ fn prune_all_leaves_a_cold_root_and_the_rebuild_runs_every_step() {
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!(
-            "FROM {base}\nCOPY a.txt /src/\n\
+            "FROM {base}\nCOPY a.txt /src/\nCOPY big.txt /src/\n\
              RUN --mount=type=cache,target=/var/cache/app echo warm > /var/cache/app/x && cp /src/a.txt /b.txt\n"
         ),
     )
     .unwrap();
     std::fs::write(ctx.path().join("a.txt"), "a\n").unwrap();
+    // A layer of several compression runs: the export keeps a run index for it.
+    let big: String = (0..200_000u32)
+        .map(|i| format!("{:x}\n", i.wrapping_mul(2_654_435_761)))
+        .collect();
+    std::fs::write(ctx.path().join("big.txt"), big).unwrap();
     let build = || {
         ok(&manifold(
             root.path(),

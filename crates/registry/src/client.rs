@@ -339,10 +339,11 @@ impl Client {
                 req
             }
         };
-        let resp = req
-            .send()
+        let wait = self.limits.read_timeout;
+        let resp = tokio::time::timeout(wait, req.send())
             .await
-            .map_err(|source| transport_error("GET", &realm_url, source))?;
+            .map_err(|_| stalled("token request to", &realm_url, wait))?
+            .map_err(|source| transport_error("token request to", &realm_url, source))?;
         let status = resp.status();
         let body = read_capped(
             resp,
@@ -600,8 +601,7 @@ impl std::fmt::Display for RedirectRefused {
 
 impl std::error::Error for RedirectRefused {}
 
-/// A failed exchange with `url`: a refused redirect is [`RegistryError::Forbidden`]
-/// (nothing was sent to the target), anything else [`RegistryError::Transport`].
+/// `method` on `url` got no answer within `after`.
 pub(crate) fn stalled(method: &str, url: &url::Url, after: Duration) -> RegistryError {
     RegistryError::Stalled {
         method: method.to_owned(),
@@ -630,6 +630,8 @@ where
     }
 }
 
+/// A failed exchange with `url`: a refused redirect is [`RegistryError::Forbidden`]
+/// (nothing was sent to the target), anything else [`RegistryError::Transport`].
 pub(crate) fn transport_error(
     method: &str,
     url: &url::Url,

@@ -149,10 +149,9 @@ impl Client {
         // The streamed body is made anew for each request `send_unretried` builds
         // (a 401 from an expired token is answered and the PATCH sent again);
         // temporary failures go back to the caller, which asks the upload status.
-        let ended = std::sync::Mutex::new(None);
+        let watch = BodyWatch::default();
         let sent = self.send_unretried(repo, Access::Push, |http| {
-            let (body, end) = EndSignal::new(file_stream(path.clone(), offset));
-            *ended.lock().expect("not poisoned") = Some(end);
+            let body = watch.watched(file_stream(path.clone(), offset));
             http.patch(location.clone())
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))
@@ -160,7 +159,7 @@ impl Client {
                 .body(reqwest::Body::wrap_stream(body))
         });
         let resp =
-            answered_after_body(sent, &ended, "PATCH", location, self.limits.read_timeout).await?;
+            answered_after_body(sent, &watch, "PATCH", location, self.limits.read_timeout).await?;
         upload_location(location, &resp)
     }
 
@@ -201,9 +200,34 @@ impl Client {
             })
             .await?;
         let location = upload_location(&uploads, &resp)?;
-        let (body, end) = EndSignal::new(body);
-        let ended = std::sync::Mutex::new(Some(end));
-        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(body)));
+        let closed = self.patch_and_close(repo, &location, body, digest).await;
+        if let Err(e) = &closed
+            && !matches!(e, RegistryError::Cancelled { .. })
+        {
+            // Best effort: a registry drops stale uploads on its own too.
+            let _ = tokio::time::timeout(
+                self.limits.read_timeout,
+                self.send_unretried(repo, Access::Push, |http| http.delete(location.clone())),
+            )
+            .await;
+        }
+        closed
+    }
+
+    /// [`Client::upload_stream`] after the POST: the PATCH, then the PUT (or, without
+    /// a digest, a DELETE).
+    async fn patch_and_close<S>(
+        &self,
+        repo: &Repo,
+        location: &url::Url,
+        body: S,
+        digest: tokio::sync::oneshot::Receiver<Digest>,
+    ) -> Result<Digest>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    {
+        let watch = BodyWatch::default();
+        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(watch.watched(body))));
         let sent = self.send_unretried(repo, Access::Push, |http| {
             // A second request (a 401 answered) gets an empty body; the PUT then
             // fails on the digest instead of storing a wrong blob.
@@ -217,8 +241,8 @@ impl Client {
                 .body(body)
         });
         let resp =
-            answered_after_body(sent, &ended, "PATCH", &location, self.limits.read_timeout).await?;
-        let location = upload_location(&location, &resp)?;
+            answered_after_body(sent, &watch, "PATCH", location, self.limits.read_timeout).await?;
+        let location = upload_location(location, &resp)?;
         let Ok(digest) = digest.await else {
             let _ = self
                 .send_unretried(repo, Access::Push, |http| http.delete(location.clone()))
@@ -330,27 +354,60 @@ fn received_bytes(range: &str) -> u64 {
     }
 }
 
-/// A body stream that says when it has ended (or was dropped unfinished).
-struct EndSignal<S> {
-    inner: std::pin::Pin<Box<S>>,
-    end: Option<tokio::sync::oneshot::Sender<()>>,
+/// What a streamed request body is waiting for, and since when: the watchdog of
+/// [`answered_after_body`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyPhase {
+    /// For the connection to take the last chunk (or to start).
+    Network,
+    /// For its producer to make the next chunk: as long as that takes.
+    Producer,
+    /// For the registry's answer: the body is complete.
+    Ended,
 }
 
-impl<S> EndSignal<S> {
-    fn new(inner: S) -> (Self, tokio::sync::oneshot::Receiver<()>) {
-        let (end, ended) = tokio::sync::oneshot::channel();
-        let inner = Box::pin(inner);
-        (
-            EndSignal {
-                inner,
-                end: Some(end),
-            },
-            ended,
-        )
+/// The phase of the body last built for a request (a 401 rebuilds it).
+#[derive(Debug, Clone)]
+struct BodyWatch(std::sync::Arc<std::sync::Mutex<(BodyPhase, std::time::Instant)>>);
+
+impl Default for BodyWatch {
+    fn default() -> Self {
+        BodyWatch(std::sync::Arc::new(std::sync::Mutex::new((
+            BodyPhase::Network,
+            std::time::Instant::now(),
+        ))))
     }
 }
 
-impl<S: futures_util::Stream> futures_util::Stream for EndSignal<S> {
+impl BodyWatch {
+    fn set(&self, phase: BodyPhase) {
+        let mut state = self.0.lock().expect("not poisoned");
+        if state.0 != phase || phase == BodyPhase::Network {
+            *state = (phase, std::time::Instant::now());
+        }
+    }
+
+    fn get(&self) -> (BodyPhase, std::time::Instant) {
+        *self.0.lock().expect("not poisoned")
+    }
+
+    /// `inner` as a body this watch follows, from now.
+    fn watched<S>(&self, inner: S) -> Watched<S> {
+        self.set(BodyPhase::Network);
+        Watched {
+            inner: Box::pin(inner),
+            watch: self.clone(),
+        }
+    }
+}
+
+/// A body stream reporting its phase to a [`BodyWatch`].
+struct Watched<S> {
+    inner: std::pin::Pin<Box<S>>,
+    watch: BodyWatch,
+}
+
+impl<S: futures_util::Stream> futures_util::Stream for Watched<S> {
     type Item = S::Item;
 
     fn poll_next(
@@ -358,47 +415,37 @@ impl<S: futures_util::Stream> futures_util::Stream for EndSignal<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<S::Item>> {
         let next = self.inner.as_mut().poll_next(cx);
-        if let std::task::Poll::Ready(None) = next
-            && let Some(end) = self.end.take()
-        {
-            let _ = end.send(());
-        }
+        self.watch.set(match &next {
+            std::task::Poll::Pending => BodyPhase::Producer,
+            std::task::Poll::Ready(Some(_)) => BodyPhase::Network,
+            std::task::Poll::Ready(None) => BodyPhase::Ended,
+        });
         next
     }
 }
 
-/// The response to a request with a streamed body: it may take as long as the
-/// body's producer, then at most `wait` from the body's end (`ended`
-/// holds the signal of the body last built).
+/// The response to a request with a streamed body. Waiting for the body's producer
+/// takes as long as it takes; the connection not taking the next chunk, or the
+/// registry not answering a complete body, for `wait` is [`RegistryError::Stalled`].
 async fn answered_after_body<T>(
     sent: impl std::future::Future<Output = Result<T>>,
-    ended: &std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    watch: &BodyWatch,
     method: &str,
     url: &url::Url,
     wait: std::time::Duration,
 ) -> Result<T> {
-    let timer = async {
+    let watchdog = async {
         loop {
-            let signal = ended.lock().expect("not poisoned").take();
-            match signal {
-                // Ended, or dropped unfinished: either way the registry has all it
-                // will get.
-                Some(end) => {
-                    let _ = end.await;
-                    // A body built since (after a 401) is timed from its own end.
-                    if ended.lock().expect("not poisoned").is_none() {
-                        break;
-                    }
-                }
-                // Not built yet (the request is being authenticated).
-                None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            tokio::time::sleep(wait / 8).await;
+            let (phase, since) = watch.get();
+            if phase != BodyPhase::Producer && since.elapsed() >= wait {
+                break;
             }
         }
-        tokio::time::sleep(wait).await;
     };
     tokio::select! {
         r = sent => r,
-        () = timer => Err(stalled(method, url, wait)),
+        () = watchdog => Err(stalled(method, url, wait)),
     }
 }
 

@@ -108,3 +108,35 @@ async fn silence_after_a_streamed_body_is_reported_stalled() {
         "timed from the body's end (0.45 s) plus the read timeout: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_stops_reading_a_streamed_body_is_reported_stalled() {
+    // Takes the upload's POST, then never reads the PATCH body: once the socket
+    // buffers are full, the body waits on the connection, not on its producer.
+    let server = Server::start("127.0.0.1", |mut ex| {
+        if ex.request.method == "POST" {
+            ex.respond(202, &[("Location", "/v2/full/blobs/uploads/1")], b"");
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let c = client();
+    let repo = c.repo(&Reference::parse(&format!("{}/full:1", server.addr())).unwrap());
+    static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+    // 256 MiB, made as fast as it is taken: more than any socket buffer.
+    let body = futures_util::stream::iter(
+        (0..1024).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(&ZEROS))),
+    );
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let err = c.upload_stream(&repo, body, rx).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Stalled { method, .. } if method == "PATCH"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "given up after the read timeout: {:?}",
+        started.elapsed()
+    );
+}

@@ -232,7 +232,8 @@ fn walk(
 /// first, in order; then the other entries, which are independent of each other,
 /// in [`batches`] on up to [`COPY_THREADS`] threads; directories get their times last, deepest
 /// first, since creating children changes them. The result does not depend on the
-/// thread count; of several failures, the first in plan order is reported.
+/// thread count: a directory that cannot be made fails the copy before any file is
+/// written, and of several files that fail, the first in plan order is reported.
 fn write_nodes(
     ctx: &Ctx<'_>,
     tree: &Root,
@@ -382,16 +383,18 @@ fn write_leaf(
         FileType::RegularFile => {
             let mut input = tree.open_regular(&from).map_err(fs)?;
             let (mut out, leaf) = ctx.root.create_file(&to).map_err(fs)?;
-            io::copy(&mut input, &mut out)
-                .and_then(|n| match n >= FLUSH_FROM {
-                    true => out.sync_data(),
-                    false => Ok(()),
-                })
-                .map_err(|source| FileOpError::Io {
+            let copied = io::copy(&mut input, &mut out).map_err(|source| FileOpError::Io {
+                action: ctx.action.clone(),
+                path: show(&from),
+                source,
+            })?;
+            if copied >= FLUSH_FROM {
+                out.sync_data().map_err(|source| FileOpError::Io {
                     action: ctx.action.clone(),
-                    path: show(&from),
+                    path: show(&to),
                     source,
                 })?;
+            }
             leaf
         }
         FileType::Symlink => {

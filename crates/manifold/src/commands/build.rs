@@ -549,9 +549,11 @@ fn run_build(
         });
         let built = b.build(&req, events, cancel).await;
         // The layers streamed during the export are in the registry before the push
-        // looks for them (an abandoned upload is cancelled here).
-        if let Some(tap) = &tap {
-            tap.finish().await;
+        // looks for them; a failed build stops its uploads.
+        match (&tap, &built) {
+            (Some(tap), Ok(_)) => drop(tap.finish().await),
+            (Some(tap), Err(_)) => tap.abort(),
+            (None, _) => {}
         }
         built
     });

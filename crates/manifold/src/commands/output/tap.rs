@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use export::{LayerTap, TapWriter};
@@ -27,7 +27,14 @@ pub struct PushTap {
     client: Client,
     repo: Repo,
     runtime: tokio::runtime::Handle,
-    uploads: Mutex<Vec<JoinHandle<registry::Result<Digest>>>>,
+    uploads: Mutex<Vec<Pending>>,
+}
+
+/// An upload begun, and how far its blob is.
+#[derive(Debug)]
+struct Pending {
+    task: JoinHandle<registry::Result<Digest>>,
+    progress: watch::Receiver<Progress>,
 }
 
 impl PushTap {
@@ -40,69 +47,105 @@ impl PushTap {
         }
     }
 
-    /// Wait for every upload begun; the digests of the blobs the registry took.
+    fn take(&self) -> Vec<Pending> {
+        std::mem::take(&mut *self.uploads.lock().expect("not poisoned"))
+    }
+
+    /// Wait for every upload begun; the digests of the blobs the registry took. An
+    /// upload still running for a blob the registry turns out to have (pushed
+    /// before) is stopped instead.
     pub async fn finish(&self) -> Vec<Digest> {
-        let uploads = std::mem::take(&mut *self.uploads.lock().expect("not poisoned"));
         let mut done = Vec::new();
-        for u in uploads {
-            if let Ok(Ok(d)) = u.await {
+        for p in self.take() {
+            let digest = p.progress.borrow().digest.clone();
+            if let Some(d) = digest
+                && !p.task.is_finished()
+                && self
+                    .client
+                    .blob_exists(&self.repo, &d)
+                    .await
+                    .unwrap_or(false)
+            {
+                // The registry drops the stale upload.
+                p.task.abort();
+                continue;
+            }
+            if let Ok(Ok(d)) = p.task.await {
                 done.push(d);
             }
         }
         done
     }
+
+    /// Stop every upload (the build failed).
+    pub fn abort(&self) {
+        for p in self.take() {
+            p.task.abort();
+        }
+    }
 }
 
 impl LayerTap for PushTap {
     fn begin(&self, blob: &File) -> Option<Box<dyn TapWriter>> {
-        let file = blob.try_clone().ok()?;
+        let file = Arc::new(blob.try_clone().ok()?);
         let (written, progress) = watch::channel(Progress::default());
         let (digest, digest_rx) = oneshot::channel();
         let (client, repo) = (self.client.clone(), self.repo.clone());
-        let body = body(file, progress);
-        let upload = self
+        let body = body(file, progress.clone());
+        let task = self
             .runtime
             .spawn(async move { client.upload_stream(&repo, body, digest_rx).await });
-        self.uploads.lock().expect("not poisoned").push(upload);
+        self.uploads
+            .lock()
+            .expect("not poisoned")
+            .push(Pending { task, progress });
         Some(Box::new(Upload { written, digest }))
     }
 }
 
 /// How far the export got with the blob.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Progress {
     written: u64,
-    complete: bool,
+    /// Set once the blob is complete.
+    digest: Option<Digest>,
 }
 
 /// The blob's bytes read back from `file` as the export reports them written; the
-/// stream ends when the blob is complete, or early when the export gave up (the
-/// upload is then cancelled, as the digest never comes).
+/// stream ends when the blob is complete, and fails when the export gave up (the
+/// upload is then cancelled).
 fn body(
-    file: File,
+    file: Arc<File>,
     progress: watch::Receiver<Progress>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(
-        (file, progress, 0u64),
-        |(file, mut progress, sent)| async move {
-            loop {
-                let p = *progress.borrow_and_update();
-                if sent < p.written {
-                    let n = (p.written - sent).min(CHUNK) as usize;
-                    let mut buf = vec![0u8; n];
-                    // Bytes the export wrote are in the page cache: a short read.
-                    let read = file
-                        .read_exact_at(&mut buf, sent)
-                        .map(|()| Bytes::from(buf));
-                    let next = sent + n as u64;
-                    return Some((read, (file, progress, next)));
-                }
-                if p.complete || progress.changed().await.is_err() {
-                    return None;
-                }
+    futures_util::stream::unfold(Some((file, progress, 0u64)), |state| async move {
+        let (file, mut progress, sent) = state?;
+        loop {
+            let p = progress.borrow_and_update().clone();
+            let complete = p.digest.is_some();
+            if !complete && progress.has_changed().is_err() {
+                let stopped = std::io::Error::other("the layer's export stopped");
+                return Some((Err(stopped), None));
             }
-        },
-    )
+            if sent < p.written {
+                let n = (p.written - sent).min(CHUNK) as usize;
+                let f = file.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; n];
+                    f.read_exact_at(&mut buf, sent).map(|()| Bytes::from(buf))
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                let next = read.is_ok().then_some((file, progress, sent + n as u64));
+                return Some((read, next));
+            }
+            if complete {
+                return None;
+            }
+            // An error here means the export is gone: the check above says so.
+            let _ = progress.changed().await;
+        }
+    })
 }
 
 struct Upload {
@@ -118,7 +161,7 @@ impl TapWriter for Upload {
     fn commit(self: Box<Self>, digest: &Digest, size: u64) {
         self.written.send_modify(|p| {
             p.written = size;
-            p.complete = true;
+            p.digest = Some(digest.clone());
         });
         let _ = self.digest.send(digest.clone());
     }
