@@ -11,6 +11,7 @@ use export::{
     Compression, LayerOptions, LayerTap, TapWriter, export_layer, export_layer_once, export_tar,
 };
 use oci::{Digest, media};
+use testkit::noise;
 
 #[test]
 fn the_same_changes_twice_give_the_same_digest() {
@@ -364,19 +365,6 @@ impl RecordingTap {
     fn take(&self) -> Tapped {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift): compressed, they stay large.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// A layer of `n` files of 64 KiB of noise (seeded by `seed`) after steps("x")[0].

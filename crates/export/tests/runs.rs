@@ -8,19 +8,7 @@ use std::io::Read;
 use common::*;
 use export::{Compression, LayerOptions, export_tar_with};
 use oci::Digest;
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use testkit::noise;
 
 /// A tar of `files` files of 64 KiB, random and text alternately; file `edit` (if
 /// any) has one byte changed.

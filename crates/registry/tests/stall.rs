@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use oci::{Digest, Reference};
 use registry::RegistryError;
-use testkit::http::Server;
+use testkit::http::{Exchange, Server};
 use testkit::registry::{Auth, DistRegistry};
 
 const WAIT: Duration = Duration::from_millis(300);
@@ -19,6 +19,38 @@ fn client() -> registry::Client {
     c.limits.read_timeout = WAIT;
     c.retry.attempts = 1;
     c
+}
+
+/// A "registry" that starts uploads to repository `name` and hands every other
+/// request to `rest`.
+fn upload_server(name: &'static str, rest: impl Fn(Exchange) + Send + Sync + 'static) -> Server {
+    Server::start("127.0.0.1", move |mut ex| {
+        if ex.request.method == "POST" {
+            let location = format!("/v2/{name}/blobs/uploads/1");
+            ex.respond(202, &[("Location", location.as_str())], b"");
+            return;
+        }
+        rest(ex);
+    })
+}
+
+/// Upload `body` to repository `name` of `server`: the PATCH is reported stalled;
+/// how long that took.
+async fn patch_stalls(
+    server: &Server,
+    name: &str,
+    body: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> Duration {
+    let c = client();
+    let repo = c.repo(&Reference::parse(&format!("{}/{name}:1", server.addr())).unwrap());
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let err = c.upload_stream(&repo, body, rx).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Stalled { method, .. } if method == "PATCH"),
+        "{err:?}"
+    );
+    started.elapsed()
 }
 
 /// A body of `n` chunks, one every `every`.
@@ -83,26 +115,13 @@ async fn a_streamed_upload_may_outlast_the_read_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_after_a_streamed_body_is_reported_stalled() {
-    // Takes the upload's POST, reads the PATCH body whole, then never answers.
-    let server = Server::start("127.0.0.1", |mut ex| {
-        if ex.request.method == "POST" {
-            ex.respond(202, &[("Location", "/v2/quiet/blobs/uploads/1")], b"");
-            return;
-        }
+    // Reads the PATCH body whole, then never answers.
+    let server = upload_server("quiet", |mut ex| {
         let _ = ex.body();
         std::thread::sleep(Duration::from_secs(3));
     });
-    let c = client();
-    let repo = c.repo(&Reference::parse(&format!("{}/quiet:1", server.addr())).unwrap());
     let (body, _) = slow_body(3, Duration::from_millis(150));
-    let (_tx, rx) = tokio::sync::oneshot::channel();
-    let started = Instant::now();
-    let err = c.upload_stream(&repo, body, rx).await.unwrap_err();
-    assert!(
-        matches!(&err, RegistryError::Stalled { method, .. } if method == "PATCH"),
-        "{err:?}"
-    );
-    let took = started.elapsed();
+    let took = patch_stalls(&server, "quiet", body).await;
     assert!(
         took >= Duration::from_millis(450) + WAIT && took < Duration::from_secs(2),
         "timed from the body's end (0.45 s) plus the read timeout: {took:?}"
@@ -111,32 +130,17 @@ async fn silence_after_a_streamed_body_is_reported_stalled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_that_stops_reading_a_streamed_body_is_reported_stalled() {
-    // Takes the upload's POST, then never reads the PATCH body: once the socket
-    // buffers are full, the body waits on the connection, not on its producer.
-    let server = Server::start("127.0.0.1", |mut ex| {
-        if ex.request.method == "POST" {
-            ex.respond(202, &[("Location", "/v2/full/blobs/uploads/1")], b"");
-            return;
-        }
-        std::thread::sleep(Duration::from_secs(3));
-    });
-    let c = client();
-    let repo = c.repo(&Reference::parse(&format!("{}/full:1", server.addr())).unwrap());
+    // Never reads the PATCH body: once the socket buffers are full, the body waits
+    // on the connection, not on its producer.
+    let server = upload_server("full", |_ex| std::thread::sleep(Duration::from_secs(3)));
     static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
     // 256 MiB, made as fast as it is taken: more than any socket buffer.
     let body = futures_util::stream::iter(
         (0..1024).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(&ZEROS))),
     );
-    let (_tx, rx) = tokio::sync::oneshot::channel();
-    let started = Instant::now();
-    let err = c.upload_stream(&repo, body, rx).await.unwrap_err();
+    let took = patch_stalls(&server, "full", body).await;
     assert!(
-        matches!(&err, RegistryError::Stalled { method, .. } if method == "PATCH"),
-        "{err:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "given up after the read timeout: {:?}",
-        started.elapsed()
+        took < Duration::from_secs(2),
+        "given up after the read timeout: {took:?}"
     );
 }

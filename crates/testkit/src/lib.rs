@@ -113,6 +113,20 @@ pub fn write_index(store: &Store, lease: &Lease, platforms: &[&str]) -> Descript
         .expect("store index")
 }
 
+/// `len` deterministic pseudo-random bytes (xorshift from `seed`): a flat byte
+/// histogram, so gzip stores them rather than compressing.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Fail loudly when an external tool a test needs is missing (tests never skip).
 pub fn require_tool(name: &str) -> std::path::PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -1,17 +1,6 @@
 use super::*;
 
-/// Deterministic pseudo-random bytes (xorshift).
-pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+pub(crate) use testkit::noise;
 
 fn cuts(data: &[u8]) -> Vec<usize> {
     let mut c = Chunker::default();

@@ -175,6 +175,7 @@ mod tests {
 
     use oci::{Descriptor, media};
     use registry::{Anonymous, RegistryConfig};
+    use testkit::noise;
     use testkit::registry::{Auth, DistRegistry};
 
     use super::*;
@@ -190,19 +191,6 @@ mod tests {
             tokio::runtime::Handle::current(),
         );
         (Arc::new(tap), client, repo)
-    }
-
-    /// Deterministic pseudo-random bytes (xorshift).
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     /// Six pieces of 300 KiB: the blob is longer than one [`CHUNK`] of the body.
