@@ -51,9 +51,9 @@ impl PushTap {
         std::mem::take(&mut *self.uploads.lock().expect("not poisoned"))
     }
 
-    /// Wait for every upload begun; the digests of the blobs the registry took. An
-    /// upload still running for a blob the registry turns out to have (pushed
-    /// before) is stopped instead.
+    /// Wait for every upload begun; the digests of the blobs now in the registry. An
+    /// upload still running for a blob the registry has already (pushed before, or
+    /// just closed by this upload) is stopped instead of awaited.
     pub async fn finish(&self) -> Vec<Digest> {
         let mut done = Vec::new();
         for p in self.take() {
@@ -66,8 +66,9 @@ impl PushTap {
                     .await
                     .unwrap_or(false)
             {
-                // The registry drops the stale upload.
+                // The registry drops a stale upload.
                 p.task.abort();
+                done.push(d);
                 continue;
             }
             if let Ok(Ok(d)) = p.task.await {
