@@ -73,7 +73,7 @@ fn slow_body(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_that_never_answers_is_reported_stalled() {
     let server = Server::start("127.0.0.1", |_ex| {
-        std::thread::sleep(Duration::from_secs(3))
+        std::thread::sleep(Duration::from_secs(6))
     });
     let c = client();
     let r = Reference::parse(&format!("{}/silent:1", server.addr())).unwrap();
@@ -88,8 +88,8 @@ async fn a_registry_that_never_answers_is_reported_stalled() {
     );
     assert!(err.is_temporary(), "a stall is worth a retry");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "given up after the read timeout, not the server's 3 s: {:?}",
+        started.elapsed() < Duration::from_secs(4),
+        "given up after the read timeout, not the server's 6 s: {:?}",
         started.elapsed()
     );
 }
@@ -118,12 +118,12 @@ async fn silence_after_a_streamed_body_is_reported_stalled() {
     // Reads the PATCH body whole, then never answers.
     let server = upload_server("quiet", |mut ex| {
         let _ = ex.body();
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(6));
     });
     let (body, _) = slow_body(3, Duration::from_millis(150));
     let took = patch_stalls(&server, "quiet", body).await;
     assert!(
-        took >= Duration::from_millis(450) + WAIT && took < Duration::from_secs(2),
+        took >= Duration::from_millis(450) + WAIT && took < Duration::from_secs(4),
         "timed from the body's end (0.45 s) plus the read timeout: {took:?}"
     );
 }
@@ -132,7 +132,7 @@ async fn silence_after_a_streamed_body_is_reported_stalled() {
 async fn a_registry_that_stops_reading_a_streamed_body_is_reported_stalled() {
     // Never reads the PATCH body: once the socket buffers are full, the body waits
     // on the connection, not on its producer.
-    let server = upload_server("full", |_ex| std::thread::sleep(Duration::from_secs(3)));
+    let server = upload_server("full", |_ex| std::thread::sleep(Duration::from_secs(6)));
     static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
     // 256 MiB, made as fast as it is taken: more than any socket buffer.
     let body = futures_util::stream::iter(
@@ -140,7 +140,7 @@ async fn a_registry_that_stops_reading_a_streamed_body_is_reported_stalled() {
     );
     let took = patch_stalls(&server, "full", body).await;
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(4),
         "given up after the read timeout: {took:?}"
     );
 }
