@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -319,29 +319,6 @@ fn case28_mount_stub_cleanup_never_follows_replaced_parents() {
     assert_clean(root.path());
 }
 
-/// A `runc` wrapper that counts `runc run` calls in `counter`.
-fn counting_runtime(dir: &Path, counter: &Path) -> PathBuf {
-    let runc = testkit::require_tool("runc");
-    let script = dir.join("counting-runc");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && echo run >> {}; done\nexec {} \"$@\"\n",
-            counter.display(),
-            runc.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
-
 // Case 32: `--security=insecure` and `--network=host` need their entitlement, from
 // the Dockerfile and from the command line; unknown values are refused. A denied
 // step never starts a container.
@@ -351,7 +328,7 @@ fn case32_privileged_modes_need_their_entitlement() {
     let root = root_with_base();
     let tools = tempfile::tempdir().unwrap();
     let counter = tools.path().join("runs");
-    let runtime = counting_runtime(tools.path(), &counter);
+    let runtime = testkit::counting_runtime(tools.path(), &counter);
     let rt = runtime.to_str().unwrap();
     let ctx = tempfile::tempdir().unwrap();
     let denied = [
@@ -385,7 +362,11 @@ fn case32_privileged_modes_need_their_entitlement() {
         let out = build(root.path(), ctx.path(), &tag, &extra);
         let err = fails(&out);
         assert!(err.contains(named), "{run} {flags:?}: {err}");
-        assert_eq!(runs(&counter), 0, "{run} {flags:?} started a container");
+        assert_eq!(
+            testkit::counted_runs(&counter),
+            0,
+            "{run} {flags:?} started a container"
+        );
         assert!(Store::open(root.path()).unwrap().resolve(&tag).is_err());
     }
     // Granted, both run.
@@ -407,7 +388,7 @@ fn case32_privileged_modes_need_their_entitlement() {
             "security.insecure",
         ],
     ));
-    assert_eq!(runs(&counter), 2);
+    assert_eq!(testkit::counted_runs(&counter), 2);
     assert_clean(root.path());
 }
 

@@ -2,48 +2,25 @@
 //! the three sharing modes, each a real build with real runc on a busybox base.
 //! The result is read back through `-o type=local`. Needs root.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const BASE: &str = "localhost/busybox:cache-test";
+use std::path::Path;
+use std::process::Output;
+
+use common::{BASE, manifold, ok, read, root_with_base};
 
 /// `manifold build -o type=local,dest=OUT CTX` on a state root holding [`BASE`].
 fn build_local(root: &Path, ctx: &Path, out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_manifold"))
-        .args(["build", "--progress=plain", "-o"])
-        .arg(format!("type=local,dest={}", out.display()))
-        .arg(ctx)
-        .env("MANIFOLD_ROOT", root)
-        .env("MANIFOLD_CONFIG", root.join("config"))
-        .env("DOCKER_CONFIG", root.join("docker"))
-        .env_remove("MANIFOLD_RUNTIME")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "manifold failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+    let dest = format!("type=local,dest={}", out.display());
+    let ctx = ctx.to_str().unwrap();
+    manifold(root, &["build", "--progress=plain", "-o", &dest, ctx])
 }
 
 /// Build `dockerfile` on a fresh root; the root (for its cache mounts) and the
 /// final stage's files.
 fn run(dockerfile: &str) -> (tempfile::TempDir, tempfile::TempDir) {
     testkit::require_root_and_runc();
-    let root = tempfile::tempdir().unwrap();
-    testkit::base::busybox_index(root.path(), BASE, &["amd64"]);
+    let root = root_with_base();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -3,37 +3,20 @@
 //! prune, then the same build again runs every step and pulls the base again. Needs
 //! root (runc, overlay mounts).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{manifold, text};
 use content::Store;
 use oci::{ImageIndex, RawDocument, media};
 use testkit::registry::{Auth, DistRegistry};
 
-fn manifold(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_manifold"))
-        .args(args)
-        .env("MANIFOLD_ROOT", root)
-        .env("MANIFOLD_CONFIG", root.join("config"))
-        .env("DOCKER_CONFIG", root.join("docker"))
-        .env_remove("MANIFOLD_RUNTIME")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
+/// [`common::ok`], and what the command printed (stdout, then stderr).
+#[track_caller]
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "manifold failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    common::ok(out);
     text(&out.stdout) + &text(&out.stderr)
 }
 

@@ -113,6 +113,32 @@ pub fn write_index(store: &Store, lease: &Lease, platforms: &[&str]) -> Descript
         .expect("store index")
 }
 
+/// A `runc` wrapper script in `dir` that appends a line to `counter` for every
+/// `runc run` it passes on (a build's `--runtime`, to count containers started).
+pub fn counting_runtime(dir: &std::path::Path, counter: &std::path::Path) -> std::path::PathBuf {
+    let runc = require_tool("runc");
+    let script = dir.join("counting-runc");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && echo run >> {}; done\nexec {} \"$@\"\n",
+            counter.display(),
+            runc.display()
+        ),
+    )
+    .expect("write the runc wrapper");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make the runc wrapper executable");
+    script
+}
+
+/// Containers a [`counting_runtime`] started so far.
+pub fn counted_runs(counter: &std::path::Path) -> usize {
+    std::fs::read_to_string(counter)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
 /// `len` deterministic pseudo-random bytes (xorshift from `seed`): a flat byte
 /// histogram, so gzip stores them rather than compressing.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {

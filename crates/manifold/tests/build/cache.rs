@@ -2,35 +2,11 @@
 //! on one root share a step, base images are pulled once, and a damaged cache
 //! record is set aside.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use content::Store;
 
 use super::{BASE, manifold, manifold_cmd, mounts_under, ok, root_with_base, text, write};
-
-/// A runtime wrapper that counts `runc run` calls in `counter`.
-fn counting_runtime(dir: &Path, counter: &Path) -> PathBuf {
-    let runc = testkit::require_tool("runc");
-    let script = dir.join("counting-runc");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = run ] && echo run >> {}; done\nexec {} \"$@\"\n",
-            counter.display(),
-            runc.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    script
-}
-
-fn runs(counter: &Path) -> usize {
-    std::fs::read_to_string(counter)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-}
 
 #[test]
 fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
@@ -39,7 +15,7 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
     let ctx = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
     let counter = tools.path().join("runs");
-    let runtime = counting_runtime(tools.path(), &counter);
+    let runtime = testkit::counting_runtime(tools.path(), &counter);
     write(
         ctx.path(),
         "Dockerfile",
@@ -64,14 +40,18 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
         out
     };
     build(&[]);
-    assert_eq!(runs(&counter), 1);
+    assert_eq!(testkit::counted_runs(&counter), 1);
     let first = Store::open(root.path())
         .unwrap()
         .resolve("localhost/noop:1")
         .unwrap();
 
     let out = build(&[]);
-    assert_eq!(runs(&counter), 1, "a no-op rebuild starts no container");
+    assert_eq!(
+        testkit::counted_runs(&counter),
+        1,
+        "a no-op rebuild starts no container"
+    );
     assert!(
         text(&out.stderr).contains("CACHED"),
         "{}",
@@ -96,14 +76,14 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
     .unwrap();
     build(&[]);
     assert_eq!(
-        runs(&counter),
+        testkit::counted_runs(&counter),
         1,
         "unread files and overridden modes keep the cache"
     );
 
     write(ctx.path(), "b.txt", "changed\n");
     let out = build(&[]);
-    assert_eq!(runs(&counter), 2);
+    assert_eq!(testkit::counted_runs(&counter), 2);
     let err = text(&out.stderr);
     assert!(
         err.contains("cache miss: local context file b.txt changed"),
@@ -113,7 +93,7 @@ fn no_op_rebuild_runs_nothing_and_a_changed_file_is_named() {
 
     // --no-cache runs the step again.
     build(&["--no-cache"]);
-    assert_eq!(runs(&counter), 3);
+    assert_eq!(testkit::counted_runs(&counter), 3);
 }
 
 #[test]
@@ -123,7 +103,7 @@ fn two_builds_on_one_root_run_their_shared_step_once() {
     let ctx = tempfile::tempdir().unwrap();
     let tools = tempfile::tempdir().unwrap();
     let counter = tools.path().join("runs");
-    let runtime = counting_runtime(tools.path(), &counter);
+    let runtime = testkit::counting_runtime(tools.path(), &counter);
     write(
         ctx.path(),
         "Dockerfile",
@@ -151,7 +131,11 @@ fn two_builds_on_one_root_run_their_shared_step_once() {
     let b = spawn("localhost/two:b");
     ok(&a.wait_with_output().unwrap());
     ok(&b.wait_with_output().unwrap());
-    assert_eq!(runs(&counter), 1, "the shared step ran once");
+    assert_eq!(
+        testkit::counted_runs(&counter),
+        1,
+        "the shared step ran once"
+    );
     let store = Store::open(root.path()).unwrap();
     assert_eq!(
         store.resolve("localhost/two:a").unwrap().digest,

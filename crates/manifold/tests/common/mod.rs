@@ -1,6 +1,8 @@
-//! Helpers shared by the `build_security` and `build_security_run` tests: running
-//! `manifold build` as root on a busybox base, reading the images it writes, and a
-//! [`Sentinel`] host tree that must not change.
+//! Helpers shared by the end-to-end tests (`build_security`, `build_security_run`,
+//! `cache_mounts`, `prune`): running `manifold build` as root on a busybox base,
+//! reading the images it writes, and a [`Sentinel`] host tree that must not change.
+
+#![allow(dead_code)] // each suite uses its own part
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -10,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use content::Store;
 use oci::{Digest, ImageIndex, ImageManifest, RawDocument};
 
+#[allow(unused_imports)] // not every suite needs it
 pub use testkit::require_root_and_runc as require_root;
 
 pub const BASE: &str = "localhost/busybox:test";
