@@ -321,6 +321,9 @@ impl<'a> BlobWriter<'a> {
             .as_ref()
             .map_or(Algorithm::Sha256, |e| e.digest.algorithm());
         let dir = store.ingest_dir();
+        // GC removes ingest files whose flock is free, under its exclusive lock:
+        // create and lock under the shared one, or GC can take a file in between.
+        let _gc = store.lock_gc(Mode::Shared)?;
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .permissions(fs::Permissions::from_mode(0o644))
