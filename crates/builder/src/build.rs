@@ -309,7 +309,10 @@ fn export_image(
                         .as_ref()
                         .map(|l| (l.descriptor.clone(), l.diff_id.clone())),
                 };
-                let tmp = memo_path.with_extension("tmp");
+                // Builds on one root may write the same memo at once: a name each.
+                static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tmp = memo_path.with_extension(format!("{}-{n}.tmp", std::process::id()));
                 std::fs::write(&tmp, serde_json::to_vec(&memo).expect("memo serialises"))
                     .map_err(|e| BuildError::io(&tmp, e))?;
                 std::fs::rename(&tmp, &memo_path).map_err(|e| BuildError::io(&memo_path, e))?;
