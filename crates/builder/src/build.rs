@@ -12,7 +12,7 @@ use oci::document::ManifestOrIndex;
 use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument, Reference};
 use serde::{Deserialize, Serialize};
 use solver::CancellationToken;
-use solver::{CacheStore, EventSink, SolveOptions, Solver, SolverConfig};
+use solver::{CacheStore, EventSink, Phase, SolveOptions, Solver, SolverConfig};
 use worker::exec::Executor;
 use worker::snapshot::Snapshotter;
 
@@ -174,7 +174,7 @@ impl Builder {
         let opts = SolveOptions {
             no_cache: req.options.no_cache,
             cancel,
-            events,
+            events: events.clone(),
         };
         let results = solver.solve(&graph, &roots, &opts).await?;
         let store = self.store.clone();
@@ -182,11 +182,18 @@ impl Builder {
         let outputs = graph.outputs().to_vec();
         let export = req.export.clone();
         let tags = req.tags.clone();
-        let (index, manifests) = tokio::task::spawn_blocking(move || {
-            export_all(&store, &*snap, &outputs, &results, &export, &tags)
+        let phase = Phase::start(&events, EXPORT_PHASE);
+        let exported = tokio::task::spawn_blocking(move || {
+            let r = export_all(&store, &*snap, &outputs, &results, &export, &tags, &phase);
+            match &r {
+                Ok(_) => phase.done(),
+                Err(e) => phase.failed(e),
+            }
+            r
         })
         .await
-        .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
+        .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))?;
+        let (index, manifests) = exported?;
         Ok(BuildOutput {
             index,
             manifests,
@@ -211,6 +218,67 @@ fn check_platforms(graph: &Graph) -> Result<(), worker::binfmt::BinfmtError> {
     Ok(())
 }
 
+/// The name of the step that stands for the export in progress output.
+pub const EXPORT_PHASE: &str = "exporting to image";
+
+/// The status of the layers' export: compressed bytes written so far.
+const EXPORTING_LAYERS: &str = "exporting layers";
+
+/// Counts the compressed bytes of the layers written, for [`EXPORTING_LAYERS`], and
+/// passes them on to the build's own tap.
+#[derive(Debug)]
+struct CountingTap<'a> {
+    inner: Option<&'a dyn export::LayerTap>,
+    phase: &'a Phase,
+    /// Bytes of the layers finished before the one being written.
+    before: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct CountingWriter {
+    inner: Option<Box<dyn export::TapWriter>>,
+    report: Box<dyn FnMut(u64) + Send>,
+    before: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl export::LayerTap for CountingTap<'_> {
+    fn begin(&self, blob: &std::fs::File) -> Option<Box<dyn export::TapWriter>> {
+        let status = self.phase.status_fn();
+        let before = self.before.clone();
+        let base = before.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last: Option<std::time::Instant> = None;
+        Some(Box::new(CountingWriter {
+            inner: self.inner.and_then(|t| t.begin(blob)),
+            report: Box::new(move |n| {
+                let now = std::time::Instant::now();
+                if last.is_some_and(|t| now.duration_since(t) < registry::progress::STATUS_INTERVAL)
+                {
+                    return;
+                }
+                last = Some(now);
+                status(EXPORTING_LAYERS, base + n, None, false);
+            }),
+            before,
+        }))
+    }
+}
+
+impl export::TapWriter for CountingWriter {
+    fn written(&mut self, total: u64) {
+        (self.report)(total);
+        if let Some(w) = &mut self.inner {
+            w.written(total);
+        }
+    }
+
+    fn commit(self: Box<Self>, digest: &Digest, size: u64) {
+        self.before
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        if let Some(w) = self.inner {
+            w.commit(digest, size);
+        }
+    }
+}
+
 fn export_all(
     store: &Store,
     snapshotter: &dyn Snapshotter,
@@ -218,9 +286,17 @@ fn export_all(
     results: &std::collections::HashMap<Digest, Ref>,
     opts: &ExportOptions,
     tags: &[String],
+    phase: &Phase,
 ) -> Result<(Descriptor, Vec<Descriptor>), BuildError> {
     let lease = store.lease()?;
-    let mut manifests = Vec::new();
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tap = CountingTap {
+        inner: opts.tap.as_deref(),
+        phase,
+        before: written.clone(),
+    };
+    phase.status(EXPORTING_LAYERS, 0, None, false);
+    let mut layers = Vec::new();
     for out in outputs {
         let fs = match &results[&out.root] {
             Ref::Fs(f) => f.clone(),
@@ -230,12 +306,24 @@ fn export_all(
                 ));
             }
         };
-        let desc = export_image(store, snapshotter, &lease, &fs, out.config.clone(), opts)?;
+        layers.push(export_layers(store, snapshotter, &lease, &fs, opts, &tap)?);
+    }
+    let bytes = written.load(std::sync::atomic::Ordering::Relaxed);
+    phase.status(EXPORTING_LAYERS, bytes, None, true);
+    let mut manifests = Vec::new();
+    for (out, layers) in outputs.iter().zip(layers) {
+        let Ref::Fs(fs) = &results[&out.root] else {
+            unreachable!("checked above")
+        };
+        let desc = export_image(store, &lease, fs, layers, out.config.clone(), opts)?;
+        phase.note(&format!("exporting manifest {}", desc.digest));
         manifests.push(desc);
     }
     let index = export::assemble_index(store, &lease, manifests.clone(), BTreeMap::new())?;
+    phase.note(&format!("exporting manifest list {}", index.digest));
     for t in tags {
         export::tag(store, t, &index)?;
+        phase.note(&format!("naming to {t}"));
     }
     Ok((index, manifests))
 }
@@ -246,21 +334,15 @@ struct LayerMemo {
     layer: Option<(Descriptor, Digest)>,
 }
 
-fn export_image(
+/// The layers of `fs`'s own steps: from the memo, or exported now.
+fn export_layers(
     store: &Store,
     snapshotter: &dyn Snapshotter,
     lease: &content::Lease,
     fs: &FsRef,
-    config: ImageConfig,
     opts: &ExportOptions,
-) -> Result<Descriptor, BuildError> {
-    let base = match &fs.base {
-        Some(m) => Some(BaseImage {
-            manifest: m.clone(),
-            config: read_config(store, m)?,
-        }),
-        None => None,
-    };
+    tap: &dyn export::LayerTap,
+) -> Result<Vec<Option<LayerDesc>>, BuildError> {
     let lopts = LayerOptions {
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
@@ -302,8 +384,7 @@ fn export_image(
             _ => {
                 let key = worker::snapshot::Key::new(step.clone())?;
                 let changes = snapshotter.diff_committed(&key)?;
-                let l =
-                    export::export_layer_once(store, lease, changes, &lopts, opts.tap.as_deref())?;
+                let l = export::export_layer_once(store, lease, changes, &lopts, Some(tap))?;
                 let memo = LayerMemo {
                     layer: l
                         .as_ref()
@@ -321,6 +402,24 @@ fn export_image(
         };
         layers.push(layer);
     }
+    Ok(layers)
+}
+
+fn export_image(
+    store: &Store,
+    lease: &content::Lease,
+    fs: &FsRef,
+    layers: Vec<Option<LayerDesc>>,
+    config: ImageConfig,
+    opts: &ExportOptions,
+) -> Result<Descriptor, BuildError> {
+    let base = match &fs.base {
+        Some(m) => Some(BaseImage {
+            manifest: m.clone(),
+            config: read_config(store, m)?,
+        }),
+        None => None,
+    };
     let iopts = ImageOptions {
         oci_mediatypes: opts.oci_mediatypes,
         source_date_epoch: opts.source_date_epoch,

@@ -232,7 +232,7 @@ impl OpRunner for Runner {
                 resolve_mode,
             }) => {
                 let force = self.pull || *resolve_mode == op::ResolveMode::ForcePull;
-                Ref::Fs(Arc::new(self.image(reference, platform, force).await?))
+                Ref::Fs(Arc::new(self.image(reference, platform, force, ctx).await?))
             }
             Op::Exec(exec) => Ref::Fs(Arc::new(self.exec(exec, &inputs, ctx).await?)),
             Op::File(file) => Ref::Fs(Arc::new(self.file(file, &inputs, ctx).await?)),
@@ -393,6 +393,7 @@ impl Runner {
         reference: &str,
         platform: &Platform,
         force_pull: bool,
+        ctx: &RunCtx,
     ) -> Result<FsRef, BuildError> {
         let parsed = Reference::parse(reference).map_err(|e| BuildError::Reference {
             reference: reference.to_owned(),
@@ -407,7 +408,7 @@ impl Runner {
         };
         let manifest = match local {
             Some(m) => m,
-            None => self.pull(&parsed, platform).await?,
+            None => self.pull(&parsed, platform, ctx).await?,
         };
         let store = self.store.clone();
         let snap = self.snapshotter.clone();
@@ -428,14 +429,20 @@ impl Runner {
         &self,
         reference: &Reference,
         platform: &Platform,
+        ctx: &RunCtx,
     ) -> Result<Descriptor, BuildError> {
-        let client = self.client.as_ref().ok_or_else(|| BuildError::Offline {
+        let mut client = self.client.clone().ok_or_else(|| BuildError::Offline {
             reference: reference.to_string(),
         })?;
+        // Each layer's bytes show under the step, as BuildKit's do.
+        let status = ctx.clone();
+        client.progress = Some(Arc::new(registry::progress::StatusReporter::new(
+            move |id: &str, current, total, done| status.status(id, current, total, done),
+        )));
         // The pull future is not `Send` (a higher-ranked closure inside the
         // client), so it runs on a blocking thread of its own.
         let (client, store, r, p) = (
-            client.clone(),
+            client,
             self.store.clone(),
             reference.clone(),
             platform.clone(),

@@ -93,6 +93,8 @@ fn has_type(v: &Value, ty: &str) -> bool {
         "number" => v.is_number(),
         "string" => v.is_string(),
         "string or null" => v.is_string() || v.is_null(),
+        "integer or null" => v.is_u64() || v.is_i64() || v.is_null(),
+        "boolean" => v.is_boolean(),
         "digest" => v.as_str().is_some_and(|s| {
             s.strip_prefix("sha256:")
                 .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -126,7 +128,7 @@ fn events(schema: &Schema, stderr: &str) -> Vec<Value> {
                 "started" => {
                     started.insert(vertex);
                 }
-                "log" | "completed" | "failed" => assert!(
+                "log" | "status" | "completed" | "failed" => assert!(
                     started.contains(&vertex),
                     "an event of a step that did not start: {line}"
                 ),
@@ -235,13 +237,50 @@ fn rawjson_lines_follow_the_documented_schema() {
         .collect();
     assert!(logs.contains("\"stdout\":to stdout\n"), "{logs}");
     assert!(logs.contains("\"stderr\":to stderr\n"), "{logs}");
+    // The export is a step of its own, with the layers' bytes and the documents.
+    let export = find(&first, "started", "name", "exporting to image");
+    assert_eq!(export.len(), 1, "{err}");
+    let of_export = |id: &str| -> Vec<&Value> {
+        find(&first, "status", "id", id)
+            .into_iter()
+            .filter(|e| e["vertex"] == export[0]["vertex"])
+            .collect()
+    };
+    let layers = of_export("exporting layers");
+    let last = layers
+        .last()
+        .unwrap_or_else(|| panic!("no layers status:\n{err}"));
+    assert_eq!(last["done"], true, "{err}");
+    assert!(last["current"].as_u64().unwrap() > 0, "{err}");
+    assert_eq!(
+        of_export("exporting manifest list sha256:").len(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        find(
+            &first,
+            "completed",
+            "vertex",
+            export[0]["vertex"].as_str().unwrap()
+        )
+        .len(),
+        1,
+        "{err}"
+    );
 
     // A rebuild takes every step from the cache.
     let (ok, err) = build(ctx.path());
     assert!(ok, "{err}");
     let cached = events(&schema, &err);
     assert!(kinds(&cached).contains("cached"), "{err}");
-    assert!(!kinds(&cached).contains("started"), "{err}");
+    // Only the export runs: its layers come from the first build's.
+    let ran: Vec<&str> = cached
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["exporting to image"], "{err}");
     assert_eq!(
         find(&cached, "cached", "name", "RUN echo").len(),
         1,
@@ -287,6 +326,122 @@ fn rawjson_lines_follow_the_documented_schema() {
         let logs = find(&failed, "log", "data", "about to fail");
         assert!(logs.iter().any(|l| l["vertex"] == e["vertex"]), "{err}");
     }
+}
+
+/// The `status` events of the step named `step` whose id contains `id`.
+fn statuses<'a>(events: &'a [Value], step: &str, id: &str) -> Vec<&'a Value> {
+    let vertex = find(events, "started", "name", step)
+        .first()
+        .unwrap_or_else(|| panic!("no step {step:?}"))["vertex"]
+        .clone();
+    find(events, "status", "id", id)
+        .into_iter()
+        .filter(|e| e["vertex"] == vertex)
+        .collect()
+}
+
+#[test]
+fn pulls_and_pushes_show_each_blobs_bytes() {
+    testkit::require_root_and_runc();
+    let schema = documented_schema();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let name = format!("{}/progress/img:1", registry.addr);
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    // Over the client's one-PUT limit (8 MiB): sent as a stream, counted as it goes.
+    let big = testkit::noise(12 << 20, 7);
+    std::fs::write(ctx.path().join("big.bin"), &big).unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\nCOPY big.bin /big.bin\n",
+    );
+    let out = manifold(
+        root.path(),
+        &[
+            "build",
+            "--progress=rawjson",
+            "-t",
+            &name,
+            "--push",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let pushed = events(&schema, &err);
+    let exported = statuses(&pushed, "exporting to image", "exporting layers");
+    let last = exported.last().unwrap();
+    assert_eq!(last["done"], true, "{err}");
+    assert!(
+        last["current"].as_u64().unwrap() >= 12 << 20,
+        "random bytes do not shrink: {err}"
+    );
+    let step = format!("pushing {name}");
+    let push = find(&pushed, "started", "name", &step);
+    assert_eq!(push.len(), 1, "{err}");
+    let vertex = push[0]["vertex"].as_str().unwrap();
+    assert_eq!(
+        find(&pushed, "completed", "vertex", vertex).len(),
+        1,
+        "{err}"
+    );
+    // The base layer is not the build's: the push sends it, and says so at its end.
+    let sent: Vec<&Value> = statuses(&pushed, &step, "sha256:")
+        .into_iter()
+        .filter(|e| e["done"] == true && e["total"].is_u64())
+        .collect();
+    assert!(!sent.is_empty(), "{err}");
+    for e in &sent {
+        assert_eq!(e["current"], e["total"], "{err}");
+    }
+    let tapped = statuses(
+        &pushed,
+        &step,
+        "finishing the uploads begun during the export",
+    );
+    assert_eq!(tapped.last().unwrap()["done"], true, "{err}");
+    assert!(
+        statuses(&pushed, &step, "pushing manifest sha256:")
+            .iter()
+            .any(|e| e["done"] == true),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pushed {name}@sha256:")), "{err}");
+
+    // A fresh root pulls the image: the FROM step shows each layer's bytes.
+    let fresh = tempfile::tempdir().unwrap();
+    let from = tempfile::tempdir().unwrap();
+    write(
+        from.path(),
+        "Dockerfile",
+        &format!("FROM {name}\nCOPY Dockerfile /\n"),
+    );
+    let out = manifold(
+        fresh.path(),
+        &["build", "--progress=rawjson", from.path().to_str().unwrap()],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let pulled = events(&schema, &err);
+    let layers = statuses(&pulled, &format!("FROM {name}"), "sha256:");
+    let big_layer: Vec<&&Value> = layers
+        .iter()
+        .filter(|e| e["total"].as_u64().is_some_and(|t| t >= 12 << 20))
+        .collect();
+    assert!(
+        big_layer
+            .iter()
+            .any(|e| e["done"] == false
+                && e["current"].as_u64().unwrap() < e["total"].as_u64().unwrap()),
+        "bytes reported before the end: {err}"
+    );
+    let end = big_layer.last().unwrap();
+    assert_eq!(
+        (end["done"].clone(), end["current"].clone()),
+        (Value::Bool(true), end["total"].clone()),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- tty
@@ -420,6 +575,22 @@ fn tty_display_shows_each_platforms_steps_and_cached_on_a_rebuild() {
     assert!(
         lines_with(&screen, &["    > "]).is_empty(),
         "output of finished steps is gone from the final display:\n{screen}"
+    );
+    assert_eq!(
+        lines_with(&screen, &["exporting to image", "DONE"]).len(),
+        1,
+        "{screen}"
+    );
+    let layers = lines_with(&screen, &["    => exporting layers ", " done"]);
+    assert_eq!(layers.len(), 1, "{screen}");
+    assert_eq!(
+        lines_with(
+            &screen,
+            &["    => exporting manifest list sha256:", " done"]
+        )
+        .len(),
+        1,
+        "{screen}"
     );
     assert!(screen.contains("built sha256:"), "{screen}");
 

@@ -109,6 +109,8 @@ pub struct Client {
     pub concurrency: usize,
     /// Blobs up to this size are uploaded in one PUT.
     pub monolithic_max: u64,
+    /// Told about every blob pulled or pushed ([`crate::progress`]).
+    pub progress: Option<Arc<dyn crate::TransferProgress>>,
 }
 
 /// A repository at a registry: where requests go and what they need.
@@ -156,6 +158,7 @@ impl Client {
             retry: RetryPolicy::default(),
             concurrency: 4,
             monolithic_max: 8 << 20,
+            progress: None,
         })
     }
 

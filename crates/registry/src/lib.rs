@@ -15,6 +15,7 @@ pub mod dns;
 pub mod error;
 pub mod login;
 pub mod ops;
+pub mod progress;
 pub mod pull;
 pub mod push;
 
@@ -23,5 +24,6 @@ pub use config::{HostConfig, RegistryConfig};
 pub use credentials::{Credential, DockerConfig, Secret};
 pub use error::{RegistryError, Result, SpecError};
 pub use login::StaticCredentials;
+pub use progress::{Direction, Transfer, TransferProgress, TransferState};
 pub use pull::Fetched;
 pub use push::BlobPush;

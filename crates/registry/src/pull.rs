@@ -8,6 +8,7 @@ use oci::{Descriptor, Digest, Hasher, ImageConfig, ManifestOrIndex, RawDocument}
 
 use crate::client::{Access, Client, Repo, manifest_accept, read_capped};
 use crate::error::{RegistryError, Result, redact};
+use crate::progress::{Direction::Pull, TransferState};
 
 /// A manifest or index as the registry served it.
 #[derive(Debug, Clone)]
@@ -128,7 +129,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.fetch_into(repo, &url, &mut writer, desc.size).await {
+            match self.fetch_into(repo, &url, &mut writer, desc).await {
                 Ok(()) => break,
                 Err(e) if e.is_temporary() && attempt < self.retry.attempts => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
@@ -137,7 +138,16 @@ impl Client {
             }
         }
         match writer.commit(lease) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.report(
+                    Pull,
+                    &desc.digest,
+                    desc.size,
+                    desc.size,
+                    TransferState::Done,
+                );
+                Ok(())
+            }
             // The registry sent other bytes than the descriptor names.
             Err(content::StoreError::DigestMismatch { expected, actual }) => {
                 Err(RegistryError::DigestMismatch {
@@ -155,8 +165,9 @@ impl Client {
         repo: &Repo,
         url: &url::Url,
         writer: &mut content::BlobWriter<'_>,
-        size: u64,
+        desc: &Descriptor,
     ) -> Result<()> {
+        let size = desc.size;
         let from = writer.written();
         if from == size && size > 0 {
             return Ok(());
@@ -180,6 +191,8 @@ impl Client {
             crate::client::next_chunk(&mut stream, "GET", url, self.limits.read_timeout).await?
         {
             writer.write(&chunk)?;
+            let at = writer.written();
+            self.report(Pull, &desc.digest, at, size, TransferState::Running);
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use oci::{Descriptor, Digest};
 
 use crate::client::{Access, Client, Repo, stalled};
 use crate::error::{RegistryError, Result, redact};
+use crate::progress::{Direction::Push, TransferState};
 
 /// What pushing one blob took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +49,9 @@ impl Client {
         store: &Store,
         mount_from: Option<&str>,
     ) -> Result<BlobPush> {
-        if self.blob_exists(repo, &desc.digest).await? {
+        let (digest, size) = (&desc.digest, desc.size);
+        if self.blob_exists(repo, digest).await? {
+            self.report(Push, digest, 0, size, TransferState::Existed);
             return Ok(BlobPush::Exists);
         }
         let uploads = repo.base.join("blobs/uploads/").expect("valid path");
@@ -63,14 +66,17 @@ impl Client {
             })
             .await?;
         if resp.status() == StatusCode::CREATED && mount_from.is_some() {
+            self.report(Push, digest, 0, size, TransferState::Mounted);
             return Ok(BlobPush::Mounted);
         }
         let location = upload_location(&uploads, &resp)?;
+        self.report(Push, digest, 0, size, TransferState::Running);
         if desc.size <= self.monolithic_max {
             self.upload_monolithic(repo, &location, desc, store).await?;
         } else {
             self.upload_streamed(repo, location, desc, store).await?;
         }
+        self.report(Push, digest, size, size, TransferState::Done);
         Ok(BlobPush::Uploaded)
     }
 
@@ -151,7 +157,22 @@ impl Client {
         // temporary failures go back to the caller, which asks the upload status.
         let watch = BodyWatch::default();
         let sent = self.send_unretried(repo, Access::Push, |http| {
-            let body = watch.watched(file_stream(path.clone(), offset));
+            let (mut at, progress) = (offset, self.progress.clone());
+            let (digest, total) = (desc.digest.clone(), desc.size);
+            let counted =
+                futures_util::StreamExt::inspect(file_stream(path.clone(), offset), move |chunk| {
+                    if let (Ok(chunk), Some(p)) = (chunk, &progress) {
+                        at += chunk.len() as u64;
+                        p.update(&crate::Transfer {
+                            direction: Push,
+                            digest: &digest,
+                            current: at,
+                            total,
+                            state: TransferState::Running,
+                        });
+                    }
+                });
+            let body = watch.watched(counted);
             http.patch(location.clone())
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_RANGE, format!("{offset}-{}", desc.size - 1))

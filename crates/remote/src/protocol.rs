@@ -179,6 +179,13 @@ pub struct WireEvent {
     pub seconds: f64,
     #[serde(default)]
     pub text: String,
+    /// A status's bytes so far (`kind` "status"; its id is in `name`).
+    #[serde(default)]
+    pub current: u64,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// A finished build.

@@ -198,6 +198,9 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
         data: Vec::new(),
         seconds: 0.0,
         text: String::new(),
+        current: 0,
+        total: None,
+        done: false,
     };
     Some(match e {
         Event::VertexStarted {
@@ -232,6 +235,19 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
             ..blank("failed", digest)
         },
         Event::VertexCancelled { digest } => blank("cancelled", digest),
+        Event::VertexStatus {
+            digest,
+            id,
+            current,
+            total,
+            done,
+        } => WireEvent {
+            name: id.clone(),
+            current: *current,
+            total: *total,
+            done: *done,
+            ..blank("status", digest)
+        },
         Event::CacheMiss {
             digest,
             key,

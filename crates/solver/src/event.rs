@@ -38,6 +38,16 @@ pub enum Event {
     /// It stopped, or never started, because the build was cancelled or
     /// another vertex failed.
     VertexCancelled { digest: Digest },
+    /// Progress of one part of its work (a layer being pulled, exported or pushed):
+    /// `current` of `total` bytes, or a note when both are 0; `done` once that part
+    /// is over. A later status with the same `id` replaces the earlier one.
+    VertexStatus {
+        digest: Digest,
+        id: String,
+        current: u64,
+        total: Option<u64>,
+        done: bool,
+    },
     /// It has to run: no usable record for `key`, for `reason`.
     CacheMiss {
         digest: Digest,
@@ -146,6 +156,93 @@ impl fmt::Debug for EventSink {
     }
 }
 
+/// Work of a build outside its graph (exporting, pushing), shown as a step of its
+/// own: started when made, then statuses, then completed or failed.
+#[derive(Debug)]
+pub struct Phase {
+    events: EventSink,
+    digest: Digest,
+    began: std::time::Instant,
+    over: bool,
+}
+
+impl Phase {
+    /// Start the phase `name`. Its digest comes from `name`, so one build should not
+    /// run two phases of one name at once.
+    pub fn start(events: &EventSink, name: &str) -> Phase {
+        let digest = Digest::sha256(format!("phase\n{name}").as_bytes());
+        events.emit(Event::VertexStarted {
+            digest: digest.clone(),
+            name: name.to_owned(),
+            platform: None,
+        });
+        Phase {
+            events: events.clone(),
+            digest,
+            began: std::time::Instant::now(),
+            over: false,
+        }
+    }
+
+    /// Progress of part `id`: see [`Event::VertexStatus`].
+    pub fn status(&self, id: &str, current: u64, total: Option<u64>, done: bool) {
+        (self.status_fn())(id, current, total, done);
+    }
+
+    /// A part that is a note, finished at once (`exporting manifest sha256:…`).
+    pub fn note(&self, id: &str) {
+        self.status(id, 0, None, true);
+    }
+
+    /// [`Phase::status`] as a function of its own, for code that outlives a borrow.
+    pub fn status_fn(&self) -> impl Fn(&str, u64, Option<u64>, bool) + Send + Sync + 'static {
+        let (events, digest) = (self.events.clone(), self.digest.clone());
+        move |id: &str, current, total, done| {
+            events.emit(Event::VertexStatus {
+                digest: digest.clone(),
+                id: id.to_owned(),
+                current,
+                total,
+                done,
+            });
+        }
+    }
+
+    pub fn done(mut self) {
+        self.over = true;
+        self.events.emit(Event::VertexCompleted {
+            digest: self.digest.clone(),
+            duration: self.began.elapsed(),
+        });
+    }
+
+    pub fn failed(mut self, error: &dyn std::error::Error) {
+        self.over = true;
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        self.events.emit(Event::VertexFailed {
+            digest: self.digest.clone(),
+            error: text,
+        });
+    }
+}
+
+impl Drop for Phase {
+    /// A phase left without `done` or `failed` was cut short.
+    fn drop(&mut self) {
+        if !self.over {
+            self.events.emit(Event::VertexCancelled {
+                digest: self.digest.clone(),
+            });
+        }
+    }
+}
+
 /// One build waiting for a running op.
 #[derive(Debug, Clone)]
 pub(crate) struct Watcher {
@@ -244,6 +341,19 @@ impl Audience {
     /// The op is over.
     pub fn finish(&self) {
         self.state().finished = true;
+    }
+
+    pub fn status(&self, id: &str, current: u64, total: Option<u64>, done: bool) {
+        let state = self.state();
+        for (_, w) in &state.watchers {
+            w.events.emit(Event::VertexStatus {
+                digest: w.digest.clone(),
+                id: id.to_owned(),
+                current,
+                total,
+                done,
+            });
+        }
     }
 
     pub fn log(&self, stream: LogStream, bytes: Vec<u8>) {

@@ -127,6 +127,12 @@ impl RunCtx {
         self.cancel.cancelled()
     }
 
+    /// Forward progress of part `id` of the op (a layer being pulled) to every build
+    /// waiting for it, as [`crate::Event::VertexStatus`].
+    pub fn status(&self, id: &str, current: u64, total: Option<u64>, done: bool) {
+        self.audience.status(id, current, total, done);
+    }
+
     /// Forward output of the op to every build waiting for it, as
     /// [`crate::Event::VertexLog`].
     pub fn log(&self, stream: LogStream, bytes: impl Into<Vec<u8>>) {

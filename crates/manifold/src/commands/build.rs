@@ -547,19 +547,28 @@ fn run_build(
                 on_signal.cancel();
             }
         });
-        let built = b.build(&req, events, cancel).await;
-        // The layers streamed during the export are in the registry before the push
-        // looks for them; a failed build stops its uploads.
-        match (&tap, &built) {
-            (Some(tap), Ok(_)) => drop(tap.finish().await),
-            (Some(tap), Err(_)) => tap.abort(),
-            (None, _) => {}
-        }
-        built
+        b.build(&req, events.clone(), cancel).await
     });
-    printer.finish();
+    if let (Some(tap), Err(_)) = (&tap, &result) {
+        // A failed build stops its uploads.
+        tap.abort();
+    }
     match result {
         Ok(out) => {
+            // Outputs are written (and pushes emitting) while progress is still drawn;
+            // their messages wait for the end of it.
+            let quiet = mode == crate::progress::Mode::Quiet;
+            let mut emitting = super::output::Emitting {
+                events: &events,
+                tap: tap.as_deref(),
+                notes: Vec::new(),
+            };
+            let emitted = outputs.emit(global, &store, &rt, &out, quiet, &mut emitting);
+            if let Some(tap) = &tap {
+                // Uploads the push did not wait for (it failed before them).
+                tap.abort();
+            }
+            printer.finish();
             report_diagnostics(name, &src, &out.warnings)?;
             if (!args.tags.is_empty() || mode != crate::progress::Mode::Quiet)
                 && !outputs.recompresses()
@@ -570,30 +579,42 @@ fn run_build(
                     out.manifests.len()
                 );
             }
-            let quiet = mode == crate::progress::Mode::Quiet;
-            outputs.emit(global, &store, &rt, &out, quiet)?;
+            emitting.print_notes();
+            emitted?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(builder::BuildFailure::Frontend(frontend::FrontendError::Parse { diagnostics })) => {
-            report_diagnostics(name, &src, &diagnostics)?;
-            unreachable!("a parse failure has at least one error diagnostic")
+        Err(e) => {
+            printer.finish();
+            Err(build_failure(name, &src, e))
         }
-        Err(builder::BuildFailure::Frontend(e)) => {
+    }
+}
+
+/// What a failed build says.
+fn build_failure(name: &str, src: &str, e: builder::BuildFailure) -> anyhow::Error {
+    match e {
+        builder::BuildFailure::Frontend(frontend::FrontendError::Parse { diagnostics }) => {
+            match report_diagnostics(name, src, &diagnostics) {
+                Err(e) => e,
+                Ok(()) => unreachable!("a parse failure has at least one error diagnostic"),
+            }
+        }
+        builder::BuildFailure::Frontend(e) => {
             for d in e.diagnostics() {
-                let excerpt = d.render(name, &src);
+                let excerpt = d.render(name, src);
                 let lines = excerpt.split_once('\n').map_or("", |(_, rest)| rest);
                 eprint!("{name}:{}\n{lines}", d.span.start.line);
             }
             if let frontend::FrontendError::TargetNotFound { .. } = e {
-                return Err(anyhow::Error::new(e).context(Hinted::new(
+                return anyhow::Error::new(e).context(Hinted::new(
                     "no such build target",
                     "`manifold build --call=targets` lists the stages",
-                )));
+                ));
             }
-            Err(e.into())
+            e.into()
         }
-        Err(builder::BuildFailure::Solve(e)) => Err(solve_error(name, &src, e)),
-        Err(e) => Err(e.into()),
+        builder::BuildFailure::Solve(e) => solve_error(name, src, e),
+        e => e.into(),
     }
 }
 

@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use content::Store;
 use export::Compression;
 use oci::{Descriptor, Reference};
+use registry::progress::StatusReporter;
 
 use self::image::{force_compression, index_manifests, per_platform, unpack, write_fs_tar};
 use self::parse::parse_output;
@@ -77,6 +78,25 @@ pub enum Codec {
     Uncompressed,
     Gzip,
     Zstd,
+}
+
+/// What [`Plan::emit`] is given besides the build: where it reports (progress
+/// events, and lines to print after them), and the build's [`PushTap`].
+#[derive(Debug)]
+pub struct Emitting<'a> {
+    pub events: &'a solver::EventSink,
+    /// The first push waits for its uploads.
+    pub tap: Option<&'a PushTap>,
+    pub notes: Vec<String>,
+}
+
+impl Emitting<'_> {
+    /// Print the notes on standard error.
+    pub fn print_notes(&mut self) {
+        for n in self.notes.drain(..) {
+            eprintln!("{n}");
+        }
+    }
 }
 
 /// Everything `manifold build` does with its result after the build.
@@ -320,6 +340,10 @@ impl Plan {
 
     /// Write every output of the build `built`, then the reports; `quiet` prints the
     /// image digest (the index's) on standard output unless an output uses it.
+    ///
+    /// Pushes show their progress through `emitting.events`, which may still be
+    /// drawn on standard error: what else there is to say goes to `emitting.notes`,
+    /// for the caller to print once progress output is over.
     pub fn emit(
         &self,
         global: &Global,
@@ -327,6 +351,7 @@ impl Plan {
         rt: &tokio::runtime::Runtime,
         built: &builder::BuildOutput,
         quiet: bool,
+        emitting: &mut Emitting<'_>,
     ) -> anyhow::Result<()> {
         let opts = self.export_options(builder::ExportOptions::default());
         let index = if self.export.force {
@@ -336,11 +361,11 @@ impl Plan {
                 true => format!("; base layers recompressed to {}", c.key()),
                 false => String::new(),
             };
-            eprintln!(
+            emitting.notes.push(format!(
                 "built {} ({} platform(s){how})",
                 index.digest,
                 built.manifests.len()
-            );
+            ));
             index
         } else {
             built.index.clone()
@@ -350,7 +375,7 @@ impl Plan {
             export::tag(store, &name, &index)
                 .with_context(|| format!("cannot name the image {name}"))?;
         }
-        self.push(global, store, rt, &index)?;
+        self.push(global, store, rt, &index, emitting)?;
         for o in &self.outputs {
             self.write_output(store, &index, &manifests, o)?;
         }
@@ -362,7 +387,7 @@ impl Plan {
                 .flat_map(|o| o.names.iter().cloned())
                 .collect();
             let names = if named.is_empty() { &self.tags } else { &named };
-            load::load(store, &index, &manifests, names)?;
+            load::load(store, &index, &manifests, names, &mut emitting.notes)?;
         }
         self.report(&index, quiet)
     }
@@ -417,25 +442,47 @@ impl Plan {
         ))))
     }
 
-    /// Push `index` to every name of the outputs that push.
+    /// Push `index` to every name of the outputs that push, each emitting as a step
+    /// (`pushing NAME`) with its blobs' bytes. The first waits for `tap`'s uploads.
     fn push(
         &self,
         global: &Global,
         store: &Store,
         rt: &tokio::runtime::Runtime,
         index: &Descriptor,
+        emitting: &mut Emitting<'_>,
     ) -> anyhow::Result<()> {
         let names = self.push_names();
         if names.is_empty() {
             return Ok(());
         }
-        let client = super::registry::client(global)?;
+        let mut client = super::registry::client(global)?;
+        let mut tap = emitting.tap;
         rt.block_on(async {
             for name in names {
                 let r = Reference::parse(name)
                     .with_context(|| format!("invalid image name {name:?}"))?;
-                export::push(&client, store, index, &r).await?;
-                eprintln!("pushed {name}@{}", index.digest);
+                let phase = solver::Phase::start(emitting.events, &format!("pushing {name}"));
+                client.progress = Some(std::sync::Arc::new(StatusReporter::new(phase.status_fn())));
+                if let Some(tap) = tap.take() {
+                    const TAPPED: &str = "finishing the uploads begun during the export";
+                    phase.status(TAPPED, 0, None, false);
+                    tap.finish().await;
+                    phase.status(TAPPED, 0, None, true);
+                }
+                match export::push(&client, store, index, &r).await {
+                    Ok(_) => {
+                        phase.note(&format!("pushing manifest {} for {name}", index.digest));
+                        phase.done();
+                    }
+                    Err(e) => {
+                        phase.failed(&e);
+                        return Err(e.into());
+                    }
+                }
+                emitting
+                    .notes
+                    .push(format!("pushed {name}@{}", index.digest));
             }
             anyhow::Ok(())
         })

@@ -65,6 +65,13 @@ fn event(e: WireEvent) -> Option<Event> {
             error: e.text,
         },
         "cancelled" => Event::VertexCancelled { digest },
+        "status" => Event::VertexStatus {
+            digest,
+            id: e.name,
+            current: e.current,
+            total: e.total,
+            done: e.done,
+        },
         "cache_miss" => Event::CacheMiss {
             digest,
             key: e.name.parse().ok()?,
@@ -503,7 +510,15 @@ fn emit_fetched(
         );
     }
     outputs.name_tags(&into.store, &built.index)?;
-    outputs.emit(global, &into.store, rt, built, quiet)
+    let events = solver::EventSink::none();
+    let mut emitting = super::output::Emitting {
+        events: &events,
+        tap: None,
+        notes: Vec::new(),
+    };
+    let emitted = outputs.emit(global, &into.store, rt, built, quiet, &mut emitting);
+    emitting.print_notes();
+    emitted
 }
 
 /// The result of a build on one node that stays in its daemon's store (or was

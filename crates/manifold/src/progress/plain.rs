@@ -12,7 +12,12 @@ pub(super) struct State {
     started: HashMap<Digest, Instant>,
     /// Partial output lines per step and stream.
     partial: HashMap<(Digest, bool), Vec<u8>>,
+    /// When each status of a step was first and last printed.
+    statuses: HashMap<(Digest, String), (Instant, Instant)>,
 }
+
+/// The shortest time between two lines of one running status.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl State {
     fn number(&mut self, d: &Digest) -> usize {
@@ -71,6 +76,36 @@ pub(super) fn plain(st: &mut State, e: &Event) -> String {
                 ));
             }
             out
+        }
+        Event::VertexStatus {
+            digest,
+            id,
+            current,
+            total,
+            done,
+        } => {
+            let n = st.number(digest);
+            let now = Instant::now();
+            let text = super::status_text(id, *current, *total);
+            let key = (digest.clone(), id.clone());
+            match st.statuses.get_mut(&key) {
+                // A note: over as soon as it is said.
+                None if *done => {
+                    st.statuses.insert(key, (now, now));
+                    format!("#{n} {text} done\n")
+                }
+                None => {
+                    st.statuses.insert(key, (now, now));
+                    format!("#{n} {text}\n")
+                }
+                Some((first, last)) if *done || now.duration_since(*last) >= STATUS_EVERY => {
+                    *last = now;
+                    let secs = now.duration_since(*first).as_secs_f64();
+                    let end = if *done { " done" } else { "" };
+                    format!("#{n} {text} {secs:.1}s{end}\n")
+                }
+                Some(_) => String::new(),
+            }
         }
         Event::VertexCompleted { digest, duration } => {
             let n = st.number(digest);

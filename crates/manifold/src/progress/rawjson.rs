@@ -52,6 +52,17 @@ pub(super) fn raw_json(e: &Event, now: SystemTime) -> Option<String> {
             digest,
             json!({"seconds": duration.as_secs_f64()}),
         ),
+        Event::VertexStatus {
+            digest,
+            id,
+            current,
+            total,
+            done,
+        } => (
+            "status",
+            digest,
+            json!({"id": id, "current": current, "total": total, "done": done}),
+        ),
         Event::VertexFailed { digest, error } => ("failed", digest, json!({"error": error})),
         Event::VertexCancelled { digest } => ("cancelled", digest, json!({})),
         _ => return None,

@@ -190,3 +190,87 @@ fn plain_numbers_steps_and_prefixes_output() {
     assert!(text.ends_with(" hi\n"), "{text}");
     assert_eq!(flush_partial(&mut st), "#1 there\n");
 }
+
+fn status(n: u8, id: &str, current: u64, total: Option<u64>, done: bool) -> Event {
+    Event::VertexStatus {
+        digest: digest(n),
+        id: id.into(),
+        current,
+        total,
+        done,
+    }
+}
+
+#[test]
+fn tty_shows_parts_with_bytes_under_their_step() {
+    let events = vec![
+        started(1, "exporting to image", "linux/amd64"),
+        status(1, "exporting layers", 0, None, false),
+        status(1, "exporting layers", 2_500_000, None, false),
+        status(1, "exporting manifest sha256:abc", 0, None, true),
+        status(1, "sha256:0123456789ab", 1_000, Some(3_000), false),
+        status(1, "sha256:0123456789ab", 2_000, Some(3_000), false),
+    ];
+    let (b, now) = board(&events);
+    let lines = frame(&b, now, SCREEN, false);
+    let under: Vec<&str> = lines[2..].iter().map(String::as_str).collect();
+    assert_eq!(
+        under,
+        [
+            "    => exporting layers 2.5MB 0.4s",
+            "    => exporting manifest sha256:abc done",
+            "    => sha256:0123456789ab 2kB / 3kB 0.1s",
+        ],
+        "{lines:#?}"
+    );
+    let mut events = events;
+    events.push(status(1, "sha256:0123456789ab", 3_000, Some(3_000), true));
+    let (b, now) = board(&events);
+    let lines = frame(&b, now, SCREEN, true);
+    assert_eq!(lines[4], "    => sha256:0123456789ab 3kB / 3kB 0.2s done");
+}
+
+#[test]
+fn plain_prints_a_part_at_its_start_once_a_second_and_at_its_end() {
+    let mut st = State::default();
+    let mut out = plain(&mut st, &started(1, "exporting to image", "linux/amd64"));
+    for i in 0..50 {
+        out += &plain(
+            &mut st,
+            &status(1, "exporting layers", i * 1000, None, false),
+        );
+    }
+    out += &plain(&mut st, &status(1, "exporting layers", 50_000, None, true));
+    out += &plain(&mut st, &status(1, "naming to x", 0, None, true));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "#1 exporting to image");
+    assert_eq!(lines[1], "#1 exporting layers", "{out}");
+    // The rest came within a second: no line until the end.
+    assert!(lines[2].starts_with("#1 exporting layers 50kB "), "{out}");
+    assert!(lines[2].ends_with("s done"), "{out}");
+    assert_eq!(lines[3], "#1 naming to x done");
+    assert_eq!(lines.len(), 4, "{out}");
+}
+
+#[test]
+fn rawjson_status_carries_bytes_and_null_totals() {
+    let line = raw_json(
+        &status(1, "sha256:0123456789ab", 5, Some(9), false),
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"], "status");
+    assert_eq!(
+        (v["current"].clone(), v["total"].clone()),
+        (5.into(), 9.into())
+    );
+    assert_eq!(v["done"], false);
+    let note = raw_json(
+        &status(1, "naming to x", 0, None, true),
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&note).unwrap();
+    assert!(v["total"].is_null(), "{note}");
+}

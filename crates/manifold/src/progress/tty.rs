@@ -41,6 +41,19 @@ struct Step {
     took: Option<Duration>,
     tail: VecDeque<String>,
     partial: HashMap<bool, Vec<u8>>,
+    /// Progress of its parts (layers pulled, exported, pushed), in first-seen order.
+    statuses: Vec<Stat>,
+}
+
+/// One status of a step.
+#[derive(Debug)]
+struct Stat {
+    id: String,
+    current: u64,
+    total: Option<u64>,
+    first: Instant,
+    /// How long it took, once done.
+    took: Option<Duration>,
 }
 
 /// What the tty display shows; the solver's callback updates it, the draw
@@ -76,6 +89,7 @@ impl Board {
                 took: None,
                 tail: VecDeque::new(),
                 partial: HashMap::new(),
+                statuses: Vec::new(),
             });
         }
         &mut self.steps[i]
@@ -110,6 +124,33 @@ impl Board {
                 stream,
                 bytes,
             } => self.step(digest).log(*stream == LogStream::Stderr, bytes),
+            Event::VertexStatus {
+                digest,
+                id,
+                current,
+                total,
+                done,
+            } => {
+                let s = self.step(digest);
+                let i = match s.statuses.iter().position(|t| t.id == *id) {
+                    Some(i) => i,
+                    None => {
+                        s.statuses.push(Stat {
+                            id: id.clone(),
+                            current: 0,
+                            total: None,
+                            first: now,
+                            took: None,
+                        });
+                        s.statuses.len() - 1
+                    }
+                };
+                let t = &mut s.statuses[i];
+                (t.current, t.total) = (*current, *total);
+                if *done && t.took.is_none() {
+                    t.took = Some(now.duration_since(t.first));
+                }
+            }
             Event::VertexCompleted { digest, duration } => {
                 let s = self.step(digest);
                 s.status = Status::Done;
@@ -234,10 +275,12 @@ pub(super) fn frame(b: &Board, now: Instant, screen: Screen, last: bool) -> Vec<
                 Status::Failed => s.last_lines(),
                 _ => Vec::new(),
             };
-            let tail = tail
+            let mut tail: Vec<String> = tail
                 .into_iter()
                 .map(|t| paint(&fit(&format!("    > {t}"), screen.width), "\x1b[2m", screen))
                 .collect();
+            let statuses = s.statuses.iter().map(|t| status_line(t, now, screen));
+            tail.splice(0..0, statuses);
             (s.status == Status::Running, line, tail)
         })
         .collect();
@@ -312,6 +355,21 @@ fn step_line(s: &Step, with_platform: bool, now: Instant, screen: Screen) -> Str
     let pad = room.saturating_sub(left.chars().count());
     let line = format!("{left}{:pad$} {right}", "");
     paint(line.trim_end(), colour, screen)
+}
+
+/// `    => ID 1.2MB / 3.4MB 0.5s`, ending in `done` once it is over.
+fn status_line(t: &Stat, now: Instant, screen: Screen) -> String {
+    let text = super::status_text(&t.id, t.current, t.total);
+    let line = match t.took {
+        // A note, over when it was said.
+        Some(d) if d.is_zero() => format!("    => {text} done"),
+        Some(d) => format!("    => {text} {:.1}s done", d.as_secs_f64()),
+        None => format!(
+            "    => {text} {:.1}s",
+            now.duration_since(t.first).as_secs_f64()
+        ),
+    };
+    fit(&line, screen.width)
 }
 
 /// `s` cut to `width` characters, with `…` marking the cut.

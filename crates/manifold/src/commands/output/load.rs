@@ -16,13 +16,16 @@ pub(super) fn load(
     index: &Descriptor,
     manifests: &[Descriptor],
     tags: &[String],
+    notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let Some(cli) = ["docker", "podman"].into_iter().find(|c| engine_answers(c)) else {
         let how = match tags.first() {
             Some(t) => format!("`manifold run {t}` runs it"),
             None => format!("`manifold run {}` runs it", index.digest),
         };
-        eprintln!("no docker or podman engine answered: the image is in manifold's store ({how})");
+        notes.push(format!(
+            "no docker or podman engine answered: the image is in manifold's store ({how})"
+        ));
         return Ok(());
     };
     let host = Platform::host();
@@ -90,9 +93,11 @@ pub(super) fn load(
     }
     written.with_context(|| format!("cannot send the image to `{cli} load`"))?;
     if manifests.len() > 1 {
-        eprintln!("loaded {platform} into {cli}; the other platforms stay in manifold's store");
+        notes.push(format!(
+            "loaded {platform} into {cli}; the other platforms stay in manifold's store"
+        ));
     } else {
-        eprintln!("loaded {platform} into {cli}");
+        notes.push(format!("loaded {platform} into {cli}"));
     }
     Ok(())
 }
