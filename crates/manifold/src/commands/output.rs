@@ -442,7 +442,7 @@ impl Plan {
         ))))
     }
 
-    /// Push `index` to every name of the outputs that push, each emitting as a step
+    /// Push `index` to every name of the outputs that push, each shown as a step
     /// (`pushing NAME`) with its blobs' bytes. The first waits for `tap`'s uploads.
     fn push(
         &self,

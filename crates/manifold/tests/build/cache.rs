@@ -225,10 +225,13 @@ fn a_damaged_cache_record_is_set_aside_and_rebuilt() {
     }
     assert!(damaged > 0);
     let err = build();
-    assert!(err.contains("damaged"), "{err}");
+    assert!(err.contains("cache record was damaged"), "{err}");
     // The store is still whole, and the next build is cached again.
     let out = manifold(root.path(), &["fsck"]);
     ok(&out);
     let err = build();
-    assert!(err.contains("CACHED") && !err.contains("damaged"), "{err}");
+    assert!(
+        err.contains("CACHED") && !err.contains("record was damaged"),
+        "{err}"
+    );
 }
