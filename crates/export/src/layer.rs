@@ -288,7 +288,7 @@ fn compress_into(
     threads: Option<usize>,
     tap: Option<&dyn LayerTap>,
     produce: impl FnOnce(
-        &mut HashingWriter<archive::Encoder<Sink>>,
+        &mut HashedOffThread<archive::Encoder<Sink>>,
     ) -> Result<(), archive::ArchiveError>,
 ) -> Result<(Digest, Digest, u64, CompressStats)> {
     let index = match compression {
@@ -316,14 +316,37 @@ fn compress_into(
             }
             Ok((blob, tap))
         });
+        // The tar's digest (the diff_id) is taken on a thread of its own too: the
+        // thread that makes the tar and cuts it into runs is the export's slowest
+        // when the runs' compressed bytes are reused.
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_CHUNKS_IN_FLIGHT);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let hasher = s.spawn(move || {
+            let mut h = Hasher::new(Algorithm::Sha256);
+            for mut chunk in hash_rx {
+                h.update(&chunk);
+                chunk.clear();
+                // The writer may be gone; the buffer is then dropped.
+                let _ = spare_tx.send(chunk);
+            }
+            h.finish()
+        });
         let produced = (|| {
             let encoder = archive::compress_with(Sink(tx), compression.codec(), copts)?;
-            let mut hw = HashingWriter::new(encoder);
+            let mut hw = HashedOffThread {
+                inner: encoder,
+                chunk: Vec::with_capacity(HASH_CHUNK),
+                to_hasher: hash_tx,
+                spare: spare_rx,
+            };
             produce(&mut hw)?;
-            let (diff_id, _, encoder) = hw.finish();
+            let encoder = hw.finish().map_err(archive::ArchiveError::Write)?;
             let (_sink, runs) = encoder.finish_runs()?;
-            Ok::<_, ExportError>((diff_id, runs))
+            Ok::<_, ExportError>(runs)
         })();
+        // The hasher's sender is gone (with `hw`): it ends.
+        let diff_id = hasher.join().expect("the tar hasher does not panic");
+        let produced = produced.map(|runs| (diff_id, runs));
         // The sender is gone: the writer ends. Its error explains a failed send.
         let (blob, tap) = writer.join().expect("the blob writer does not panic")?;
         let (diff_id, runs) = produced?;
@@ -349,6 +372,58 @@ pub use archive::COMPRESS_CHUNK;
 
 /// Compressed runs queued for the blob's writer thread (besides the one it writes).
 const WRITES_IN_FLIGHT: usize = 1;
+
+/// Bytes of tar handed to the diff_id's hasher at once, and how many such chunks may
+/// wait for it.
+const HASH_CHUNK: usize = 256 << 10;
+const HASH_CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Passes writes to `inner` and their bytes, in order and in chunks, to a hasher on
+/// another thread. Dropping it (or [`HashedOffThread::finish`]) ends the hasher's
+/// input.
+pub(crate) struct HashedOffThread<W> {
+    inner: W,
+    chunk: Vec<u8>,
+    to_hasher: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// Chunks the hasher is done with, to fill again.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl<W> HashedOffThread<W> {
+    fn hand_over(&mut self) -> io::Result<()> {
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HASH_CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.to_hasher
+            .send(full)
+            .map_err(|_| io::Error::other("the tar hasher stopped"))
+    }
+
+    /// Hand over the last bytes; return the inner writer.
+    fn finish(mut self) -> io::Result<W> {
+        if !self.chunk.is_empty() {
+            self.hand_over()?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for HashedOffThread<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() >= HASH_CHUNK {
+            self.hand_over()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// `io::Write` into the channel of the blob's writer thread.
 struct Sink(std::sync::mpsc::SyncSender<Vec<u8>>);

@@ -451,3 +451,88 @@ async fn upload_stream_with_a_wrong_digest_is_refused() {
         );
     }
 }
+
+/// Every report a client gave, as (direction, digest, current, total, state).
+#[derive(Debug, Default)]
+struct Recorded(
+    std::sync::Mutex<
+        Vec<(
+            registry::Direction,
+            Digest,
+            u64,
+            u64,
+            registry::TransferState,
+        )>,
+    >,
+);
+
+impl registry::TransferProgress for Recorded {
+    fn update(&self, t: &registry::Transfer<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((t.direction, t.digest.clone(), t.current, t.total, t.state));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_report_bytes_as_they_go_and_how_they_ended() {
+    use registry::{Direction, TransferState};
+    let reg = DistRegistry::start(Auth::Open);
+    let (_d, src) = store();
+    let lease = src.lease().unwrap();
+    let big = testkit::noise(3 << 20, 11);
+    let blob = src.put_bytes(&lease, media::OCI_LAYER_GZIP, &big).unwrap();
+    let repo_ref = reference(&reg, "progress/blob:1");
+    let seen = Arc::new(Recorded::default());
+    let mut c = client();
+    c.monolithic_max = 1 << 20; // streamed: counted as the connection takes it
+    c.progress = Some(seen.clone());
+    let repo = c.repo(&repo_ref);
+    c.push_blob(&repo, &blob, &src, None).await.unwrap();
+    c.push_blob(&repo, &blob, &src, None).await.unwrap();
+    let (_d2, dst) = store();
+    let dst_lease = dst.lease().unwrap();
+    c.fetch_blob(&repo, &blob, &dst, &dst_lease).await.unwrap();
+    assert!(dst.contains(&blob.digest));
+
+    let seen = seen.0.lock().unwrap();
+    let of = |dir: Direction| -> Vec<(u64, u64, TransferState)> {
+        seen.iter()
+            .filter(|r| r.0 == dir && r.1 == blob.digest)
+            .map(|r| (r.2, r.3, r.4))
+            .collect()
+    };
+    let size = blob.size;
+    for (dir, ending) in [
+        (
+            Direction::Push,
+            [
+                (size, size, TransferState::Done),
+                (0, size, TransferState::Existed),
+            ]
+            .as_slice(),
+        ),
+        (
+            Direction::Pull,
+            [(size, size, TransferState::Done)].as_slice(),
+        ),
+    ] {
+        let reports = of(dir);
+        assert!(reports.ends_with(ending), "{dir:?}: {reports:?}");
+        let running: Vec<u64> = reports
+            .iter()
+            .filter(|r| r.2 == TransferState::Running)
+            .map(|r| r.0)
+            .collect();
+        assert!(
+            running.iter().any(|&c| c > 0 && c < size),
+            "{dir:?}: bytes in between: {reports:?}"
+        );
+        assert!(
+            running.windows(2).all(|w| w[0] <= w[1]),
+            "{dir:?}: {reports:?}"
+        );
+        assert!(reports.iter().all(|r| r.1 == size), "{dir:?}: {reports:?}");
+    }
+}

@@ -167,10 +167,17 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// Start the phase `name`. Its digest comes from `name`, so one build should not
-    /// run two phases of one name at once.
+    /// Start the phase `name`. Its digest is unique to this phase: the exports of
+    /// two builds (two daemons building for one client) stay two steps.
     pub fn start(events: &EventSink, name: &str) -> Phase {
-        let digest = Digest::sha256(format!("phase\n{name}").as_bytes());
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let id = format!("phase\n{name}\n{}\n{n}\n{now}", std::process::id());
+        let digest = Digest::sha256(id.as_bytes());
         events.emit(Event::VertexStarted {
             digest: digest.clone(),
             name: name.to_owned(),
@@ -187,6 +194,11 @@ impl Phase {
     /// Progress of part `id`: see [`Event::VertexStatus`].
     pub fn status(&self, id: &str, current: u64, total: Option<u64>, done: bool) {
         (self.status_fn())(id, current, total, done);
+    }
+
+    /// The digest its events carry.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
     }
 
     /// A part that is a note, finished at once (`exporting manifest sha256:…`).
@@ -365,5 +377,73 @@ impl Audience {
                 bytes: bytes.clone(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    fn recorded() -> (EventSink, Arc<Mutex<Vec<Event>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let seen = seen.clone();
+            EventSink::new(move |e| seen.lock().unwrap().push(e))
+        };
+        (sink, seen)
+    }
+
+    #[test]
+    fn a_phase_starts_reports_and_ends_as_one_step() {
+        let (sink, seen) = recorded();
+        let phase = Phase::start(&sink, "exporting to image");
+        phase.status("exporting layers", 10, None, false);
+        phase.note("naming to x");
+        let digest = phase.digest().clone();
+        phase.done();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(
+            matches!(&seen[0], Event::VertexStarted { digest: d, name, platform: None }
+            if *d == digest && name == "exporting to image")
+        );
+        assert_eq!(
+            seen[1],
+            Event::VertexStatus {
+                digest: digest.clone(),
+                id: "exporting layers".into(),
+                current: 10,
+                total: None,
+                done: false,
+            }
+        );
+        assert!(
+            matches!(&seen[2], Event::VertexStatus { id, done: true, .. } if id == "naming to x")
+        );
+        assert!(matches!(&seen[3], Event::VertexCompleted { digest: d, .. } if *d == digest));
+    }
+
+    #[test]
+    fn phases_of_one_name_are_distinct_and_a_dropped_one_is_cancelled() {
+        let (sink, seen) = recorded();
+        let a = Phase::start(&sink, "pushing r/x:1");
+        let b = Phase::start(&sink, "pushing r/x:1");
+        assert_ne!(a.digest(), b.digest());
+        let gone = b.digest().clone();
+        drop(b);
+        let failed = a.digest().clone();
+        a.failed(&std::io::Error::other("refused"));
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.contains(&Event::VertexCancelled { digest: gone }),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&Event::VertexFailed {
+                digest: failed,
+                error: "refused".into()
+            }),
+            "{seen:?}"
+        );
     }
 }
