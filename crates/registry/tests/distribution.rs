@@ -452,19 +452,18 @@ async fn upload_stream_with_a_wrong_digest_is_refused() {
     }
 }
 
-/// Every report a client gave, as (direction, digest, current, total, state).
-#[derive(Debug, Default)]
-struct Recorded(
-    std::sync::Mutex<
-        Vec<(
-            registry::Direction,
-            Digest,
-            u64,
-            u64,
-            registry::TransferState,
-        )>,
-    >,
+/// One report: direction, digest, current, total, state.
+type Report = (
+    registry::Direction,
+    Digest,
+    u64,
+    u64,
+    registry::TransferState,
 );
+
+/// Every report a client gave.
+#[derive(Debug, Default)]
+struct Recorded(std::sync::Mutex<Vec<Report>>);
 
 impl registry::TransferProgress for Recorded {
     fn update(&self, t: &registry::Transfer<'_>) {
