@@ -755,3 +755,47 @@ fn missing_input_is_an_error() {
     let err = fx.copy(c).unwrap_err();
     assert!(matches!(err, FileOpError::NoSource { index: 3 }), "{err}");
 }
+
+/// The value of xattr `name` of `p` (not following a symlink), if set.
+fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(p, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+#[test]
+fn extended_attributes_are_copied_after_the_owner_and_mode() {
+    let fx = Fx::new();
+    put(&fx.src, "tagged.txt", "with xattrs");
+    put(&fx.src, "plain.txt", "without");
+    put(&fx.src, "dir/inner.txt", "inner");
+    let set = |p: &Path, name: &str, value: &[u8]| {
+        rustix::fs::setxattr(p, name, value, rustix::fs::XattrFlags::empty())
+            .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", p.display()));
+    };
+    set(&fx.src.join("tagged.txt"), "user.origin", b"context");
+    set(&fx.src.join("tagged.txt"), "user.empty", b"");
+    set(&fx.src.join("dir"), "user.kind", b"a directory");
+    fs::set_permissions(
+        fx.src.join("tagged.txt"),
+        fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    fx.copy(copy("/", "/out/")).unwrap();
+    let out = fx.dest.join("out");
+    let tagged = out.join("tagged.txt");
+    assert_eq!(
+        xattr(&tagged, "user.origin").as_deref(),
+        Some(&b"context"[..])
+    );
+    assert_eq!(xattr(&tagged, "user.empty").as_deref(), Some(&b""[..]));
+    // The mode survives the owner change (chown clears setuid).
+    assert_eq!(mode(&tagged) & 0o7777, 0o4755);
+    assert_eq!(xattr(&out.join("plain.txt"), "user.origin"), None);
+    assert_eq!(
+        xattr(&out.join("dir"), "user.kind").as_deref(),
+        Some(&b"a directory"[..])
+    );
+    assert_eq!(read(out.join("dir/inner.txt")), "inner");
+}

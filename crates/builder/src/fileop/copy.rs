@@ -260,7 +260,7 @@ fn write_nodes(
             return Err(ctx.conflict(&to, "cannot copy a directory onto a non-directory"));
         }
         let leaf = ctx.root.mkdir(&to).map_err(|e| ctx.fs(e))?;
-        finish_leaf(ctx, tree, &join(src, &node.rel), &leaf, &node.st, w)?;
+        finish_leaf(ctx, tree, &join(src, &node.rel), &leaf, &node.st, w, None)?;
         dirs.push((to, &node.st));
     }
     let batches = batches(&leaves);
@@ -395,7 +395,10 @@ fn write_leaf(
                     source,
                 })?;
             }
-            leaf
+            // Read through the open file: one call for a file without any (most).
+            finish_leaf(ctx, tree, &from, &leaf, st, w, Some(fd_xattrs(&input)))?;
+            let (secs, nanos) = times(st, w.created);
+            return leaf.set_mtime(secs, nanos).map_err(fs);
         }
         FileType::Symlink => {
             let link = tree.read_link(&from).map_err(fs)?;
@@ -414,7 +417,7 @@ fn write_leaf(
         // Sockets and unknown types are not copied.
         _ => return Ok(()),
     };
-    finish_leaf(ctx, tree, &from, &leaf, st, w)?;
+    finish_leaf(ctx, tree, &from, &leaf, st, w, None)?;
     let (secs, nanos) = times(st, w.created);
     leaf.set_mtime(secs, nanos).map_err(fs)
 }
@@ -427,6 +430,7 @@ fn finish_leaf(
     leaf: &archive::Leaf,
     st: &Stat,
     w: &Write,
+    xattrs: Option<Xattrs>,
 ) -> Result<(), FileOpError> {
     let fs = |e| ctx.fs(e);
     if w.keep_owner {
@@ -437,7 +441,14 @@ fn finish_leaf(
     if kind(st) != FileType::Symlink {
         // After the owner: chown clears setuid and setgid.
         leaf.set_mode(w.mode_of(st)).map_err(fs)?;
-        copy_xattrs(tree, from, leaf);
+        // After the owner too: chown drops file capabilities.
+        let attrs = match xattrs {
+            Some(attrs) => attrs,
+            None => path_xattrs(tree, from),
+        };
+        for (name, value) in attrs {
+            let _ = leaf.set_xattr(&name, &value);
+        }
     }
     Ok(())
 }
@@ -462,16 +473,48 @@ fn times(st: &Stat, created: Option<i64>) -> (i64, u32) {
     }
 }
 
-/// Copy extended attributes best effort, as BuildKit does (its handler only logs):
-/// a filesystem without them must not fail the copy.
-fn copy_xattrs(tree: &Root, from: &CleanPath, to: &archive::Leaf) {
-    let Ok(Some(src)) = tree.open_leaf(from) else {
-        return;
-    };
-    let Ok(attrs) = src.xattrs() else {
-        return;
-    };
-    for (name, value) in attrs {
-        let _ = to.set_xattr(&name, &value);
+/// A source's extended attributes. They are copied best effort, as BuildKit does (its
+/// handler only logs): a filesystem without them must not fail the copy.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// The extended attributes of the entry at `from`, looked up by path.
+fn path_xattrs(tree: &Root, from: &CleanPath) -> Xattrs {
+    match tree.open_leaf(from) {
+        Ok(Some(src)) => src
+            .xattrs()
+            .map_or_else(|_| Vec::new(), |a| a.into_iter().collect()),
+        _ => Vec::new(),
     }
+}
+
+/// The extended attributes of an open file: a file with none (most) costs one call
+/// and no allocation. Lists and values are read into a small buffer first, then a
+/// 64 KiB one (the kernel's limit for both) when the kernel says it is too small.
+fn fd_xattrs(file: &std::fs::File) -> Xattrs {
+    use rustix::fs::{fgetxattr, flistxattr};
+    let read = |f: &dyn Fn(&mut [u8]) -> rustix::io::Result<usize>| -> Option<Vec<u8>> {
+        let mut small = [0u8; 1024];
+        match f(&mut small) {
+            Ok(n) => Some(small[..n].to_vec()),
+            Err(rustix::io::Errno::RANGE) => {
+                let mut big = vec![0u8; 65536];
+                let n = f(&mut big).ok()?;
+                big.truncate(n);
+                Some(big)
+            }
+            Err(_) => None,
+        }
+    };
+    let Some(names) = read(&|buf| flistxattr(file, buf)) else {
+        return Vec::new();
+    };
+    names
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .filter_map(|name| {
+            let name = std::str::from_utf8(name).ok()?;
+            let value = read(&|buf| fgetxattr(file, name, buf))?;
+            Some((name.to_owned(), value))
+        })
+        .collect()
 }
