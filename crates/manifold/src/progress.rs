@@ -156,9 +156,10 @@ pub fn start(mode: Mode) -> (EventSink, Printer) {
 
 /// A status as text: `ID 12.3MB / 45.6MB`, `ID 12.3MB` (no total known) or `ID` (a
 /// note: no bytes).
-fn status_text(id: &str, current: u64, total: Option<u64>) -> String {
+fn status_text(s: &solver::Status) -> String {
     use crate::render::human_size;
-    match (current, total) {
+    let id = &s.id;
+    match (s.current, s.total) {
         (0, None) => id.to_owned(),
         (c, None) => format!("{id} {}", human_size(c)),
         (c, Some(t)) => format!("{id} {} / {}", human_size(c), human_size(t)),

@@ -235,17 +235,11 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
             ..blank("failed", digest)
         },
         Event::VertexCancelled { digest } => blank("cancelled", digest),
-        Event::VertexStatus {
-            digest,
-            id,
-            current,
-            total,
-            done,
-        } => WireEvent {
-            name: id.clone(),
-            current: *current,
-            total: *total,
-            done: *done,
+        Event::VertexStatus { digest, status } => WireEvent {
+            name: status.id.clone(),
+            current: status.current,
+            total: status.total,
+            done: status.done,
             ..blank("status", digest)
         },
         Event::CacheMiss {

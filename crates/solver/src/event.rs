@@ -38,16 +38,9 @@ pub enum Event {
     /// It stopped, or never started, because the build was cancelled or
     /// another vertex failed.
     VertexCancelled { digest: Digest },
-    /// Progress of one part of its work (a layer being pulled, exported or pushed):
-    /// `current` of `total` bytes, or a note when both are 0; `done` once that part
-    /// is over. A later status with the same `id` replaces the earlier one.
-    VertexStatus {
-        digest: Digest,
-        id: String,
-        current: u64,
-        total: Option<u64>,
-        done: bool,
-    },
+    /// Progress of one part of its work (a layer being pulled, exported or pushed).
+    /// A later status with the same `id` replaces the earlier one.
+    VertexStatus { digest: Digest, status: Status },
     /// It has to run: no usable record for `key`, for `reason`.
     CacheMiss {
         digest: Digest,
@@ -61,6 +54,27 @@ pub enum Event {
 pub enum LogStream {
     Stdout,
     Stderr,
+}
+
+/// Where one part of a vertex's work stands: `current` of `total` bytes, or a note
+/// when `current` is 0 and `total` unknown; `done` once that part is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: String,
+    pub current: u64,
+    pub total: Option<u64>,
+    pub done: bool,
+}
+
+impl Status {
+    pub fn new(id: &str, current: u64, total: Option<u64>, done: bool) -> Status {
+        Status {
+            id: id.to_owned(),
+            current,
+            total,
+            done,
+        }
+    }
 }
 
 /// Why a vertex was not taken from the cache.
@@ -212,10 +226,7 @@ impl Phase {
         move |id: &str, current, total, done| {
             events.emit(Event::VertexStatus {
                 digest: digest.clone(),
-                id: id.to_owned(),
-                current,
-                total,
-                done,
+                status: Status::new(id, current, total, done),
             });
         }
     }
@@ -360,10 +371,7 @@ impl Audience {
         for (_, w) in &state.watchers {
             w.events.emit(Event::VertexStatus {
                 digest: w.digest.clone(),
-                id: id.to_owned(),
-                current,
-                total,
-                done,
+                status: Status::new(id, current, total, done),
             });
         }
     }
@@ -411,15 +419,11 @@ mod phase_tests {
             seen[1],
             Event::VertexStatus {
                 digest: digest.clone(),
-                id: "exporting layers".into(),
-                current: 10,
-                total: None,
-                done: false,
+                status: Status::new("exporting layers", 10, None, false),
             }
         );
-        assert!(
-            matches!(&seen[2], Event::VertexStatus { id, done: true, .. } if id == "naming to x")
-        );
+        assert!(matches!(&seen[2], Event::VertexStatus { status, .. }
+            if status.id == "naming to x" && status.done));
         assert!(matches!(&seen[3], Event::VertexCompleted { digest: d, .. } if *d == digest));
     }
 

@@ -67,10 +67,7 @@ fn event(e: WireEvent) -> Option<Event> {
         "cancelled" => Event::VertexCancelled { digest },
         "status" => Event::VertexStatus {
             digest,
-            id: e.name,
-            current: e.current,
-            total: e.total,
-            done: e.done,
+            status: solver::Status::new(&e.name, e.current, e.total, e.done),
         },
         "cache_miss" => Event::CacheMiss {
             digest,

@@ -77,17 +77,12 @@ pub(super) fn plain(st: &mut State, e: &Event) -> String {
             }
             out
         }
-        Event::VertexStatus {
-            digest,
-            id,
-            current,
-            total,
-            done,
-        } => {
+        Event::VertexStatus { digest, status } => {
             let n = st.number(digest);
             let now = Instant::now();
-            let text = super::status_text(id, *current, *total);
-            let key = (digest.clone(), id.clone());
+            let text = super::status_text(status);
+            let done = &status.done;
+            let key = (digest.clone(), status.id.clone());
             match st.statuses.get_mut(&key) {
                 // A note: over as soon as it is said.
                 None if *done => {

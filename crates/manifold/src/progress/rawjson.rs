@@ -52,16 +52,10 @@ pub(super) fn raw_json(e: &Event, now: SystemTime) -> Option<String> {
             digest,
             json!({"seconds": duration.as_secs_f64()}),
         ),
-        Event::VertexStatus {
-            digest,
-            id,
-            current,
-            total,
-            done,
-        } => (
+        Event::VertexStatus { digest, status: s } => (
             "status",
             digest,
-            json!({"id": id, "current": current, "total": total, "done": done}),
+            json!({"id": s.id, "current": s.current, "total": s.total, "done": s.done}),
         ),
         Event::VertexFailed { digest, error } => ("failed", digest, json!({"error": error})),
         Event::VertexCancelled { digest } => ("cancelled", digest, json!({})),

@@ -194,10 +194,7 @@ fn plain_numbers_steps_and_prefixes_output() {
 fn status(n: u8, id: &str, current: u64, total: Option<u64>, done: bool) -> Event {
     Event::VertexStatus {
         digest: digest(n),
-        id: id.into(),
-        current,
-        total,
-        done,
+        status: solver::Status::new(id, current, total, done),
     }
 }
 

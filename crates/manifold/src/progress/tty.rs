@@ -48,9 +48,7 @@ struct Step {
 /// One status of a step.
 #[derive(Debug)]
 struct Stat {
-    id: String,
-    current: u64,
-    total: Option<u64>,
+    status: solver::Status,
     first: Instant,
     /// How long it took, once done.
     took: Option<Duration>,
@@ -124,21 +122,13 @@ impl Board {
                 stream,
                 bytes,
             } => self.step(digest).log(*stream == LogStream::Stderr, bytes),
-            Event::VertexStatus {
-                digest,
-                id,
-                current,
-                total,
-                done,
-            } => {
+            Event::VertexStatus { digest, status } => {
                 let s = self.step(digest);
-                let i = match s.statuses.iter().position(|t| t.id == *id) {
+                let i = match s.statuses.iter().position(|t| t.status.id == status.id) {
                     Some(i) => i,
                     None => {
                         s.statuses.push(Stat {
-                            id: id.clone(),
-                            current: 0,
-                            total: None,
+                            status: status.clone(),
                             first: now,
                             took: None,
                         });
@@ -146,8 +136,8 @@ impl Board {
                     }
                 };
                 let t = &mut s.statuses[i];
-                (t.current, t.total) = (*current, *total);
-                if *done && t.took.is_none() {
+                t.status = status.clone();
+                if status.done && t.took.is_none() {
                     t.took = Some(now.duration_since(t.first));
                 }
             }
@@ -359,7 +349,7 @@ fn step_line(s: &Step, with_platform: bool, now: Instant, screen: Screen) -> Str
 
 /// `    => ID 1.2MB / 3.4MB 0.5s`, ending in `done` once it is over.
 fn status_line(t: &Stat, now: Instant, screen: Screen) -> String {
-    let text = super::status_text(&t.id, t.current, t.total);
+    let text = super::status_text(&t.status);
     let line = match t.took {
         // A note, over when it was said.
         Some(d) if d.is_zero() => format!("    => {text} done"),
