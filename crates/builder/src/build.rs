@@ -479,16 +479,7 @@ impl StoreResolver {
             .ok_or_else(|| "not in the local store, and no registry client".to_owned())?;
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         self.rt.block_on(async {
-            let text = |e: &dyn std::error::Error| {
-                let mut s = e.to_string();
-                let mut cur = e.source();
-                while let Some(c) = cur {
-                    s.push_str(": ");
-                    s.push_str(&c.to_string());
-                    cur = c.source();
-                }
-                s
-            };
+            let text = |e: &(dyn std::error::Error + 'static)| solver::error_chain(e);
             let top = client.get_manifest(&r).await.map_err(|e| text(&e))?;
             // What the store already has is not fetched again: only the tag's
             // top document is asked for, to see whether it moved.

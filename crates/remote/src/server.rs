@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use registry::{Credential, StaticCredentials};
-use solver::{CancellationToken, Event, EventSink};
+use solver::{CancellationToken, Event, EventSink, error_chain as chain};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use worker::Entitlements;
@@ -253,17 +253,6 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
         },
         _ => return None,
     })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn build<R, W>(

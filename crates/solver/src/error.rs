@@ -124,7 +124,7 @@ impl StoreError {
 }
 
 /// Every message in an error chain, joined by `: `.
-pub(crate) fn chain(error: &(dyn Error + 'static)) -> String {
+pub fn chain(error: &(dyn Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
     while let Some(c) = cause {

@@ -239,18 +239,11 @@ impl Phase {
         });
     }
 
-    pub fn failed(mut self, error: &dyn std::error::Error) {
+    pub fn failed(mut self, error: &(dyn std::error::Error + 'static)) {
         self.over = true;
-        let mut text = error.to_string();
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
         self.events.emit(Event::VertexFailed {
             digest: self.digest.clone(),
-            error: text,
+            error: crate::error::chain(error),
         });
     }
 }

@@ -33,7 +33,7 @@ mod runner;
 mod solve;
 mod store;
 
-pub use error::{FailedVertex, SolveError, StoreError};
+pub use error::{FailedVertex, SolveError, StoreError, chain as error_chain};
 pub use event::{Event, EventSink, LogStream, MissReason, Phase, Status};
 pub use runner::{BoxError, CacheValue, ContentKey, OpRunner, RunCtx};
 pub use solve::{SolveOptions, Solver, SolverConfig};
