@@ -465,10 +465,10 @@ impl Plan {
                 let phase = solver::Phase::start(emitting.events, &format!("pushing {name}"));
                 client.progress = Some(std::sync::Arc::new(StatusReporter::new(phase.status_fn())));
                 if let Some(tap) = tap.take() {
-                    const TAPPED: &str = "finishing the uploads begun during the export";
-                    phase.status(TAPPED, 0, None, false);
-                    tap.finish().await;
-                    phase.status(TAPPED, 0, None, true);
+                    const TAPPED: &str = "layers streamed during the export";
+                    let status = phase.status_fn();
+                    tap.finish(&|sent, total, done| status(TAPPED, sent, Some(total), done))
+                        .await;
                 }
                 match export::push(&client, store, index, &r).await {
                     Ok(_) => {

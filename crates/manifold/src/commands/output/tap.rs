@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -21,6 +22,8 @@ use tokio::task::JoinHandle;
 /// The most read back from the blob file per chunk of the upload's body.
 const CHUNK: u64 = 256 << 10;
 
+use registry::progress::STATUS_INTERVAL;
+
 /// Streams new layer blobs to one repository.
 #[derive(Debug)]
 pub struct PushTap {
@@ -30,11 +33,12 @@ pub struct PushTap {
     uploads: Mutex<Vec<Pending>>,
 }
 
-/// An upload begun, and how far its blob is.
+/// An upload begun, how far its blob is, and how much of it went to the connection.
 #[derive(Debug)]
 struct Pending {
     task: JoinHandle<registry::Result<Digest>>,
     progress: watch::Receiver<Progress>,
+    sent: Arc<AtomicU64>,
 }
 
 impl PushTap {
@@ -54,9 +58,24 @@ impl PushTap {
     /// Wait for every upload begun; the digests of the blobs now in the registry. An
     /// upload still running for a blob the registry has already (pushed before, or
     /// just closed by this upload) is stopped instead of awaited.
-    pub async fn finish(&self) -> Vec<Digest> {
+    ///
+    /// `report(sent, total, done)` is told the bytes sent to the connection and the
+    /// bytes of all the blobs: at once, every [`STATUS_INTERVAL`] while it waits, and
+    /// at the end (`done`).
+    pub async fn finish(&self, report: &(dyn Fn(u64, u64, bool) + Sync)) -> Vec<Digest> {
+        let pending = self.take();
+        let counts: Vec<_> = pending
+            .iter()
+            .map(|p| (p.sent.clone(), p.progress.clone()))
+            .collect();
+        let tell = |done| {
+            let sent = counts.iter().map(|(s, _)| s.load(Ordering::Relaxed)).sum();
+            let total = counts.iter().map(|(_, p)| p.borrow().written).sum();
+            report(sent, total, done);
+        };
+        tell(false);
         let mut done = Vec::new();
-        for p in self.take() {
+        for p in pending {
             let digest = p.progress.borrow().digest.clone();
             if let Some(d) = digest
                 && !p.task.is_finished()
@@ -71,10 +90,18 @@ impl PushTap {
                 done.push(d);
                 continue;
             }
-            if let Ok(Ok(d)) = p.task.await {
+            let mut task = p.task;
+            let ended = loop {
+                tokio::select! {
+                    ended = &mut task => break ended,
+                    () = tokio::time::sleep(STATUS_INTERVAL) => tell(false),
+                }
+            };
+            if let Ok(Ok(d)) = ended {
                 done.push(d);
             }
         }
+        tell(true);
         done
     }
 
@@ -92,14 +119,16 @@ impl LayerTap for PushTap {
         let (written, progress) = watch::channel(Progress::default());
         let (digest, digest_rx) = oneshot::channel();
         let (client, repo) = (self.client.clone(), self.repo.clone());
-        let body = body(file, progress.clone());
+        let sent = Arc::new(AtomicU64::new(0));
+        let body = body(file, progress.clone(), sent.clone());
         let task = self
             .runtime
             .spawn(async move { client.upload_stream(&repo, body, digest_rx).await });
-        self.uploads
-            .lock()
-            .expect("not poisoned")
-            .push(Pending { task, progress });
+        self.uploads.lock().expect("not poisoned").push(Pending {
+            task,
+            progress,
+            sent,
+        });
         Some(Box::new(Upload { written, digest }))
     }
 }
@@ -118,33 +147,40 @@ struct Progress {
 fn body(
     file: Arc<File>,
     progress: watch::Receiver<Progress>,
+    counted: Arc<AtomicU64>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(Some((file, progress, 0u64)), |state| async move {
-        let (file, mut progress, sent) = state?;
-        loop {
-            let p = progress.borrow_and_update().clone();
-            let complete = p.digest.is_some();
-            if !complete && progress.has_changed().is_err() {
-                let stopped = std::io::Error::other("the layer's export stopped");
-                return Some((Err(stopped), None));
+    futures_util::stream::unfold(Some((file, progress, 0u64)), move |state| {
+        let counted = counted.clone();
+        async move {
+            let (file, mut progress, sent) = state?;
+            loop {
+                let p = progress.borrow_and_update().clone();
+                let complete = p.digest.is_some();
+                if !complete && progress.has_changed().is_err() {
+                    let stopped = std::io::Error::other("the layer's export stopped");
+                    return Some((Err(stopped), None));
+                }
+                if sent < p.written {
+                    let n = (p.written - sent).min(CHUNK) as usize;
+                    let f = file.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; n];
+                        f.read_exact_at(&mut buf, sent).map(|()| Bytes::from(buf))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    let next = read.is_ok().then_some((file, progress, sent + n as u64));
+                    if read.is_ok() {
+                        counted.store(sent + n as u64, Ordering::Relaxed);
+                    }
+                    return Some((read, next));
+                }
+                if complete {
+                    return None;
+                }
+                // An error here means the export is gone: the check above says so.
+                let _ = progress.changed().await;
             }
-            if sent < p.written {
-                let n = (p.written - sent).min(CHUNK) as usize;
-                let f = file.clone();
-                let read = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; n];
-                    f.read_exact_at(&mut buf, sent).map(|()| Bytes::from(buf))
-                })
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                let next = read.is_ok().then_some((file, progress, sent + n as u64));
-                return Some((read, next));
-            }
-            if complete {
-                return None;
-            }
-            // An error here means the export is gone: the check above says so.
-            let _ = progress.changed().await;
         }
     })
 }
@@ -231,10 +267,22 @@ mod tests {
         let (writer, all) = write_paced(tap.clone(), pieces()).await;
         let digest = commit(writer.expect("the tap takes every blob"), &all).await;
         let size = all.len() as u64;
+        let reports = Mutex::new(Vec::new());
         assert_eq!(
-            tap.finish().await,
+            tap.finish(&|sent, total, done| reports.lock().unwrap().push((sent, total, done)))
+                .await,
             vec![digest.clone()],
             "finish returns the digest of the upload the registry took"
+        );
+        let reports = reports.into_inner().unwrap();
+        assert_eq!(
+            reports.last(),
+            Some(&(size, size, true)),
+            "every byte went: {reports:?}"
+        );
+        assert!(
+            reports[..reports.len() - 1].iter().all(|r| !r.2),
+            "{reports:?}"
         );
         let pulled = client
             .get_blob_bytes(&repo, &Descriptor::new(media::OCI_LAYER_TAR, digest, size))
@@ -265,7 +313,7 @@ mod tests {
             commit(a.0.unwrap(), &a.1).await,
             commit(b.0.unwrap(), &b.1).await,
         ];
-        let mut got = tap.finish().await;
+        let mut got = tap.finish(&|_, _, _| {}).await;
         got.sort();
         want.sort();
         assert_eq!(got, want, "finish returns both uploads");
@@ -285,7 +333,7 @@ mod tests {
         let (writer, all) = write_paced(tap.clone(), pieces()[..2].to_vec()).await;
         commit(writer.expect("the tap takes every blob"), &all).await;
         assert_eq!(
-            tap.finish().await,
+            tap.finish(&|_, _, _| {}).await,
             Vec::<Digest>::new(),
             "a refused upload gives no digest (the regular push sends the blob)"
         );
@@ -299,7 +347,7 @@ mod tests {
         assert!(writer.is_some(), "the tap takes every blob");
         drop(writer);
         assert_eq!(
-            tap.finish().await,
+            tap.finish(&|_, _, _| {}).await,
             Vec::<Digest>::new(),
             "an abandoned blob gives no digest"
         );
