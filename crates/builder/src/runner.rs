@@ -199,10 +199,13 @@ impl OpRunner for Runner {
         match &vertex.op {
             Op::Source(Source::Local { name, exclude, .. }) => {
                 let scan = self.scan(name, exclude).await?;
-                Ok(Some(ContentKey::new(
-                    scan.context.digest.clone(),
-                    describe_changes(name, &scan.changed),
-                )))
+                Ok(Some(
+                    ContentKey::new(
+                        scan.context.digest.clone(),
+                        describe_changes(name, &scan.changed),
+                    )
+                    .with_status(scan.status()),
+                ))
             }
             op => Ok(self.selection_key(op, inputs)),
         }
@@ -288,6 +291,30 @@ impl OpRunner for Runner {
 pub(crate) struct Scan {
     context: worker::context::Context,
     changed: Vec<String>,
+    /// How long the scan took.
+    took: std::time::Duration,
+}
+
+impl Scan {
+    /// What the scan read, as progress shows it: `transferring context: 583.5MB,
+    /// 10002 files (10002 read) in 0.52s`. Files whose size and times did not change
+    /// since the last scan are not read again.
+    fn status(&self) -> solver::Status {
+        let (mut files, mut bytes) = (0usize, 0u64);
+        for e in self.context.entries.values() {
+            if let worker::context::Kind::File { size, .. } = e.kind {
+                files += 1;
+                bytes += size;
+            }
+        }
+        let text = format!(
+            "transferring context: {:.1}MB, {files} files ({} read) in {:.2}s",
+            bytes as f64 / 1e6,
+            self.context.hashed,
+            self.took.as_secs_f64()
+        );
+        solver::Status::new(&text, 0, None, true)
+    }
 }
 
 impl Runner {
@@ -320,6 +347,7 @@ impl Runner {
         let dir = self.local(name)?.dir.clone();
         let exclude = matcher(exclude)?;
         let state = self.contexts_dir();
+        let began = std::time::Instant::now();
         let scan = blocking(move || {
             let mut index = worker::context::Index::open(&state, &dir);
             let before = index.files();
@@ -333,7 +361,11 @@ impl Runner {
                 .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
                 .collect();
             changed.sort();
-            Ok(Scan { context, changed })
+            Ok(Scan {
+                context,
+                changed,
+                took: began.elapsed(),
+            })
         })
         .await?;
         let scan = Arc::new(scan);

@@ -116,7 +116,7 @@ fn events(schema: &Schema, stderr: &str) -> Vec<Value> {
         lines[n..].iter().all(|l| !l.starts_with('{')),
         "JSON after the build's last event:\n{stderr}"
     );
-    let mut started = HashSet::new();
+    let (mut started, mut cached) = (HashSet::new(), HashSet::new());
     lines[..n]
         .iter()
         .map(|line| {
@@ -128,9 +128,16 @@ fn events(schema: &Schema, stderr: &str) -> Vec<Value> {
                 "started" => {
                     started.insert(vertex);
                 }
-                "log" | "status" | "completed" | "failed" => assert!(
+                "cached" => {
+                    cached.insert(vertex);
+                }
+                "log" | "completed" | "failed" => assert!(
                     started.contains(&vertex),
                     "an event of a step that did not start: {line}"
+                ),
+                "status" => assert!(
+                    started.contains(&vertex) || cached.contains(&vertex),
+                    "a status of a step not shown yet: {line}"
                 ),
                 _ => {}
             }
@@ -237,6 +244,16 @@ fn rawjson_lines_follow_the_documented_schema() {
         .collect();
     assert!(logs.contains("\"stdout\":to stdout\n"), "{logs}");
     assert!(logs.contains("\"stderr\":to stderr\n"), "{logs}");
+    // Reading the context shows under its step.
+    let context = find(&first, "status", "id", "transferring context: ");
+    assert_eq!(context.len(), 1, "{err}");
+    let id = context[0]["id"].as_str().unwrap();
+    assert!(id.contains(", 2 files (2 read) in "), "{id}");
+    assert_eq!(
+        context[0]["vertex"],
+        find(&first, "started", "name", "load build context")[0]["vertex"],
+        "{err}"
+    );
     // The export is a step of its own, with the layers' bytes and the documents.
     let export = find(&first, "started", "name", "exporting to image");
     assert_eq!(export.len(), 1, "{err}");

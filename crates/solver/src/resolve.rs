@@ -116,6 +116,7 @@ impl<R: OpRunner> Job<R> {
                         name: self.vertex.metadata.description.clone(),
                         key: keyed.key.clone(),
                     });
+                    self.key_statuses(&keyed);
                     let result_key = result_key(&record.value);
                     return self.finish(keyed, history, output, result_key).await;
                 }
@@ -129,20 +130,33 @@ impl<R: OpRunner> Job<R> {
             reason: miss,
         });
         let landed = self.run(&keyed.key, bypassed).await?;
-        self.events.emit(if landed.cached {
-            Event::VertexCached {
+        if landed.cached {
+            self.events.emit(Event::VertexCached {
                 digest: self.digest.clone(),
                 name: self.vertex.metadata.description.clone(),
                 key: keyed.key.clone(),
-            }
+            });
+            self.key_statuses(&keyed);
         } else {
-            Event::VertexCompleted {
+            self.key_statuses(&keyed);
+            self.events.emit(Event::VertexCompleted {
                 digest: self.digest.clone(),
                 duration: landed.duration,
-            }
-        });
+            });
+        }
         self.finish(keyed, history, landed.output, landed.result_key)
             .await
+    }
+
+    /// The statuses the runner gave with the content key, once the vertex has started
+    /// or was found in the cache.
+    fn key_statuses(&self, keyed: &Keyed) {
+        for status in keyed.content.iter().flat_map(|c| &c.statuses) {
+            self.events.emit(Event::VertexStatus {
+                digest: self.digest.clone(),
+                status: status.clone(),
+            });
+        }
     }
 
     /// The vertex's cache key, asking the runner for a content key.

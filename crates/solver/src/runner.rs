@@ -62,6 +62,9 @@ pub struct ContentKey {
     /// What the digest covers, for people: `local context file app/main.c`.
     /// Used in [`crate::MissReason`]s when it changes.
     pub name: String,
+    /// What making the key did that is worth showing (reading the build context),
+    /// sent as [`crate::Event::VertexStatus`]es once the vertex shows up.
+    pub statuses: Vec<crate::Status>,
 }
 
 impl ContentKey {
@@ -69,7 +72,13 @@ impl ContentKey {
         ContentKey {
             digest,
             name: name.into(),
+            statuses: Vec::new(),
         }
+    }
+
+    pub fn with_status(mut self, status: crate::Status) -> Self {
+        self.statuses.push(status);
+        self
     }
 }
 
