@@ -462,6 +462,120 @@ fn run_build(
     }
     let outputs = super::output::Plan::from_args(args)?;
     let store = super::open_store(global)?;
+    let rt = super::runtime()?;
+    let tap = outputs.push_tap(global, rt.handle().clone())?;
+    let req = request(args, name, &src, &store, &outputs, tap.as_ref())?;
+    let b = local_builder(global, &store, args)?;
+    let cancel = solver::CancellationToken::new();
+    let on_signal = cancel.clone();
+    let mode = match args.quiet {
+        true => crate::progress::Mode::Quiet,
+        false => crate::progress::Mode::parse(&args.progress)?,
+    };
+    let (events, printer) = crate::progress::start(mode);
+    let result = rt.block_on(async {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        b.build(&req, events.clone(), cancel).await
+    });
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            if let Some(tap) = &tap {
+                // A failed build stops its uploads.
+                tap.abort();
+            }
+            printer.finish();
+            return Err(build_failure(name, &src, e));
+        }
+    };
+    // Outputs are written (and pushes shown) while progress is still drawn; their
+    // messages wait for the end of it.
+    let quiet = mode == crate::progress::Mode::Quiet;
+    let mut emitting = super::output::Emitting {
+        events: &events,
+        tap: tap.as_deref(),
+        notes: Vec::new(),
+    };
+    let emitted = outputs.emit(global, &store, &rt, &out, quiet, &mut emitting);
+    if let Some(tap) = &tap {
+        // Uploads the push did not wait for (it failed before them).
+        tap.abort();
+    }
+    printer.finish();
+    report_diagnostics(name, &src, &out.warnings)?;
+    if (!args.tags.is_empty() || !quiet) && !outputs.recompresses() {
+        eprintln!(
+            "built {} ({} platform(s))",
+            out.index.digest,
+            out.manifests.len()
+        );
+    }
+    emitting.print_notes();
+    emitted?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What to build, from the command line: the Dockerfile `src`, the session, the
+/// frontend's options, the tags and how images are exported (through `tap`).
+fn request(
+    args: &BuildArgs,
+    name: &str,
+    src: &str,
+    store: &content::Store,
+    outputs: &super::output::Plan,
+    tap: Option<&std::sync::Arc<super::output::PushTap>>,
+) -> anyhow::Result<builder::BuildRequest> {
+    let (session, named) = session(store, args)?;
+    let build_arg_pairs = build_arg_pairs(args);
+    let source_date_epoch = source_date_epoch(&build_arg_pairs);
+    let options = frontend::BuildOptions {
+        target: args.target.clone(),
+        platforms: platforms(args)?,
+        build_args: build_arg_pairs,
+        named_contexts: named,
+        labels: labels(args).into_iter().collect(),
+        // The frontend stamps copied files and history with it too.
+        source_date_epoch,
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        context_excludes: read_ignore_patterns(args, name)?,
+        network: network(args)?,
+        ..frontend::BuildOptions::default()
+    };
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            oci::Reference::parse(t)
+                .map(|r| r.to_string())
+                .with_context(|| format!("invalid tag {t:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(builder::BuildRequest {
+        dockerfile: src.to_owned(),
+        options,
+        session,
+        tags,
+        pull: args.pull,
+        export: outputs.export_options(builder::ExportOptions {
+            source_date_epoch,
+            tap: tap
+                .cloned()
+                .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
+            ..builder::ExportOptions::default()
+        }),
+    })
+}
+
+/// The build's session (the context, secrets, entitlements) and its named contexts.
+fn session(
+    store: &content::Store,
+    args: &BuildArgs,
+) -> anyhow::Result<(builder::Session, BTreeMap<String, frontend::NamedContext>)> {
     let mut session = builder::Session {
         allow: entitlements(args)?,
         ..builder::Session::default()
@@ -485,109 +599,27 @@ fn run_build(
         let (id, value) = secret(s)?;
         session.secrets.insert(id, value);
     }
-    let named = named_contexts(&store, args, &mut session)?;
-    let context_excludes = read_ignore_patterns(args, name)?;
-    let build_arg_pairs = build_arg_pairs(args);
-    let source_date_epoch = source_date_epoch(&build_arg_pairs);
-    let options = frontend::BuildOptions {
-        target: args.target.clone(),
-        platforms: platforms(args)?,
-        build_args: build_arg_pairs,
-        named_contexts: named,
-        labels: labels(args).into_iter().collect(),
-        // The frontend stamps copied files and history with it too.
-        source_date_epoch,
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        context_excludes,
-        network: network(args)?,
-        ..frontend::BuildOptions::default()
-    };
-    let tags = args
-        .tags
-        .iter()
-        .map(|t| {
-            oci::Reference::parse(t)
-                .map(|r| r.to_string())
-                .with_context(|| format!("invalid tag {t:?}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let rt = super::runtime()?;
-    let tap = outputs.push_tap(global, rt.handle().clone())?;
-    let req = builder::BuildRequest {
-        dockerfile: src.clone(),
-        options,
-        session,
-        tags,
-        pull: args.pull,
-        export: outputs.export_options(builder::ExportOptions {
-            source_date_epoch,
-            tap: tap
-                .clone()
-                .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
-            ..builder::ExportOptions::default()
-        }),
-    };
+    let named = named_contexts(store, args, &mut session)?;
+    Ok((session, named))
+}
+
+/// An in-process builder on the local store: its snapshotter, runc, the registry.
+fn local_builder(
+    global: &Global,
+    store: &content::Store,
+    args: &BuildArgs,
+) -> anyhow::Result<builder::Builder> {
     let snapshotter: std::sync::Arc<dyn worker::snapshot::Snapshotter> =
         worker::snapshot::detect(store.root())?.into();
     let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
     runc.runtime = args.runtime.clone();
     let executor = std::sync::Arc::new(worker::Runc::new(runc));
-    let b = builder::Builder::new(store.clone(), snapshotter, executor, Some(client(global)?));
-    let cancel = solver::CancellationToken::new();
-    let on_signal = cancel.clone();
-    let mode = match args.quiet {
-        true => crate::progress::Mode::Quiet,
-        false => crate::progress::Mode::parse(&args.progress)?,
-    };
-    let (events, printer) = crate::progress::start(mode);
-    let result = rt.block_on(async {
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.cancel();
-            }
-        });
-        b.build(&req, events.clone(), cancel).await
-    });
-    if let (Some(tap), Err(_)) = (&tap, &result) {
-        // A failed build stops its uploads.
-        tap.abort();
-    }
-    match result {
-        Ok(out) => {
-            // Outputs are written (and pushes emitting) while progress is still drawn;
-            // their messages wait for the end of it.
-            let quiet = mode == crate::progress::Mode::Quiet;
-            let mut emitting = super::output::Emitting {
-                events: &events,
-                tap: tap.as_deref(),
-                notes: Vec::new(),
-            };
-            let emitted = outputs.emit(global, &store, &rt, &out, quiet, &mut emitting);
-            if let Some(tap) = &tap {
-                // Uploads the push did not wait for (it failed before them).
-                tap.abort();
-            }
-            printer.finish();
-            report_diagnostics(name, &src, &out.warnings)?;
-            if (!args.tags.is_empty() || mode != crate::progress::Mode::Quiet)
-                && !outputs.recompresses()
-            {
-                eprintln!(
-                    "built {} ({} platform(s))",
-                    out.index.digest,
-                    out.manifests.len()
-                );
-            }
-            emitting.print_notes();
-            emitted?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            printer.finish();
-            Err(build_failure(name, &src, e))
-        }
-    }
+    Ok(builder::Builder::new(
+        store.clone(),
+        snapshotter,
+        executor,
+        Some(client(global)?),
+    ))
 }
 
 /// What a failed build says.
