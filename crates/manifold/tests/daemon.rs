@@ -182,6 +182,27 @@ fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
         ctx.path().to_str().unwrap(),
     ]);
     ok(&out);
+    // Each node's export and push show as steps of their own, as the client's do.
+    let progress = text(&out.stderr);
+    let steps = |name: &str| {
+        progress
+            .lines()
+            .filter(|l| {
+                l.starts_with('#') && l.split_once(' ').is_some_and(|(_, r)| r.starts_with(name))
+            })
+            .count()
+    };
+    assert_eq!(steps("exporting to image"), 2, "{progress}");
+    assert!(
+        steps(&format!("pushing {}/demo/pair@sha256:", reg.addr)) >= 2,
+        "{progress}"
+    );
+    assert!(
+        progress
+            .lines()
+            .any(|l| l.contains(" sha256:") && l.ends_with(" done") && l.contains(" / ")),
+        "a blob's bytes: {progress}"
+    );
     // One index with both platforms, under the tag.
     let out = client.run(&["imagetools", "inspect", &target]);
     ok(&out);

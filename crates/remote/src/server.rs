@@ -277,8 +277,7 @@ where
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot lock the build state: {e}"))?;
-    let out = run_build(state, &client, req, r, w).await?;
-    push_result(state, &client, &spec, &out.index).await?;
+    let out = run_build(state, &client, &spec, req, r, w).await?;
     if spec.fetch {
         send_result(state, &out.index, r, w).await?;
     }
@@ -518,9 +517,12 @@ fn named_contexts(
 
 /// Run `req`, its progress sent to the client as it comes; the build is
 /// cancelled when the client leaves or can no longer be written to.
+/// Build `req`, then push the result as `spec` asks, sending the progress of both to
+/// the client.
 async fn run_build<R, W>(
     state: &Arc<State>,
     client: &registry::Client,
+    spec: &BuildSpec,
     req: builder::BuildRequest,
     r: &mut R,
     w: &mut W,
@@ -544,7 +546,14 @@ where
     });
     let run = {
         let cancel = cancel.clone();
-        async move { b.build(&req, events, cancel).await }
+        async move {
+            let out = b
+                .build(&req, events.clone(), cancel)
+                .await
+                .map_err(|e| chain(&e))?;
+            push_result(state, client, spec, &out.index, &events).await?;
+            Ok::<_, String>(out)
+        }
     };
     tokio::pin!(run);
     let mut buf = [0u8; 1];
@@ -565,7 +574,7 @@ where
     while let Ok(ev) = rx.try_recv() {
         let _ = wire::write_json(w, &Reply::Event(ev)).await;
     }
-    result.map_err(|e| chain(&e))
+    result
 }
 
 /// Push the built `index` to the tags of `spec` and by digest to its repository,
@@ -575,20 +584,34 @@ async fn push_result(
     client: &registry::Client,
     spec: &BuildSpec,
     index: &oci::Descriptor,
+    events: &EventSink,
 ) -> Result<(), String> {
+    // (as shown, where to)
     let mut targets = Vec::new();
     for tag in &spec.push_tags {
-        targets.push(oci::Reference::parse(tag).map_err(|e| format!("tag {tag:?}: {e}"))?);
+        let r = oci::Reference::parse(tag).map_err(|e| format!("tag {tag:?}: {e}"))?;
+        targets.push((tag.clone(), r));
     }
     if let Some(repo) = &spec.push_by_digest {
-        targets.push(
-            oci::Reference::parse(repo)
-                .map_err(|e| format!("repository {repo:?}: {e}"))?
-                .with_digest(index.digest.clone()),
-        );
+        let r = oci::Reference::parse(repo)
+            .map_err(|e| format!("repository {repo:?}: {e}"))?
+            .with_digest(index.digest.clone());
+        targets.push((format!("{repo}@{}", index.digest), r));
     }
-    for r in targets {
-        push(client, &state.store, index, r).await?;
+    for (shown, r) in targets {
+        // Shown as the client's own pushes are: a step with each blob's bytes.
+        let phase = solver::Phase::start(events, &format!("pushing {shown}"));
+        let mut client = client.clone();
+        client.progress = Some(Arc::new(registry::progress::StatusReporter::new(
+            phase.status_fn(),
+        )));
+        match push(&client, &state.store, index, r).await {
+            Ok(()) => phase.done(),
+            Err(e) => {
+                phase.failed(&std::io::Error::other(e.clone()));
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }
