@@ -245,17 +245,13 @@ impl export::LayerTap for CountingTap<'_> {
         let status = self.phase.status_fn();
         let before = self.before.clone();
         let base = before.load(std::sync::atomic::Ordering::Relaxed);
-        let mut last: Option<std::time::Instant> = None;
+        let mut throttle = registry::progress::Throttle::default();
         Some(Box::new(CountingWriter {
             inner: self.inner.and_then(|t| t.begin(blob)),
             report: Box::new(move |n| {
-                let now = std::time::Instant::now();
-                if last.is_some_and(|t| now.duration_since(t) < registry::progress::STATUS_INTERVAL)
-                {
-                    return;
+                if throttle.due() {
+                    status(EXPORTING_LAYERS, base + n, None, false);
                 }
-                last = Some(now);
-                status(EXPORTING_LAYERS, base + n, None, false);
             }),
             before,
         }))
@@ -296,6 +292,7 @@ fn export_all(
         before: written.clone(),
     };
     phase.status(EXPORTING_LAYERS, 0, None, false);
+    // Every image's layers first, so that the layers' status ends before the documents.
     let mut layers = Vec::new();
     for out in outputs {
         let fs = match &results[&out.root] {
@@ -306,16 +303,14 @@ fn export_all(
                 ));
             }
         };
-        layers.push(export_layers(store, snapshotter, &lease, &fs, opts, &tap)?);
+        let own = export_layers(store, snapshotter, &lease, &fs, opts, &tap)?;
+        layers.push((fs, own));
     }
     let bytes = written.load(std::sync::atomic::Ordering::Relaxed);
     phase.status(EXPORTING_LAYERS, bytes, None, true);
     let mut manifests = Vec::new();
-    for (out, layers) in outputs.iter().zip(layers) {
-        let Ref::Fs(fs) = &results[&out.root] else {
-            unreachable!("checked above")
-        };
-        let desc = export_image(store, &lease, fs, layers, out.config.clone(), opts)?;
+    for (out, (fs, layers)) in outputs.iter().zip(layers) {
+        let desc = export_image(store, &lease, &fs, layers, out.config.clone(), opts)?;
         phase.note(&format!("exporting manifest {}", desc.digest));
         manifests.push(desc);
     }
@@ -479,8 +474,10 @@ impl StoreResolver {
             .ok_or_else(|| "not in the local store, and no registry client".to_owned())?;
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         self.rt.block_on(async {
-            let text = |e: &(dyn std::error::Error + 'static)| solver::error_chain(e);
-            let top = client.get_manifest(&r).await.map_err(|e| text(&e))?;
+            let top = client
+                .get_manifest(&r)
+                .await
+                .map_err(|e| solver::error_chain(&e))?;
             // What the store already has is not fetched again: only the tag's
             // top document is asked for, to see whether it moved.
             let local = |d: &Digest| {
@@ -503,7 +500,7 @@ impl StoreResolver {
                             let child = client
                                 .get_manifest(&r.with_digest(chosen.digest.clone()))
                                 .await
-                                .map_err(|e| text(&e))?;
+                                .map_err(|e| solver::error_chain(&e))?;
                             match child.document {
                                 ManifestOrIndex::Manifest(m) => m.value().clone(),
                                 ManifestOrIndex::Index(_) => {
@@ -519,9 +516,10 @@ impl StoreResolver {
                 Err(_) => client
                     .get_blob_bytes(&client.repo(&r), &manifest.config)
                     .await
-                    .map_err(|e| text(&e))?,
+                    .map_err(|e| solver::error_chain(&e))?,
             };
-            let config = RawDocument::<ImageConfig>::parse(bytes).map_err(|e| text(&e))?;
+            let config =
+                RawDocument::<ImageConfig>::parse(bytes).map_err(|e| solver::error_chain(&e))?;
             Ok(ResolvedImage {
                 digest: top.descriptor.digest.clone(),
                 config: config.value().clone(),

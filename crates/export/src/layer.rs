@@ -381,7 +381,7 @@ const HASH_CHUNKS_IN_FLIGHT: usize = 2;
 /// Passes writes to `inner` and their bytes, in order and in chunks, to a hasher on
 /// another thread. Dropping it (or [`HashedOffThread::finish`]) ends the hasher's
 /// input.
-pub(crate) struct HashedOffThread<W> {
+struct HashedOffThread<W> {
     inner: W,
     chunk: Vec<u8>,
     to_hasher: std::sync::mpsc::SyncSender<Vec<u8>>,

@@ -71,31 +71,44 @@ impl crate::Client {
 /// running blob is reported at most every [`STATUS_INTERVAL`]; its end always.
 pub struct StatusReporter<F> {
     f: F,
-    last: std::sync::Mutex<std::collections::HashMap<Digest, std::time::Instant>>,
+    running: std::sync::Mutex<std::collections::HashMap<Digest, Throttle>>,
 }
 
-/// The shortest time between two reports of one running blob.
+/// The shortest time between two reports of one running transfer.
 pub const STATUS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Lets a running transfer's report through at most every [`STATUS_INTERVAL`].
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+}
+
+impl Throttle {
+    /// Whether a report is due now; if so, it is noted as made.
+    pub fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < STATUS_INTERVAL)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
 
 impl<F> StatusReporter<F> {
     pub fn new(f: F) -> Self {
         StatusReporter {
             f,
-            last: Default::default(),
+            running: Default::default(),
         }
     }
 
-    /// Whether a running report of `d` is due, now noted as made.
-    fn due(&self, d: &Digest) -> bool {
-        let now = std::time::Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        match last.get(d) {
-            Some(t) if now.duration_since(*t) < STATUS_INTERVAL => false,
-            _ => {
-                last.insert(d.clone(), now);
-                true
-            }
-        }
+    fn running(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Digest, Throttle>> {
+        // Each update is one map operation: a poisoned lock is still usable.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -115,15 +128,12 @@ impl<F: Fn(&str, u64, Option<u64>, bool) + Send + Sync> TransferProgress for Sta
     fn update(&self, t: &Transfer<'_>) {
         let id = short_id(t.digest);
         match t.state {
-            TransferState::Running if self.due(t.digest) => {
+            TransferState::Running if self.running().entry(t.digest.clone()).or_default().due() => {
                 (self.f)(&id, t.current, Some(t.total), false);
             }
             TransferState::Running => {}
             TransferState::Done => {
-                self.last
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(t.digest);
+                self.running().remove(t.digest);
                 (self.f)(&id, t.total, Some(t.total), true);
             }
             TransferState::Existed => {

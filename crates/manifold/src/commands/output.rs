@@ -10,6 +10,7 @@
 mod image;
 mod load;
 mod parse;
+mod push;
 mod tap;
 
 use std::collections::BTreeSet;
@@ -21,7 +22,6 @@ use anyhow::{Context, bail};
 use content::Store;
 use export::Compression;
 use oci::{Descriptor, Reference};
-use registry::progress::StatusReporter;
 
 use self::image::{force_compression, index_manifests, per_platform, unpack, write_fs_tar};
 use self::parse::parse_output;
@@ -406,86 +406,6 @@ impl Plan {
             println!("{}", index.digest);
         }
         Ok(())
-    }
-
-    /// The names the outputs that push push to.
-    fn push_names(&self) -> BTreeSet<&String> {
-        self.outputs
-            .iter()
-            .filter(|o| o.kind == (Kind::Image { push: true }))
-            .flat_map(|o| self.names_of(o))
-            .collect()
-    }
-
-    /// A tap that uploads the build's new layers to the first push name while they
-    /// are compressed ([`tap::PushTap`]); `None` when nothing is pushed or the pushed
-    /// layers are not the built ones (`force-compression`).
-    pub fn push_tap(
-        &self,
-        global: &Global,
-        runtime: tokio::runtime::Handle,
-    ) -> anyhow::Result<Option<std::sync::Arc<PushTap>>> {
-        let Some(first) = self.push_names().into_iter().next() else {
-            return Ok(None);
-        };
-        let Ok(r) = Reference::parse(first) else {
-            // The push reports the invalid name.
-            return Ok(None);
-        };
-        if self.recompresses() {
-            return Ok(None);
-        }
-        let client = super::registry::client(global)?;
-        let repo = client.repo(&r);
-        Ok(Some(std::sync::Arc::new(PushTap::new(
-            client, repo, runtime,
-        ))))
-    }
-
-    /// Push `index` to every name of the outputs that push, each shown as a step
-    /// (`pushing NAME`) with its blobs' bytes. The first waits for `tap`'s uploads.
-    fn push(
-        &self,
-        global: &Global,
-        store: &Store,
-        rt: &tokio::runtime::Runtime,
-        index: &Descriptor,
-        emitting: &mut Emitting<'_>,
-    ) -> anyhow::Result<()> {
-        let names = self.push_names();
-        if names.is_empty() {
-            return Ok(());
-        }
-        let mut client = super::registry::client(global)?;
-        let mut tap = emitting.tap;
-        rt.block_on(async {
-            for name in names {
-                let r = Reference::parse(name)
-                    .with_context(|| format!("invalid image name {name:?}"))?;
-                let phase = solver::Phase::start(emitting.events, &format!("pushing {name}"));
-                client.progress = Some(std::sync::Arc::new(StatusReporter::new(phase.status_fn())));
-                if let Some(tap) = tap.take() {
-                    const TAPPED: &str = "layers streamed during the export";
-                    let status = phase.status_fn();
-                    tap.finish(&|sent, total, done| status(TAPPED, sent, Some(total), done))
-                        .await;
-                }
-                match export::push(&client, store, index, &r).await {
-                    Ok(_) => {
-                        phase.note(&format!("pushing manifest {} for {name}", index.digest));
-                        phase.done();
-                    }
-                    Err(e) => {
-                        phase.failed(&e);
-                        return Err(e.into());
-                    }
-                }
-                emitting
-                    .notes
-                    .push(format!("pushed {name}@{}", index.digest));
-            }
-            anyhow::Ok(())
-        })
     }
 
     /// `--metadata-file`: buildx's keys for the image.

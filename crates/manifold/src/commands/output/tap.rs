@@ -15,14 +15,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use export::{LayerTap, TapWriter};
 use oci::Digest;
+use registry::progress::STATUS_INTERVAL;
 use registry::{Client, Repo};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The most read back from the blob file per chunk of the upload's body.
 const CHUNK: u64 = 256 << 10;
-
-use registry::progress::STATUS_INTERVAL;
 
 /// Streams new layer blobs to one repository.
 #[derive(Debug)]
@@ -85,8 +84,9 @@ impl PushTap {
                     .await
                     .unwrap_or(false)
             {
-                // The registry drops a stale upload.
+                // The registry drops a stale upload; the blob is all there.
                 p.task.abort();
+                p.sent.store(p.progress.borrow().written, Ordering::Relaxed);
                 done.push(d);
                 continue;
             }
@@ -149,38 +149,36 @@ fn body(
     progress: watch::Receiver<Progress>,
     counted: Arc<AtomicU64>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(Some((file, progress, 0u64)), move |state| {
-        let counted = counted.clone();
-        async move {
-            let (file, mut progress, sent) = state?;
-            loop {
-                let p = progress.borrow_and_update().clone();
-                let complete = p.digest.is_some();
-                if !complete && progress.has_changed().is_err() {
-                    let stopped = std::io::Error::other("the layer's export stopped");
-                    return Some((Err(stopped), None));
-                }
-                if sent < p.written {
-                    let n = (p.written - sent).min(CHUNK) as usize;
-                    let f = file.clone();
-                    let read = tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0u8; n];
-                        f.read_exact_at(&mut buf, sent).map(|()| Bytes::from(buf))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-                    let next = read.is_ok().then_some((file, progress, sent + n as u64));
-                    if read.is_ok() {
-                        counted.store(sent + n as u64, Ordering::Relaxed);
-                    }
-                    return Some((read, next));
-                }
-                if complete {
-                    return None;
-                }
-                // An error here means the export is gone: the check above says so.
-                let _ = progress.changed().await;
+    futures_util::stream::unfold(Some((file, progress, counted, 0u64)), |state| async move {
+        let (file, mut progress, counted, sent) = state?;
+        loop {
+            let p = progress.borrow_and_update().clone();
+            let complete = p.digest.is_some();
+            if !complete && progress.has_changed().is_err() {
+                let stopped = std::io::Error::other("the layer's export stopped");
+                return Some((Err(stopped), None));
             }
+            if sent < p.written {
+                let n = (p.written - sent).min(CHUNK) as usize;
+                let f = file.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; n];
+                    f.read_exact_at(&mut buf, sent).map(|()| Bytes::from(buf))
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                if read.is_err() {
+                    return Some((read, None));
+                }
+                let sent = sent + n as u64;
+                counted.store(sent, Ordering::Relaxed);
+                return Some((read, Some((file, progress, counted, sent))));
+            }
+            if complete {
+                return None;
+            }
+            // An error here means the export is gone: the check above says so.
+            let _ = progress.changed().await;
         }
     })
 }
