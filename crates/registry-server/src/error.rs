@@ -65,6 +65,13 @@ impl ApiError {
             format!("manifest {reference} is not known"),
         )
     }
+    pub fn tag_invalid(tag: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+            format!("invalid tag {tag:?}"),
+        )
+    }
     pub fn manifest_invalid(msg: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", msg)
     }

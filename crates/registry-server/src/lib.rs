@@ -278,6 +278,12 @@ async fn dispatch(reg: &Arc<Registry>, req: Request) -> Response {
         (Method::DELETE, Route::Manifest { name, reference }) => {
             manifests::delete(reg, &name, &reference)
         }
+        (Method::GET | Method::HEAD, Route::ManifestInvalid { reference, .. }) => {
+            Err(ApiError::manifest_unknown(&reference))
+        }
+        (Method::PUT | Method::DELETE, Route::ManifestInvalid { reference, .. }) => {
+            Err(ApiError::tag_invalid(&reference))
+        }
         (m @ (Method::GET | Method::HEAD), Route::Blob { name, digest }) => {
             let range = req
                 .headers()

@@ -16,12 +16,35 @@ pub const NAME_MAX: usize = 255;
 pub enum Route {
     Ping,
     Catalog,
-    Tags { name: String },
-    Manifest { name: String, reference: Ref },
-    Blob { name: String, digest: Digest },
-    UploadStart { name: String },
-    Upload { name: String, id: String },
-    Referrers { name: String, digest: Digest },
+    Tags {
+        name: String,
+    },
+    Manifest {
+        name: String,
+        reference: Ref,
+    },
+    /// A manifest path whose reference is neither a tag nor a digest: no manifest can
+    /// live there, so a read answers 404 `MANIFEST_UNKNOWN` (distribution's router
+    /// answers 404 too) and a write 400 `TAG_INVALID`.
+    ManifestInvalid {
+        name: String,
+        reference: String,
+    },
+    Blob {
+        name: String,
+        digest: Digest,
+    },
+    UploadStart {
+        name: String,
+    },
+    Upload {
+        name: String,
+        id: String,
+    },
+    Referrers {
+        name: String,
+        digest: Digest,
+    },
 }
 
 /// A manifest reference: a tag or a digest.
@@ -99,10 +122,17 @@ pub fn parse(path: &str) -> Result<Option<Route>, ApiError> {
             }
             "manifests" => {
                 let name = name_of(n - 2)?;
-                return Ok(Some(Route::Manifest {
-                    name,
-                    reference: parse_ref(last)?,
-                }));
+                let reference = if last.contains(':') {
+                    Ref::Digest(parse_digest(last)?)
+                } else if check_tag(last) {
+                    Ref::Tag(last.to_owned())
+                } else {
+                    return Ok(Some(Route::ManifestInvalid {
+                        name,
+                        reference: last.to_owned(),
+                    }));
+                };
+                return Ok(Some(Route::Manifest { name, reference }));
             }
             _ => {}
         }
@@ -158,21 +188,6 @@ pub fn check_tag(tag: &str) -> bool {
 /// lengths and unknown algorithms.
 pub fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     Digest::parse(s).map_err(|e| ApiError::digest_invalid(format!("invalid digest {s:?}: {e}")))
-}
-
-fn parse_ref(s: &str) -> Result<Ref, ApiError> {
-    if s.contains(':') {
-        return parse_digest(s).map(Ref::Digest);
-    }
-    if check_tag(s) {
-        Ok(Ref::Tag(s.to_owned()))
-    } else {
-        Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "TAG_INVALID",
-            format!("invalid tag {s:?}"),
-        ))
-    }
 }
 
 /// Upload ids are 32 lowercase hex characters (we make them).
@@ -237,7 +252,22 @@ mod tests {
         assert!(parse("/v2/x/blobs/sha256:abc").is_err());
         assert!(parse(&format!("/v2/x/blobs/md5:{}", "a".repeat(32))).is_err());
         assert!(parse("/v2/%2e%2e/manifests/latest").is_err());
-        assert!(parse("/v2/x/manifests/..").is_err());
+        assert_eq!(
+            parse("/v2/x/manifests/..").unwrap(),
+            Some(Route::ManifestInvalid {
+                name: "x".into(),
+                reference: "..".into()
+            })
+        );
+        assert_eq!(
+            parse("/v2/x/manifests/.INVALID_MANIFEST_NAME").unwrap(),
+            Some(Route::ManifestInvalid {
+                name: "x".into(),
+                reference: ".INVALID_MANIFEST_NAME".into()
+            })
+        );
+        assert!(parse("/v2/x/manifests/sha256:abc").is_err());
+        assert!(parse("/v2/X/manifests/.bad").is_err());
         assert!(!matches!(
             parse("/v2/x/blobs/uploads/../../etc"),
             Ok(Some(_))

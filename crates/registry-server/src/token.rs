@@ -74,6 +74,7 @@ pub fn needs(method: &Method, route: Option<&Route>, mount_from: Option<String>)
         Some(
             Route::Tags { name }
             | Route::Manifest { name, .. }
+            | Route::ManifestInvalid { name, .. }
             | Route::Blob { name, .. }
             | Route::UploadStart { name }
             | Route::Upload { name, .. }

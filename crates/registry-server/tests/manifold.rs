@@ -58,3 +58,39 @@ async fn a_current_thread_runtime_is_refused() {
     let err = registry_server::serve(listener, reg).await.unwrap_err();
     assert!(err.to_string().contains("multi-threaded"), "{err}");
 }
+
+/// Distribution's router answers an invalid reference with a plain-text 404; ours
+/// carries the spec's envelope, and a push under such a tag stays a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_reference_is_an_unknown_manifest_to_read_and_an_invalid_tag_to_write() {
+    use reqwest::{Method, StatusCode};
+    let (addr, _root) = start(true).await;
+    let t = Target::new(&addr);
+    let path = "/v2/c/badtag/manifests/.INVALID_MANIFEST_NAME";
+    let r = t.req(Method::GET, path).await.unwrap();
+    conformance::expect_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", "GET")
+        .await
+        .unwrap();
+    let r = t.req(Method::HEAD, path).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.bytes().await.unwrap().len(), 0, "HEAD has no body");
+
+    let (m, _) = t.image_manifest("c/badtag", "badtag", None).await.unwrap();
+    let r = t
+        .put_manifest(
+            "c/badtag",
+            ".INVALID_MANIFEST_NAME",
+            oci::media::OCI_MANIFEST,
+            &m,
+        )
+        .await
+        .unwrap();
+    conformance::expect_error(r, StatusCode::BAD_REQUEST, "TAG_INVALID", "PUT")
+        .await
+        .unwrap();
+    let (status, body) = conformance::raw_get(&t, "/v2/c/badtag/tags/list")
+        .await
+        .unwrap();
+    let tags: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &tags["tags"]), (200, &serde_json::json!([])));
+}

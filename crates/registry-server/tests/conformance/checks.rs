@@ -26,6 +26,20 @@ pub(super) async fn pull_unknown(t: &Target) -> Outcome {
     expect_error(r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN", "unknown blob").await
 }
 
+/// A reference that is neither a tag nor a digest names no manifest: GET and HEAD are
+/// 404 (the spec's conformance suite asks for `.INVALID_MANIFEST_NAME`).
+pub(super) async fn pull_invalid_reference(t: &Target) -> Outcome {
+    t.push_image("c/badref", "v1", "badref").await?;
+    for reference in [".INVALID_MANIFEST_NAME", "-dash", "a%2fb"] {
+        let path = format!("/v2/c/badref/manifests/{reference}");
+        for method in [Method::GET, Method::HEAD] {
+            let r = t.req(method.clone(), &path).await?;
+            expect_status(&r, StatusCode::NOT_FOUND, &format!("{method} {reference}"))?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn blob_is(t: &Target, repo: &str, d: &Digest, bytes: &[u8]) -> Outcome {
     let r = t
         .req(Method::HEAD, &format!("/v2/{repo}/blobs/{d}"))

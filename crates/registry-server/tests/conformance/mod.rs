@@ -251,6 +251,7 @@ pub async fn expect_error(r: Response, want: StatusCode, code: &str, what: &str)
 pub const ALL: &[&str] = &[
     "ping",
     "pull_unknown",
+    "pull_invalid_reference",
     "push_monolithic",
     "blob_range",
     "push_post_put",
@@ -287,6 +288,7 @@ pub async fn run(name: &str, t: &Target) -> Outcome {
     match name {
         "ping" => ping(t).await,
         "pull_unknown" => pull_unknown(t).await,
+        "pull_invalid_reference" => pull_invalid_reference(t).await,
         "push_monolithic" => push_monolithic(t).await,
         "blob_range" => blob_range(t).await,
         "push_post_put" => push_post_put(t).await,
