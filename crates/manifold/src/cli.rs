@@ -373,6 +373,10 @@ pub struct BinfmtInstallArgs {
     /// raised privileges
     #[arg(long)]
     pub credentials: bool,
+    /// Replace an entry registered by someone else (the distribution's, a CI
+    /// system's), even when it serves the platform
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +384,9 @@ pub struct BinfmtUninstallArgs {
     /// Architectures to remove [default: every known emulator]
     #[arg(value_name = "ARCH")]
     pub archs: Vec<String>,
+    /// Also remove `qemu-<arch>` entries registered by someone else
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

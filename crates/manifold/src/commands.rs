@@ -24,7 +24,7 @@ use crate::cli::{Call, Cli, Command, Global, Imagetools};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version => {
-            println!("manifold {}", env!("CARGO_PKG_VERSION"));
+            crate::out::outln!("manifold {}", env!("CARGO_PKG_VERSION"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Images(args) => store::images(&open_store(&cli.global)?, &args),

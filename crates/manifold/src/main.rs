@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod instances;
+mod out;
 mod progress;
 mod render;
 
@@ -16,6 +17,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
+        // The reader of stdout went away (`| head`): nothing more to say.
+        Err(err) if out::is_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             render::print_error(&err);
             ExitCode::from(1)

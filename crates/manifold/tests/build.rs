@@ -14,6 +14,8 @@ use oci::{Descriptor, ImageConfig, ImageIndex, ImageManifest, RawDocument, media
 // Its own file, and still this test binary (which nextest runs in the `binfmt` group).
 #[path = "build/cache.rs"]
 mod cache;
+#[path = "build/host_binfmt.rs"]
+mod host_binfmt;
 
 const BASE: &str = "localhost/busybox:test";
 
@@ -140,6 +142,12 @@ fn uname_for(arch: &str) -> &'static str {
 fn multi_stage_build_for_six_platforms() {
     testkit::require_root_and_runc();
     let _binfmt = emulators(&["arm64", "arm", "ppc64le", "s390x"]);
+    six_platform_build();
+}
+
+/// The multi-stage Dockerfile built for every test architecture, each image checked,
+/// and the arm64 one run (emulators must be registered).
+fn six_platform_build() {
     let arches = testkit::base::ARCHES;
     let root = root_with_base(&arches);
     let ctx = tempfile::tempdir().unwrap();

@@ -1,69 +1,68 @@
 //! Emulators registered for one test, and the host's binfmt_misc state put back
 //! afterwards (tests that use it run one at a time: see `.config/nextest.toml`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const DIR: &str = "/proc/sys/fs/binfmt_misc";
 
-/// `(cli name, binfmt entry)` of the architectures tests emulate.
-const ENTRIES: [(&str, &str); 5] = [
-    ("arm64", "qemu-aarch64"),
-    ("arm", "qemu-arm"),
-    ("ppc64le", "qemu-ppc64le"),
-    ("s390x", "qemu-s390x"),
-    ("386", "qemu-i386"),
-];
+/// The names of the registered entries (none when binfmt_misc is not mounted).
+fn entry_names() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(|d| d.ok())
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "register" && n != "status")
+        .collect()
+}
 
-/// Registered emulators; dropping it removes what it added.
+/// Registered emulators; dropping it removes the entries it added. Entries that were
+/// there before (the distribution's, a CI system's, an earlier test's) serve the tests
+/// as they are and stay.
 #[derive(Debug)]
 pub struct Guard {
-    manifold: PathBuf,
     /// A state root for the manifold commands (binfmt keeps no state there).
-    root: tempfile::TempDir,
-    added: Vec<&'static str>,
+    _root: tempfile::TempDir,
+    added: Vec<String>,
     mounted_before: bool,
 }
 
 impl Guard {
-    /// Register the emulators of `archs` (manifold's names: `arm64`, `arm`, …) with
-    /// `manifold binfmt install`.
+    /// Make the emulators of `archs` (manifold's names: `arm64`, `arm`, …) available
+    /// with `manifold binfmt install`, which leaves working entries as they are.
     pub fn ensure(manifold: &Path, archs: &[&str]) -> Guard {
         let root = tempfile::tempdir().expect("temp dir");
         let mounted_before = Path::new(DIR).join("register").exists();
-        let added: Vec<&'static str> = ENTRIES
-            .iter()
-            .filter(|(cli, entry)| archs.contains(cli) && !Path::new(DIR).join(entry).exists())
-            .map(|(cli, _)| *cli)
-            .collect();
+        let before = entry_names();
         let out = Command::new(manifold)
             .args(["binfmt", "install"])
             .args(archs)
             .env("MANIFOLD_ROOT", root.path())
             .output()
             .expect("run manifold binfmt install");
+        let added = entry_names()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        let guard = Guard {
+            _root: root,
+            added,
+            mounted_before,
+        };
         assert!(
             out.status.success(),
             "manifold binfmt install {archs:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Guard {
-            manifold: manifold.to_owned(),
-            root,
-            added,
-            mounted_before,
-        }
+        guard
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.added.is_empty() {
-            let _ = Command::new(&self.manifold)
-                .args(["binfmt", "uninstall"])
-                .args(&self.added)
-                .env("MANIFOLD_ROOT", self.root.path())
-                .status();
+        for name in &self.added {
+            let _ = std::fs::write(Path::new(DIR).join(name), "-1");
         }
         if !self.mounted_before {
             let _ = Command::new("umount").arg(DIR).status();

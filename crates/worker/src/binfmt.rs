@@ -1,16 +1,26 @@
 //! Foreign-architecture steps through QEMU user-mode emulation and binfmt_misc.
 //!
+//! A platform counts as emulated when a tiny static program of its architecture really
+//! runs from an empty root directory (see [`probe`]), whoever registered the entry and
+//! wherever its interpreter lives: Debian's systemd-binfmt entries (`POF`, interpreter
+//! `/usr/libexec/qemu-binfmt/<arch>-binfmt-P`), a CI system's entries registered from
+//! inside a container (F, interpreter absent from the host), or manifold's own.
+//!
 //! manifold registers Debian's `qemu-user-static` emulators
 //! (`/usr/bin/qemu-<arch>-static`) under the names Debian uses (`qemu-<arch>`), with
-//! the F (fix-binary) flag: the kernel opens the emulator at registration, so it runs
-//! inside containers whose root filesystem has no emulator. The C (credentials) flag
-//! is never set unless asked for: it makes setuid guest binaries run the emulator with
-//! raised credentials.
+//! the P and F flags: the kernel opens the emulator at registration, so it runs inside
+//! containers whose root filesystem has no emulator. It never sets the C (credentials)
+//! flag unless asked, and leaves an entry that already serves a platform as it is.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use oci::{Platform, PlatformMatcher};
+
+mod probe;
+pub use probe::PROBE_EXIT;
 
 /// Where binfmt_misc is mounted.
 pub const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
@@ -105,6 +115,12 @@ impl Arch {
             .unwrap_or_else(|| self.elf_magic())
     }
 
+    /// A static program of this architecture that exits with [`PROBE_EXIT`].
+    fn probe_program(&self) -> Vec<u8> {
+        probe::program(self.qemu, self.class64, self.big_endian, self.machine)
+            .expect("every known architecture has a probe program")
+    }
+
     /// Short name for messages and the CLI (`arm64`, `arm`, `386`).
     fn cli_name(&self) -> &'static str {
         self.oci
@@ -138,6 +154,18 @@ fn parse_arch(name: &str) -> Result<&'static Arch, BinfmtError> {
         Platform::parse(spelled)
     };
     p.ok().as_ref().and_then(arch_for).ok_or_else(unknown)
+}
+
+/// The probe program of the architecture `name` (any spelling [`install`] accepts) and
+/// QEMU's name for that architecture (`aarch64`).
+pub fn probe_program(name: &str) -> Result<(&'static str, Vec<u8>), BinfmtError> {
+    let a = parse_arch(name)?;
+    Ok((a.qemu, a.probe_program()))
+}
+
+/// The names of every architecture manifold knows (`amd64`, `386`, `arm64`, …).
+pub fn known_arches() -> impl Iterator<Item = &'static str> {
+    ARCHES.iter().map(|a| a.cli_name())
 }
 
 /// A binfmt_misc registration, as the kernel reports it.
@@ -284,8 +312,10 @@ pub enum RunsHow {
 /// What registrations are acceptable for running steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BinfmtPolicy {
-    /// Accept entries with the C (credentials) flag.
-    pub allow_credentials_flag: bool,
+    /// Refuse entries with the C (credentials) flag. Off by default: CI systems
+    /// register QEMU with it (flags `POCF`), and it raises a guest setuid program's
+    /// credentials inside its own container only.
+    pub refuse_credentials_flag: bool,
 }
 
 /// Errors of the emulation layer.
@@ -425,15 +455,44 @@ fn host_runs(p: &Platform) -> Option<RunsHow> {
     }
 }
 
-/// How this host runs `platform`, with the default policy (C flag refused).
+/// How this host runs `platform`, with the default policy.
 pub fn check_platform(platform: &Platform) -> Result<RunsHow, BinfmtError> {
     check_platform_with(platform, &BinfmtPolicy::default())
 }
 
-/// How this host runs `platform`: natively, compatibly, or through an enabled
-/// binfmt_misc entry with the F flag (and without C unless `policy` allows it).
-/// (manifold registers P too; an entry without it runs most programs, but not
-/// multi-call binaries that read argv[0].)
+/// The entries whose probe passed in this process, keyed by architecture and the
+/// entry's registration line: a changed or replaced entry is probed again.
+static PROBED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Run `arch`'s probe program, through whichever entry the kernel picks; `served_by`
+/// (the entry that handles the program's header) keys the memo of successes.
+fn probe_through(arch: &Arch, served_by: &Entry) -> Result<(), String> {
+    let key = format!("{}|{}", arch.qemu, served_by.register_line());
+    let seen =
+        |set: &mut Option<HashSet<String>>| set.get_or_insert_with(HashSet::new).contains(&key);
+    if seen(&mut PROBED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(());
+    }
+    probe::run(&arch.probe_program())?;
+    PROBED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(key);
+    Ok(())
+}
+
+/// The enabled entry the kernel hands `arch`'s binaries to, if any.
+fn serving<'a>(arch: &Arch, entries: &'a [Entry]) -> Option<&'a Entry> {
+    let (header, _) = arch.elf_magic();
+    entries.iter().find(|e| e.handles(&header))
+}
+
+/// How this host runs `platform`: natively, compatibly, or through a binfmt_misc entry
+/// whose probe program runs from an empty root (so only an interpreter opened at
+/// registration, the F flag, can serve it). Entries with the C flag are accepted unless
+/// `policy` refuses them. (An entry without P runs most programs, but multi-call
+/// binaries such as busybox read argv[0]: `binfmt ls` says so.)
 pub fn check_platform_with(
     platform: &Platform,
     policy: &BinfmtPolicy,
@@ -461,42 +520,72 @@ pub fn check_platform_with(
     if std::fs::read_to_string(&status).is_ok_and(|s| s.trim() == "disabled") {
         return Err(not_runnable("binfmt_misc is disabled".into(), install));
     }
-    let (header, _) = arch.elf_magic();
     let all = entries()?;
-    let Some(e) = all.iter().find(|e| e.handles(&header)) else {
+    let Some(e) = serving(arch, &all) else {
         return Err(not_runnable(
             "no binfmt_misc emulator is registered for it".into(),
             install,
         ));
     };
-    let reinstall = format!(
-        "manifold binfmt uninstall {0} && manifold binfmt install {0}",
-        arch.cli_name()
-    );
-    if !e.flags.contains('F') {
-        let reason = format!(
-            "binfmt_misc entry {} has flags {:?} without F (fix-binary), so its \
-             interpreter {} would be looked up inside the container",
-            e.name,
-            e.flags,
-            e.interpreter.display()
-        );
-        return Err(not_runnable(reason, reinstall));
-    }
-    if e.flags.contains('C') && !policy.allow_credentials_flag {
+    let replace = format!("manifold binfmt install --force {}", arch.cli_name());
+    if e.flags.contains('C') && policy.refuse_credentials_flag {
         let reason = format!(
             "binfmt_misc entry {} has the C (credentials) flag: setuid programs would \
              run the emulator {} with raised privileges",
             e.name,
             e.interpreter.display()
         );
-        return Err(not_runnable(reason, reinstall));
+        return Err(not_runnable(reason, replace));
+    }
+    if let Err(why) = probe_through(arch, e) {
+        let reason = if e.flags.contains('F') {
+            format!(
+                "binfmt_misc entry {} (interpreter {}, flags {}) did not run a test \
+                 {} program: {why}",
+                e.name,
+                e.interpreter.display(),
+                flags_shown(&e.flags),
+                platform.normalize()
+            )
+        } else {
+            format!(
+                "binfmt_misc entry {} has flags {} without F (fix-binary), so its \
+                 interpreter {} would be looked up inside the container ({why})",
+                e.name,
+                flags_shown(&e.flags),
+                e.interpreter.display()
+            )
+        };
+        return Err(not_runnable(reason, replace));
     }
     Ok(RunsHow::Emulated {
         entry: e.name.clone(),
         interpreter: e.interpreter.clone(),
         flags: e.flags.clone(),
     })
+}
+
+/// Flags as messages show them: `POF`, or `none`.
+fn flags_shown(flags: &str) -> &str {
+    if flags.is_empty() { "none" } else { flags }
+}
+
+/// What a user should know about an entry that works: the flags that change behaviour.
+pub fn entry_notes(flags: &str, interpreter: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !flags.contains('P') {
+        notes.push(
+            "without P: multi-call programs (busybox applets) may run as the wrong command"
+                .to_owned(),
+        );
+    }
+    if flags.contains('C') {
+        notes.push("C: setuid programs run the emulator with raised credentials".to_owned());
+    }
+    if !interpreter.exists() {
+        notes.push("interpreter not on this host: opened by the kernel at registration".to_owned());
+    }
+    notes
 }
 
 /// One line of [`list`].
@@ -506,7 +595,7 @@ pub struct PlatformStatus {
     pub runs: Result<RunsHow, BinfmtError>,
 }
 
-/// Every platform manifold knows, and how this host runs it.
+/// Every platform manifold knows, and how this host runs it (each emulated one probed).
 pub fn list() -> Vec<PlatformStatus> {
     ARCHES
         .iter()
@@ -522,41 +611,55 @@ pub fn list() -> Vec<PlatformStatus> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Installed {
-    /// Registered now.
-    Registered { platform: Platform, entry: Entry },
+    /// Registered now; `replaced` is the entry removed for it (`--force`, or
+    /// manifold's own older registration).
+    Registered {
+        platform: Platform,
+        entry: Entry,
+        replaced: Option<Entry>,
+    },
     /// Our registration was already there.
     AlreadyRegistered { platform: Platform, entry: Entry },
+    /// Another entry serves the platform (its probe ran); left as it is.
+    Served { platform: Platform, entry: Entry },
     /// The host runs it without emulation; nothing registered.
     NotNeeded { platform: Platform, runs: RunsHow },
-    /// An entry of that name exists with another interpreter or flags; left alone.
+    /// An entry is in the way and does not serve the platform; left alone without
+    /// `force`.
     Conflict {
         platform: Platform,
         existing: Entry,
         wanted: Entry,
+        reason: String,
     },
 }
 
 /// Which architectures to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Archs {
-    /// Every known architecture whose emulator is installed.
+    /// Every known architecture served here or whose emulator is installed.
     All,
     /// These, by name (`arm64`, `arm/v7`, `armhf`, `aarch64`, …).
     Named(Vec<String>),
 }
 
-/// Options of [`install`].
+/// Options of [`install`] and [`uninstall`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InstallOptions {
     /// Add the C (credentials) flag; off by default.
     pub credentials: bool,
+    /// Replace (install) or remove (uninstall) entries registered by someone else.
+    pub force: bool,
 }
 
-fn selected(archs: &Archs) -> Result<Vec<&'static Arch>, BinfmtError> {
+fn selected(archs: &Archs, existing: &[Entry]) -> Result<Vec<&'static Arch>, BinfmtError> {
     match archs {
         Archs::All => Ok(ARCHES
             .iter()
-            .filter(|a| host_runs(&a.platform()).is_none() && a.interpreter().is_file())
+            .filter(|a| {
+                host_runs(&a.platform()).is_none()
+                    && (a.interpreter().is_file() || serving(a, existing).is_some())
+            })
             .collect()),
         Archs::Named(names) => names.iter().map(|n| parse_arch(n)).collect(),
     }
@@ -579,11 +682,17 @@ fn wanted_entry(a: &Arch, opts: InstallOptions) -> Entry {
     }
 }
 
-/// Mount binfmt_misc if needed and register the emulators of `archs`.
+/// Whether `e` is a registration manifold makes for `a` (any flags of ours).
+fn is_ours(a: &Arch, e: &Entry) -> bool {
+    e.name == a.entry_name() && e.interpreter == a.interpreter()
+}
+
+/// Mount binfmt_misc if needed and make sure `archs` run: an entry that already serves
+/// a platform (its probe runs) is left as it is unless `opts.force`.
 pub fn install(archs: &Archs, opts: InstallOptions) -> Result<Vec<Installed>, BinfmtError> {
-    let chosen = selected(archs)?;
     ensure_mounted()?;
     let existing = entries()?;
+    let chosen = selected(archs, &existing)?;
     let mut out = Vec::new();
     for a in chosen {
         let platform = a.platform();
@@ -591,47 +700,73 @@ pub fn install(archs: &Archs, opts: InstallOptions) -> Result<Vec<Installed>, Bi
             out.push(Installed::NotNeeded { platform, runs });
             continue;
         }
+        let wanted = wanted_entry(a, opts);
+        let serves = serving(a, &existing);
+        let named = existing.iter().find(|e| e.name == wanted.name);
+        if let Some(e) = named
+            && e.interpreter == wanted.interpreter
+            && e.flags == wanted.flags
+            && serves.is_some_and(|s| s.name == e.name)
+        {
+            out.push(Installed::AlreadyRegistered {
+                platform,
+                entry: e.clone(),
+            });
+            continue;
+        }
+        // manifold's own older registration (F without P) is replaced without asking.
+        let ours_older = named
+            .filter(|e| is_ours(a, e) && e.flags.replace('P', "") == wanted.flags.replace('P', ""));
+        if !opts.force && ours_older.is_none() {
+            if let Some(e) = serves {
+                match probe_through(a, e) {
+                    Ok(()) => out.push(Installed::Served {
+                        platform,
+                        entry: e.clone(),
+                    }),
+                    Err(reason) => out.push(Installed::Conflict {
+                        platform,
+                        existing: e.clone(),
+                        wanted,
+                        reason,
+                    }),
+                }
+                continue;
+            }
+            if let Some(e) = named {
+                let reason = if e.enabled {
+                    "it does not match this architecture's programs".to_owned()
+                } else {
+                    "it is disabled".to_owned()
+                };
+                out.push(Installed::Conflict {
+                    platform,
+                    existing: e.clone(),
+                    wanted,
+                    reason,
+                });
+                continue;
+            }
+        }
         if !a.interpreter().is_file() {
             return Err(BinfmtError::MissingEmulator {
                 arch: a.cli_name().to_owned(),
                 path: a.interpreter(),
             });
         }
-        let wanted = wanted_entry(a, opts);
-        match existing.iter().find(|e| e.name == wanted.name) {
-            Some(e)
-                if e.interpreter == wanted.interpreter && e.flags == wanted.flags && e.enabled =>
-            {
-                out.push(Installed::AlreadyRegistered {
-                    platform,
-                    entry: e.clone(),
-                })
-            }
-            // manifold's own older registration (F without P): replaced.
-            Some(e)
-                if e.interpreter == wanted.interpreter
-                    && e.flags.replace('P', "") == wanted.flags.replace('P', "") =>
-            {
-                remove(&e.name)?;
-                register(&wanted)?;
-                out.push(Installed::Registered {
-                    platform,
-                    entry: wanted,
-                });
-            }
-            Some(e) => out.push(Installed::Conflict {
-                platform,
-                existing: e.clone(),
-                wanted,
-            }),
-            None => {
-                register(&wanted)?;
-                out.push(Installed::Registered {
-                    platform,
-                    entry: wanted,
-                });
+        let mut replaced = None;
+        for old in [serves, named].into_iter().flatten() {
+            if replaced.as_ref().is_none_or(|r: &Entry| r.name != old.name) {
+                remove(&old.name)?;
+                replaced.get_or_insert_with(|| old.clone());
             }
         }
+        register(&wanted)?;
+        out.push(Installed::Registered {
+            platform,
+            entry: wanted,
+            replaced,
+        });
     }
     Ok(out)
 }
@@ -640,29 +775,45 @@ pub fn install(archs: &Archs, opts: InstallOptions) -> Result<Vec<Installed>, Bi
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Uninstalled {
-    Removed { platform: Platform, entry: Entry },
-    NotRegistered { platform: Platform, name: String },
+    Removed {
+        platform: Platform,
+        entry: Entry,
+    },
+    NotRegistered {
+        platform: Platform,
+        name: String,
+    },
+    /// Someone else's entry (another interpreter); left without `force`.
+    NotOurs {
+        platform: Platform,
+        entry: Entry,
+    },
 }
 
-/// Remove the `qemu-<arch>` entries of `archs` (`All`: every known one present).
-pub fn uninstall(archs: &Archs) -> Result<Vec<Uninstalled>, BinfmtError> {
+/// Remove the `qemu-<arch>` entries of `archs` (`All`: every known one present) that
+/// manifold registered; others' entries too with `opts.force`.
+pub fn uninstall(archs: &Archs, opts: InstallOptions) -> Result<Vec<Uninstalled>, BinfmtError> {
+    let existing = entries()?;
     let chosen: Vec<&Arch> = match archs {
         Archs::All => ARCHES.iter().collect(),
-        Archs::Named(_) => selected(archs)?,
+        Archs::Named(_) => selected(archs, &existing)?,
     };
-    let existing = entries()?;
     let mut out = Vec::new();
     for a in chosen {
         let platform = a.platform();
         let name = a.entry_name();
         match existing.iter().find(|e| e.name == name) {
-            Some(e) => {
+            Some(e) if is_ours(a, e) || opts.force => {
                 remove(&name)?;
                 out.push(Uninstalled::Removed {
                     platform,
                     entry: e.clone(),
                 });
             }
+            Some(e) => out.push(Uninstalled::NotOurs {
+                platform,
+                entry: e.clone(),
+            }),
             None if matches!(archs, Archs::Named(_)) => {
                 out.push(Uninstalled::NotRegistered { platform, name })
             }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use worker::binfmt::{self, Archs, InstallOptions, Installed, RunsHow, Uninstalled};
+use worker::binfmt::{self, Archs, Entry, InstallOptions, Installed, RunsHow, Uninstalled};
 
 use crate::cli::{Binfmt, BinfmtInstallArgs, BinfmtUninstallArgs};
 use crate::render::Hinted;
@@ -24,22 +24,40 @@ fn archs(names: &[String]) -> Archs {
     }
 }
 
+/// `qemu-aarch64 (/usr/libexec/qemu-binfmt/aarch64-binfmt-P, flags POF)`.
+fn described(name: &str, interpreter: &std::path::Path, flags: &str) -> String {
+    let flags = if flags.is_empty() { "none" } else { flags };
+    format!("{name} ({}, flags {flags})", interpreter.display())
+}
+
+fn entry(e: &Entry) -> String {
+    described(&e.name, &e.interpreter, &e.flags)
+}
+
 fn install(args: &BinfmtInstallArgs) -> anyhow::Result<ExitCode> {
     let opts = InstallOptions {
         credentials: args.credentials,
+        force: args.force,
     };
     let done = binfmt::install(&archs(&args.archs), opts).context("cannot install emulators")?;
     let mut conflicts = Vec::new();
     for d in &done {
         match d {
-            Installed::Registered { platform, entry } => eprintln!(
-                "{platform}: registered {} ({}, flags {})",
-                entry.name,
-                entry.interpreter.display(),
-                entry.flags
-            ),
-            Installed::AlreadyRegistered { platform, entry } => {
-                eprintln!("{platform}: already registered as {}", entry.name)
+            Installed::Registered {
+                platform,
+                entry: e,
+                replaced,
+            } => {
+                eprintln!("{platform}: registered {}", entry(e));
+                if let Some(old) = replaced {
+                    eprintln!("{platform}: replaced {}", entry(old));
+                }
+            }
+            Installed::AlreadyRegistered { platform, entry: e } => {
+                eprintln!("{platform}: already registered as {}", entry(e))
+            }
+            Installed::Served { platform, entry: e } => {
+                eprintln!("{platform}: emulated by {}, left as it is", entry(e))
             }
             Installed::NotNeeded { platform, runs } => {
                 eprintln!("{platform}: {} on this host, no emulator needed", how(runs))
@@ -47,16 +65,12 @@ fn install(args: &BinfmtInstallArgs) -> anyhow::Result<ExitCode> {
             Installed::Conflict {
                 platform,
                 existing,
-                wanted,
+                reason,
+                ..
             } => {
                 eprintln!(
-                    "{platform}: binfmt_misc entry {} already exists with interpreter {} and \
-                     flags {:?} (wanted {} with flags {:?}); left as it is",
-                    existing.name,
-                    existing.interpreter.display(),
-                    existing.flags,
-                    wanted.interpreter.display(),
-                    wanted.flags
+                    "{platform}: binfmt_misc entry {} does not serve it: {reason}",
+                    entry(existing)
                 );
                 conflicts.push(platform.architecture.clone());
             }
@@ -66,8 +80,11 @@ fn install(args: &BinfmtInstallArgs) -> anyhow::Result<ExitCode> {
     if !conflicts.is_empty() {
         let list = conflicts.join(" ");
         return Err(Hinted::new(
-            format!("{} emulator(s) registered differently by someone else", conflicts.len()),
-            format!("replace them with `manifold binfmt uninstall {list} && manifold binfmt install {list}`"),
+            format!(
+                "{} platform(s) registered by someone else do not run",
+                conflicts.len()
+            ),
+            format!("replace the entries with `manifold binfmt install --force {list}`"),
         )
         .into());
     }
@@ -93,11 +110,14 @@ fn ls() -> anyhow::Result<ExitCode> {
                     entry,
                     interpreter,
                     flags,
-                }) => [
-                    platform,
-                    "emulated".into(),
-                    format!("{} (entry {entry}, flags {flags})", interpreter.display()),
-                ],
+                }) => {
+                    let mut details = format!("by {}", described(&entry, &interpreter, &flags));
+                    for note in binfmt::entry_notes(&flags, &interpreter) {
+                        details.push_str("; ");
+                        details.push_str(&note);
+                    }
+                    [platform, "emulated".into(), details]
+                }
                 Ok(runs) => [platform, how(&runs).into(), String::new()],
                 Err(binfmt::BinfmtError::NotRunnable { reason, .. }) => {
                     [platform, "unavailable".into(), reason]
@@ -108,24 +128,37 @@ fn ls() -> anyhow::Result<ExitCode> {
         .collect();
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(8);
     let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0).max(6);
-    println!("{:w0$}  {:w1$}  DETAILS", "PLATFORM", "STATUS");
+    crate::out::line(format_args!(
+        "{:w0$}  {:w1$}  DETAILS",
+        "PLATFORM", "STATUS"
+    ))?;
     for r in rows {
         let line = format!("{:w0$}  {:w1$}  {}", r[0], r[1], r[2]);
-        println!("{}", line.trim_end());
+        crate::out::line(format_args!("{}", line.trim_end()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn uninstall(args: &BinfmtUninstallArgs) -> anyhow::Result<ExitCode> {
-    let done = binfmt::uninstall(&archs(&args.archs)).context("cannot uninstall emulators")?;
+    let opts = InstallOptions {
+        force: args.force,
+        ..InstallOptions::default()
+    };
+    let done =
+        binfmt::uninstall(&archs(&args.archs), opts).context("cannot uninstall emulators")?;
     for d in &done {
         match d {
-            Uninstalled::Removed { platform, entry } => {
-                eprintln!("{platform}: removed {}", entry.name)
+            Uninstalled::Removed { platform, entry: e } => {
+                eprintln!("{platform}: removed {}", entry(e))
             }
             Uninstalled::NotRegistered { platform, name } => {
                 eprintln!("{platform}: {name} is not registered")
             }
+            Uninstalled::NotOurs { platform, entry: e } => eprintln!(
+                "{platform}: {} was registered by someone else, left as it is \
+                 (remove it with --force)",
+                entry(e)
+            ),
             _ => {}
         }
     }

@@ -107,7 +107,7 @@ pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitC
     if args.append {
         eprintln!("added node {node} to {name}");
     }
-    println!("{name}");
+    crate::out::outln!("{name}")?;
     if args.bootstrap {
         let probe = Probe::new(global);
         let node = instance.nodes.last().expect("a node was just added");
@@ -344,7 +344,7 @@ fn named_or_selected(global: &Global, name: Option<&str>) -> anyhow::Result<Inst
 pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<ExitCode> {
     let instance = named_or_selected(global, args.name.as_deref())?;
     let probe = Probe::new(global);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::out::stdout();
     writeln!(out, "Name:          {}", instance.name)?;
     writeln!(out, "Driver:        {}", instance.driver)?;
     writeln!(out)?;
@@ -523,7 +523,7 @@ fn ls_table(
             cells.chain([header[c].len()]).max().unwrap_or(0)
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::out::stdout();
     for row in std::iter::once(header.map(str::to_owned)).chain(rows) {
         let line = format!(
             "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
@@ -592,7 +592,7 @@ fn ls_json(
             "nodes": nodes,
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::out::outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

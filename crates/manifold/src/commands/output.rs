@@ -403,7 +403,7 @@ impl Plan {
             self.write_metadata(path, index)?;
         }
         if quiet && !self.uses_stdout() {
-            println!("{}", index.digest);
+            crate::out::outln!("{}", index.digest)?;
         }
         Ok(())
     }
@@ -539,6 +539,7 @@ fn write_to(
 ) -> anyhow::Result<()> {
     match dest {
         Dest::Stdout => {
+            // A closed pipe here is an export not delivered: an error, unlike a listing's.
             let mut w = BufWriter::new(io::stdout().lock());
             f(&mut w)?;
             w.flush()

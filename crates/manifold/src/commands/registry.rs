@@ -108,7 +108,7 @@ pub async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<ExitCode
         auth_key(&server),
         config.path().display()
     );
-    println!("Login Succeeded");
+    crate::out::outln!("Login Succeeded")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -129,9 +129,9 @@ pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
     let mut config = DockerConfig::load(&default_config_dir())?;
     if config.erase(&server)? {
-        println!("Removing login credentials for {}", auth_key(&server));
+        crate::out::outln!("Removing login credentials for {}", auth_key(&server))?;
     } else {
-        println!("Not logged in to {}", auth_key(&server));
+        crate::out::outln!("Not logged in to {}", auth_key(&server))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,7 +140,7 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
     let reference = parse_ref(&args.name)?;
     let client = client(global)?;
     let fetched = client.get_manifest(&reference).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::out::stdout();
     if args.raw {
         out.write_all(fetched.document.bytes())?;
         return Ok(ExitCode::SUCCESS);
@@ -289,7 +289,7 @@ pub async fn create(
         )
         .await?;
     if args.dry_run {
-        println!("{}", serde_json::to_string_pretty(index.value())?);
+        crate::out::outln!("{}", serde_json::to_string_pretty(index.value())?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for extra in &tags[1..] {
@@ -312,7 +312,7 @@ pub async fn create(
     for t in &tags {
         eprintln!("pushed {t}");
     }
-    println!("{}", index.digest());
+    crate::out::outln!("{}", index.digest())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -342,7 +342,7 @@ pub async fn copy(
         "copied {src} to {dst}: {} blob(s) uploaded, {} mounted, {} already there",
         stats.blobs_uploaded, stats.blobs_mounted, stats.blobs_existing
     );
-    println!("{}", desc.digest);
+    crate::out::outln!("{}", desc.digest)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -384,6 +384,6 @@ async fn copy_from_layout(
         "pushed {dst}: {} blob(s) uploaded, {} already there",
         stats.blobs_uploaded, stats.blobs_existing
     );
-    println!("{}", desc.digest);
+    crate::out::outln!("{}", desc.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -59,7 +59,7 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
         let addr = listener.local_addr()?;
         // The one line on stdout: where the registry listens (tests read it).
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("listening on {addr} ({scheme})");
+        crate::out::outln!("listening on {addr} ({scheme})")?;
         eprintln!("registry: state root {}", root.display());
         let served = match tls {
             Some(config) => registry_server::serve_tls(listener, registry, config).await,
@@ -73,9 +73,12 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
 fn gc(global: &Global, args: &RegistryGcArgs) -> anyhow::Result<ExitCode> {
     let root = super::state_root(global)?;
     let report = registry_server::gc(&root, Duration::from_secs(args.grace))?;
-    println!(
+    crate::out::outln!(
         "removed {} blobs ({} bytes), {} stale links, {} idle uploads",
-        report.blobs_removed, report.bytes_freed, report.links_pruned, report.uploads_purged
-    );
+        report.blobs_removed,
+        report.bytes_freed,
+        report.links_pruned,
+        report.uploads_purged
+    )?;
     Ok(ExitCode::SUCCESS)
 }

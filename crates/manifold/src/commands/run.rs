@@ -112,7 +112,7 @@ pub fn run(global: &Global, store: &Store, args: &RunArgs) -> anyhow::Result<Exi
     let mut io = ExecIo::new(|stream, bytes| {
         // A closed stdout (e.g. `| head`) must not stop the container.
         let _ = match stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+            Stream::Stdout => crate::out::stdout().write_all(bytes),
             Stream::Stderr => std::io::stderr().lock().write_all(bytes),
         };
     });

@@ -11,7 +11,7 @@ use crate::render::{Hinted, human_size};
 
 pub fn images(store: &Store, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     let images = store.images()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::out::stdout();
     if args.quiet {
         for img in &images {
             writeln!(out, "{}", img.name)?;
@@ -68,7 +68,7 @@ pub fn images(store: &Store, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
 
 pub fn du(store: &Store) -> anyhow::Result<ExitCode> {
     let u = store.usage()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::out::stdout();
     writeln!(out, "{:<14} {:>8} {:>10}", "TYPE", "BLOBS", "SIZE")?;
     writeln!(
         out,
@@ -153,11 +153,11 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         eprintln!("removed {}: {}", r.what, human_size(r.bytes));
     }
     let total = report.bytes_freed + removed.iter().map(|r| r.bytes).sum::<u64>();
-    println!(
+    crate::out::outln!(
         "Total reclaimed: {} ({} blob(s))",
         human_size(total),
         report.removed.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -180,16 +180,16 @@ fn confirm(warning: &str) -> anyhow::Result<bool> {
 pub fn fsck(store: &Store) -> anyhow::Result<ExitCode> {
     let r = store.fsck()?;
     for (name, actual) in &r.corrupt {
-        println!("corrupt: blob {name} hashes to {actual}");
+        crate::out::outln!("corrupt: blob {name} hashes to {actual}")?;
     }
     for path in &r.stray {
-        println!("stray: {} is not a blob", path.display());
+        crate::out::outln!("stray: {} is not a blob", path.display())?;
     }
     for (from, d) in &r.missing {
-        println!("missing: {d} (referenced by {from})");
+        crate::out::outln!("missing: {d} (referenced by {from})")?;
     }
     if r.is_clean() {
-        println!("{} blob(s) verified, no problems found", r.checked);
+        crate::out::outln!("{} blob(s) verified, no problems found", r.checked)?;
         Ok(ExitCode::SUCCESS)
     } else {
         bail!(Hinted::new(

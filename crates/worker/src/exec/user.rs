@@ -93,8 +93,10 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 /// files' contents (`None`: the file does not exist).
 ///
 /// As in runc: a numeric user is a uid even if some user is named like the number, and
-/// its gid comes from its passwd entry (0 without one); a name must exist. Without an
-/// explicit group, the supplementary groups are those listing the user's name.
+/// its gid comes from its passwd entry (0 without one); a name must exist. The
+/// supplementary groups hold the primary group (as containerd and BuildKit set them:
+/// busybox `id` prints `groups=1234(builder)`), then, without an explicit group, the
+/// groups listing the user's name.
 fn resolve(
     spec: &str,
     passwd: Option<&str>,
@@ -137,16 +139,19 @@ fn resolve(
                         rootfs: rootfs.to_owned(),
                     })?,
             };
-            (gid, Vec::new())
+            (gid, vec![gid])
         }
         _ => {
-            let mut extra: Vec<u32> = groups
+            // The primary group first, as containerd and BuildKit set them.
+            let mut extra = vec![entry.gid];
+            for g in groups
                 .iter()
                 .filter(|g| !entry.name.is_empty() && g.members.contains(&entry.name))
-                .map(|g| g.gid)
-                .filter(|g| *g != entry.gid)
-                .collect();
-            extra.dedup();
+            {
+                if !extra.contains(&g.gid) {
+                    extra.push(g.gid);
+                }
+            }
             (entry.gid, extra)
         }
     };
@@ -214,15 +219,15 @@ mod tests {
 
     #[test]
     fn names_and_numbers() {
-        assert_eq!(check("").unwrap(), user(0, 0, &[10]));
-        assert_eq!(check("app").unwrap(), user(1000, 1000, &[10, 50]));
+        assert_eq!(check("").unwrap(), user(0, 0, &[0, 10]));
+        assert_eq!(check("app").unwrap(), user(1000, 1000, &[1000, 10, 50]));
         // Numeric is a uid, never the user named "1000" (SECURITY case 33).
-        assert_eq!(check("1000").unwrap(), user(1000, 1000, &[10, 50]));
-        assert_eq!(check("4242").unwrap(), user(4242, 4242, &[]));
-        assert_eq!(check("4243").unwrap(), user(4243, 0, &[]));
-        assert_eq!(check("app:staff").unwrap(), user(1000, 50, &[]));
-        assert_eq!(check("app:7").unwrap(), user(1000, 7, &[]));
-        assert_eq!(check("65534").unwrap(), user(65534, 65534, &[]));
+        assert_eq!(check("1000").unwrap(), user(1000, 1000, &[1000, 10, 50]));
+        assert_eq!(check("4242").unwrap(), user(4242, 4242, &[4242]));
+        assert_eq!(check("4243").unwrap(), user(4243, 0, &[0]));
+        assert_eq!(check("app:staff").unwrap(), user(1000, 50, &[50]));
+        assert_eq!(check("app:7").unwrap(), user(1000, 7, &[7]));
+        assert_eq!(check("65534").unwrap(), user(65534, 65534, &[65534]));
     }
 
     #[test]
@@ -239,7 +244,7 @@ mod tests {
         assert!(matches!(check("-1"), Err(UserError::UnknownUser { .. })));
         // No passwd at all: numbers still work, names do not.
         let p = Path::new("/r");
-        assert_eq!(resolve("5", None, None, p).unwrap(), user(5, 0, &[]));
+        assert_eq!(resolve("5", None, None, p).unwrap(), user(5, 0, &[0]));
         assert!(resolve("app", None, None, p).is_err());
     }
 }
