@@ -23,7 +23,7 @@ case "${1:-}" in
   unregister)
     shift
     for name in "$@"; do
-      [ -e "$dir/$name" ] && echo -1 > "$dir/$name"
+      if [ -e "$dir/$name" ]; then echo -1 > "$dir/$name"; fi
     done
     ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
