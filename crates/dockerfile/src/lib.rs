@@ -1,6 +1,7 @@
 //! The Dockerfile frontend's reading half: parser, word expansion, ignore
-//! patterns, build checks ([`lint`]) and the `--call=targets|outline` data
-//! ([`call`]), with BuildKit's semantics.
+//! patterns, build checks ([`lint`]), the `--call=targets|outline` data
+//! ([`call`]) and what a `# syntax=` directive asks for ([`syntax`]), with
+//! BuildKit's semantics.
 //!
 //! **Invariant**: this crate does no IO and never prints. The parser never fails
 //! outright: it returns the tree and a list of diagnostics.
@@ -12,5 +13,6 @@ pub mod ignore;
 pub mod lint;
 pub mod parser;
 pub mod path;
+pub mod syntax;
 
 pub use expand::{Env, ExpandError, Expanded, Lexer};

@@ -69,8 +69,8 @@ impl Dockerfile {
 /// Parser directives: comments like `# escape=`` at the very top.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directives {
-    /// `# syntax=` value, as written.
-    pub syntax: Option<String>,
+    /// `# syntax=`, as written.
+    pub syntax: Option<SyntaxDirective>,
     /// The escape char: `\` (default) or `` ` ``.
     pub escape: char,
     /// `# check=` value, parsed.
@@ -85,6 +85,14 @@ impl Default for Directives {
             check: None,
         }
     }
+}
+
+/// `# syntax=<frontend image>`: the value as written and the directive's line
+/// ([`crate::syntax`] says what it means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxDirective {
+    pub value: String,
+    pub span: Span,
 }
 
 /// `# check=skip=<rules|all>;error=<bool>;experimental=<rules|all>`.

@@ -116,9 +116,14 @@ impl Diagnostic {
     /// lines around the problem, offending lines marked with `>>>`.
     ///
     /// `src` must be the text that was parsed (for the excerpt); this is pure
-    /// string building.
+    /// string building. A diagnostic on line 0 is about no line of the file (a
+    /// build argument, say): `file: error: msg`, without an excerpt.
     pub fn render(&self, file_name: &str, src: &str) -> String {
         let mut out = String::new();
+        if self.span.start.line == 0 {
+            let _ = writeln!(out, "{file_name}: {}: {}", self.severity, self.message);
+            return out;
+        }
         let _ = writeln!(
             out,
             "{file_name}:{}:{}: {}: {}",
@@ -162,5 +167,28 @@ impl fmt::Display for Diagnostic {
             "{}: {}: {}: {}",
             self.span.start, self.severity, self.code, self.message
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_marks_the_offending_line() {
+        let d = Diagnostic::error("x", Span::lines(2, 2), "bad");
+        assert_eq!(
+            d.render("Dockerfile", "FROM a\nRUN b\nRUN c\n"),
+            "Dockerfile:2:1: error: bad\n 1 |     FROM a\n 2 | >>> RUN b\n 3 |     RUN c\n"
+        );
+    }
+
+    #[test]
+    fn render_of_line_zero_has_no_excerpt() {
+        let d = Diagnostic::warning("x", Span::default(), "about a build argument");
+        assert_eq!(
+            d.render("Dockerfile", "FROM a\n"),
+            "Dockerfile: warning: about a build argument\n"
+        );
     }
 }

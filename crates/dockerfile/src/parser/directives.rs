@@ -1,6 +1,6 @@
 //! Parser directives (`# syntax=`, `# escape=`, `# check=`) at the top of the file.
 
-use super::ast::{CheckDirective, Directives, RuleSet};
+use super::ast::{CheckDirective, Directives, RuleSet, SyntaxDirective};
 use super::diag::{Diagnostic, Pos, Span};
 use super::lines::{Physical, width};
 use super::mount::go_bool;
@@ -33,7 +33,12 @@ pub(crate) fn read(
         }
         seen.push(key.clone());
         match key.as_str() {
-            "syntax" => out.syntax = Some(value.to_owned()),
+            "syntax" => {
+                out.syntax = Some(SyntaxDirective {
+                    value: value.to_owned(),
+                    span,
+                });
+            }
             "escape" => match value {
                 "\\" => out.escape = '\\',
                 "`" => out.escape = '`',

@@ -15,7 +15,7 @@ impl Parsed {
         let mut out = String::new();
         let d = &self.dockerfile.directives;
         if let Some(s) = &d.syntax {
-            let _ = writeln!(out, "directive syntax {s:?}");
+            let _ = writeln!(out, "directive syntax {:?}", s.value);
         }
         if d.escape != '\\' {
             let _ = writeln!(out, "directive escape {:?}", d.escape);
