@@ -4,6 +4,7 @@
 //! written to a temporary file, checked for size and digest, fsynced and renamed.
 //! **Invariant**: a blob reachable from a name or a live lease is never collected.
 
+pub mod atomic;
 mod error;
 mod gc;
 mod lease;

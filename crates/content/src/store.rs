@@ -9,7 +9,7 @@
 //! <root>/locks/                    index.lock, gc.lock
 //! ```
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -433,29 +433,15 @@ impl<'a> BlobWriter<'a> {
     }
 }
 
-/// Write `bytes` to `path` atomically: temp file beside it, fsync, rename, fsync dir.
+/// Write `bytes` to `path` atomically (see [`crate::atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("store files have a parent directory");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(StoreError::io("create temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(StoreError::io("write", tmp.path().to_owned()))?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        op: "rename into place",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    sync_dir(dir)
+    crate::atomic::write_atomic(path, bytes).map_err(|e| StoreError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io("fsync directory", dir))
+    crate::atomic::sync_dir(dir).map_err(StoreError::io("fsync directory", dir))
 }

@@ -14,8 +14,6 @@
 //! has, is treated as absent and overwritten by the next miss.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use content::{Lease, Store};
@@ -126,21 +124,11 @@ impl LayerCache {
     }
 }
 
-/// Write `bytes` to `path` atomically: temp file beside it, fsync, rename.
+/// Write `bytes` to `path` atomically (see [`content::atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("cache and layout files have a parent");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(ExportError::io("create temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(ExportError::io("write", tmp.path().to_owned()))?;
-    tmp.persist(path).map_err(|e| ExportError::Io {
-        op: "rename into place",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    Ok(())
+    content::atomic::write_atomic(path, bytes).map_err(|e| ExportError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -375,24 +375,8 @@ impl Builders {
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let file_name = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .expect("instance paths end in a checked name");
-        let tmp = self
-            .dir
-            .join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let written = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, path));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
-        }
-        if let Ok(d) = fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        content::atomic::write_atomic(path, bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

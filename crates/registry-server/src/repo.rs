@@ -14,7 +14,7 @@
 //! renamed, directory fsynced.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -97,13 +97,10 @@ impl Repos {
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let dir = path.parent().expect("state files have a parent");
         fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix("w-")
-            .tempfile_in(&self.tmp)?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        fs::File::open(dir)?.sync_all()
+        content::atomic::AtomicWrite::default()
+            .tmp_in(&self.tmp)
+            .write(path, &[bytes])
+            .map_err(|e| e.source)
     }
 
     pub fn exists(&self, name: &str) -> bool {

@@ -20,7 +20,7 @@
 //! so a hit never rewrites the record.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -249,31 +249,16 @@ impl CacheStore {
 
     fn write_file(&self, dest: &Path, payload: &[u8], durable: bool) -> Result<(), StoreError> {
         let tmp_dir = self.root.join(TMP);
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(StoreError::io("create", &tmp_dir))?;
         let header = format!("{MAGIC} {}\n", Digest::sha256(payload));
-        let tmp_path = tmp.path().to_owned();
-        tmp.write_all(header.as_bytes())
-            .and_then(|()| tmp.write_all(payload))
-            .and_then(|()| {
-                if durable {
-                    tmp.as_file().sync_all()
-                } else {
-                    Ok(())
-                }
+        let write = content::atomic::AtomicWrite::default().tmp_in(&tmp_dir);
+        let write = if durable { write } else { write.not_durable() };
+        write
+            .write(dest, &[header.as_bytes(), payload])
+            .map_err(|e| StoreError::Io {
+                op: e.op,
+                path: e.path,
+                source: e.source,
             })
-            .map_err(StoreError::io("write", &tmp_path))?;
-        tmp.persist(dest)
-            .map_err(|e| StoreError::io("rename into place", dest)(e.error))?;
-        if !durable {
-            return Ok(());
-        }
-        let parent = dest
-            .parent()
-            .expect("invariant: cache files are in a directory");
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(StoreError::io("sync", parent))
     }
 
     /// Best effort: a temp file that cannot be removed now will be next time.
