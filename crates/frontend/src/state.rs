@@ -6,8 +6,6 @@ use graph::op::EnvVar;
 use oci::document::{ContainerConfig, History};
 use oci::{Digest, ImageConfig, Platform};
 
-use crate::golang;
-
 /// BuildKit's `PATH` when the base image has none (not on Windows).
 pub(crate) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -106,7 +104,7 @@ impl StageState {
             created_by
         };
         self.image.history.push(History {
-            created: epoch.map(golang::rfc3339),
+            created: epoch.map(oci::rfc3339),
             created_by: Some(created_by),
             author: None,
             comment: Some(HISTORY_COMMENT.to_owned()),

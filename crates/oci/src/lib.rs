@@ -11,6 +11,7 @@ pub mod document;
 pub mod media;
 pub mod platform;
 pub mod reference;
+pub mod time;
 
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
@@ -19,3 +20,4 @@ pub use document::{
 };
 pub use platform::{Platform, PlatformError, PlatformMatcher};
 pub use reference::{Reference, ReferenceError};
+pub use time::rfc3339;
