@@ -105,14 +105,7 @@ fn registry_hint(e: &registry::RegistryError) -> Option<String> {
 
 /// An error and its causes on one line.
 pub(crate) fn chain_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    oci::error_chain(e)
 }
 
 /// Sizes as docker prints them (decimal units).

@@ -5,6 +5,7 @@
 //! **Invariant**: parsed documents ([`RawDocument`]) keep their exact bytes; what is
 //! hashed is what is stored and pushed.
 
+mod chain;
 pub mod descriptor;
 pub mod digest;
 pub mod document;
@@ -13,6 +14,7 @@ pub mod platform;
 pub mod reference;
 pub mod time;
 
+pub use chain::error_chain;
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use document::{

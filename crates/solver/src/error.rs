@@ -125,12 +125,5 @@ impl StoreError {
 
 /// Every message in an error chain, joined by `: `.
 pub fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+    oci::error_chain(error)
 }
