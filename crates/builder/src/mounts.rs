@@ -31,7 +31,7 @@ pub(crate) struct Held {
     views: Vec<ReadOnlyMount>,
     actives: Vec<worker::snapshot::Active>,
     dirs: Vec<PathBuf>,
-    locks: Vec<std::fs::File>,
+    locks: Vec<content::lock::FileLock>,
 }
 
 impl Held {
@@ -258,9 +258,8 @@ impl Parts {
                 }
                 if *sharing == op::CacheSharing::Locked {
                     let lock_path = cache_dir.join(format!("{name}.lock"));
-                    let f = lock_file(&lock_path)?;
-                    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-                        .map_err(|e| BuildError::io(&lock_path, e.into()))?;
+                    let f = content::lock::lock(&lock_path, content::lock::Mode::Exclusive)
+                        .map_err(|e| BuildError::io(&lock_path, e.source))?;
                     held.locks.push(f);
                 }
                 MountKind::Bind {
@@ -403,14 +402,13 @@ fn private_instance(cache_dir: &Path, hex: &str, held: &mut Held) -> Result<Stri
             format!("{hex}-{n}")
         };
         let lock_path = cache_dir.join(format!("{name}.lock"));
-        let f = lock_file(&lock_path)?;
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {
+        match content::lock::try_lock(&lock_path) {
+            Ok(Some(f)) => {
                 held.locks.push(f);
                 return Ok(name);
             }
-            Err(rustix::io::Errno::WOULDBLOCK) => continue,
-            Err(e) => return Err(BuildError::io(&lock_path, e.into())),
+            Ok(None) => continue,
+            Err(e) => return Err(BuildError::io(&lock_path, e.source)),
         }
     }
     Err(BuildError::io(
@@ -419,15 +417,6 @@ fn private_instance(cache_dir: &Path, hex: &str, held: &mut Held) -> Result<Stri
             "{MAX_PRIVATE_INSTANCES} steps already hold instances of a private cache mount"
         )),
     ))
-}
-
-fn lock_file(path: &Path) -> Result<std::fs::File, BuildError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| BuildError::io(path, e))
 }
 
 /// Make the cache directory `dir`: empty, or a copy of `seed` (`from=`/`source=`,

@@ -8,10 +8,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Which step of a write failed, and on what.
+/// Which step of a file operation (a write, a lock) failed, and on what.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot {op} {}", path.display())]
-pub struct WriteError {
+pub struct FileError {
     pub op: &'static str,
     pub path: PathBuf,
     #[source]
@@ -58,8 +58,8 @@ impl<'a> AtomicWrite<'a> {
     }
 
     /// Replace `path` with the concatenation of `parts`.
-    pub fn write(&self, path: &Path, parts: &[&[u8]]) -> Result<(), WriteError> {
-        let dir = path.parent().ok_or_else(|| WriteError {
+    pub fn write(&self, path: &Path, parts: &[&[u8]]) -> Result<(), FileError> {
+        let dir = path.parent().ok_or_else(|| FileError {
             op: "replace",
             path: path.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"),
@@ -67,7 +67,7 @@ impl<'a> AtomicWrite<'a> {
         let tmp_dir = self.tmp_dir.unwrap_or(dir);
         let err = |op, path: &Path| {
             let path = path.to_owned();
-            move |source| WriteError { op, path, source }
+            move |source| FileError { op, path, source }
         };
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -96,7 +96,7 @@ impl<'a> AtomicWrite<'a> {
 }
 
 /// Replace `path` with `bytes`, durably, through a temporary file beside it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     AtomicWrite::default().write(path, &[bytes])
 }
 

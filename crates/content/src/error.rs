@@ -59,4 +59,14 @@ impl StoreError {
     }
 }
 
+impl From<crate::atomic::FileError> for StoreError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        StoreError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

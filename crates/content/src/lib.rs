@@ -8,7 +8,7 @@ pub mod atomic;
 mod error;
 mod gc;
 mod lease;
-mod lock;
+pub mod lock;
 mod names;
 mod root;
 mod store;

@@ -120,12 +120,15 @@ impl Store {
         self.root.join("locks")
     }
     pub(crate) fn lock_index(&self) -> Result<FileLock> {
-        lock::lock(&self.locks_dir().join("index.lock"), Mode::Exclusive)
+        Ok(lock::lock(
+            &self.locks_dir().join("index.lock"),
+            Mode::Exclusive,
+        )?)
     }
     /// Writers hold this shared while they make content visible and protect it;
     /// garbage collection holds it exclusively.
     pub(crate) fn lock_gc(&self, mode: Mode) -> Result<FileLock> {
-        lock::lock(&self.locks_dir().join("gc.lock"), mode)
+        Ok(lock::lock(&self.locks_dir().join("gc.lock"), mode)?)
     }
 
     /// Where the blob with `digest` lives (whether or not it exists).
@@ -435,11 +438,7 @@ impl<'a> BlobWriter<'a> {
 
 /// Write `bytes` to `path` atomically (see [`crate::atomic`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::atomic::write_atomic(path, bytes).map_err(|e| StoreError::Io {
-        op: e.op,
-        path: e.path,
-        source: e.source,
-    })
+    Ok(crate::atomic::write_atomic(path, bytes)?)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {

@@ -12,12 +12,11 @@
 //! Ids are small numbers so overlay mount options stay short.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
 use super::error::SnapshotError;
@@ -49,41 +48,25 @@ pub(crate) struct Record {
 }
 
 /// A held flock, released on drop.
-#[derive(Debug)]
-pub(crate) struct Lock {
-    _file: File,
-}
+pub(crate) type Lock = content::lock::FileLock;
 
-fn open_lock(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(SnapshotError::io("open lock file", path))
+fn lock_error(e: content::atomic::FileError) -> SnapshotError {
+    SnapshotError::io(e.op, &e.path)(e.source)
 }
 
 /// Block until `path` is locked.
 pub(crate) fn lock(path: &Path, exclusive: bool) -> Result<Lock> {
-    let file = open_lock(path)?;
-    let op = if exclusive {
-        FlockOperation::LockExclusive
+    let mode = if exclusive {
+        content::lock::Mode::Exclusive
     } else {
-        FlockOperation::LockShared
+        content::lock::Mode::Shared
     };
-    flock(&file, op).map_err(|e| SnapshotError::io("lock", path)(e.into()))?;
-    Ok(Lock { _file: file })
+    content::lock::lock(path, mode).map_err(lock_error)
 }
 
 /// Lock `path` exclusively without waiting; `None` when another holder has it.
 pub(crate) fn try_lock(path: &Path) -> Result<Option<Lock>> {
-    let file = open_lock(path)?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(Lock { _file: file })),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(SnapshotError::io("lock", path)(e.into())),
-    }
+    content::lock::try_lock(path).map_err(lock_error)
 }
 
 #[derive(Debug)]
