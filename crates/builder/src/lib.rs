@@ -13,9 +13,11 @@ pub mod fileop;
 mod mounts;
 mod refs;
 mod runner;
+mod secret;
 mod selection;
 
 pub use build::{BuildFailure, BuildOutput, BuildRequest, Builder, ExportOptions};
 pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
-pub use runner::{LocalDir, Runner, Secret, Session};
+pub use runner::{LocalDir, Runner, Session};
+pub use secret::Secret;

@@ -17,7 +17,8 @@ use worker::snapshot::{ReadOnlyMount, Snapshotter};
 use crate::error::BuildError;
 use crate::fileop::SourceTree;
 use crate::refs::Ref;
-use crate::runner::{Secret, step_key};
+use crate::refs::step_key;
+use crate::secret::Secret;
 
 /// Snapshot views and scratch dirs a step holds while it runs.
 #[derive(Default)]

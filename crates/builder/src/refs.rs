@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dockerfile::ignore::Matcher;
 use oci::{Descriptor, Digest};
@@ -74,4 +75,19 @@ impl Ref {
             Ref::Local(_) => None,
         }
     }
+}
+
+/// A unique snapshot key for a step's result.
+pub(crate) fn step_key(cache_key: &Digest) -> Key {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Key::new(format!(
+        "step-{}-{}-{nanos:x}-{n}",
+        &cache_key.hex()[..32],
+        std::process::id()
+    ))
+    .expect("invariant: step keys are printable")
 }

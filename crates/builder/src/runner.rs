@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use content::Store;
@@ -34,7 +33,8 @@ use worker::snapshot::{Key, Snapshotter};
 use crate::error::BuildError;
 use crate::fileop;
 use crate::mounts::{Held, Parts, missing_mount_points, remove_stubs};
-use crate::refs::{FsRef, LocalRef, Ref};
+use crate::refs::{FsRef, LocalRef, Ref, step_key};
+use crate::secret::Secret;
 use crate::selection::Selection;
 
 /// A directory a `Source::Local` of that name reads.
@@ -52,16 +52,6 @@ pub struct Session {
     pub secrets: HashMap<String, Secret>,
     /// What `--allow` granted.
     pub allow: Entitlements,
-}
-
-/// A secret's bytes. `Debug` never shows them.
-#[derive(Clone)]
-pub struct Secret(pub Arc<Vec<u8>>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
 }
 
 /// Runs ops on a store, a snapshotter and an executor.
@@ -144,21 +134,6 @@ fn matcher(patterns: &[String]) -> Result<Option<Arc<Matcher>>, BuildError> {
         message: e.to_string(),
     })?;
     Ok(Some(Arc::new(m)))
-}
-
-/// A unique snapshot key for a step's result.
-pub(crate) fn step_key(cache_key: &Digest) -> Key {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    Key::new(format!(
-        "step-{}-{}-{nanos:x}-{n}",
-        &cache_key.hex()[..32],
-        std::process::id()
-    ))
-    .expect("invariant: step keys are printable")
 }
 
 async fn blocking<T: Send + 'static>(
