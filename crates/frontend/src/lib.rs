@@ -53,7 +53,8 @@ pub fn lower(
     opts: &BuildOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<Lowered, FrontendError> {
-    let parsed = parser::parse(src);
+    let mut parsed = parser::parse(src);
+    dockerfile::syntax::apply(&mut parsed, opts.build_arg(dockerfile::syntax::BUILD_ARG));
     if parsed.has_errors() {
         return Err(FrontendError::Parse {
             diagnostics: parsed.diagnostics,

@@ -57,6 +57,8 @@ testkit::golden_cases!(
     provenance_true,
     push_without_name,
     ssh_not_supported,
+    syntax_foreign_frontend,
+    syntax_foreign_frontend_outline,
     targets,
     unknown_target,
     unsupported_add_url,

@@ -149,7 +149,10 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (name, src) = read_dockerfile(args)?;
-    let parsed = parser::parse(&src);
+    let mut parsed = parser::parse(&src);
+    // `--call` runs the built-in frontend too: another one named by `# syntax=` fails.
+    let syntax_arg = build_args(args).remove(dockerfile::syntax::BUILD_ARG);
+    dockerfile::syntax::apply(&mut parsed, syntax_arg.as_deref());
     let call = if args.check { Call::Check } else { args.call };
     match call {
         Call::Targets => {
