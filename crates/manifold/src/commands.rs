@@ -13,7 +13,6 @@ mod resolve;
 mod run;
 mod store;
 
-pub(crate) use registry::config_dir;
 
 use std::process::ExitCode;
 

@@ -103,7 +103,7 @@ pub fn validate_name(what: &str, name: &str) -> anyhow::Result<()> {
 /// The instance builds use: `--builder`/`MANIFOLD_BUILDER`, else the one
 /// `manifold use` selected, else `default`.
 pub fn current(global: &Global) -> anyhow::Result<Instance> {
-    let store = Builders::new(&crate::commands::config_dir(global));
+    let store = Builders::new(&crate::config::config_dir(global));
     let (name, from) = selected(global, &store)?;
     store
         .load(&name)

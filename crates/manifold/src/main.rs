@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod instances;
 mod out;
 mod progress;

@@ -19,7 +19,7 @@ use crate::render::{Hinted, chain_text, human_size};
 use self::probe::{Probe, Report, Status};
 
 fn builders(global: &Global) -> Builders {
-    Builders::new(&super::config_dir(global))
+    Builders::new(&crate::config::config_dir(global))
 }
 
 /// `manifold create`.

@@ -15,20 +15,8 @@ use registry::{Client, Credential, RegistryConfig, StaticCredentials};
 use crate::cli::{CopyArgs, CreateArgs, Global, InspectArgs, InspectFormat, LoginArgs, LogoutArgs};
 use crate::render::Hinted;
 
-/// Where manifold's own configuration lives.
-pub fn config_dir(global: &Global) -> std::path::PathBuf {
-    if let Some(d) = &global.config {
-        return d.clone();
-    }
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
-        return std::path::PathBuf::from(x).join("manifold");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    std::path::PathBuf::from(home).join(".config/manifold")
-}
-
 pub(crate) fn registry_config(global: &Global) -> anyhow::Result<RegistryConfig> {
-    let mut config = RegistryConfig::load(&config_dir(global))?;
+    let mut config = RegistryConfig::load(&crate::config::config_dir(global))?;
     for host in &global.insecure_registries {
         config.add_insecure(host);
     }
