@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use archive::{ArchiveError, CleanPath, Root};
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use graph::op::{FileAction, Mkdir, Mkfile, Rm};
 use rustix::fs::{FileType, Stat};
 

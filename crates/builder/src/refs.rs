@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use oci::{Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 use worker::snapshot::Key;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use content::Store;
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use graph::Vertex;
 use graph::op::{self, FileAction, Op, Source};
 use oci::document::ManifestOrIndex;
@@ -127,7 +127,7 @@ fn matcher(patterns: &[String]) -> Result<Option<Arc<Matcher>>, BuildError> {
         return Ok(None);
     }
     let text = patterns.join("\n");
-    let pats = dockerfile::ignore::parse_ignore_file(&text).map_err(|e| BuildError::Ignore {
+    let pats = ignore::parse_ignore_file(&text).map_err(|e| BuildError::Ignore {
         message: e.to_string(),
     })?;
     let m = Matcher::new(pats).map_err(|e| BuildError::Ignore {

@@ -9,10 +9,12 @@
 pub mod args;
 pub mod call;
 pub mod expand;
-pub mod ignore;
+/// `.dockerignore` patterns (the `ignore` crate, which the context's readers share).
+pub use ::ignore;
 pub mod lint;
 pub mod parser;
-pub mod path;
+/// Go's `path.Clean`.
+pub use ::ignore::path;
 pub mod syntax;
 
 pub use expand::{Env, ExpandError, Expanded, Lexer};

@@ -59,7 +59,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SyncError + '_ {
 pub fn manifest(
     name: &str,
     dir: &Path,
-    exclude: Option<&dockerfile::ignore::Matcher>,
+    exclude: Option<&ignore::Matcher>,
     state: &Path,
 ) -> Result<ContextManifest, SyncError> {
     let mut index = worker::context::Index::open(state, dir);

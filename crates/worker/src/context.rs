@@ -13,7 +13,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use oci::{Digest, Hasher};
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use worker::context::{Index, Kind, scan};
 
 fn tree(dir: &Path) {

@@ -6,7 +6,7 @@
 use std::io;
 
 use archive::{CleanPath, NodeKind, Root};
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 use graph::op::Copy;
 use rustix::fs::{FileType, Stat};
 

@@ -2,7 +2,7 @@
 //! tree in-root, as fsutil's `ResolveWildcards`.
 
 use archive::{CleanPath, Root};
-use dockerfile::ignore::Matcher;
+use ignore::Matcher;
 
 use super::{Ctx, FileOpError};
 

@@ -44,6 +44,8 @@
 //! most `(chars + 1) × (2 × tokens + 2)` steps (see [`match_steps`]), whatever
 //! the `*` and `**` in it.
 
+pub mod path;
+
 use std::fmt;
 
 /// Name of the ignore file at the root of the build context.

@@ -1,7 +1,7 @@
-//! Data-driven cases for `dockerfile::ignore`: matching decisions, invalid
+//! Data-driven cases for `ignore`: matching decisions, invalid
 //! patterns, walker pruning, ignore-file names and the matching work bound.
 
-use dockerfile::ignore::{
+use ignore::{
     IgnoreError, Matcher, PatternErrorKind, ignore_file_candidates, match_steps, parse_ignore_file,
 };
 use rstest::rstest;
