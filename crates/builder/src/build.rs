@@ -64,7 +64,7 @@ pub struct BuildOutput {
     pub index: Descriptor,
     /// One manifest per platform, in the order of the request.
     pub manifests: Vec<Descriptor>,
-    /// Parser warnings.
+    /// Parser warnings (the build checks' went out as events).
     pub warnings: Vec<dockerfile::parser::Diagnostic>,
 }
 
@@ -150,7 +150,16 @@ impl Builder {
         events: EventSink,
         cancel: CancellationToken,
     ) -> Result<BuildOutput, BuildFailure> {
-        let lowered = self.lower(req).await?;
+        let lowered = self.lower(req).await;
+        let checks = match &lowered {
+            Ok(l) => l.checks.as_slice(),
+            Err(BuildFailure::Frontend(frontend::FrontendError::ChecksFailed { warnings })) => {
+                warnings.as_slice()
+            }
+            Err(_) => &[],
+        };
+        emit_checks(&events, &req.dockerfile, checks);
+        let lowered = lowered?;
         let graph = lowered.graph;
         check_platforms(&graph)?;
         let runner = Runner::new(
@@ -199,6 +208,26 @@ impl Builder {
             manifests,
             warnings: lowered.warnings,
         })
+    }
+}
+
+/// The build checks' warnings as [`solver::Event::Warning`]s, about the Dockerfile
+/// `dockerfile` (named by its digest).
+fn emit_checks(events: &EventSink, dockerfile: &str, checks: &[dockerfile::lint::LintWarning]) {
+    if checks.is_empty() {
+        return;
+    }
+    let digest = Digest::sha256(dockerfile.as_bytes());
+    for w in checks {
+        events.emit(solver::Event::Warning {
+            digest: digest.clone(),
+            warning: solver::Warning {
+                rule: w.name().to_owned(),
+                message: w.message.clone(),
+                url: Some(w.url()),
+                line: Some(w.span.start.line),
+            },
+        });
     }
 }
 

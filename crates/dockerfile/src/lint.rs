@@ -26,7 +26,7 @@ use std::fmt;
 use oci::Platform;
 
 use crate::ignore::Matcher;
-use crate::parser::{Dockerfile, Parsed, Span};
+use crate::parser::{Diagnostic, Dockerfile, Parsed, Span};
 
 pub use config::{CheckConfig, CheckConfigError};
 pub use rules::Rule;
@@ -178,6 +178,13 @@ pub fn check(parsed: &Parsed, opts: &CheckOptions<'_>) -> CheckReport {
     warnings.sort_by_key(|w| w.span.start);
     let error = base.error && !warnings.is_empty();
     CheckReport { warnings, error }
+}
+
+/// Whether a build check reports the parser's diagnostic `d` itself (an empty
+/// continuation line is `NoEmptyContinuation`): a caller that runs the checks
+/// shows it only as that check's warning, which `# check=skip=` can turn off.
+pub fn reported_by_checks(d: &Diagnostic) -> bool {
+    d.code == "empty-continuation"
 }
 
 /// `base` merged with a `# check=` comment just above instruction `i`.

@@ -2,6 +2,7 @@
 //! (when there is one), so the CLI can show the marked lines.
 
 use dockerfile::ExpandError;
+use dockerfile::lint::{CheckConfigError, LintWarning};
 use dockerfile::parser::{Diagnostic, Span};
 use graph::{GraphError, ResolveError};
 use oci::{Platform, PlatformError, ReferenceError};
@@ -87,6 +88,27 @@ pub enum FrontendError {
     InvalidEpoch { value: String },
     #[error("invalid build graph")]
     Graph(#[from] GraphError),
+    /// `check=error=true` and the build checks found `warnings` (at least one).
+    #[error(
+        "build checks failed with check=error=true: {}",
+        list_warnings(warnings)
+    )]
+    ChecksFailed { warnings: Vec<LintWarning> },
+    #[error("invalid BUILDKIT_DOCKERFILE_CHECK build argument {value:?}")]
+    InvalidCheckConfig {
+        value: String,
+        #[source]
+        source: CheckConfigError,
+    },
+}
+
+/// `Rule (line N)`, joined by `, `.
+fn list_warnings(warnings: &[LintWarning]) -> String {
+    warnings
+        .iter()
+        .map(|w| format!("{} (line {})", w.name(), w.span.start.line))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn first_message(d: &[Diagnostic]) -> String {
@@ -116,7 +138,11 @@ impl FrontendError {
             | E::InvalidSignal { span, .. }
             | E::EmptyVolume { span }
             | E::InvalidSource { span, .. } => Some(*span),
-            E::TargetNotFound { .. } | E::InvalidEpoch { .. } | E::Graph(_) => None,
+            E::ChecksFailed { warnings } => warnings.first().map(|w| w.span),
+            E::TargetNotFound { .. }
+            | E::InvalidEpoch { .. }
+            | E::Graph(_)
+            | E::InvalidCheckConfig { .. } => None,
         }
     }
 
@@ -143,15 +169,28 @@ impl FrontendError {
             E::InvalidSource { .. } => "invalid-source",
             E::InvalidEpoch { .. } => "invalid-epoch",
             E::Graph(_) => "graph",
+            E::ChecksFailed { .. } => "checks-failed",
+            E::InvalidCheckConfig { .. } => "invalid-check-config",
         }
     }
 
     /// The error as diagnostics, ready for [`Diagnostic::render`]: the
-    /// parser's own for [`FrontendError::Parse`], else one with this error's
+    /// parser's own for [`FrontendError::Parse`], one warning per build check
+    /// warning for [`FrontendError::ChecksFailed`], else one with this error's
     /// message and span (empty when the error has no span).
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        if let FrontendError::Parse { diagnostics } = self {
-            return diagnostics.clone();
+        match self {
+            FrontendError::Parse { diagnostics } => return diagnostics.clone(),
+            FrontendError::ChecksFailed { warnings } => {
+                return warnings
+                    .iter()
+                    .map(|w| {
+                        let message = format!("{}: {}", w.name(), w.message);
+                        Diagnostic::warning("build-check", w.span, message)
+                    })
+                    .collect();
+            }
+            _ => {}
         }
         let Some(span) = self.span() else {
             return Vec::new();

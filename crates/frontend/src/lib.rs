@@ -10,6 +10,12 @@
 //!
 //! A base image's `ONBUILD` triggers run at the start of the stage built on it.
 //!
+//! Every lowering also runs the build checks ([`dockerfile::lint`]) over the
+//! Dockerfile, for each target platform, with the base images it resolved; their
+//! warnings are [`Lowered::checks`], and with `check=error=true` (directive or
+//! `BUILDKIT_DOCKERFILE_CHECK`) any warning fails the lowering with
+//! [`FrontendError::ChecksFailed`], so no step of the build runs.
+//!
 //! Features not supported yet (remote `ADD`, `--mount=type=ssh`, `ONBUILD`
 //! triggers that read another stage, Windows targets) fail with
 //! [`FrontendError::NotSupported`] and the instruction's span; nothing is
@@ -20,6 +26,7 @@
 //! by id (and target path or variable name).
 
 mod args;
+mod checks;
 mod copy;
 mod dispatch;
 mod error;
@@ -34,6 +41,7 @@ mod state;
 pub use error::FrontendError;
 pub use options::{BuildOptions, NamedContext};
 
+use dockerfile::lint::LintWarning;
 use dockerfile::parser::{self, Diagnostic};
 use graph::{Graph, ImageResolver};
 
@@ -42,8 +50,11 @@ use graph::{Graph, ImageResolver};
 pub struct Lowered {
     /// One output per target platform, in the order asked for.
     pub graph: Graph,
-    /// Warnings of the parser (BuildKit prints them and builds anyway).
+    /// Warnings of the parser (BuildKit prints them and builds anyway), but for
+    /// those a build check reports (see [`dockerfile::lint::reported_by_checks`]).
     pub warnings: Vec<Diagnostic>,
+    /// What the build checks found, each once over all platforms, in source order.
+    pub checks: Vec<LintWarning>,
 }
 
 /// Lower the Dockerfile `src` for `opts`, reading base images through
@@ -61,6 +72,7 @@ pub fn lower(
         });
     }
     let cx = lowering::Ctx::new(&parsed.dockerfile, opts, resolver)?;
+    let check_config = checks::config(&cx)?;
     let mut graph = Graph::new();
     for platform in cx.target_platforms() {
         // BuildKit sends only the context paths the build reads: a first pass
@@ -72,8 +84,15 @@ pub fn lower(
         let done = lowering::Lowering::new(&cx, &mut graph, platform.clone(), follow)?.run()?;
         graph.add_output(platform, done.root, done.config)?;
     }
+    let checks = checks::run(&parsed, &cx, check_config.as_ref())?;
+    let warnings = parsed
+        .diagnostics
+        .into_iter()
+        .filter(|d| !dockerfile::lint::reported_by_checks(d))
+        .collect();
     Ok(Lowered {
         graph,
-        warnings: parsed.diagnostics,
+        warnings,
+        checks,
     })
 }

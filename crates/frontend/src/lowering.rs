@@ -97,6 +97,17 @@ impl<'a> Ctx<'a> {
         self.cache.borrow_mut().insert(key, r.clone());
         Ok(r)
     }
+
+    /// The image `reference` (normalised) as lowering resolved it for `platform`;
+    /// `None` when lowering did not ask for it. Never a new lookup.
+    pub fn resolved(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
+        let want = platform.normalize();
+        self.cache
+            .borrow()
+            .iter()
+            .find(|((r, p), _)| r == reference && p.normalize() == want)
+            .map(|(_, image)| image.clone())
+    }
 }
 
 /// The result of one pass.

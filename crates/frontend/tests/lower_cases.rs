@@ -1,7 +1,8 @@
 //! Data-driven lowering tests: each directory under `tests/data/lower/<case>/`
 //! holds a `Dockerfile`, optionally `options.json` (target, platforms, build
-//! args, …) and the `expected.json` result (the graph dump and warnings, or
-//! the error with its rendering). Run with `UPDATE_EXPECT=1` to rewrite the
+//! args, …) and the `expected.json` result (the graph dump, the parser's warnings
+//! and, when there are any, the build checks' warnings; or the error with its
+//! rendering). Run with `UPDATE_EXPECT=1` to rewrite the
 //! expected files.
 //!
 //! Base images come from [`FakeResolver`]; the target and build platforms
@@ -189,7 +190,12 @@ fn actual(src: &str, opts: &BuildOptions) -> Value {
             let graph: Value =
                 serde_json::from_str(&l.graph.to_json_pretty()).expect("dump is JSON");
             let warnings: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
-            json!({ "graph": graph, "warnings": warnings })
+            let mut v = json!({ "graph": graph, "warnings": warnings });
+            if !l.checks.is_empty() {
+                let checks: Vec<String> = l.checks.iter().map(ToString::to_string).collect();
+                v["checks"] = json!(checks);
+            }
+            v
         }
         Err(e) => {
             let rendered: Vec<String> = e
@@ -228,6 +234,10 @@ testkit::golden_cases! {
     arg_scope_ends_with_stage,
     arg_without_value_build_arg,
     base_config_inherited,
+    checks_base_env_known,
+    checks_build_arg_replaces_directive,
+    checks_empty_continuation_once,
+    checks_once_for_all_platforms,
     cmd_then_entrypoint_keeps_cmd,
     copy_chown_chmod,
     copy_from_image,
@@ -242,6 +252,8 @@ testkit::golden_cases! {
     err_bad_chmod,
     err_base_onbuild_from_not_supported,
     err_blank_base,
+    err_check_build_arg_invalid,
+    err_checks_error_true,
     err_copy_from_later_stage,
     err_parse_error,
     err_ssh_mount_not_supported,

@@ -11,6 +11,10 @@
 //! docs/progress.md). `quiet` prints nothing. `auto` is `tty` when standard
 //! error is a terminal, else `plain`.
 //!
+//! Warnings about the Dockerfile (its build checks) are collected, each once, and
+//! `tty` and `plain` print them when the progress ends, one line each and then
+//! how many there were, as buildx does; `rawjson` prints each as an event.
+//!
 //! **Invariant:** the solver's callback only updates state and queues text;
 //! all writing to the terminal happens on a thread of its own, so a slow or
 //! stopped terminal never holds up the build.
@@ -28,7 +32,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use anyhow::bail;
-use solver::EventSink;
+use solver::{Event, EventSink};
 
 use crate::render::Hinted;
 use plain::{State, flush_partial, plain};
@@ -67,7 +71,11 @@ fn stderr_is_terminal() -> bool {
 #[derive(Debug)]
 pub struct Printer {
     inner: Option<Running>,
+    /// The build's warnings, printed after the progress (`None`: not printed).
+    warnings: Option<Warnings>,
 }
+
+type Warnings = Arc<Mutex<Vec<solver::Warning>>>;
 
 #[derive(Debug)]
 enum Running {
@@ -94,6 +102,18 @@ impl Printer {
     }
 
     fn stop(&mut self) {
+        self.stop_progress();
+        if let Some(warnings) = self.warnings.take() {
+            let text = warnings_text(&lock(&warnings));
+            if !text.is_empty() {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            }
+        }
+    }
+
+    fn stop_progress(&mut self) {
         match self.inner.take() {
             None => {}
             Some(Running::Stream { state, tx, thread }) => {
@@ -117,8 +137,16 @@ impl Drop for Printer {
 }
 
 pub fn start(mode: Mode) -> (EventSink, Printer) {
-    match mode {
-        Mode::Quiet => (EventSink::none(), Printer { inner: None }),
+    let (sink, inner) = match mode {
+        Mode::Quiet => {
+            return (
+                EventSink::none(),
+                Printer {
+                    inner: None,
+                    warnings: None,
+                },
+            );
+        }
         Mode::Plain | Mode::RawJson => {
             let state = Arc::new(Mutex::new(State::default()));
             let (tx, rx) = mpsc::channel();
@@ -137,8 +165,7 @@ pub fn start(mode: Mode) -> (EventSink, Printer) {
                     }
                 })
             };
-            let inner = Running::Stream { state, tx, thread };
-            (sink, Printer { inner: Some(inner) })
+            (sink, Running::Stream { state, tx, thread })
         }
         Mode::Tty => {
             let board = Arc::new(Mutex::new(Board::new(Instant::now())));
@@ -148,10 +175,53 @@ pub fn start(mode: Mode) -> (EventSink, Printer) {
                 std::thread::spawn(move || draw_loop(&board, &stopped))
             };
             let sink = EventSink::new(move |e| lock(&board).apply(&e, Instant::now()));
-            let inner = Running::Tty { stop, thread };
-            (sink, Printer { inner: Some(inner) })
+            (sink, Running::Tty { stop, thread })
+        }
+    };
+    let warnings = Warnings::default();
+    let sink = {
+        let warnings = warnings.clone();
+        EventSink::new(move |e| {
+            if let Event::Warning { warning, .. } = &e {
+                let mut all = lock(&warnings);
+                if all.contains(warning) {
+                    // Another node, or another platform, found it too.
+                    return;
+                }
+                all.push(warning.clone());
+            }
+            sink.emit(e);
+        })
+    };
+    let printer = Printer {
+        inner: Some(inner),
+        // Programs reading rawjson have the events.
+        warnings: (mode != Mode::RawJson).then_some(warnings),
+    };
+    (sink, printer)
+}
+
+/// The build's warnings after its progress: ` - Rule: message (line N)` each,
+/// then `N warnings found (use --call=check for details)`; empty when there are
+/// none.
+fn warnings_text(warnings: &[solver::Warning]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for w in warnings {
+        let _ = write!(out, " - {}: {}", w.rule, w.message);
+        if let Some(line) = w.line {
+            let _ = write!(out, " (line {line})");
+        }
+        out.push('\n');
+    }
+    match warnings.len() {
+        0 => {}
+        1 => out.push_str("1 warning found (use --call=check for details)\n"),
+        n => {
+            let _ = writeln!(out, "{n} warnings found (use --call=check for details)");
         }
     }
+    out
 }
 
 /// A status as text: `ID 12.3MB / 45.6MB`, `ID 12.3MB` (no total known) or `ID` (a

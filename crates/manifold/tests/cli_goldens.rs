@@ -45,6 +45,7 @@ fn check(case: &str) {
 
 testkit::golden_cases!(
     data(), check;
+    build_check_error_true,
     build_unknown_network,
     check_build_arg_override,
     check_clean,

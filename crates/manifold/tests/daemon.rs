@@ -563,3 +563,67 @@ fn entitlements_need_the_client_and_the_daemon() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_daemon_build_prints_the_build_checks_warnings_as_a_local_one() {
+    testkit::require_root_and_runc();
+    let daemon = daemon(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", &daemon.endpoint()]));
+    let build = |ctx: &Path, extra: &[&str]| {
+        let mut args = vec!["--builder", "far", "build", "--progress=plain"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        client.run(&args)
+    };
+    let checks = |err: &str| -> Vec<String> {
+        err.lines()
+            .filter(|l| l.starts_with(" - ") || l.contains("found (use --call=check"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let warned = context(&[(
+        "Dockerfile",
+        "FROM localhost/busybox:test as x\nRUN echo hi\n",
+    )]);
+    let out = build(warned.path(), &[]);
+    ok(&out);
+    let err = text(&out.stderr);
+    assert_eq!(
+        checks(&err),
+        [
+            " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)",
+            "1 warning found (use --call=check for details)",
+        ],
+        "{err}"
+    );
+    let out = build(warned.path(), &["-q"]);
+    ok(&out);
+    assert!(
+        checks(&text(&out.stderr)).is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // check=error=true: the daemon fails the build before any step runs.
+    let failing = context(&[(
+        "Dockerfile",
+        "# check=error=true\nFROM localhost/busybox:test as x\nRUN echo hi\n",
+    )]);
+    let out = build(failing.path(), &[]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(
+        checks(&err),
+        [
+            " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)",
+            "1 warning found (use --call=check for details)",
+        ],
+        "{err}"
+    );
+    assert!(!err.contains("RUN echo hi"), "no step ran:\n{err}");
+    assert!(
+        err.contains("build checks failed with check=error=true: FromAsCasing (line 2)"),
+        "{err}"
+    );
+}

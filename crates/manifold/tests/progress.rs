@@ -345,6 +345,62 @@ fn rawjson_lines_follow_the_documented_schema() {
     }
 }
 
+#[test]
+fn rawjson_has_a_warning_event_per_build_check_warning() {
+    testkit::require_root_and_runc();
+    let schema = documented_schema();
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM localhost/busybox:test as x\nRUN echo hi\n";
+    write(ctx.path(), "Dockerfile", dockerfile);
+    let out = manifold(
+        root.path(),
+        &["build", "--progress=rawjson", ctx.path().to_str().unwrap()],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let all = events(&schema, &err);
+    let warnings: Vec<&Value> = all.iter().filter(|e| e["event"] == "warning").collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    let w = warnings[0];
+    assert_eq!(w["rule"], "FromAsCasing", "{err}");
+    assert_eq!(
+        w["message"], "'as' and 'FROM' keywords' casing do not match",
+        "{err}"
+    );
+    assert_eq!(w["line"], 1, "{err}");
+    assert_eq!(
+        w["url"], "https://docs.docker.com/go/dockerfile/rule/from-as-casing/",
+        "{err}"
+    );
+    let digest = oci::Digest::sha256(dockerfile.as_bytes()).to_string();
+    assert_eq!(w["vertex"], digest.as_str(), "{err}");
+    // Before any step: the checks run when the Dockerfile is lowered.
+    let first_started = all.iter().position(|e| e["event"] == "started").unwrap();
+    let at = all.iter().position(|e| e["event"] == "warning").unwrap();
+    assert!(at < first_started, "{err}");
+    // Programs get the events; the lines for people are not printed.
+    assert!(!err.contains("warning found"), "{err}");
+
+    let clean = tempfile::tempdir().unwrap();
+    write(
+        clean.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test AS x\nRUN echo hi\n",
+    );
+    let out = manifold(
+        root.path(),
+        &[
+            "build",
+            "--progress=rawjson",
+            clean.path().to_str().unwrap(),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!kinds(&events(&schema, &err)).contains("warning"), "{err}");
+}
+
 /// The `status` events of the step named `step` whose id contains `id`.
 fn statuses<'a>(events: &'a [Value], step: &str, id: &str) -> Vec<&'a Value> {
     let vertex = find(events, "started", "name", step)
@@ -634,6 +690,33 @@ fn tty_display_shows_each_platforms_steps_and_cached_on_a_rebuild() {
     assert!(!failed.is_empty(), "{screen}");
     assert!(
         !lines_with(&screen, &["    > about to fail"]).is_empty(),
+        "{screen}"
+    );
+}
+
+#[test]
+fn tty_prints_the_build_checks_warnings_under_the_final_display() {
+    testkit::require_root_and_runc();
+    let root = root_with_base(&["amd64"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test as x\nRUN echo hi\n",
+    );
+    let screen = tty_build(root.path(), &ctx.path().display().to_string(), 0);
+    let lines: Vec<&str> = screen.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("[+] Building") && l.ends_with("FINISHED"))
+        .unwrap_or_else(|| panic!("no final display:\n{screen}"));
+    let warning = " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)";
+    let at: Vec<usize> = (0..lines.len()).filter(|i| lines[*i] == warning).collect();
+    assert_eq!(at.len(), 1, "{screen}");
+    assert!(header < at[0], "{screen}");
+    assert_eq!(
+        lines[at[0] + 1],
+        "1 warning found (use --call=check for details)",
         "{screen}"
     );
 }

@@ -186,6 +186,13 @@ pub struct WireEvent {
     pub total: Option<u64>,
     #[serde(default)]
     pub done: bool,
+    /// A warning's explanation (`kind` "warning"; its rule is in `name`, its
+    /// message in `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The Dockerfile line a warning is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
 }
 
 /// A finished build.

@@ -201,6 +201,8 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
         current: 0,
         total: None,
         done: false,
+        url: None,
+        line: None,
     };
     Some(match e {
         Event::VertexStarted {
@@ -250,6 +252,13 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
             name: key.to_string(),
             text: reason.to_string(),
             ..blank("cache_miss", digest)
+        },
+        Event::Warning { digest, warning } => WireEvent {
+            name: warning.rule.clone(),
+            text: warning.message.clone(),
+            url: warning.url.clone(),
+            line: warning.line,
+            ..blank("warning", digest)
         },
         _ => return None,
     })
@@ -738,5 +747,32 @@ mod tests {
         }
         assert!(compression("brotli-1").is_err());
         assert!(compression("gzip-x").is_err());
+    }
+
+    #[test]
+    fn a_warning_goes_to_the_client_whole() {
+        let digest = oci::Digest::sha256(b"FROM scratch as base\n");
+        let warning = solver::Warning {
+            rule: "FromAsCasing".into(),
+            message: "'as' and 'FROM' keywords' casing do not match".into(),
+            url: Some("https://docs.docker.com/go/dockerfile/rule/from-as-casing/".into()),
+            line: Some(1),
+        };
+        let e = Event::Warning {
+            digest: digest.clone(),
+            warning: warning.clone(),
+        };
+        let wire = wire_event(&e).expect("warnings are sent");
+        let json = serde_json::to_string(&wire).unwrap();
+        let back: WireEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.kind, "warning");
+        assert_eq!(back.vertex, digest.to_string());
+        assert_eq!(back.name, warning.rule);
+        assert_eq!(back.text, warning.message);
+        assert_eq!(back.url, warning.url);
+        assert_eq!(back.line, Some(1));
+        // Other events do not carry the warning's fields.
+        let done = wire_event(&Event::VertexCancelled { digest }).unwrap();
+        assert!(!serde_json::to_string(&done).unwrap().contains("\"url\""));
     }
 }

@@ -9,7 +9,8 @@ use oci::{Digest, Platform};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// What happened to a vertex. Every event names the vertex by digest.
+/// What happened to a vertex. Every event names the vertex by digest, but for a
+/// [`Event::Warning`], which names the build's definition.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -47,6 +48,23 @@ pub enum Event {
         key: Digest,
         reason: MissReason,
     },
+    /// Something about the build's definition that is worth fixing but does not
+    /// stop the build (a Dockerfile build check). `digest` names the definition
+    /// (the sha256 of the Dockerfile's bytes), not a vertex of the graph.
+    Warning { digest: Digest, warning: Warning },
+}
+
+/// One warning about a build's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The stable name of what found it (a build check's rule, `FromAsCasing`).
+    pub rule: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// Where the rule is explained, when somewhere is.
+    pub url: Option<String>,
+    /// The first line of the definition it is about (from 1), when known.
+    pub line: Option<u32>,
 }
 
 /// Which output stream a log chunk came from.

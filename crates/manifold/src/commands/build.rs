@@ -194,7 +194,14 @@ fn check(
     src: &str,
     parsed: &Parsed,
 ) -> anyhow::Result<ExitCode> {
-    report_diagnostics(name, src, &parsed.diagnostics)?;
+    // The checks report these themselves.
+    let diagnostics: Vec<Diagnostic> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| !dockerfile::lint::reported_by_checks(d))
+        .cloned()
+        .collect();
+    report_diagnostics(name, src, &diagnostics)?;
     let mut build_args = build_args(args);
     let config = match build_args.remove("BUILDKIT_DOCKERFILE_CHECK") {
         Some(c) => Some(
@@ -633,6 +640,15 @@ fn build_failure(name: &str, src: &str, e: builder::BuildFailure) -> anyhow::Err
                 Err(e) => e,
                 Ok(()) => unreachable!("a parse failure has at least one error diagnostic"),
             }
+        }
+        builder::BuildFailure::Frontend(e @ frontend::FrontendError::ChecksFailed { .. }) => {
+            for d in e.diagnostics() {
+                eprint!("{}", d.render(name, src));
+            }
+            anyhow::Error::new(Hinted::new(
+                e.to_string(),
+                "fix the warnings, or skip rules with `# check=skip=<rule>`",
+            ))
         }
         builder::BuildFailure::Frontend(e) => {
             for d in e.diagnostics() {

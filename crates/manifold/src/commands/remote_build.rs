@@ -74,6 +74,15 @@ fn event(e: WireEvent) -> Option<Event> {
             key: e.name.parse().ok()?,
             reason: MissReason::Reported { text: e.text },
         },
+        "warning" => Event::Warning {
+            digest,
+            warning: solver::Warning {
+                rule: e.name,
+                message: e.text,
+                url: e.url,
+                line: e.line,
+            },
+        },
         _ => return None,
     })
 }

@@ -59,6 +59,11 @@ pub(super) fn raw_json(e: &Event, now: SystemTime) -> Option<String> {
         ),
         Event::VertexFailed { digest, error } => ("failed", digest, json!({"error": error})),
         Event::VertexCancelled { digest } => ("cancelled", digest, json!({})),
+        Event::Warning { digest, warning: w } => (
+            "warning",
+            digest,
+            json!({"rule": w.rule, "message": w.message, "url": w.url, "line": w.line}),
+        ),
         _ => return None,
     };
     let time = now

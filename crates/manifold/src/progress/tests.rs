@@ -6,6 +6,7 @@ use solver::{Event, LogStream, MissReason};
 use super::plain::{State, flush_partial, plain};
 use super::rawjson::raw_json;
 use super::tty::{Board, Screen, clean, fit, frame};
+use super::warnings_text;
 
 fn digest(n: u8) -> Digest {
     Digest::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
@@ -270,4 +271,54 @@ fn rawjson_status_carries_bytes_and_null_totals() {
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&note).unwrap();
     assert!(v["total"].is_null(), "{note}");
+}
+
+fn warning(rule: &str, message: &str, line: u32) -> solver::Warning {
+    solver::Warning {
+        rule: rule.into(),
+        message: message.into(),
+        url: Some(format!(
+            "https://docs.docker.com/go/dockerfile/rule/{rule}/"
+        )),
+        line: Some(line),
+    }
+}
+
+#[test]
+fn warnings_print_one_line_each_then_how_many() {
+    let casing = warning(
+        "FromAsCasing",
+        "'as' and 'FROM' keywords' casing do not match",
+        1,
+    );
+    assert_eq!(
+        warnings_text(std::slice::from_ref(&casing)),
+        " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n\
+         1 warning found (use --call=check for details)\n"
+    );
+    let mut lineless = warning("Other", "about the whole file", 0);
+    lineless.line = None;
+    assert_eq!(
+        warnings_text(&[casing, lineless]),
+        " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n \
+         - Other: about the whole file\n\
+         2 warnings found (use --call=check for details)\n"
+    );
+    assert_eq!(warnings_text(&[]), "");
+}
+
+#[test]
+fn rawjson_warning_carries_rule_message_url_and_line() {
+    let e = Event::Warning {
+        digest: digest(7),
+        warning: warning("FromAsCasing", "casing", 3),
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&raw_json(&e, SystemTime::UNIX_EPOCH).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"v": 1, "event": "warning", "time": 0.0,
+            "vertex": digest(7).to_string(), "rule": "FromAsCasing", "message": "casing",
+            "url": "https://docs.docker.com/go/dockerfile/rule/FromAsCasing/", "line": 3})
+    );
 }
