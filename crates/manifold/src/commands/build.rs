@@ -157,10 +157,9 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     match call {
         Call::Targets => {
             report_diagnostics(&name, &src, &parsed.diagnostics)?;
-            print!(
-                "{}",
-                dockerfile::call::render_targets(&dockerfile::call::targets(&parsed.dockerfile))
-            );
+            crate::out::text(&dockerfile::call::render_targets(
+                &dockerfile::call::targets(&parsed.dockerfile),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Call::Outline => {
@@ -173,7 +172,7 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
                 target_platform: platforms(args)?.into_iter().next().unwrap_or(host),
             };
             let outline = dockerfile::call::outline(&parsed.dockerfile, &opts)?;
-            print!("{}", dockerfile::call::render_outline(&outline));
+            crate::out::text(&dockerfile::call::render_outline(&outline))?;
             Ok(ExitCode::SUCCESS)
         }
         Call::Check => check(global, args, &name, &src, &parsed),
@@ -246,7 +245,7 @@ fn check(
         }
         out.push_str("--------------------\n");
     }
-    print!("{out}");
+    crate::out::text(&out)?;
     if report.error {
         bail!(Hinted::new(
             format!("build checks failed: {n} warning(s) and check=error=true"),
