@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use archive::{ArchiveError, CleanPath, Root};
-use ignore::Matcher;
 use graph::op::{FileAction, Mkdir, Mkfile, Rm};
+use ignore::Matcher;
 use rustix::fs::{FileType, Stat};
 
 use ids::Owner;

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use content::Store;
-use ignore::Matcher;
 use graph::Vertex;
 use graph::op::{self, FileAction, Op, Source};
+use ignore::Matcher;
 use oci::document::ManifestOrIndex;
 use oci::{Descriptor, Digest, Platform, Reference};
 use registry::ops::Platforms;

@@ -13,7 +13,6 @@ mod resolve;
 mod run;
 mod store;
 
-
 use std::process::ExitCode;
 
 use anyhow::Context;

@@ -6,8 +6,8 @@
 use std::io;
 
 use archive::{CleanPath, NodeKind, Root};
-use ignore::Matcher;
 use graph::op::Copy;
+use ignore::Matcher;
 use rustix::fs::{FileType, Stat};
 
 use super::glob::{self, rel};
