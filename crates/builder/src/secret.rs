@@ -6,6 +6,19 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Secret(pub Arc<Vec<u8>>);
 
+/// On the wire, the bytes as they are (a sequence of bytes, as a `Vec<u8>` is).
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<u8>::deserialize(d).map(|v| Secret(Arc::new(v)))
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
@@ -15,8 +28,12 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn debug_shows_no_bytes() {
+    fn debug_shows_no_bytes_and_the_wire_carries_them() {
         let s = super::Secret(std::sync::Arc::new(b"hunter2".to_vec()));
         assert_eq!(format!("{s:?}"), "Secret(..)");
+        let wire = serde_json::to_string(&s).unwrap();
+        assert_eq!(wire, serde_json::to_string(&b"hunter2".to_vec()).unwrap());
+        let back: super::Secret = serde_json::from_str(&wire).unwrap();
+        assert_eq!(*back.0, b"hunter2");
     }
 }

@@ -61,8 +61,8 @@ pub struct BuildSpec {
     pub pull: bool,
     /// The build context and each local `--build-context`, as file lists.
     pub contexts: Vec<ContextManifest>,
-    /// `--secret` values, for this build only.
-    pub secrets: Vec<(String, Vec<u8>)>,
+    /// `--secret` values, for this build only (`Debug` shows no bytes).
+    pub secrets: Vec<(String, builder::Secret)>,
     /// Registry credentials the client resolved, for this build only.
     pub credentials: Vec<RegistryCredential>,
     pub allow_network_host: bool,
@@ -201,4 +201,32 @@ pub struct Done {
     /// The index, as the daemon stored (and maybe pushed) it.
     pub index: oci::Descriptor,
     pub manifests: Vec<oci::Descriptor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_build_spec_never_prints_a_secret_and_carries_it() {
+        let spec = BuildSpec {
+            secrets: vec![(
+                "token".to_owned(),
+                builder::Secret(Arc::new(b"s3cr3t-bytes".to_vec())),
+            )],
+            ..BuildSpec::default()
+        };
+        for shown in [format!("{spec:?}"), format!("{spec:#?}")] {
+            assert!(shown.contains("token"), "{shown}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            // Nor as the numbers a byte vector prints as.
+            assert!(!shown.contains("115, 51, 99"), "{shown}");
+        }
+        let wire = serde_json::to_vec(&spec).unwrap();
+        let back: BuildSpec = serde_json::from_slice(&wire).unwrap();
+        assert_eq!(back.secrets[0].0, "token");
+        assert_eq!(*back.secrets[0].1.0, b"s3cr3t-bytes");
+    }
 }

@@ -421,9 +421,7 @@ async fn session(
             .insert(m.name.clone(), builder::LocalDir { dir });
     }
     for (id, value) in &spec.secrets {
-        session
-            .secrets
-            .insert(id.clone(), builder::Secret(Arc::new(value.clone())));
+        session.secrets.insert(id.clone(), value.clone());
     }
     Ok(session)
 }

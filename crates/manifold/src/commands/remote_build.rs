@@ -378,7 +378,7 @@ fn base_spec(
     let mut secrets = Vec::new();
     for s in &args.secret {
         let (id, v) = secret(s)?;
-        secrets.push((id, v.0.to_vec()));
+        secrets.push((id, v));
     }
     let credentials = credentials(src, tags)?;
     let allow = entitlements(args)?;
