@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use archive::{ApplyOptions, ArchiveError};
@@ -349,32 +349,94 @@ fn a16_concurrent_swap_of_a_dir_for_a_symlink_never_escapes() {
                 .dir(&format!("d/sub{i}/"), 0o777);
         }
         let tar = t.finish();
+        let racer = Racer::start(root_fd(&sb.root));
+        // An apply raced when at least one whole exchange happened while it
+        // ran: two swaps counted during it, the second begun after it began.
+        // How many applies that takes depends on the scheduler, not on the
+        // machine's speed, so apply until enough did (bounded, not timed).
+        let (mut raced, mut applies) = (0, 0);
+        while raced < RACED_APPLIES && applies < MAX_APPLIES {
+            let before = racer.swaps();
+            // Errors are fine (a path may vanish mid-way); escapes are not.
+            let _ = sb.apply(mode, &tar, &opts());
+            applies += 1;
+            if racer.swaps() - before >= 2 {
+                raced += 1;
+            }
+        }
+        racer.stop();
+        assert_eq!(
+            raced, RACED_APPLIES,
+            "{mode:?}: only {raced} of {applies} applies ran while the racer swapped"
+        );
+        sb.assert_outside_unchanged();
+    }
+}
+
+/// Applies that must have run while `d` and `evil` were being swapped.
+const RACED_APPLIES: u32 = 5;
+/// Applies tried before deciding the racer never got to run beside one.
+const MAX_APPLIES: u32 = 200;
+
+/// A thread exchanging the names `d` and `evil` in a root until stopped,
+/// counting the exchanges that succeeded.
+struct Racer {
+    swaps: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Racer {
+    /// Returns once the first exchange has happened.
+    fn start(root: std::os::fd::OwnedFd) -> Racer {
+        let swaps = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let racer = {
-            let stop = stop.clone();
-            let fd = root_fd(&sb.root);
+        let thread = {
+            let (swaps, stop) = (swaps.clone(), stop.clone());
             std::thread::spawn(move || {
-                let mut swaps = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = rustix::fs::renameat_with(
-                        &fd,
+                while !stop.load(Ordering::SeqCst) {
+                    let swapped = rustix::fs::renameat_with(
+                        &root,
                         "d",
-                        &fd,
+                        &root,
                         "evil",
                         rustix::fs::RenameFlags::EXCHANGE,
                     );
-                    swaps += 1;
+                    match swapped {
+                        Ok(()) => {
+                            swaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Both names always exist: only an apply may get in the way.
+                        Err(e) => assert!(
+                            swaps.load(Ordering::SeqCst) > 0,
+                            "exchanging d and evil before any apply: {e}"
+                        ),
+                    }
                 }
-                swaps
             })
         };
-        for _ in 0..5 {
-            // Errors are fine (a path may vanish mid-way); escapes are not.
-            let _ = sb.apply(mode, &tar, &opts());
+        let racer = Racer {
+            swaps,
+            stop,
+            thread,
+        };
+        while racer.swaps() == 0 {
+            assert!(
+                !racer.thread.is_finished(),
+                "the racer stopped before its first swap"
+            );
+            std::thread::yield_now();
         }
-        stop.store(true, Ordering::Relaxed);
-        assert!(racer.join().unwrap() > 100, "the racer ran");
-        sb.assert_outside_unchanged();
+        racer
+    }
+
+    fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::SeqCst)
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the racer does not panic");
     }
 }
 
