@@ -4,8 +4,12 @@
 //! needs tmux (scripts/setup.sh installs it).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::ErrorKind;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -316,15 +320,27 @@ fn rawjson_lines_follow_the_documented_schema() {
         "{err}"
     );
 
-    // A failing step, for two platforms: steps say their platform.
+    // A failing step, for two platforms: steps say their platform. Neither
+    // platform's step fails before both have started (a failure cancels the
+    // steps not started yet): each waits at a barrier on the host's network.
+    let barrier = StepBarrier::new(2);
     let bad = tempfile::tempdir().unwrap();
     write(
         bad.path(),
         "Dockerfile",
-        "FROM localhost/busybox:test\nRUN echo about to fail && sleep 0.2 && exit 3\n",
+        &format!(
+            "FROM localhost/busybox:test\n\
+             RUN echo about to fail && nc 127.0.0.1 {} </dev/null; exit 3\n",
+            barrier.port
+        ),
     );
     let (ok, err) = build_for("linux/amd64,linux/386", bad.path());
     assert!(!ok, "{err}");
+    assert_eq!(
+        barrier.arrived(),
+        2,
+        "both platforms' RUN steps were running at once (needs 2 or more steps at a time): {err}"
+    );
     let failed = events(&schema, &err);
     for platform in ["linux/amd64", "linux/386"] {
         let run = find(&failed, "started", "name", "RUN echo about to fail");
@@ -399,6 +415,54 @@ fn rawjson_has_a_warning_event_per_build_check_warning() {
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(!kinds(&events(&schema, &err)).contains("warning"), "{err}");
+}
+
+/// A barrier for build steps on the host's network (a `RUN`'s default): it
+/// holds each connection to `port` open until `steps` have come, then closes
+/// them all, so `nc 127.0.0.1 PORT </dev/null` in a step returns only once
+/// every one of the steps is running.
+struct StepBarrier {
+    port: u16,
+    over: Arc<AtomicBool>,
+    waiter: std::thread::JoinHandle<usize>,
+}
+
+impl StepBarrier {
+    /// How long the barrier waits for the last step before letting the ones
+    /// that came go on: a bound so that a build which cannot run the steps at
+    /// once fails the test instead of hanging it.
+    const PATIENCE: Duration = Duration::from_secs(300);
+
+    fn new(steps: usize) -> StepBarrier {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let over = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let over = over.clone();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Self::PATIENCE;
+                let mut held = Vec::new();
+                while held.len() < steps && Instant::now() < deadline && !over.load(SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => held.push(conn),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(e) => panic!("accepting a step's connection: {e}"),
+                    }
+                }
+                held.len()
+            })
+        };
+        StepBarrier { port, over, waiter }
+    }
+
+    /// How many steps came to the barrier, once the build is over.
+    fn arrived(self) -> usize {
+        self.over.store(true, SeqCst);
+        self.waiter.join().expect("the barrier does not panic")
+    }
 }
 
 /// The `status` events of the step named `step` whose id contains `id`.
