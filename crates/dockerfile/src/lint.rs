@@ -40,6 +40,24 @@ pub struct BaseImage {
     pub env: Vec<(String, String)>,
 }
 
+impl BaseImage {
+    /// What the checks need of an image config: its platform and its `Env`.
+    pub fn from_config(config: oci::ImageConfig) -> BaseImage {
+        let platform = config.platform();
+        let env = config
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (kv, String::new()),
+            })
+            .collect();
+        BaseImage { platform, env }
+    }
+}
+
 /// Resolves base images (a registry or cache lookup, done by the frontend).
 pub trait ImageResolver {
     /// The image `reference` (expanded, as written after `FROM`) resolved

@@ -76,18 +76,7 @@ impl lint::ImageResolver for Resolved<'_, '_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Option<BaseImage> {
         let reference = Reference::parse(reference).ok()?.to_string();
         let config = self.cx.resolved(&reference, platform)?.config;
-        let platform = config.platform();
-        let env = config
-            .config
-            .and_then(|c| c.env)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|kv| match kv.split_once('=') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (kv, String::new()),
-            })
-            .collect();
-        Some(BaseImage { platform, env })
+        Some(BaseImage::from_config(config))
     }
 }
 

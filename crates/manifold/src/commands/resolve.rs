@@ -79,19 +79,7 @@ impl<'a> RegistryResolver<'a> {
 impl dockerfile::lint::ImageResolver for RegistryResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Option<dockerfile::lint::BaseImage> {
         match self.fetch(reference, platform) {
-            Ok((_, config)) => Some(dockerfile::lint::BaseImage {
-                platform: config.platform(),
-                env: config
-                    .config
-                    .and_then(|c| c.env)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|kv| match kv.split_once('=') {
-                        Some((k, v)) => (k.to_owned(), v.to_owned()),
-                        None => (kv, String::new()),
-                    })
-                    .collect(),
-            }),
+            Ok((_, config)) => Some(dockerfile::lint::BaseImage::from_config(config)),
             Err(e) => {
                 self.failures
                     .borrow_mut()
