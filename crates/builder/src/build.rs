@@ -6,19 +6,19 @@ use std::sync::Arc;
 
 use content::Store;
 use export::{BaseImage, Compression, ImageOptions, LayerDesc, LayerOptions};
+use graph::Graph;
 use graph::op::Op;
-use graph::{Graph, ImageResolver, ResolveError, ResolvedImage};
-use oci::document::ManifestOrIndex;
-use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument, Reference};
+use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument};
 use serde::{Deserialize, Serialize};
 use solver::CancellationToken;
 use solver::{CacheStore, EventSink, Phase, SolveOptions, Solver, SolverConfig};
 use worker::exec::Executor;
 use worker::snapshot::Snapshotter;
 
+use crate::base::BaseImages;
 use crate::error::BuildError;
 use crate::refs::{FsRef, Ref};
-use crate::runner::{Runner, Session, local_manifest};
+use crate::runner::{Runner, Session};
 
 /// How images are written.
 #[derive(Debug, Clone)]
@@ -128,12 +128,12 @@ impl Builder {
 
     /// Lower `req`'s Dockerfile to the build graph (base images resolved).
     pub async fn lower(&self, req: &BuildRequest) -> Result<frontend::Lowered, BuildFailure> {
-        let resolver = StoreResolver {
-            store: self.store.clone(),
-            client: self.client.clone(),
-            pull: req.pull,
-            rt: tokio::runtime::Handle::current(),
-        };
+        let resolver = BaseImages::for_build(
+            self.store.clone(),
+            self.client.clone(),
+            req.pull,
+            tokio::runtime::Handle::current(),
+        );
         let src = req.dockerfile.clone();
         let opts = req.options.clone();
         tokio::task::spawn_blocking(move || frontend::lower(&src, &opts, &resolver))
@@ -459,115 +459,11 @@ fn export_image(
     )?)
 }
 
-fn read_config(store: &Store, manifest: &Descriptor) -> Result<ImageConfig, BuildError> {
+pub(crate) fn read_config(store: &Store, manifest: &Descriptor) -> Result<ImageConfig, BuildError> {
     let bad = |what: &str| BuildError::Internal(format!("base image {}: {what}", manifest.digest));
     let m = RawDocument::<ImageManifest>::parse(store.read_document(&manifest.digest)?)
         .map_err(|_| bad("unreadable manifest"))?;
     let c = RawDocument::<ImageConfig>::parse(store.read_document(&m.value().config.digest)?)
         .map_err(|_| bad("unreadable config"))?;
     Ok(c.value().clone())
-}
-
-/// Base images for the frontend: from the store when it has them (unless
-/// `--pull`), else from their registry.
-struct StoreResolver {
-    store: Store,
-    client: Option<registry::Client>,
-    pull: bool,
-    rt: tokio::runtime::Handle,
-}
-
-impl StoreResolver {
-    fn local(&self, reference: &str, platform: &Platform) -> Option<ResolvedImage> {
-        let r = Reference::parse(reference).ok()?;
-        let top = [reference.to_owned(), r.to_string()]
-            .iter()
-            .find_map(|n| self.store.resolve(n).ok())?;
-        let m = local_manifest(&self.store, &top.digest, platform)?;
-        let config = read_config(&self.store, &m).ok()?;
-        if top.digest == m.digest
-            && !oci::PlatformMatcher::only(platform).matches(&config.platform())
-        {
-            return None;
-        }
-        Some(ResolvedImage {
-            digest: top.digest,
-            config,
-        })
-    }
-
-    fn remote(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
-        let client = self
-            .client
-            .as_ref()
-            .ok_or_else(|| "not in the local store, and no registry client".to_owned())?;
-        let r = Reference::parse(reference).map_err(|e| e.to_string())?;
-        self.rt.block_on(async {
-            let top = client
-                .get_manifest(&r)
-                .await
-                .map_err(|e| solver::error_chain(&e))?;
-            // What the store already has is not fetched again: only the tag's
-            // top document is asked for, to see whether it moved.
-            let local = |d: &Digest| {
-                self.store
-                    .read_document(d)
-                    .ok()
-                    .and_then(|b| RawDocument::<ImageManifest>::parse(b).ok())
-                    .map(|m| m.value().clone())
-            };
-            let manifest = match &top.document {
-                ManifestOrIndex::Manifest(m) => m.value().clone(),
-                ManifestOrIndex::Index(i) => {
-                    let chosen = i
-                        .value()
-                        .manifest_for(platform)
-                        .ok_or_else(|| format!("{reference} has no image for {platform}"))?;
-                    match local(&chosen.digest) {
-                        Some(m) => m,
-                        None => {
-                            let child = client
-                                .get_manifest(&r.with_digest(chosen.digest.clone()))
-                                .await
-                                .map_err(|e| solver::error_chain(&e))?;
-                            match child.document {
-                                ManifestOrIndex::Manifest(m) => m.value().clone(),
-                                ManifestOrIndex::Index(_) => {
-                                    return Err(format!("{reference}: nested index"));
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            let bytes = match self.store.read_document(&manifest.config.digest) {
-                Ok(b) => b,
-                Err(_) => client
-                    .get_blob_bytes(&client.repo(&r), &manifest.config)
-                    .await
-                    .map_err(|e| solver::error_chain(&e))?,
-            };
-            let config =
-                RawDocument::<ImageConfig>::parse(bytes).map_err(|e| solver::error_chain(&e))?;
-            Ok(ResolvedImage {
-                digest: top.descriptor.digest.clone(),
-                config: config.value().clone(),
-            })
-        })
-    }
-}
-
-impl ImageResolver for StoreResolver {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, ResolveError> {
-        if !self.pull
-            && let Some(r) = self.local(reference, platform)
-        {
-            return Ok(r);
-        }
-        self.remote(reference, platform)
-            .map_err(|e| ResolveError::Other {
-                reference: reference.to_owned(),
-                source: e.into(),
-            })
-    }
 }

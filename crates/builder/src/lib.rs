@@ -7,6 +7,7 @@
 //! **Invariant**: secret values never reach a layer, a cache key, a log or the
 //! graph: only their ids do.
 
+mod base;
 mod build;
 mod error;
 pub mod fileop;
@@ -16,6 +17,7 @@ mod runner;
 mod secret;
 mod selection;
 
+pub use base::BaseImages;
 pub use build::{BuildFailure, BuildOutput, BuildRequest, Builder, ExportOptions};
 pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};

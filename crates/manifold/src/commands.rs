@@ -9,7 +9,6 @@ mod output;
 mod registry;
 mod registry_server;
 mod remote_build;
-mod resolve;
 mod run;
 mod store;
 

@@ -247,3 +247,24 @@ fn an_empty_continuation_line_is_reported_once_as_a_check() {
     let err = text(&out.stderr);
     assert!(!err.contains("ontinuation"), "{err}");
 }
+
+#[test]
+fn call_check_reads_base_images_from_the_store_as_a_build_does() {
+    require_root();
+    // The base is only in the local store (no registry serves it), for amd64 only.
+    let root = root_with_base();
+    let ctx = context("FROM --platform=linux/arm64 localhost/busybox:test\nRUN echo \"$PATH\"\n");
+    let out = manifold(
+        root.path(),
+        &["build", "--call=check", ctx.path().to_str().unwrap()],
+    );
+    let err = text(&out.stderr);
+    let report = text(&out.stdout);
+    assert!(!err.contains("cannot read base image"), "{err}");
+    // The image it has is read, so the platform check can say which one it is.
+    assert!(
+        report.contains("InvalidBaseImagePlatform")
+            && report.contains("Base image localhost/busybox:test was pulled with platform \"linux/amd64\", expected \"linux/arm64\""),
+        "{report}\n{err}"
+    );
+}

@@ -13,7 +13,6 @@ use dockerfile::parser::{self, Diagnostic, Parsed};
 use oci::Platform;
 
 use super::registry::client;
-use super::resolve::RegistryResolver;
 use crate::cli::{BuildArgs, Call, Global};
 use crate::render::Hinted;
 
@@ -211,7 +210,13 @@ fn check(
     let rt = super::runtime()?;
     let mut client = client(global)?;
     client.retry.attempts = 1;
-    let resolver = RegistryResolver::new(client, &rt);
+    // Base images from the store when there is one (not made for a check), then the
+    // registry, as a build finds them.
+    let store = super::state_root(global)
+        .ok()
+        .filter(|root| root.is_dir())
+        .and_then(|_| super::open_store(global).ok());
+    let resolver = builder::BaseImages::for_checks(store, Some(client), rt.handle().clone());
     let host = Platform::host();
     let context_ignore = read_ignore(args, name);
     let opts = CheckOptions {
@@ -224,7 +229,7 @@ fn check(
         ignore: context_ignore.as_ref(),
     };
     let report = dockerfile::lint::check(parsed, &opts);
-    for failure in resolver.failures.borrow().iter() {
+    for failure in resolver.failures() {
         eprintln!("WARNING: {failure} (checks that need it were skipped)");
     }
     let mut out = String::new();
