@@ -14,7 +14,7 @@ use crate::error::FrontendError;
 use crate::options::{BuildOptions, NamedContext};
 use crate::paths;
 use crate::stages::{self, StageDecl};
-use crate::state::{DEFAULT_PATH, EnvList, StageState};
+use crate::state::{Base, DEFAULT_PATH, EnvList, StageState};
 
 /// What all platforms share.
 pub(crate) struct Ctx<'a> {
@@ -115,13 +115,6 @@ pub(crate) struct Done {
     pub root: Digest,
     pub config: ImageConfig,
     pub ctx_paths: BTreeSet<String>,
-}
-
-/// A filesystem with the config that describes it.
-pub(crate) struct Base {
-    pub root: Digest,
-    pub config: ImageConfig,
-    pub platform: Platform,
 }
 
 pub(crate) struct Lowering<'a, 'g> {
@@ -476,7 +469,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 .clone()
                 .unwrap_or_else(|| self.target.clone());
             let base = self.context_base(&key, &nc, &platform, span)?;
-            let mut st = crate::state::StageState::from_base(self.decls[i].display(i), base);
+            let mut st = StageState::from_base(self.decls[i].display(i), base);
             st.steps = 0;
             self.done[i] = Some(st);
             return Ok(());

@@ -65,8 +65,15 @@ pub(crate) struct StageState {
     pub triggers: Vec<String>,
 }
 
+/// A filesystem with the config that describes it.
+pub(crate) struct Base {
+    pub root: Digest,
+    pub config: ImageConfig,
+    pub platform: Platform,
+}
+
 impl StageState {
-    pub(crate) fn from_base(name: String, base: crate::lowering::Base) -> Self {
+    pub(crate) fn from_base(name: String, base: Base) -> Self {
         StageState {
             name,
             ignore_cache: false,
