@@ -4,6 +4,7 @@ mod binfmt;
 mod build;
 mod build_state;
 mod daemon;
+mod flags;
 mod instances;
 mod output;
 mod registry;

@@ -23,7 +23,7 @@ use remote::protocol::{
 };
 use solver::{Event, EventSink, LogStream, MissReason};
 
-use super::build::{
+use super::flags::{
     build_arg_pairs, entitlements, labels, platforms, read_ignore_patterns, secret,
     source_date_epoch,
 };
@@ -328,7 +328,7 @@ fn read_contexts(
             images.push((n.to_owned(), r.to_owned()));
         } else if let Some(l) = v.strip_prefix("oci-layout://") {
             // The chosen image goes with the build (the blobs the daemon lacks).
-            let (layout, root) = super::build::open_layout(n, l)?;
+            let (layout, root) = super::flags::open_layout(n, l)?;
             let blobs = remote::transfer::tree(&layout, &root)
                 .with_context(|| format!("--build-context {n}: cannot read OCI layout {l}"))?;
             layouts.push(LayoutContext {
