@@ -414,13 +414,11 @@ fn export_layers(
                         .as_ref()
                         .map(|l| (l.descriptor.clone(), l.diff_id.clone())),
                 };
-                // Builds on one root may write the same memo at once: a name each.
-                static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let tmp = memo_path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-                std::fs::write(&tmp, serde_json::to_vec(&memo).expect("memo serialises"))
-                    .map_err(|e| BuildError::io(&tmp, e))?;
-                std::fs::rename(&tmp, &memo_path).map_err(|e| BuildError::io(&memo_path, e))?;
+                // Builds on one root may write the same memo at once: each through a
+                // temporary file of its own.
+                let bytes = serde_json::to_vec(&memo).expect("memo serialises");
+                content::atomic::write_atomic(&memo_path, &bytes)
+                    .map_err(|e| BuildError::io(&e.path, e.source))?;
                 l
             }
         };
