@@ -3,7 +3,11 @@
 //! Every member declares `[package.metadata.manifold] layer = <integer>` (0 is
 //! the lowest) or `layer = "test"` for dev-only fixture crates. Dependencies
 //! must point strictly down; "test" crates may only be dev-dependencies, and
-//! may themselves depend on anything.
+//! may themselves depend on anything. Beyond the layers: `oci`, `ignore`,
+//! `dockerfile`, `graph` and `frontend` do no IO (no tokio, reqwest, rustix,
+//! tempfile or walkdir anywhere below them, no files, sockets or processes in their
+//! own code), only the binary uses `anyhow` and `clap`, and `worker` does not need
+//! the Dockerfile parser.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -266,4 +270,154 @@ fn valid_graph_has_no_violations() {
         node("kit", Ok(Test), &[("content", Normal), ("cli", Normal)]),
     ];
     assert_eq!(check(&graph), []);
+}
+
+/// `cargo metadata` of the workspace, with the resolved dependency graph.
+fn full_metadata() -> Value {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(&root)
+        .output()
+        .expect("failed to run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("cargo metadata JSON")
+}
+
+/// The names of every package `name` needs to run (normal dependencies, transitively;
+/// not dev- or build-dependencies).
+fn runtime_closure(meta: &Value, name: &str) -> std::collections::BTreeSet<String> {
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let nodes: HashMap<&str, &Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let start = names
+        .iter()
+        .find(|(_, n)| **n == name)
+        .map(|(id, _)| *id)
+        .unwrap_or_else(|| panic!("no package {name}"));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![start];
+    while let Some(id) = todo.pop() {
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let dep_id = dep["pkg"].as_str().unwrap();
+            if normal && seen.insert(names[dep_id].to_owned()) {
+                todo.push(dep_id);
+            }
+        }
+    }
+    seen
+}
+
+/// The Rust sources under `crates/<dir>/src`.
+fn sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir)
+            .join("src"),
+    ];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push((p, text));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no sources under crates/{dir}/src");
+    out
+}
+
+/// The crates that only compute: no files, sockets, processes or runtimes, in their
+/// own code or anything they depend on.
+const PURE: [(&str, &str); 5] = [
+    ("manifold-oci", "oci"),
+    ("manifold-ignore", "ignore"),
+    ("manifold-dockerfile", "dockerfile"),
+    ("manifold-graph", "graph"),
+    ("manifold-frontend", "frontend"),
+];
+
+#[test]
+fn pure_crates_do_no_io() {
+    let meta = full_metadata();
+    for (package, dir) in PURE {
+        let closure = runtime_closure(&meta, package);
+        for io in ["tokio", "reqwest", "rustix", "tempfile", "walkdir"] {
+            assert!(
+                !closure.contains(io),
+                "{package} depends (transitively) on {io}: it must do no IO"
+            );
+        }
+        for (path, text) in sources(dir) {
+            // Address types (`std::net::Ipv6Addr`) are values; sockets are IO.
+            for io in [
+                "std::fs",
+                "std::process",
+                "std::io::stdin",
+                "std::io::stdout",
+                "TcpStream",
+                "TcpListener",
+                "UdpSocket",
+                "std::env::var",
+            ] {
+                assert!(
+                    !text.contains(io),
+                    "{} uses {io}: {package} must do no IO",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_binary_uses_anyhow_and_clap_and_worker_reads_no_dockerfile() {
+    let meta = full_metadata();
+    let members: Vec<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"].is_null())
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(members.len() >= 15, "{members:?}");
+    for member in members.iter().filter(|m| *m != "manifold") {
+        let closure = runtime_closure(&meta, member);
+        for cli in ["anyhow", "clap"] {
+            assert!(
+                !closure.contains(cli),
+                "{member} depends on {cli}: only the binary may"
+            );
+        }
+    }
+    let worker = runtime_closure(&meta, "manifold-worker");
+    assert!(
+        !worker.contains("manifold-dockerfile"),
+        "the worker runs steps; it must not need the Dockerfile parser"
+    );
+    assert!(worker.contains("manifold-ignore"), "{worker:?}");
 }
