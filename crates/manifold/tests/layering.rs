@@ -143,19 +143,7 @@ fn check(graph: &[CrateNode]) -> Vec<Violation> {
 
 #[test]
 fn workspace_dependencies_point_down() {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(&root)
-        .output()
-        .expect("failed to run cargo metadata");
-    assert!(
-        output.status.success(),
-        "cargo metadata failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata JSON");
+    let meta = metadata(&["--no-deps"]);
     let graph = graph_from_metadata(&meta);
     for expected in ["manifold-oci", "manifold-content", "manifold"] {
         assert!(
@@ -274,10 +262,16 @@ fn valid_graph_has_no_violations() {
 
 /// `cargo metadata` of the workspace, with the resolved dependency graph.
 fn full_metadata() -> Value {
+    metadata(&["--locked"])
+}
+
+/// `cargo metadata --format-version 1 [extra…]` of the workspace.
+fn metadata(extra: &[&str]) -> Value {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["metadata", "--format-version", "1"])
+        .args(extra)
         .current_dir(&root)
         .output()
         .expect("failed to run cargo metadata");
