@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use content::Store;
-use export::{BaseImage, Compression, ImageOptions, LayerDesc, LayerOptions};
+use export::{BaseImage, ImageOptions, LayerDesc, LayerOptions};
 use graph::Graph;
 use graph::op::Op;
 use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument};
@@ -18,44 +18,8 @@ use worker::snapshot::Snapshotter;
 use crate::base::BaseImages;
 use crate::error::BuildError;
 use crate::refs::{FsRef, Ref};
-use crate::runner::{Runner, Session};
-
-/// How images are written.
-#[derive(Debug, Clone)]
-pub struct ExportOptions {
-    pub compression: Compression,
-    pub oci_mediatypes: bool,
-    /// `SOURCE_DATE_EPOCH`: file times in new layers and `created` times.
-    pub source_date_epoch: Option<i64>,
-    /// Given the bytes of every layer blob this build compresses, as they are
-    /// written (a push uploading them meanwhile). Never changes the blobs.
-    pub tap: Option<std::sync::Arc<dyn export::LayerTap>>,
-}
-
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions {
-            compression: Compression::DEFAULT,
-            oci_mediatypes: true,
-            source_date_epoch: None,
-            tap: None,
-        }
-    }
-}
-
-/// Everything one build needs.
-#[derive(Debug, Clone, Default)]
-pub struct BuildRequest {
-    /// The Dockerfile's text.
-    pub dockerfile: String,
-    pub options: frontend::BuildOptions,
-    pub session: Session,
-    /// Names the result is stored under (`-t`).
-    pub tags: Vec<String>,
-    /// `--pull`: ask the registry for every base image.
-    pub pull: bool,
-    pub export: ExportOptions,
-}
+use crate::request::{BuildRequest, ExportOptions, Session};
+use crate::runner::{Runner, StepInputs};
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -147,6 +111,7 @@ impl Builder {
     pub async fn build(
         &self,
         req: &BuildRequest,
+        session: &Session,
         events: EventSink,
         cancel: CancellationToken,
     ) -> Result<BuildOutput, BuildFailure> {
@@ -167,7 +132,11 @@ impl Builder {
             self.snapshotter.clone(),
             self.executor.clone(),
             self.client.clone(),
-            req.session.clone(),
+            StepInputs {
+                locals: session.locals.clone(),
+                secrets: req.secrets.clone(),
+                allow: req.allow,
+            },
             req.pull,
         );
         let cache =
@@ -190,10 +159,22 @@ impl Builder {
         let snap = self.snapshotter.clone();
         let outputs = graph.outputs().to_vec();
         let export = req.export.clone();
-        let tags = req.tags.clone();
+        let tap = session.tap.clone();
+        let tags = match session.for_remote_client {
+            true => Vec::new(),
+            false => req.tags.clone(),
+        };
         let phase = Phase::start(&events, EXPORT_PHASE);
         let exported = tokio::task::spawn_blocking(move || {
-            let r = export_all(&store, &*snap, &outputs, &results, &export, &tags, &phase);
+            let r = export_all(
+                &store,
+                &*snap,
+                &outputs,
+                &results,
+                (&export, tap.as_deref()),
+                &tags,
+                &phase,
+            );
             match &r {
                 Ok(_) => phase.done(),
                 Err(e) => phase.failed(e),
@@ -309,14 +290,14 @@ fn export_all(
     snapshotter: &dyn Snapshotter,
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
-    opts: &ExportOptions,
+    (opts, tap): (&ExportOptions, Option<&dyn export::LayerTap>),
     tags: &[String],
     phase: &Phase,
 ) -> Result<(Descriptor, Vec<Descriptor>), BuildError> {
     let lease = store.lease()?;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tap = CountingTap {
-        inner: opts.tap.as_deref(),
+        inner: tap,
         phase,
         before: written.clone(),
     };

@@ -13,13 +13,18 @@ mod error;
 pub mod fileop;
 mod mounts;
 mod refs;
+mod request;
 mod runner;
 mod secret;
 mod selection;
 
 pub use base::BaseImages;
-pub use build::{BuildFailure, BuildOutput, BuildRequest, Builder, ExportOptions};
+pub use build::{BuildFailure, BuildOutput, Builder};
 pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
-pub use runner::{LocalDir, Runner, Session};
+pub use request::{
+    Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, LocalDir,
+    Session, layout_context_name,
+};
+pub use runner::Runner;
 pub use secret::Secret;

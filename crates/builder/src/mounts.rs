@@ -3,7 +3,7 @@
 //! context, cache mounts keyed by the hash of their id, secret files, and the
 //! mount points the runtime creates, removed from the layer afterwards.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ impl Parts {
         &self,
         m: &op::Mount,
         inputs: &[Ref],
-        secrets: &HashMap<String, Secret>,
+        secrets: &BTreeMap<String, Secret>,
         cache_dir: &Path,
         platform: &Platform,
         held: &mut Held,

@@ -13,7 +13,7 @@
 //! Every snapshot a step commits is named `step-<cache key>-<unique>`, so a rerun
 //! under `--no-cache` never collides with an older result.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -34,24 +34,19 @@ use crate::error::BuildError;
 use crate::fileop;
 use crate::mounts::{Held, Parts, missing_mount_points, remove_stubs};
 use crate::refs::{FsRef, LocalRef, Ref, step_key};
+use crate::request::LocalDir;
 use crate::secret::Secret;
 use crate::selection::Selection;
 
-/// A directory a `Source::Local` of that name reads.
-#[derive(Debug, Clone)]
-pub struct LocalDir {
-    pub dir: PathBuf,
-}
-
 /// What one build gives its steps beyond the graph.
 #[derive(Debug, Default, Clone)]
-pub struct Session {
+pub(crate) struct StepInputs {
     /// `context` and each `--build-context NAME=DIR`.
-    pub locals: HashMap<String, LocalDir>,
+    pub(crate) locals: HashMap<String, LocalDir>,
     /// `--secret id=…`: the values, never logged or stored.
-    pub secrets: HashMap<String, Secret>,
+    pub(crate) secrets: BTreeMap<String, Secret>,
     /// What `--allow` granted.
-    pub allow: Entitlements,
+    pub(crate) allow: Entitlements,
 }
 
 /// Runs ops on a store, a snapshotter and an executor.
@@ -60,7 +55,7 @@ pub struct Runner {
     pub(crate) snapshotter: Arc<dyn Snapshotter>,
     pub(crate) executor: Arc<dyn Executor>,
     pub(crate) client: Option<registry::Client>,
-    pub(crate) session: Session,
+    pub(crate) session: StepInputs,
     /// `--pull`: always ask the registry for base images.
     pub(crate) pull: bool,
     /// Context scans made for content keys, by local name.
@@ -80,12 +75,12 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         snapshotter: Arc<dyn Snapshotter>,
         executor: Arc<dyn Executor>,
         client: Option<registry::Client>,
-        session: Session,
+        session: StepInputs,
         pull: bool,
     ) -> Runner {
         Runner {

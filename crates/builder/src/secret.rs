@@ -19,6 +19,13 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// Equal bytes (requests are compared in tests of the wire).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.0 == other.0
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")

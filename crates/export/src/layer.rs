@@ -43,6 +43,21 @@ pub enum Compression {
     },
 }
 
+/// On the wire, as its [`Compression::key`].
+impl serde::Serialize for Compression {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.key())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Compression {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let key = String::deserialize(d)?;
+        Compression::from_key(&key)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown compression {key:?}")))
+    }
+}
+
 /// The gzip level of builds that set none: deflate's fastest level. Layers come
 /// out a few percent larger than at zlib's default 6 (on text about a tenth), in a
 /// quarter of the time; go-containerregistry (crane, ko) picks it too.
@@ -76,6 +91,20 @@ impl Compression {
             Compression::Gzip { level } => format!("gzip-{}", level.min(9)),
             Compression::Zstd { level } => format!("zstd-{level}"),
         }
+    }
+
+    /// The compression [`Compression::key`] names (`gzip-6`, `zstd-3`, `none`).
+    pub fn from_key(key: &str) -> Option<Compression> {
+        Some(match key.split_once('-') {
+            None if key == "none" => Compression::Uncompressed,
+            Some(("gzip", l)) => Compression::Gzip {
+                level: l.parse().ok()?,
+            },
+            Some(("zstd", l)) => Compression::Zstd {
+                level: l.parse().ok()?,
+            },
+            _ => return None,
+        })
     }
 
     /// The layer media type for this compression, OCI or Docker.
@@ -542,5 +571,19 @@ mod tests {
         assert_eq!(Compression::Gzip { level: 12 }.key(), "gzip-9");
         assert_eq!(Compression::ZSTD.key(), "zstd-3");
         assert_eq!(Compression::Uncompressed.key(), "none");
+        for c in [
+            Compression::Uncompressed,
+            Compression::GZIP,
+            Compression::DEFAULT,
+            Compression::Zstd { level: 19 },
+            Compression::Zstd { level: -3 },
+        ] {
+            assert_eq!(Compression::from_key(&c.key()), Some(c));
+            let wire = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Compression>(&wire).unwrap(), c);
+        }
+        for bad in ["", "gzip", "gzip-x", "lz4-1", "zstd-"] {
+            assert_eq!(Compression::from_key(bad), None, "{bad}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Image export: layer blobs, image configs, manifests and indexes in the content
 //! store, a validator, and the outputs (OCI layout, docker archive, registry push).
 //!
-//! Sync, except [`push`]; callers run the rest on blocking threads.
+//! Sync, except [`push`] and [`PushTap`]; callers run the rest on blocking threads.
 //!
 //! **Invariant**: a layer blob's bytes are a pure function of its uncompressed tar
 //! and its [`Compression`]: never of the thread count, the time, the layer cache or
@@ -17,7 +17,9 @@ mod error;
 mod image;
 mod layer;
 mod layout;
+pub mod output;
 mod push;
+mod push_tap;
 mod runs;
 mod tap;
 mod validate;
@@ -36,6 +38,7 @@ pub use layer::{
 };
 pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
 pub use push::push;
+pub use push_tap::PushTap;
 pub use runs::{INDEX_BUDGET, runs_dir};
 pub use tap::{LayerTap, TapWriter};
 pub use validate::{Problem, validate};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use oci::Platform;
 
 /// The options of one build, as `docker buildx build` takes them.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BuildOptions {
     /// `--target`: the stage to build; the last stage when `None`.
     pub target: Option<String>,
@@ -36,7 +36,8 @@ pub struct BuildOptions {
 }
 
 /// What a `--build-context` name stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NamedContext {
     /// A directory the client sends, as the local source `name`.

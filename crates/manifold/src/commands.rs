@@ -10,6 +10,7 @@ mod output;
 mod registry;
 mod registry_server;
 mod remote_build;
+mod request;
 mod run;
 mod store;
 

@@ -54,6 +54,11 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
                 "run as root, or set MANIFOLD_ROOT (or --root) to a directory you own".to_owned(),
             );
         }
+        if let Some(e) = cause.downcast_ref::<export::output::SpecError>()
+            && !e.hint.is_empty()
+        {
+            out.push(e.hint.clone());
+        }
         if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {
             out.extend(registry_hint(e));
         }

@@ -239,6 +239,70 @@ fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
 }
 
 #[test]
+fn a_remote_push_streams_its_layers_while_they_are_exported() {
+    testkit::require_root_and_runc();
+    let reg = DistRegistry::start(Auth::Open);
+    let d = daemon(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", &d.endpoint()]));
+    // Over the registry client's one-PUT limit (8 MiB), and incompressible.
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE}\nCOPY big.bin /big.bin\n"),
+    )]);
+    std::fs::write(ctx.path().join("big.bin"), testkit::noise(12 << 20, 11)).unwrap();
+    let target = format!("{}/remote/streamed:1", reg.addr);
+    let out = client.run(&[
+        "--builder",
+        "far",
+        "build",
+        "--progress=rawjson",
+        "-t",
+        &target,
+        "--push",
+        ctx.path().to_str().unwrap(),
+    ]);
+    ok(&out);
+    let err = text(&out.stderr);
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let vertex_of = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "started" && e["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name:?}: {err}"))["vertex"]
+            .clone()
+    };
+    let status = |vertex: &serde_json::Value, id: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "status" && e["vertex"] == *vertex && e["id"] == id)
+            .collect()
+    };
+    // The push began while the layer was exported: by the time the export's layer
+    // status said done, the push had bytes of it on the connection.
+    let push = vertex_of(&format!("pushing {target}"));
+    let streamed = status(&push, "layers streamed during the export");
+    let last = streamed
+        .last()
+        .unwrap_or_else(|| panic!("no streaming: {err}"));
+    assert_eq!(last["done"], true, "{err}");
+    assert!(last["total"].as_u64().unwrap() >= 12 << 20, "{err}");
+    assert_eq!(last["current"], last["total"], "{err}");
+    // The push's own uploads did not send the new layer again: only its base layer
+    // and the documents go up after the build.
+    let exported = status(&vertex_of("exporting to image"), "exporting layers");
+    assert!(
+        exported.last().unwrap()["current"].as_u64().unwrap() >= 12 << 20,
+        "{err}"
+    );
+    let pushed = client.run(&["imagetools", "inspect", &target]);
+    ok(&pushed);
+}
+
+#[test]
 fn a_node_that_is_down_is_named() {
     testkit::require_root_and_runc();
     let client = Client::new();
@@ -374,11 +438,25 @@ fn hostile_and_malformed_requests_get_errors_not_crashes() {
         vec![entry("orphan/x", file)],
         vec![entry("a/../../b", file)],
     ] {
-        let req = format!(
-            r#"{{"op":"build","dockerfile":"FROM scratch","target":null,"platforms":[],"build_args":[],"labels":[],"no_cache":false,"no_cache_filter":[],"source_date_epoch":null,"context_excludes":[],"network":"default","pull":false,"contexts":[{{"name":"context","id":"{}","entries":[{}]}}],"secrets":[],"credentials":[],"allow_network_host":false,"allow_security_insecure":false,"push_tags":[],"push_by_digest":null}}"#,
-            "a".repeat(64),
-            entries.join(",")
-        );
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let mut call = remote::protocol::BuildCall::new(builder::BuildRequest {
+            dockerfile: "FROM scratch".into(),
+            ..builder::BuildRequest::default()
+        });
+        call.contexts = vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "context", "id": "a".repeat(64), "entries": []
+            }))
+            .unwrap(),
+        ];
+        let mut req =
+            serde_json::to_value(remote::protocol::Request::Build(Box::new(call))).unwrap();
+        // Entries as a hostile client writes them, unchecked by this side's types.
+        req["contexts"][0]["entries"] = serde_json::Value::Array(entries);
+        let req = req.to_string();
         let answer = text(&raw(&sock, &frame(1, req.as_bytes())));
         assert!(answer.contains("invalid path"), "{answer}");
     }

@@ -400,7 +400,8 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_no_output_is_left() {
             let (_, req) = read_frame(&mut s);
             let req: serde_json::Value = serde_json::from_slice(&req).unwrap();
             if req["op"] == "info" {
-                let info = serde_json::json!({"info": {"version": "0", "native": [],
+                let info = serde_json::json!({"info": {"version": "0",
+                    "protocol": remote::protocol::PROTOCOL, "native": [],
                     "emulated": [], "snapshotter": "copy", "cache_bytes": 0, "running": 0}});
                 s.write_all(&frame(1, info.to_string().as_bytes())).unwrap();
                 continue;
@@ -450,6 +451,48 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_no_output_is_left() {
     assert!(left.is_empty(), "{left:?}");
     let store = Store::open(client.root()).unwrap();
     assert!(!store.contains(&claimed.digest));
+}
+
+#[test]
+fn a_daemon_of_another_protocol_is_named_with_both_versions() {
+    // A daemon from before versions were sent: its `info` carries none.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("old.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let old = std::thread::spawn(move || {
+        let mut s = listener.incoming().next().unwrap().unwrap();
+        let (_, req) = read_frame(&mut s);
+        let req: serde_json::Value = serde_json::from_slice(&req).unwrap();
+        assert_eq!(req["op"], "info");
+        let info = serde_json::json!({"info": {"version": "0.0.9", "native": ["linux/amd64"],
+            "emulated": [], "snapshotter": "copy", "cache_bytes": 0, "running": 0}});
+        s.write_all(&frame(1, info.to_string().as_bytes())).unwrap();
+    });
+    let client = Client::new();
+    ok(&client.run(&[
+        "create",
+        "--name",
+        "old",
+        "--use",
+        &format!("unix://{}", sock.display()),
+    ]));
+    let ctx = context(&[("Dockerfile", "FROM scratch\n")]);
+    let out = client.run(&["build", "-t", "x", ctx.path().to_str().unwrap()]);
+    old.join().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the daemon protocol 1 (manifold 0.0.9)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the client speaks protocol {} (manifold {})",
+            remote::protocol::PROTOCOL,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -588,14 +631,16 @@ fn a_layout_blob_that_does_not_match_its_digest_is_refused_by_the_daemon() {
     testkit::require_root_and_runc();
     let daemon = daemon(&[]);
     let claimed = Descriptor::for_bytes(oci::media::OCI_MANIFEST, br#"{"x":1}"#);
-    let request = serde_json::json!({
-        "op": "build", "dockerfile": "FROM base\n", "platforms": [], "build_args": [],
-        "labels": [], "no_cache": false, "no_cache_filter": [], "context_excludes": [],
-        "network": "default", "pull": false, "contexts": [], "secrets": [],
-        "credentials": [], "allow_network_host": false, "allow_security_insecure": false,
-        "push_tags": [], "push_by_digest": null,
-        "layouts": [{"name": "base", "root": claimed, "blobs": [claimed]}],
+    let mut call = remote::protocol::BuildCall::new(builder::BuildRequest {
+        dockerfile: "FROM base\n".into(),
+        ..builder::BuildRequest::default()
     });
+    call.layouts = vec![remote::protocol::LayoutContext {
+        name: "base".into(),
+        root: claimed.clone(),
+        blobs: vec![claimed.clone()],
+    }];
+    let request = serde_json::to_value(remote::protocol::Request::Build(Box::new(call))).unwrap();
     let mut s = UnixStream::connect(daemon.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(&frame(1, request.to_string().as_bytes()))

@@ -8,7 +8,9 @@ use tokio::io::AsyncReadExt;
 use crate::RemoteError;
 use crate::conn::connect;
 use crate::endpoint::Endpoint;
-use crate::protocol::{BuildSpec, Done, Info, Reply, Request, WireEvent};
+use crate::protocol::{
+    BuildCall, Done, Info, PROTOCOL, Reply, Request, WireEvent, version_mismatch,
+};
 use crate::tls::TlsFiles;
 use crate::{transfer, wire};
 
@@ -33,15 +35,31 @@ pub async fn info(endpoint: &Endpoint, tls: Option<&TlsFiles>) -> Result<Info, R
     }
 }
 
-/// One build sent to a daemon: the spec and where each context's files are.
+/// Whether a daemon that said `info` speaks this side's protocol; the error names
+/// both versions.
+pub fn check_protocol(endpoint: &Endpoint, info: &Info) -> Result<(), RemoteError> {
+    match info.protocol == PROTOCOL {
+        true => Ok(()),
+        false => Err(protocol(
+            endpoint,
+            version_mismatch(
+                (PROTOCOL, env!("CARGO_PKG_VERSION")),
+                (info.protocol, &info.version),
+            ),
+        )),
+    }
+}
+
+/// One build sent to a daemon: the call and where each context's files are.
 #[derive(Debug, Clone)]
 pub struct BuildHandle {
-    pub spec: BuildSpec,
-    /// Local directory of each context named in `spec.contexts`.
+    pub call: BuildCall,
+    /// Local directory of each context named in `call.contexts`.
     pub dirs: Vec<(String, PathBuf)>,
-    /// The OCI layout of each of `spec.layouts`, in order.
+    /// The OCI layout of each of `call.layouts`, in order.
     pub layouts: Vec<content::Store>,
-    /// Where the built image goes when `spec.fetch` is set.
+    /// Where the built image goes when the request leaves work to the client
+    /// ([`builder::BuildRequest::needs_client`]).
     pub fetch: Option<Fetch>,
 }
 
@@ -62,8 +80,14 @@ pub async fn build(
     on_event: impl Fn(WireEvent) + Send,
 ) -> Result<Done, RemoteError> {
     let err = |e: std::io::Error| protocol(endpoint, e.to_string());
+    if job.call.request.needs_client() && job.fetch.is_none() {
+        return Err(protocol(
+            endpoint,
+            "the build's result is needed here, but there is no store to fetch it into",
+        ));
+    }
     let mut conn = connect(endpoint, tls).await?;
-    wire::write_json(&mut conn, &Request::Build(Box::new(job.spec.clone())))
+    wire::write_json(&mut conn, &Request::Build(Box::new(job.call.clone())))
         .await
         .map_err(err)?;
     let need = match wire::read_json::<_, Reply>(&mut conn).await.map_err(err)? {
@@ -89,7 +113,7 @@ pub async fn build(
             continue;
         }
         let layout = job
-            .spec
+            .call
             .layouts
             .iter()
             .zip(&job.layouts)
@@ -153,7 +177,7 @@ pub async fn build(
 
 /// The local file of context content `digest`, if a context lists it.
 fn context_file(job: &BuildHandle, digest: &str) -> Option<PathBuf> {
-    job.spec.contexts.iter().find_map(|m| {
+    job.call.contexts.iter().find_map(|m| {
         m.entries.iter().find_map(|e| match &e.kind {
             crate::protocol::FileKind::File { digest: d, .. } if d == digest => {
                 let dir = job.dirs.iter().find(|(n, _)| *n == m.name)?;

@@ -12,10 +12,10 @@ pub mod tls;
 pub mod transfer;
 pub mod wire;
 
-pub use client::{BuildHandle, Fetch, build, info};
+pub use client::{BuildHandle, Fetch, build, check_protocol, info};
 pub use endpoint::{Endpoint, EndpointError};
 pub use protocol::Info;
-pub use server::{DaemonConfig, serve};
+pub use server::{Admission, DaemonConfig, serve};
 pub use tls::{TlsError, TlsFiles};
 
 /// Why talking to a daemon failed.

@@ -4,7 +4,8 @@
 //! * `Request::Info` → `Reply::Info`.
 //! * `Request::Build` → `Reply::Need` (context file and `oci-layout://` blob digests
 //!   the daemon lacks) → the client sends each as data frames ending in an end
-//!   frame, in the order asked → `Reply::Event`… → with `BuildSpec::fetch`,
+//!   frame, in the order asked → `Reply::Event`… → when the request leaves work
+//!   to the client ([`builder::BuildRequest::needs_client`]),
 //!   `Reply::Result` (the built image's blobs) → `Request::Want` (those the client
 //!   lacks) → the daemon sends each, in the order asked → `Reply::Done` or
 //!   `Reply::Error`.
@@ -13,11 +14,22 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The protocol this side speaks. A client and daemon that differ refuse to build,
+/// naming both; a peer from before versions were sent counts as 1.
+pub const PROTOCOL: u32 = 2;
+
+fn protocol_1() -> u32 {
+    1
+}
+
 /// What a daemon reports about itself (`manifold inspect --bootstrap`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Info {
     /// manifold's version on the daemon.
     pub version: String,
+    /// The protocol the daemon speaks ([`PROTOCOL`] for this version).
+    #[serde(default = "protocol_1")]
+    pub protocol: u32,
     /// Platforms it runs natively (or compatibly, like 386 on amd64).
     pub native: Vec<String>,
     /// Platforms it runs under QEMU.
@@ -34,61 +46,57 @@ pub struct Info {
 #[serde(rename_all = "snake_case", tag = "op")]
 pub enum Request {
     Info,
-    Build(Box<BuildSpec>),
+    Build(Box<BuildCall>),
     /// The blobs of a `Reply::Result` the client lacks, in the order to send them.
     Want {
         digests: Vec<String>,
     },
 }
 
-/// One build, as the client sends it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct BuildSpec {
-    pub dockerfile: String,
-    pub target: Option<String>,
-    pub platforms: Vec<String>,
-    pub build_args: Vec<(String, Option<String>)>,
-    /// `--build-context NAME=docker-image://REF`.
-    #[serde(default)]
-    pub image_contexts: Vec<(String, String)>,
-    pub labels: Vec<(String, String)>,
-    pub no_cache: bool,
-    pub no_cache_filter: Vec<String>,
-    pub source_date_epoch: Option<i64>,
-    pub context_excludes: Vec<String>,
-    /// `default`, `none` or `host`.
-    pub network: String,
-    pub pull: bool,
-    /// The build context and each local `--build-context`, as file lists.
+/// One build, as the client sends it: the request as the command line made it, and
+/// what the daemon reads the request's inputs from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildCall {
+    /// The protocol the client speaks ([`PROTOCOL`]).
+    pub protocol: u32,
+    /// manifold's version on the client, named when the protocols differ.
+    pub client_version: String,
+    pub request: builder::BuildRequest,
+    /// The build context and each local `--build-context`, as file lists, named as
+    /// the request's named contexts name them.
     pub contexts: Vec<ContextManifest>,
-    /// `--secret` values, for this build only (`Debug` shows no bytes).
-    pub secrets: Vec<(String, builder::Secret)>,
-    /// Registry credentials the client resolved, for this build only.
-    pub credentials: Vec<RegistryCredential>,
-    pub allow_network_host: bool,
-    pub allow_security_insecure: bool,
-    /// Push the index under these names.
-    pub push_tags: Vec<String>,
-    /// Push the index by digest only, to this repository (multi-node builds).
-    pub push_by_digest: Option<String>,
-    /// `SOURCE_DATE_EPOCH`, compression and media types of the export.
-    #[serde(default)]
-    pub oci_mediatypes: Option<bool>,
-    /// Layer compression as `export::Compression::key` writes it (`gzip-6`, `zstd-3`,
-    /// `none`); the daemon's default when absent.
-    #[serde(default)]
-    pub compression: Option<String>,
-    /// Send the built image back (`Reply::Result`), for outputs the client writes.
-    #[serde(default)]
-    pub fetch: bool,
     /// `--build-context NAME=oci-layout://…`: the chosen image, whose blobs the
     /// daemon asks for with the context files.
-    #[serde(default)]
     pub layouts: Vec<LayoutContext>,
+    /// Registry credentials the client resolved, for this build only.
+    pub credentials: Vec<RegistryCredential>,
+}
+
+impl BuildCall {
+    /// A call of this protocol version.
+    pub fn new(request: builder::BuildRequest) -> BuildCall {
+        BuildCall {
+            protocol: PROTOCOL,
+            client_version: env!("CARGO_PKG_VERSION").to_owned(),
+            request,
+            contexts: Vec::new(),
+            layouts: Vec::new(),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+/// Why two sides cannot talk: the message names both versions.
+pub fn version_mismatch(client: (u32, &str), daemon: (u32, &str)) -> String {
+    format!(
+        "the client speaks protocol {} (manifold {}) and the daemon protocol {} (manifold {}): \
+         run the same manifold version on both sides",
+        client.0, client.1, daemon.0, daemon.1
+    )
 }
 
 /// An image from a client's OCI layout, used as a named build context.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayoutContext {
     pub name: String,
     /// The chosen index or manifest.
@@ -97,7 +105,7 @@ pub struct LayoutContext {
     pub blobs: Vec<oci::Descriptor>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryCredential {
     pub registry: String,
     pub username: String,
@@ -115,7 +123,7 @@ impl std::fmt::Debug for RegistryCredential {
 
 /// A context's files as the client sees them. `id` is stable for one client
 /// directory, so the daemon keeps its copy between builds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextManifest {
     /// `context`, or `context:NAME` for `--build-context NAME=DIR`.
     pub name: String,
@@ -201,32 +209,4 @@ pub struct Done {
     /// The index, as the daemon stored (and maybe pushed) it.
     pub index: oci::Descriptor,
     pub manifests: Vec<oci::Descriptor>,
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    #[test]
-    fn a_build_spec_never_prints_a_secret_and_carries_it() {
-        let spec = BuildSpec {
-            secrets: vec![(
-                "token".to_owned(),
-                builder::Secret(Arc::new(b"s3cr3t-bytes".to_vec())),
-            )],
-            ..BuildSpec::default()
-        };
-        for shown in [format!("{spec:?}"), format!("{spec:#?}")] {
-            assert!(shown.contains("token"), "{shown}");
-            assert!(!shown.contains("s3cr3t"), "{shown}");
-            // Nor as the numbers a byte vector prints as.
-            assert!(!shown.contains("115, 51, 99"), "{shown}");
-        }
-        let wire = serde_json::to_vec(&spec).unwrap();
-        let back: BuildSpec = serde_json::from_slice(&wire).unwrap();
-        assert_eq!(back.secrets[0].0, "token");
-        assert_eq!(*back.secrets[0].1.0, b"s3cr3t-bytes");
-    }
 }

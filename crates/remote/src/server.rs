@@ -20,7 +20,8 @@ use crate::RemoteError;
 use crate::conn::Conn;
 use crate::endpoint::Endpoint;
 use crate::protocol::{
-    BuildSpec, ContextManifest, Done, FileMeta, Info, Reply, Request, WireEvent,
+    BuildCall, ContextManifest, Done, FileMeta, Info, PROTOCOL, Reply, Request, WireEvent,
+    version_mismatch,
 };
 use crate::sync::{self, Contexts};
 use crate::tls::{self, TlsFiles};
@@ -39,6 +40,22 @@ pub struct DaemonConfig {
     pub registry: registry::RegistryConfig,
     /// The OCI runtime.
     pub runtime: PathBuf,
+    /// Sees each build request as it arrived, before it runs; an `Err` refuses the
+    /// build with that message (an operator's policy, or a test of the wire).
+    pub admit: Option<Admission>,
+}
+
+/// A check of each build request a daemon receives ([`DaemonConfig::admit`]).
+#[derive(Clone)]
+pub struct Admission(pub Arc<AdmitFn>);
+
+/// What an [`Admission`] calls.
+pub type AdmitFn = dyn Fn(&builder::BuildRequest) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admission(..)")
+    }
 }
 
 struct State {
@@ -132,17 +149,15 @@ pub async fn serve(
 
 async fn handle(state: Arc<State>, conn: Conn) {
     let (mut r, mut w) = tokio::io::split(conn);
-    let request = match wire::read_json::<_, Request>(&mut r).await {
-        Ok(Some(req)) => req,
+    let request = match wire::read_json::<_, serde_json::Value>(&mut r).await {
+        Ok(Some(v)) => check_version(v),
         Ok(None) => return,
-        Err(e) => {
-            let _ = wire::write_json(
-                &mut w,
-                &Reply::Error {
-                    message: e.to_string(),
-                },
-            )
-            .await;
+        Err(e) => Err(e.to_string()),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(message) => {
+            let _ = wire::write_json(&mut w, &Reply::Error { message }).await;
             return;
         }
     };
@@ -150,9 +165,9 @@ async fn handle(state: Arc<State>, conn: Conn) {
         Request::Info => {
             let _ = wire::write_json(&mut w, &Reply::Info(info(&state))).await;
         }
-        Request::Build(spec) => {
+        Request::Build(call) => {
             state.running.fetch_add(1, Ordering::Relaxed);
-            let reply = match build(&state, *spec, &mut r, &mut w).await {
+            let reply = match build(&state, *call, &mut r, &mut w).await {
                 Ok(done) => Reply::Done(done),
                 Err(message) => Reply::Error { message },
             };
@@ -168,6 +183,28 @@ async fn handle(state: Arc<State>, conn: Conn) {
     }
 }
 
+/// The request a frame holds; a build of another protocol version is refused
+/// before it is read further, naming both versions.
+fn check_version(frame: serde_json::Value) -> Result<Request, String> {
+    if frame.get("op").and_then(|o| o.as_str()) == Some("build") {
+        let theirs = frame
+            .get("protocol")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        if theirs != u64::from(PROTOCOL) {
+            let version = frame
+                .get("client_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown");
+            return Err(version_mismatch(
+                (u32::try_from(theirs).unwrap_or(u32::MAX), version),
+                (PROTOCOL, env!("CARGO_PKG_VERSION")),
+            ));
+        }
+    }
+    serde_json::from_value(frame).map_err(|e| format!("invalid request: {e}"))
+}
+
 fn info(state: &State) -> Info {
     let mut native = Vec::new();
     let mut emulated = Vec::new();
@@ -180,6 +217,7 @@ fn info(state: &State) -> Info {
     }
     Info {
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: PROTOCOL,
         native,
         emulated,
         snapshotter: state.snapshotter.driver().name().to_owned(),
@@ -266,7 +304,7 @@ fn wire_event(e: &Event) -> Option<WireEvent> {
 
 async fn build<R, W>(
     state: &Arc<State>,
-    spec: BuildSpec,
+    call: BuildCall,
     r: &mut R,
     w: &mut W,
 ) -> Result<Done, String>
@@ -274,10 +312,13 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
-    let inputs = receive_inputs(state, &spec, r, w).await?;
-    let session = session(state, &spec, &inputs.contexts).await?;
-    let client = registry_client(state, &spec)?;
-    let req = request(&spec, session, &inputs.layout_names)?;
+    check_grants(state, &call.request)?;
+    if let Some(admit) = &state.config.admit {
+        (admit.0)(&call.request)?;
+    }
+    let inputs = receive_inputs(state, &call, r, w).await?;
+    let session = session(state, &inputs.contexts).await?;
+    let client = registry_client(state, &call)?;
     // The build state lock local builds take (the binary's `build_state.rs`), so a
     // `manifold prune --all` on this root keeps the build cache and snapshots while
     // this build uses them; waits while a prune holds it.
@@ -286,8 +327,17 @@ where
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot lock the build state: {e}"))?;
-    let out = run_build(state, &client, &spec, req, r, w).await?;
-    if spec.fetch {
+    let req = &call.request;
+    let mut session = session;
+    let tap = push_tap(&client, req)?;
+    session.tap = tap.clone().map(|t| t as Arc<dyn export::LayerTap>);
+    let out = run_build(state, &client, req, session, tap.as_deref(), r, w).await;
+    if let Some(tap) = &tap {
+        // Uploads a failed build or push did not wait for.
+        tap.abort();
+    }
+    let out = out?;
+    if req.needs_client() {
         send_result(state, &out.index, r, w).await?;
     }
     Ok(Done {
@@ -296,12 +346,29 @@ where
     })
 }
 
+/// Refuse an entitlement the client asks for and this daemon does not grant.
+fn check_grants(state: &State, req: &builder::BuildRequest) -> Result<(), String> {
+    if req.allow.network_host && !state.config.grants.network_host {
+        return Err(
+            "network.host was requested but this daemon does not grant it \
+                    (start it with --allow network.host)"
+                .into(),
+        );
+    }
+    if req.allow.security_insecure && !state.config.grants.security_insecure {
+        return Err(
+            "security.insecure was requested but this daemon does not grant it \
+                    (start it with --allow security.insecure)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// What a build receives from its client before it starts.
 struct Inputs<'a> {
     /// Each context's manifest, with its entries once checked.
     contexts: Vec<(&'a ContextManifest, BTreeMap<String, FileMeta>)>,
-    /// Each `oci-layout://` context's name, with the store name of its image.
-    layout_names: Vec<(String, String)>,
     /// Keeps the layout contexts' blobs from garbage collection for the build.
     _lease: content::Lease,
 }
@@ -310,7 +377,7 @@ struct Inputs<'a> {
 /// the blobs of the `oci-layout://` contexts that this store lacks.
 async fn receive_inputs<'a, R, W>(
     state: &Arc<State>,
-    spec: &'a BuildSpec,
+    spec: &'a BuildCall,
     r: &mut R,
     w: &mut W,
 ) -> Result<Inputs<'a>, String>
@@ -355,7 +422,6 @@ where
     transfer::receive(r, &state.store, &lease, &blobs_wanted)
         .await
         .map_err(|e| format!("oci-layout context: {}", chain(&e)))?;
-    let mut layout_names = Vec::new();
     for l in &spec.layouts {
         for b in &l.blobs {
             state
@@ -365,50 +431,27 @@ where
         }
         transfer::complete(&state.store, &l.root)
             .map_err(|e| format!("--build-context {}: {}", l.name, chain(&e)))?;
-        let local = layout_name(&l.name, &l.root.digest);
+        let local = builder::layout_context_name(&l.name, &l.root.digest);
         state
             .store
             .set_name(&local, &l.root)
             .map_err(|e| chain(&e))?;
-        layout_names.push((l.name.clone(), local));
     }
     Ok(Inputs {
         contexts: checked,
-        layout_names,
         _lease: lease,
     })
 }
 
-/// The entitlements both sides allow, the contexts as directories, and the
-/// secrets. An entitlement the client asks for and this daemon does not grant
-/// is refused.
+/// The contexts as directories, for a build for a client elsewhere.
 async fn session(
     state: &Arc<State>,
-    spec: &BuildSpec,
     checked: &[(&ContextManifest, BTreeMap<String, FileMeta>)],
 ) -> Result<builder::Session, String> {
     let mut session = builder::Session {
-        allow: Entitlements {
-            network_host: spec.allow_network_host && state.config.grants.network_host,
-            security_insecure: spec.allow_security_insecure
-                && state.config.grants.security_insecure,
-        },
+        for_remote_client: true,
         ..builder::Session::default()
     };
-    if spec.allow_network_host && !state.config.grants.network_host {
-        return Err(
-            "network.host was requested but this daemon does not grant it \
-                    (start it with --allow network.host)"
-                .into(),
-        );
-    }
-    if spec.allow_security_insecure && !state.config.grants.security_insecure {
-        return Err(
-            "security.insecure was requested but this daemon does not grant it \
-                    (start it with --allow security.insecure)"
-                .into(),
-        );
-    }
     for (m, entries) in checked {
         let contexts = state.contexts.clone();
         let (m2, e2) = ((*m).clone(), entries.clone());
@@ -420,14 +463,11 @@ async fn session(
             .locals
             .insert(m.name.clone(), builder::LocalDir { dir });
     }
-    for (id, value) in &spec.secrets {
-        session.secrets.insert(id.clone(), value.clone());
-    }
     Ok(session)
 }
 
 /// A registry client with the credentials of this request only.
-fn registry_client(state: &State, spec: &BuildSpec) -> Result<registry::Client, String> {
+fn registry_client(state: &State, spec: &BuildCall) -> Result<registry::Client, String> {
     let mut creds = StaticCredentials::new();
     for c in &spec.credentials {
         creds.insert(
@@ -441,96 +481,15 @@ fn registry_client(state: &State, spec: &BuildSpec) -> Result<registry::Client, 
     registry::Client::new(state.config.registry.clone(), Arc::new(creds)).map_err(|e| chain(&e))
 }
 
-/// The build request `spec` stands for, with `session`; `layout_names` are the
-/// store names of the `oci-layout://` contexts.
-fn request(
-    spec: &BuildSpec,
-    session: builder::Session,
-    layout_names: &[(String, String)],
-) -> Result<builder::BuildRequest, String> {
-    let options = frontend::BuildOptions {
-        target: spec.target.clone(),
-        platforms: spec
-            .platforms
-            .iter()
-            .map(|p| oci::Platform::parse(p).map_err(|e| format!("platform {p:?}: {e}")))
-            .collect::<Result<_, _>>()?,
-        build_args: spec.build_args.clone(),
-        named_contexts: named_contexts(spec, layout_names),
-        labels: spec.labels.iter().cloned().collect(),
-        no_cache: spec.no_cache,
-        no_cache_filter: spec.no_cache_filter.clone(),
-        source_date_epoch: spec.source_date_epoch,
-        context_excludes: spec.context_excludes.clone(),
-        network: match spec.network.as_str() {
-            "none" => graph::op::Network::None,
-            "host" => graph::op::Network::Host,
-            _ => graph::op::Network::Default,
-        },
-        ..frontend::BuildOptions::default()
-    };
-    Ok(builder::BuildRequest {
-        dockerfile: spec.dockerfile.clone(),
-        options,
-        session,
-        tags: Vec::new(),
-        pull: spec.pull,
-        export: builder::ExportOptions {
-            source_date_epoch: spec.source_date_epoch,
-            oci_mediatypes: spec.oci_mediatypes.unwrap_or(true),
-            compression: match &spec.compression {
-                Some(c) => compression(c)?,
-                None => builder::ExportOptions::default().compression,
-            },
-            tap: None,
-        },
-    })
-}
-
-/// The named contexts of a build: its local directories (`context:NAME`), its
-/// images and its `oci-layout://` images (by their store names); of two with one
-/// name, the later in that order wins.
-fn named_contexts(
-    spec: &BuildSpec,
-    layout_names: &[(String, String)],
-) -> BTreeMap<String, frontend::NamedContext> {
-    spec.contexts
-        .iter()
-        .filter_map(|m| {
-            m.name.strip_prefix("context:").map(|n| {
-                (
-                    n.to_owned(),
-                    frontend::NamedContext::Local {
-                        name: m.name.clone(),
-                    },
-                )
-            })
-        })
-        .chain(
-            spec.image_contexts
-                .iter()
-                .chain(layout_names)
-                .map(|(n, r)| {
-                    (
-                        n.clone(),
-                        frontend::NamedContext::Image {
-                            reference: r.clone(),
-                        },
-                    )
-                }),
-        )
-        .collect()
-}
-
-/// Run `req`, its progress sent to the client as it comes; the build is
-/// cancelled when the client leaves or can no longer be written to.
-/// Build `req`, then push the result as `spec` asks, sending the progress of both to
-/// the client.
+/// Build `req`, then push the result as it asks, sending the progress of both to the
+/// client as it comes; the build is cancelled when the client leaves or can no longer
+/// be written to.
 async fn run_build<R, W>(
     state: &Arc<State>,
     client: &registry::Client,
-    spec: &BuildSpec,
-    req: builder::BuildRequest,
+    req: &builder::BuildRequest,
+    session: builder::Session,
+    tap: Option<&export::PushTap>,
     r: &mut R,
     w: &mut W,
 ) -> Result<builder::BuildOutput, String>
@@ -555,10 +514,12 @@ where
         let cancel = cancel.clone();
         async move {
             let out = b
-                .build(&req, events.clone(), cancel)
+                .build(req, &session, events.clone(), cancel)
                 .await
                 .map_err(|e| chain(&e))?;
-            push_result(state, client, spec, &out.index, &events).await?;
+            if !req.needs_client() {
+                push_result(state, client, req, &out.index, &events, tap).await?;
+            }
             Ok::<_, String>(out)
         }
     };
@@ -584,35 +545,38 @@ where
     result
 }
 
-/// Push the built `index` to the tags of `spec` and by digest to its repository,
-/// with the credentials of this request only.
+/// Push the built `index` as the request's pushing outputs ask (to their names, or
+/// the tags; by digest to each name's repository with `push-by-digest`), with the
+/// credentials of this request only.
 async fn push_result(
     state: &State,
     client: &registry::Client,
-    spec: &BuildSpec,
+    req: &builder::BuildRequest,
     index: &oci::Descriptor,
     events: &EventSink,
+    tap: Option<&export::PushTap>,
 ) -> Result<(), String> {
-    // (as shown, where to)
-    let mut targets = Vec::new();
-    for tag in &spec.push_tags {
-        let r = oci::Reference::parse(tag).map_err(|e| format!("tag {tag:?}: {e}"))?;
-        targets.push((tag.clone(), r));
-    }
-    if let Some(repo) = &spec.push_by_digest {
-        let r = oci::Reference::parse(repo)
-            .map_err(|e| format!("repository {repo:?}: {e}"))?
-            .with_digest(index.digest.clone());
-        targets.push((format!("{repo}@{}", index.digest), r));
-    }
-    for (shown, r) in targets {
+    let mut tap = tap;
+    for (name, r, by_digest) in push_targets(req)? {
+        let (shown, target) = match by_digest {
+            true => (
+                format!("{}/{}@{}", r.registry(), r.repository(), index.digest),
+                r.with_digest(index.digest.clone()),
+            ),
+            false => (name, r),
+        };
         // Shown as the client's own pushes are: a step with each blob's bytes.
         let phase = solver::Phase::start(events, &format!("pushing {shown}"));
+        if let Some(tap) = tap.take() {
+            let status = phase.status_fn();
+            tap.finish(&|sent, total, done| status(TAPPED, sent, Some(total), done))
+                .await;
+        }
         let mut client = client.clone();
         client.progress = Some(Arc::new(registry::progress::StatusReporter::new(
             phase.status_fn(),
         )));
-        match push(&client, &state.store, index, r).await {
+        match push(&client, &state.store, index, target).await {
             Ok(()) => phase.done(),
             Err(e) => {
                 phase.failed(&std::io::Error::other(e.clone()));
@@ -621,6 +585,58 @@ async fn push_result(
         }
     }
     Ok(())
+}
+
+/// The status of a push waiting for the uploads its tap began during the export.
+const TAPPED: &str = "layers streamed during the export";
+
+/// Where the request's pushing outputs push: each name (the output's, or the tags),
+/// parsed, and whether by digest; in order, each once.
+fn push_targets(
+    req: &builder::BuildRequest,
+) -> Result<Vec<(String, oci::Reference, bool)>, String> {
+    let mut targets: Vec<(String, oci::Reference, bool)> = Vec::new();
+    for o in &req.outputs {
+        if o.kind != (export::output::Kind::Image { push: true }) {
+            continue;
+        }
+        let names = if o.names.is_empty() {
+            &req.tags
+        } else {
+            &o.names
+        };
+        for name in names {
+            let r = oci::Reference::parse(name).map_err(|e| format!("name {name:?}: {e}"))?;
+            if !targets
+                .iter()
+                .any(|(n, _, d)| n == name && *d == o.push_by_digest)
+            {
+                targets.push((name.clone(), r, o.push_by_digest));
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// A tap that uploads the build's new layers to the first push target while they
+/// are exported; `None` when the request does not only push, or recompresses
+/// (`force-compression`: the pushed layers are not the built ones).
+fn push_tap(
+    client: &registry::Client,
+    req: &builder::BuildRequest,
+) -> Result<Option<Arc<export::PushTap>>, String> {
+    if req.needs_client() || req.outputs.iter().any(|o| o.export.force) {
+        return Ok(None);
+    }
+    let Some((_, first, _)) = push_targets(req)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let repo = client.repo(&first);
+    Ok(Some(Arc::new(export::PushTap::new(
+        client.clone(),
+        repo,
+        tokio::runtime::Handle::current(),
+    ))))
 }
 
 /// Push on a blocking thread: the registry client's push future is not provably
@@ -656,33 +672,6 @@ fn hold_build_state(root: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(&path)?;
     file.lock_shared()?;
     Ok(file)
-}
-
-/// `gzip-6`, `zstd-3` or `none` (what `export::Compression::key` writes).
-fn compression(key: &str) -> Result<export::Compression, String> {
-    let bad = || format!("unknown compression {key:?}");
-    Ok(match key.split_once('-') {
-        None if key == "none" => export::Compression::Uncompressed,
-        Some(("gzip", l)) => export::Compression::Gzip {
-            level: l.parse().map_err(|_| bad())?,
-        },
-        Some(("zstd", l)) => export::Compression::Zstd {
-            level: l.parse().map_err(|_| bad())?,
-        },
-        _ => return Err(bad()),
-    })
-}
-
-/// The store name an `oci-layout://` context gets, as a local build names it.
-fn layout_name(name: &str, digest: &oci::Digest) -> String {
-    format!(
-        "manifold.local/build-context/{}:{}",
-        name.to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>(),
-        &digest.hex()[..12]
-    )
 }
 
 /// Send the built image: its blob list, then the blobs the client asks for.
@@ -735,16 +724,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compression_keys_round_trip() {
-        for c in [
-            export::Compression::Uncompressed,
-            export::Compression::Gzip { level: 9 },
-            export::Compression::Zstd { level: 12 },
-        ] {
-            assert_eq!(compression(&c.key()).unwrap(), c);
+    fn a_build_of_another_protocol_is_refused_naming_both_versions() {
+        // What a client from before versions were sent puts on the wire.
+        let old = serde_json::json!({"op": "build", "dockerfile": "FROM scratch", "platforms": []});
+        let e = check_version(old).unwrap_err();
+        assert!(e.contains("protocol 1 (manifold unknown)"), "{e}");
+        assert!(
+            e.contains(&format!("protocol {PROTOCOL} (manifold ")),
+            "{e}"
+        );
+        let newer = serde_json::json!({"op": "build", "protocol": PROTOCOL + 1,
+                                       "client_version": "9.9.9"});
+        let e = check_version(newer).unwrap_err();
+        assert!(
+            e.contains(&format!("protocol {} (manifold 9.9.9)", PROTOCOL + 1)),
+            "{e}"
+        );
+        // Info carries no version: any client may ask what a daemon is.
+        assert!(matches!(
+            check_version(serde_json::json!({"op": "info"})),
+            Ok(Request::Info)
+        ));
+        let call = BuildCall::new(builder::BuildRequest::default());
+        let frame = serde_json::to_value(Request::Build(Box::new(call.clone()))).unwrap();
+        match check_version(frame) {
+            Ok(Request::Build(back)) => assert_eq!(*back, call),
+            other => panic!("{other:?}"),
         }
-        assert!(compression("brotli-1").is_err());
-        assert!(compression("gzip-x").is_err());
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! `manifold build`: read the Dockerfile, then check, outline, list targets or lower
 //! it to the build graph.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -12,10 +10,7 @@ use dockerfile::lint::{CheckConfig, CheckOptions};
 use dockerfile::parser::{self, Diagnostic, Parsed};
 use oci::Platform;
 
-use super::flags::{
-    build_arg_pairs, build_args, entitlements, labels, network, open_layout, platforms,
-    read_ignore, read_ignore_patterns, secret, source_date_epoch,
-};
+use super::flags::{build_args, platforms, read_ignore};
 use super::registry::client;
 use crate::cli::{BuildArgs, Call, Global};
 use crate::render::Hinted;
@@ -213,62 +208,15 @@ fn check(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--build-context` values: local directories and images (OCI layouts are
-/// imported into the store and named).
-fn named_contexts(
-    store: &content::Store,
-    args: &BuildArgs,
-    session: &mut builder::Session,
-) -> anyhow::Result<BTreeMap<String, frontend::NamedContext>> {
-    let mut out = BTreeMap::new();
-    for spec in &args.build_contexts {
-        let (name, value) = spec.split_once('=').ok_or_else(|| {
-            anyhow::Error::new(Hinted::new(
-                format!("invalid --build-context {spec:?}"),
-                "write --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]",
-            ))
-        })?;
-        let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
-            frontend::NamedContext::Image {
-                reference: r.to_owned(),
-            }
-        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
-            let reference = import_layout(store, name, layout)?;
-            frontend::NamedContext::Image { reference }
-        } else {
-            let dir = PathBuf::from(value);
-            if !dir.is_dir() {
-                bail!(Hinted::new(
-                    format!("--build-context {name}: {value} is not a directory"),
-                    "give a directory, docker-image://REF or oci-layout://DIR",
-                ));
-            }
-            let local = format!("context:{name}");
-            session
-                .locals
-                .insert(local.clone(), builder::LocalDir { dir });
-            frontend::NamedContext::Local { name: local }
-        };
-        out.insert(name.to_owned(), ctx);
+/// Copy each `oci-layout://` context's image into the store under the name the
+/// request gives it.
+fn import_layouts(store: &content::Store, inputs: &super::request::Inputs) -> anyhow::Result<()> {
+    for (name, layout, desc) in &inputs.layouts {
+        let lease = store.lease()?;
+        copy_tree(layout, store, &lease, desc)?;
+        store.set_name(&builder::layout_context_name(name, &desc.digest), desc)?;
     }
-    Ok(out)
-}
-
-/// Copy an OCI layout's image into the store under a local name; returns it.
-fn import_layout(store: &content::Store, name: &str, spec: &str) -> anyhow::Result<String> {
-    let (layout, desc) = open_layout(name, spec)?;
-    let lease = store.lease()?;
-    copy_tree(&layout, store, &lease, &desc)?;
-    let local = format!(
-        "manifold.local/build-context/{}:{}",
-        name.to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>(),
-        &desc.digest.hex()[..12]
-    );
-    store.set_name(&local, &desc)?;
-    Ok(local)
+    Ok(())
 }
 
 /// Copy a document and everything it references that `from` holds into `to`.
@@ -300,10 +248,22 @@ fn run_build(
         ));
     }
     let outputs = super::output::Plan::from_args(args)?;
+    let (req, inputs) = super::request::request(args, name, &src, &outputs)?;
     let store = super::open_store(global)?;
+    import_layouts(&store, &inputs)?;
     let rt = super::runtime()?;
     let tap = outputs.push_tap(global, rt.handle().clone())?;
-    let req = request(args, name, &src, &store, &outputs, tap.as_ref())?;
+    let session = builder::Session {
+        locals: inputs
+            .dirs
+            .into_iter()
+            .map(|(n, dir)| (n, builder::LocalDir { dir }))
+            .collect(),
+        tap: tap
+            .clone()
+            .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
+        for_remote_client: false,
+    };
     let b = local_builder(global, &store, args)?;
     let cancel = solver::CancellationToken::new();
     let on_signal = cancel.clone();
@@ -318,7 +278,7 @@ fn run_build(
                 on_signal.cancel();
             }
         });
-        b.build(&req, events.clone(), cancel).await
+        b.build(&req, &session, events.clone(), cancel).await
     });
     let out = match result {
         Ok(out) => out,
@@ -356,90 +316,6 @@ fn run_build(
     emitting.print_notes();
     emitted?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// What to build, from the command line: the Dockerfile `src`, the session, the
-/// frontend's options, the tags and how images are exported (through `tap`).
-fn request(
-    args: &BuildArgs,
-    name: &str,
-    src: &str,
-    store: &content::Store,
-    outputs: &super::output::Plan,
-    tap: Option<&std::sync::Arc<super::output::PushTap>>,
-) -> anyhow::Result<builder::BuildRequest> {
-    let (session, named) = session(store, args)?;
-    let build_arg_pairs = build_arg_pairs(args);
-    let source_date_epoch = source_date_epoch(&build_arg_pairs);
-    let options = frontend::BuildOptions {
-        target: args.target.clone(),
-        platforms: platforms(args)?,
-        build_args: build_arg_pairs,
-        named_contexts: named,
-        labels: labels(args).into_iter().collect(),
-        // The frontend stamps copied files and history with it too.
-        source_date_epoch,
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        context_excludes: read_ignore_patterns(args, name)?,
-        network: network(args)?,
-        ..frontend::BuildOptions::default()
-    };
-    let tags = args
-        .tags
-        .iter()
-        .map(|t| {
-            oci::Reference::parse(t)
-                .map(|r| r.to_string())
-                .with_context(|| format!("invalid tag {t:?}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(builder::BuildRequest {
-        dockerfile: src.to_owned(),
-        options,
-        session,
-        tags,
-        pull: args.pull,
-        export: outputs.export_options(builder::ExportOptions {
-            source_date_epoch,
-            tap: tap
-                .cloned()
-                .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
-            ..builder::ExportOptions::default()
-        }),
-    })
-}
-
-/// The build's session (the context, secrets, entitlements) and its named contexts.
-fn session(
-    store: &content::Store,
-    args: &BuildArgs,
-) -> anyhow::Result<(builder::Session, BTreeMap<String, frontend::NamedContext>)> {
-    let mut session = builder::Session {
-        allow: entitlements(args)?,
-        ..builder::Session::default()
-    };
-    session.locals.insert(
-        "context".into(),
-        builder::LocalDir {
-            dir: args.context.clone(),
-        },
-    );
-    if !args.context.is_dir() {
-        bail!(Hinted::new(
-            format!(
-                "build context {} is not a directory",
-                args.context.display()
-            ),
-            "give the directory that holds the files the Dockerfile copies",
-        ));
-    }
-    for s in &args.secret {
-        let (id, value) = secret(s)?;
-        session.secrets.insert(id, value);
-    }
-    let named = named_contexts(store, args, &mut session)?;
-    Ok((session, named))
 }
 
 /// An in-process builder on the local store: its snapshotter, runc, the registry.

@@ -51,6 +51,7 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         tls,
         registry: super::registry::registry_config(global)?,
         runtime: args.runtime.clone(),
+        admit: None,
     };
     let rt = super::runtime()?;
     let shutdown = solver::CancellationToken::new();

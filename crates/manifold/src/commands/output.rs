@@ -9,9 +9,7 @@
 
 mod image;
 mod load;
-mod parse;
 mod push;
-mod tap;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -21,64 +19,13 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use content::Store;
 use export::Compression;
+use export::output::{Codec, Dest, ExportSettings, Kind, Output, parse_output};
 use oci::{Descriptor, Reference};
 
 use self::image::{force_compression, index_manifests, per_platform, unpack, write_fs_tar};
-use self::parse::parse_output;
-pub use self::tap::PushTap;
 use crate::cli::{BuildArgs, Global};
 use crate::render::Hinted;
-
-/// The exporter an `-o` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    /// `type=image` (and `type=registry`, `--push`): names in the local store,
-    /// pushed when `push` is set.
-    Image { push: bool },
-    /// `type=oci`: an OCI image layout, as a tar (default) or a directory.
-    Oci { tar: bool },
-    /// `type=docker`: a `docker save` archive of one platform.
-    Docker,
-    /// `type=local`: each platform's root filesystem unpacked into a directory.
-    Local,
-    /// `type=tar`: the same filesystem as one tar.
-    Tar,
-}
-
-/// Where a file output is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dest {
-    Stdout,
-    Path(PathBuf),
-}
-
-/// One parsed `-o`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub kind: Kind,
-    /// `None` for `type=image`.
-    pub dest: Option<Dest>,
-    /// `name=` (comma-separated names, in order).
-    pub names: Vec<String>,
-    pub export: ExportSettings,
-}
-
-/// The image-encoding options an output may set (one build makes one encoding, so
-/// all outputs must agree).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExportSettings {
-    pub compression: Option<Codec>,
-    pub level: Option<i32>,
-    pub force: bool,
-    pub oci_mediatypes: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    Uncompressed,
-    Gzip,
-    Zstd,
-}
+pub use export::PushTap;
 
 /// What [`Plan::emit`] is given besides the build: where it reports (progress
 /// events, and lines to print after them), and the build's [`PushTap`].
@@ -118,19 +65,14 @@ impl Plan {
             .outputs
             .iter()
             .map(|o| parse_output(o))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if args.push {
             match outputs
                 .iter_mut()
                 .find(|o| matches!(o.kind, Kind::Image { .. }))
             {
                 Some(o) => o.kind = Kind::Image { push: true },
-                None => outputs.push(Output {
-                    kind: Kind::Image { push: true },
-                    dest: None,
-                    names: Vec::new(),
-                    export: ExportSettings::default(),
-                }),
+                None => outputs.push(Output::push()),
             }
         }
         let mut plan = Plan {
@@ -233,22 +175,38 @@ impl Plan {
         Ok(())
     }
 
+    /// The outputs a build request carries: `--load` as the `type=docker` output
+    /// without destination it stands for.
+    pub fn request_outputs(&self) -> Vec<Output> {
+        let mut outputs = self.outputs.clone();
+        if self.load
+            && !outputs
+                .iter()
+                .any(|o| o.kind == Kind::Docker && o.dest.is_none())
+        {
+            outputs.push(Output {
+                kind: Kind::Docker,
+                dest: None,
+                names: Vec::new(),
+                export: ExportSettings::default(),
+                push_by_digest: false,
+            });
+        }
+        outputs
+    }
+
     /// Whether the outputs are only pushes of the `-t` names (`--push`): a remote
     /// build's daemon then pushes, and nothing comes back.
     pub fn push_only(&self) -> bool {
-        !self.outputs.is_empty()
-            && !self.load
-            && self
-                .outputs
-                .iter()
-                .all(|o| o.kind == (Kind::Image { push: true }) && o.names.is_empty())
+        let outputs = self.request_outputs();
+        !outputs.is_empty() && outputs.iter().all(Output::only_pushes)
     }
 
     /// Whether the image is needed on this side: for a file output, `--load`, or
     /// names in the local store (`-t` without `--push`). Reports alone need only the
     /// digest.
     pub fn needs_image(&self) -> bool {
-        !self.push_only() && (self.load || !self.outputs.is_empty() || !self.tags.is_empty())
+        export::output::needs_client(&self.request_outputs(), &self.tags)
     }
 
     /// Name `index` by the `-t` names in `store` (what the builder does for a build in

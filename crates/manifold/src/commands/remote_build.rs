@@ -18,17 +18,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use oci::{Digest, Platform, PlatformMatcher, Reference};
 use registry::CredentialSource;
-use remote::protocol::{
-    BuildSpec, ContextManifest, Done, LayoutContext, RegistryCredential, WireEvent,
-};
+use remote::protocol::{BuildCall, Done, LayoutContext, RegistryCredential, WireEvent};
 use solver::{Event, EventSink, LogStream, MissReason};
 
-use super::flags::{
-    build_arg_pairs, entitlements, labels, platforms, read_ignore_patterns, secret,
-    source_date_epoch,
-};
 use super::output::Plan;
 use super::registry::client;
+use super::request::Inputs;
 use crate::cli::{BuildArgs, Global};
 use crate::instances::{Instance, Node};
 use crate::render::Hinted;
@@ -175,20 +170,21 @@ pub fn run(
     instance: Instance,
 ) -> anyhow::Result<ExitCode> {
     let nodes = remote_nodes(&instance)?;
-    let tags: Vec<Reference> = args
+    let outputs = Plan::from_args(args)?;
+    let (request, inputs) = super::request::request(args, name, &src, &outputs)?;
+    let tags: Vec<Reference> = request
         .tags
         .iter()
         .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<_>>()?;
-    let outputs = Plan::from_args(args)?;
     let push_only = outputs.push_only();
     let fetch = outputs.needs_image();
-    let mut wanted = platforms(args)?;
+    let mut wanted = request.options.platforms.clone();
     if wanted.is_empty() {
         wanted.push(Platform::host());
     }
     let rt = super::runtime()?;
-    let infos = rt.block_on(ask_nodes(&nodes));
+    let infos = rt.block_on(ask_nodes(&nodes))?;
     let plan = route(&infos, &wanted)?;
     if plan.len() > 1 && !push_only && !fetch {
         bail!(Hinted::new(
@@ -200,8 +196,8 @@ pub fn run(
             "name the result (-t NAME, into the local store), give an output (-o), or push it (-t REGISTRY/NAME --push)",
         ));
     }
-    let (sent, local) = read_contexts(global, args, name)?;
-    let base = base_spec(args, &src, &tags, &outputs, fetch, sent)?;
+    let credentials = credentials(&src, &tags)?;
+    let (call, local) = call(global, request, inputs, credentials)?;
     let fetch_into = match fetch {
         true => {
             let store = super::open_store(global)?;
@@ -220,7 +216,7 @@ pub fn run(
     let job = Job {
         nodes: &nodes,
         plan: &plan,
-        base: &base,
+        base: &call,
         local: &local,
         fetch_into: &fetch_into,
         tags: &tags,
@@ -259,8 +255,11 @@ fn remote_nodes(instance: &Instance) -> anyhow::Result<Vec<Node>> {
     Ok(nodes)
 }
 
-/// Ask every node what it runs, one after the other, each within 10 s.
-async fn ask_nodes(nodes: &[Node]) -> Vec<(Node, Result<remote::Info, remote::RemoteError>)> {
+/// Ask every node what it runs, one after the other, each within 10 s; a node that
+/// speaks another protocol fails the build, naming both versions.
+async fn ask_nodes(
+    nodes: &[Node],
+) -> anyhow::Result<Vec<(Node, Result<remote::Info, remote::RemoteError>)>> {
     let mut out = Vec::new();
     for n in nodes {
         let ep = n.endpoint.clone().expect("remote nodes have endpoints");
@@ -273,42 +272,36 @@ async fn ask_nodes(nodes: &[Node]) -> Vec<(Node, Result<remote::Info, remote::Re
                     message: "no answer within 10 s".into(),
                 })
             });
+        if let Ok(info) = &r {
+            remote::check_protocol(&ep, info)
+                .with_context(|| format!("node {} of the builder", n.name))?;
+        }
         out.push((n.clone(), r));
     }
-    out
-}
-
-/// The build's contexts as the daemon gets them.
-struct SentContexts {
-    /// The ignore patterns of the main context.
-    excludes: Vec<String>,
-    /// What each local context directory holds, the main one first.
-    manifests: Vec<ContextManifest>,
-    /// `--build-context NAME=docker-image://REF`, as (NAME, REF).
-    images: Vec<(String, String)>,
-    /// `--build-context NAME=oci-layout://…`: the chosen image and its blobs.
-    layouts: Vec<LayoutContext>,
+    Ok(out)
 }
 
 /// Where the client reads what the daemon asks for.
 struct LocalContexts {
     /// The directory of each context, by the name the daemon asks for it by.
     dirs: Vec<(String, PathBuf)>,
-    /// The OCI layout of each of [`SentContexts::layouts`], in order.
+    /// The OCI layout of each of the call's layouts, in order.
     layouts: Vec<content::Store>,
 }
 
-/// What the build reads on this side: the main context, and the directories and
-/// OCI layouts named by `--build-context`.
-fn read_contexts(
+/// The call every node gets (before its platforms and outputs are set): `request`,
+/// with the file lists of its local contexts and the blobs of its `oci-layout://`
+/// images; and where the client reads them.
+fn call(
     global: &Global,
-    args: &BuildArgs,
-    name: &str,
-) -> anyhow::Result<(SentContexts, LocalContexts)> {
+    request: builder::BuildRequest,
+    inputs: Inputs,
+    credentials: Vec<RegistryCredential>,
+) -> anyhow::Result<(BuildCall, LocalContexts)> {
     let state = super::state_root(global)
         .unwrap_or_else(|_| std::env::temp_dir().join("manifold"))
         .join("contexts");
-    let excludes = read_ignore_patterns(args, name)?;
+    let excludes = &request.options.context_excludes;
     let matcher = if excludes.is_empty() {
         None
     } else {
@@ -316,99 +309,32 @@ fn read_contexts(
             dockerfile::ignore::parse_ignore_file(&excludes.join("\n"))?,
         )?)
     };
-    let mut dirs: Vec<(String, PathBuf)> = vec![("context".into(), args.context.clone())];
-    let mut images = Vec::new();
-    let mut layouts = Vec::new();
-    let mut layout_stores = Vec::new();
-    for spec in &args.build_contexts {
-        let (n, v) = spec
-            .split_once('=')
-            .with_context(|| format!("invalid --build-context {spec:?}"))?;
-        if let Some(r) = v.strip_prefix("docker-image://") {
-            images.push((n.to_owned(), r.to_owned()));
-        } else if let Some(l) = v.strip_prefix("oci-layout://") {
-            // The chosen image goes with the build (the blobs the daemon lacks).
-            let (layout, root) = super::flags::open_layout(n, l)?;
-            let blobs = remote::transfer::tree(&layout, &root)
-                .with_context(|| format!("--build-context {n}: cannot read OCI layout {l}"))?;
-            layouts.push(LayoutContext {
-                name: n.to_owned(),
-                root,
-                blobs,
-            });
-            layout_stores.push(layout);
-        } else {
-            dirs.push((format!("context:{n}"), PathBuf::from(v)));
-        }
-    }
-    let mut manifests = Vec::new();
-    for (n, d) in &dirs {
+    let mut call = BuildCall::new(request);
+    call.credentials = credentials;
+    for (n, d) in &inputs.dirs {
         let m = if n == "context" {
             matcher.as_ref()
         } else {
             None
         };
-        manifests.push(
+        call.contexts.push(
             remote::sync::manifest(n, d, m, &state)
                 .with_context(|| format!("cannot read build context {}", d.display()))?,
         );
     }
-    let sent = SentContexts {
-        excludes,
-        manifests,
-        images,
+    let mut layouts = Vec::new();
+    for (name, layout, root) in inputs.layouts {
+        // The chosen image goes with the build (the blobs the daemon lacks).
+        let blobs = remote::transfer::tree(&layout, &root)
+            .with_context(|| format!("--build-context {name}: cannot read its OCI layout"))?;
+        call.layouts.push(LayoutContext { name, root, blobs });
+        layouts.push(layout);
+    }
+    let local = LocalContexts {
+        dirs: inputs.dirs,
         layouts,
     };
-    let local = LocalContexts {
-        dirs,
-        layouts: layout_stores,
-    };
-    Ok((sent, local))
-}
-
-/// The spec every node gets, before its platforms and push targets are set.
-fn base_spec(
-    args: &BuildArgs,
-    src: &str,
-    tags: &[Reference],
-    outputs: &Plan,
-    fetch: bool,
-    contexts: SentContexts,
-) -> anyhow::Result<BuildSpec> {
-    let mut secrets = Vec::new();
-    for s in &args.secret {
-        let (id, v) = secret(s)?;
-        secrets.push((id, v));
-    }
-    let credentials = credentials(src, tags)?;
-    let allow = entitlements(args)?;
-    let pairs = build_arg_pairs(args);
-    let export = outputs.export_options(builder::ExportOptions::default());
-    Ok(BuildSpec {
-        dockerfile: src.to_owned(),
-        target: args.target.clone(),
-        platforms: Vec::new(),
-        build_args: pairs.clone(),
-        image_contexts: contexts.images,
-        labels: labels(args),
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        source_date_epoch: source_date_epoch(&pairs),
-        context_excludes: contexts.excludes,
-        network: args.network.clone().unwrap_or_else(|| "default".into()),
-        pull: args.pull,
-        contexts: contexts.manifests,
-        secrets,
-        credentials,
-        allow_network_host: allow.network_host,
-        allow_security_insecure: allow.security_insecure,
-        push_tags: Vec::new(),
-        push_by_digest: None,
-        oci_mediatypes: Some(export.oci_mediatypes),
-        compression: Some(export.compression.key()),
-        fetch,
-        layouts: contexts.layouts,
-    })
+    Ok((call, local))
 }
 
 /// The user name and password of the docker config for each registry the build
@@ -432,7 +358,7 @@ fn credentials(src: &str, tags: &[Reference]) -> anyhow::Result<Vec<RegistryCred
 struct Job<'a> {
     nodes: &'a [Node],
     plan: &'a BTreeMap<usize, Vec<Platform>>,
-    base: &'a BuildSpec,
+    base: &'a BuildCall,
     local: &'a LocalContexts,
     fetch_into: &'a Option<remote::Fetch>,
     tags: &'a [Reference],
@@ -452,16 +378,19 @@ async fn build_on_nodes(
     let mut set = tokio::task::JoinSet::new();
     for (i, ps) in job.plan {
         let node = job.nodes[*i].clone();
-        let mut spec = job.base.clone();
-        spec.platforms = ps.iter().map(ToString::to_string).collect();
+        let mut call = job.base.clone();
+        call.request.options.platforms = ps.clone();
         if job.push_only && multi {
+            // Each node pushes its part by digest; the client combines them.
             let first = &job.tags[0];
-            spec.push_by_digest = Some(format!("{}/{}", first.registry(), first.repository()));
-        } else if job.push_only {
-            spec.push_tags = job.tags.iter().map(ToString::to_string).collect();
+            call.request.outputs = vec![export::output::Output {
+                names: vec![format!("{}/{}", first.registry(), first.repository())],
+                push_by_digest: true,
+                ..export::output::Output::push()
+            }];
         }
         let handle = remote::BuildHandle {
-            spec,
+            call,
             dirs: job.local.dirs.clone(),
             layouts: job.local.layouts.clone(),
             fetch: job.fetch_into.clone(),

@@ -117,7 +117,7 @@ pub enum SecurityMode {
 }
 
 /// What the user (daemon and client) granted for this build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Entitlements {
     pub network_host: bool,
     pub security_insecure: bool,

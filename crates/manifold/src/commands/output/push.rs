@@ -12,27 +12,38 @@ use super::{Emitting, Kind, Plan, PushTap};
 use crate::cli::Global;
 
 impl Plan {
-    /// The names the outputs that push push to.
-    fn push_names(&self) -> BTreeSet<&String> {
+    /// The names the outputs that push push to, as shown; by digest (`REPO@DIGEST`)
+    /// for `push-by-digest`.
+    fn push_names(&self, index: Option<&Descriptor>) -> BTreeSet<String> {
         self.outputs
             .iter()
             .filter(|o| o.kind == (Kind::Image { push: true }))
-            .flat_map(|o| self.names_of(o))
+            .flat_map(|o| {
+                self.names_of(o)
+                    .iter()
+                    .map(move |n| match (o.push_by_digest, index) {
+                        (true, Some(index)) => Reference::parse(n).map_or_else(
+                            |_| n.clone(),
+                            |r| format!("{}/{}@{}", r.registry(), r.repository(), index.digest),
+                        ),
+                        _ => n.clone(),
+                    })
+            })
             .collect()
     }
 
     /// A tap that uploads the build's new layers to the first push name while they
-    /// are compressed ([`tap::PushTap`]); `None` when nothing is pushed or the pushed
+    /// are compressed ([`PushTap`]); `None` when nothing is pushed or the pushed
     /// layers are not the built ones (`force-compression`).
     pub fn push_tap(
         &self,
         global: &Global,
         runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<Option<std::sync::Arc<PushTap>>> {
-        let Some(first) = self.push_names().into_iter().next() else {
+        let Some(first) = self.push_names(None).into_iter().next() else {
             return Ok(None);
         };
-        let Ok(r) = Reference::parse(first) else {
+        let Ok(r) = Reference::parse(&first) else {
             // The push reports the invalid name.
             return Ok(None);
         };
@@ -56,7 +67,7 @@ impl Plan {
         index: &Descriptor,
         emitting: &mut Emitting<'_>,
     ) -> anyhow::Result<()> {
-        let names = self.push_names();
+        let names = self.push_names(Some(index));
         if names.is_empty() {
             return Ok(());
         }
@@ -64,7 +75,7 @@ impl Plan {
         let mut tap = emitting.tap;
         rt.block_on(async {
             for name in names {
-                let r = Reference::parse(name)
+                let r = Reference::parse(&name)
                     .with_context(|| format!("invalid image name {name:?}"))?;
                 let phase = solver::Phase::start(emitting.events, &format!("pushing {name}"));
                 client.progress = Some(std::sync::Arc::new(StatusReporter::new(phase.status_fn())));

@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::tap::{LayerTap, TapWriter};
 use bytes::Bytes;
-use export::{LayerTap, TapWriter};
 use oci::Digest;
 use registry::progress::STATUS_INTERVAL;
 use registry::{Client, Repo};

@@ -1,16 +1,125 @@
-//! `-o` values: buildx's CSV syntax and the keys each exporter takes.
+//! Where a build's result goes: the exporters an `-o` names, in buildx's syntax.
+//!
+//! `-o` takes one CSV record of `KEY=VALUE` fields (a field may be quoted, so
+//! `"name=a,b"` is one field), or a bare directory (`type=local`), or `-`
+//! (`type=tar` on standard output). [`parse_output`] turns one into an [`Output`],
+//! which is what a build request carries, to a builder here or on a daemon.
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use serde::{Deserialize, Serialize};
 
-use super::{Codec, Dest, ExportSettings, Kind, Output};
-use crate::render::Hinted;
+/// The exporter an `-o` names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Kind {
+    /// `type=image` (and `type=registry`, `--push`): names in the local store,
+    /// pushed when `push` is set.
+    Image { push: bool },
+    /// `type=oci`: an OCI image layout, as a tar (default) or a directory.
+    Oci { tar: bool },
+    /// `type=docker`: a `docker save` archive of one platform; without a
+    /// destination, loaded into docker (`--load`).
+    Docker,
+    /// `type=local`: each platform's root filesystem unpacked into a directory.
+    Local,
+    /// `type=tar`: the same filesystem as one tar.
+    Tar,
+}
+
+/// Where a file output is written, on the client's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dest {
+    Stdout,
+    Path(PathBuf),
+}
+
+/// One exporter of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    pub kind: Kind,
+    /// `None` for `type=image`.
+    pub dest: Option<Dest>,
+    /// `name=` (comma-separated names, in order).
+    pub names: Vec<String>,
+    pub export: ExportSettings,
+    /// `push-by-digest=true`: pushed to each name's repository by digest, no tag.
+    #[serde(default)]
+    pub push_by_digest: bool,
+}
+
+impl Output {
+    /// `type=image,push=true` with no names of its own: pushes the `-t` names.
+    pub fn push() -> Output {
+        Output {
+            kind: Kind::Image { push: true },
+            dest: None,
+            names: Vec::new(),
+            export: ExportSettings::default(),
+            push_by_digest: false,
+        }
+    }
+
+    /// Whether this output pushes and leaves nothing to write on the client's
+    /// side: no names in its store, no file.
+    pub fn only_pushes(&self) -> bool {
+        self.kind == (Kind::Image { push: true }) && (self.names.is_empty() || self.push_by_digest)
+    }
+}
+
+/// Whether a build with `outputs` and the `-t` names `tags` leaves anything to do
+/// where it was asked for, besides pushing: a file output, `--load`, or names in the
+/// client's store. A daemon sends such a build's image back.
+pub fn needs_client(outputs: &[Output], tags: &[String]) -> bool {
+    let push_only = !outputs.is_empty() && outputs.iter().all(Output::only_pushes);
+    !push_only && (!outputs.is_empty() || !tags.is_empty())
+}
+
+/// The image-encoding options an output may set (one build makes one encoding, so
+/// all outputs must agree).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportSettings {
+    pub compression: Option<Codec>,
+    pub level: Option<i32>,
+    pub force: bool,
+    pub oci_mediatypes: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    Uncompressed,
+    Gzip,
+    Zstd,
+}
+
+/// A flag value that does not parse: what is wrong, and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecError {
+    pub message: String,
+    /// The fix, shown as a `hint:` line; empty when there is none to give.
+    pub hint: String,
+}
+
+impl SpecError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> SpecError {
+        SpecError {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    fn plain(message: String) -> SpecError {
+        SpecError::new(message, "")
+    }
+}
 
 /// Split one CSV record as Go's `encoding/csv` (and so buildx) does: fields are
 /// separated by commas; a field that starts with `"` runs to the closing quote,
 /// `""` inside it is one quote; a quote inside an unquoted field is an error.
-pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
+pub fn csv_fields(s: &str) -> Result<Vec<String>, SpecError> {
     let mut fields = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
@@ -25,7 +134,7 @@ pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
                     }
                     Some('"') => break,
                     Some(c) => field.push(c),
-                    None => bail!("unterminated quote in {s:?}"),
+                    None => return Err(SpecError::plain(format!("unterminated quote in {s:?}"))),
                 }
             }
             match chars.next() {
@@ -34,7 +143,11 @@ pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
                     return Ok(fields);
                 }
                 Some(',') => {}
-                Some(c) => bail!("unexpected {c:?} after a quoted field in {s:?}"),
+                Some(c) => {
+                    return Err(SpecError::plain(format!(
+                        "unexpected {c:?} after a quoted field in {s:?}"
+                    )));
+                }
             }
         } else {
             loop {
@@ -44,7 +157,11 @@ pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
                         return Ok(fields);
                     }
                     Some(',') => break,
-                    Some('"') => bail!("bare \" in a non-quoted field in {s:?}"),
+                    Some('"') => {
+                        return Err(SpecError::plain(format!(
+                            "bare \" in a non-quoted field in {s:?}"
+                        )));
+                    }
                     Some(c) => field.push(c),
                 }
             }
@@ -54,11 +171,11 @@ pub fn csv_fields(s: &str) -> anyhow::Result<Vec<String>> {
 }
 
 /// Go's `strconv.ParseBool`.
-fn parse_bool(key: &str, v: &str) -> anyhow::Result<bool> {
+pub fn parse_bool(key: &str, v: &str) -> Result<bool, SpecError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => bail!(Hinted::new(
+        _ => Err(SpecError::new(
             format!("{key}={v}: not a boolean"),
             format!("write {key}=true or {key}=false"),
         )),
@@ -74,13 +191,9 @@ fn split_names(v: &str) -> Vec<String> {
 }
 
 /// Parse one `-o` value.
-pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
-    let invalid = |why: String, hint: &str| {
-        anyhow::Error::new(Hinted::new(
-            format!("invalid --output {spec:?}: {why}"),
-            hint,
-        ))
-    };
+pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
+    let invalid =
+        |why: String, hint: &str| SpecError::new(format!("invalid --output {spec:?}: {why}"), hint);
     const SYNTAX: &str = "write -o type=image|registry|oci|docker|local|tar[,KEY=VALUE…], \
                           -o DIR or -o -";
     if spec == "-" {
@@ -89,9 +202,10 @@ pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
             dest: Some(Dest::Stdout),
             names: Vec::new(),
             export: ExportSettings::default(),
+            push_by_digest: false,
         });
     }
-    let fields = csv_fields(spec).map_err(|e| invalid(e.to_string(), SYNTAX))?;
+    let fields = csv_fields(spec).map_err(|e| invalid(e.message, SYNTAX))?;
     if !spec.contains('=') {
         // A bare path: the local exporter into that directory.
         return Ok(Output {
@@ -99,6 +213,7 @@ pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
             dest: Some(Dest::Path(PathBuf::from(spec))),
             names: Vec::new(),
             export: ExportSettings::default(),
+            push_by_digest: false,
         });
     }
     let mut ty = None;
@@ -133,6 +248,7 @@ pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
         dest: None,
         names: Vec::new(),
         export: ExportSettings::default(),
+        push_by_digest: false,
     };
     let image_like = !matches!(out.kind, Kind::Local | Kind::Tar);
     for (k, v) in rest {
@@ -154,6 +270,9 @@ pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
                 }
             }
             ("push", Kind::Image { push }) => *push = parse_bool("push", &v)?,
+            ("push-by-digest", Kind::Image { .. }) => {
+                out.push_by_digest = parse_bool("push-by-digest", &v)?;
+            }
             ("name", _) if image_like => out.names.extend(split_names(&v)),
             ("compression", _) if image_like => {
                 out.export.compression = Some(match v.as_str() {
@@ -196,7 +315,8 @@ pub fn parse_output(spec: &str) -> anyhow::Result<Output> {
 fn keys_of(kind: &Kind) -> &'static str {
     match kind {
         Kind::Image { .. } => {
-            "name, push, compression, compression-level, force-compression, oci-mediatypes"
+            "name, push, push-by-digest, compression, compression-level, force-compression, \
+             oci-mediatypes"
         }
         Kind::Oci { .. } => {
             "dest, tar, name, compression, compression-level, force-compression, oci-mediatypes"

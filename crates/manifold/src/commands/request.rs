@@ -1,0 +1,155 @@
+//! The one conversion of `manifold build`'s flags: into the [`builder::BuildRequest`]
+//! a builder here or a daemon receives, and the [`Inputs`] it reads on this side.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use builder::{Attestation, AttestationKind, BuildRequest, CacheSpec};
+
+use super::flags::{
+    build_arg_pairs, entitlements, labels, network, open_layout, platforms, read_ignore_patterns,
+    secret, source_date_epoch,
+};
+use super::output::Plan;
+use crate::cli::BuildArgs;
+use crate::render::Hinted;
+
+/// What a request's named contexts are read from on this side.
+#[derive(Debug)]
+pub struct Inputs {
+    /// The directory of each local context, by the name the request uses
+    /// (`context`, `context:NAME`), the main context first.
+    pub dirs: Vec<(String, PathBuf)>,
+    /// `--build-context NAME=oci-layout://…`: NAME, the layout, and the image chosen
+    /// in it (which the request names [`builder::layout_context_name`]).
+    pub layouts: Vec<(String, content::Store, oci::Descriptor)>,
+}
+
+/// The request the flags ask for, with the Dockerfile `src` (read from `name`), and
+/// what its contexts are read from.
+pub fn request(
+    args: &BuildArgs,
+    name: &str,
+    src: &str,
+    plan: &Plan,
+) -> anyhow::Result<(BuildRequest, Inputs)> {
+    if !args.context.is_dir() {
+        bail!(Hinted::new(
+            format!(
+                "build context {} is not a directory",
+                args.context.display()
+            ),
+            "give the directory that holds the files the Dockerfile copies",
+        ));
+    }
+    let (named_contexts, inputs) = named_contexts(args)?;
+    let build_args = build_arg_pairs(args);
+    let source_date_epoch = source_date_epoch(&build_args);
+    let options = frontend::BuildOptions {
+        target: args.target.clone(),
+        platforms: platforms(args)?,
+        build_args,
+        named_contexts,
+        labels: labels(args).into_iter().collect(),
+        // The frontend stamps copied files and history with it too.
+        source_date_epoch,
+        no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        context_excludes: read_ignore_patterns(args, name)?,
+        network: network(args)?,
+        ..frontend::BuildOptions::default()
+    };
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            oci::Reference::parse(t)
+                .map(|r| r.to_string())
+                .with_context(|| format!("invalid tag {t:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut secrets = BTreeMap::new();
+    for s in &args.secret {
+        let (id, value) = secret(s)?;
+        secrets.insert(id, value);
+    }
+    let mut attestations = Vec::new();
+    for (kind, value) in [
+        (AttestationKind::Provenance, &args.provenance),
+        (AttestationKind::Sbom, &args.sbom),
+    ] {
+        if let Some(v) = value {
+            attestations.push(Attestation::parse_flag(kind, v)?);
+        }
+    }
+    for a in &args.attest {
+        attestations.push(Attestation::parse(a)?);
+    }
+    let cache = |specs: &[String]| {
+        specs
+            .iter()
+            .map(|s| CacheSpec::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let request = BuildRequest {
+        dockerfile: src.to_owned(),
+        options,
+        secrets,
+        allow: entitlements(args)?,
+        pull: args.pull,
+        tags,
+        outputs: plan.request_outputs(),
+        export: plan.export_options(builder::ExportOptions {
+            source_date_epoch,
+            ..builder::ExportOptions::default()
+        }),
+        cache_from: cache(&args.cache_from)?,
+        cache_to: cache(&args.cache_to)?,
+        attestations,
+    };
+    Ok((request, inputs))
+}
+
+/// `--build-context` values: local directories, images, and images chosen in OCI
+/// layouts (named as the store they are built from names them).
+fn named_contexts(
+    args: &BuildArgs,
+) -> anyhow::Result<(BTreeMap<String, frontend::NamedContext>, Inputs)> {
+    let mut named = BTreeMap::new();
+    let mut inputs = Inputs {
+        dirs: vec![("context".to_owned(), args.context.clone())],
+        layouts: Vec::new(),
+    };
+    for spec in &args.build_contexts {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            anyhow::Error::new(Hinted::new(
+                format!("invalid --build-context {spec:?}"),
+                "write --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]",
+            ))
+        })?;
+        let ctx = if let Some(r) = value.strip_prefix("docker-image://") {
+            frontend::NamedContext::Image {
+                reference: r.to_owned(),
+            }
+        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
+            let (store, root) = open_layout(name, layout)?;
+            let reference = builder::layout_context_name(name, &root.digest);
+            inputs.layouts.push((name.to_owned(), store, root));
+            frontend::NamedContext::Image { reference }
+        } else {
+            let dir = PathBuf::from(value);
+            if !dir.is_dir() {
+                bail!(Hinted::new(
+                    format!("--build-context {name}: {value} is not a directory"),
+                    "give a directory, docker-image://REF or oci-layout://DIR",
+                ));
+            }
+            let local = format!("context:{name}");
+            inputs.dirs.push((local.clone(), dir));
+            frontend::NamedContext::Local { name: local }
+        };
+        named.insert(name.to_owned(), ctx);
+    }
+    Ok((named, inputs))
+}
