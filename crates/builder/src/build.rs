@@ -30,6 +30,11 @@ pub struct BuildOutput {
     pub manifests: Vec<Descriptor>,
     /// Parser warnings (the build checks' went out as events).
     pub warnings: Vec<dockerfile::parser::Diagnostic>,
+    /// `force-compression` rewrote base layers into this compression (`index` is
+    /// the rewritten image's).
+    pub recompressed: Option<export::Compression>,
+    /// What was pushed, as `NAME@DIGEST`.
+    pub pushed: Vec<String>,
 }
 
 /// Why a build failed, by phase.
@@ -127,6 +132,58 @@ impl Builder {
         let lowered = lowered?;
         let graph = lowered.graph;
         check_platforms(&graph)?;
+        let roots: Vec<Digest> = graph.outputs().iter().map(|o| o.root.clone()).collect();
+        let opts = SolveOptions {
+            no_cache: req.options.no_cache,
+            cancel,
+            events: events.clone(),
+        };
+
+        let tap = crate::push::push_tap(self.client.as_ref(), req)?;
+        let built = self
+            .solve_and_export(req, session, &graph, &roots, &opts, tap.as_ref())
+            .await;
+        let pushed = match built {
+            Ok((ref index, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
+                let Some(client) = &self.client else {
+                    return Err(BuildError::Offline {
+                        reference: req.tags.first().cloned().unwrap_or_default(),
+                    }
+                    .into());
+                };
+                let r = crate::push::push(client, &self.store, req, index, &events, tap.as_deref())
+                    .await;
+                Some(r)
+            }
+            _ => None,
+        };
+        if let Some(tap) = &tap {
+            // Uploads a failed build or push did not wait for.
+            tap.abort();
+        }
+        let (index, manifests, recompressed) = built?;
+        let pushed = pushed.transpose()?.unwrap_or_default();
+        Ok(BuildOutput {
+            index,
+            manifests,
+            warnings: lowered.warnings,
+            recompressed: recompressed.then_some(req.export.compression),
+            pushed,
+        })
+    }
+
+    /// Solve `graph` for `roots` and export every platform's image and one index over
+    /// them (layers through `tap`), named as `req` asks unless the build is for a
+    /// remote client.
+    async fn solve_and_export(
+        &self,
+        req: &BuildRequest,
+        session: &Session,
+        graph: &Graph,
+        roots: &[Digest],
+        opts: &SolveOptions,
+        tap: Option<&Arc<export::PushTap>>,
+    ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildFailure> {
         let runner = Runner::new(
             self.store.clone(),
             self.snapshotter.clone(),
@@ -148,31 +205,26 @@ impl Builder {
                 parallelism: self.parallelism,
             },
         );
-        let roots: Vec<Digest> = graph.outputs().iter().map(|o| o.root.clone()).collect();
-        let opts = SolveOptions {
-            no_cache: req.options.no_cache,
-            cancel,
-            events: events.clone(),
-        };
-        let results = solver.solve(&graph, &roots, &opts).await?;
+        let results = solver.solve(graph, roots, opts).await?;
         let store = self.store.clone();
         let snap = self.snapshotter.clone();
         let outputs = graph.outputs().to_vec();
         let export = req.export.clone();
-        let tap = session.tap.clone();
-        let tags = match session.for_remote_client {
+        let tap = tap.map(|t| t.clone() as Arc<dyn export::LayerTap>);
+        let names = match session.for_remote_client {
             true => Vec::new(),
-            false => req.tags.clone(),
+            false => store_names(req),
         };
-        let phase = Phase::start(&events, EXPORT_PHASE);
+        let force = req.outputs.iter().any(|o| o.export.force);
+        let phase = Phase::start(&opts.events, EXPORT_PHASE);
         let exported = tokio::task::spawn_blocking(move || {
             let r = export_all(
                 &store,
                 &*snap,
                 &outputs,
                 &results,
-                (&export, tap.as_deref()),
-                &tags,
+                (&export, tap.as_deref(), force),
+                &names,
                 &phase,
             );
             match &r {
@@ -183,13 +235,28 @@ impl Builder {
         })
         .await
         .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))?;
-        let (index, manifests) = exported?;
-        Ok(BuildOutput {
-            index,
-            manifests,
-            warnings: lowered.warnings,
-        })
+        Ok(exported?)
     }
+}
+
+/// The names a build gives its image in the store it ran on: the tags, then the
+/// names of `type=image` outputs, normalised (`app` → `docker.io/library/app:latest`),
+/// each once.
+fn store_names(req: &BuildRequest) -> Vec<String> {
+    let normal =
+        |n: &String| oci::Reference::parse(n).map_or_else(|_| n.clone(), |r| r.to_string());
+    let mut names: Vec<String> = Vec::new();
+    let image_names = req
+        .outputs
+        .iter()
+        .filter(|o| matches!(o.kind, export::output::Kind::Image { .. }) && !o.push_by_digest)
+        .flat_map(|o| o.names.iter());
+    for n in req.tags.iter().chain(image_names).map(normal) {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 /// The build checks' warnings as [`solver::Event::Warning`]s, about the Dockerfile
@@ -290,10 +357,10 @@ fn export_all(
     snapshotter: &dyn Snapshotter,
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
-    (opts, tap): (&ExportOptions, Option<&dyn export::LayerTap>),
+    (opts, tap, force): (&ExportOptions, Option<&dyn export::LayerTap>, bool),
     tags: &[String],
     phase: &Phase,
-) -> Result<(Descriptor, Vec<Descriptor>), BuildError> {
+) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildError> {
     let lease = store.lease()?;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tap = CountingTap {
@@ -324,13 +391,31 @@ fn export_all(
         phase.note(&format!("exporting manifest {}", desc.digest));
         manifests.push(desc);
     }
-    let index = export::assemble_index(store, &lease, manifests.clone(), BTreeMap::new())?;
+    let mut index = export::assemble_index(store, &lease, manifests.clone(), BTreeMap::new())?;
     phase.note(&format!("exporting manifest list {}", index.digest));
+    let mut recompressed = false;
+    if force
+        && let Some(new) = export::sink::force_compression(
+            store,
+            &manifests,
+            opts.compression,
+            opts.oci_mediatypes,
+        )?
+    {
+        index = new;
+        manifests = export::sink::index_manifests(store, &index)?;
+        recompressed = true;
+        phase.note(&format!(
+            "recompressing base layers to {}: manifest list {}",
+            opts.compression.key(),
+            index.digest
+        ));
+    }
     for t in tags {
         export::tag(store, t, &index)?;
         phase.note(&format!("naming to {t}"));
     }
-    Ok((index, manifests))
+    Ok((index, manifests, recompressed))
 }
 
 /// A step's exported layer, remembered per snapshot and compression.

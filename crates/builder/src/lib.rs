@@ -12,6 +12,7 @@ mod build;
 mod error;
 pub mod fileop;
 mod mounts;
+pub mod push;
 mod refs;
 mod request;
 mod runner;

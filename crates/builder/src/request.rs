@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use export::Compression;
 use export::output::{Output, SpecError, csv_fields, needs_client, parse_bool};
@@ -83,11 +82,9 @@ pub struct Session {
     /// `context` and each `--build-context NAME=DIR`, by the names the request's
     /// named contexts use.
     pub locals: HashMap<String, LocalDir>,
-    /// Given the bytes of every layer blob this build compresses, as they are
-    /// written (a push uploading them meanwhile). Never changes the blobs.
-    pub tap: Option<Arc<dyn export::LayerTap>>,
     /// The build runs for a client elsewhere (a daemon's): the result is not named
-    /// by the request's tags in this store, the client names it in its own.
+    /// by the request's tags or image names in this store; the client names it in
+    /// its own.
     pub for_remote_client: bool,
 }
 
@@ -244,6 +241,8 @@ fn key_values(spec: &str) -> Result<BTreeMap<String, String>, SpecError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

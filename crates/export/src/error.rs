@@ -90,6 +90,28 @@ pub enum ExportError {
     /// The destination directory of an OCI layout is not empty.
     #[error("{path} is not empty; an OCI layout is written into a new or empty directory")]
     DestinationNotEmpty { path: PathBuf },
+    /// An output's destination is not what it has to be.
+    #[error("{dest}: the destination must be {what}")]
+    Destination { what: &'static str, dest: PathBuf },
+    /// A layer (or the directory itself) could not be unpacked into a directory.
+    #[error("cannot unpack {} into {}", layer.as_ref().map_or_else(|| "the image".to_owned(), |d| format!("layer {d}")), dir.display())]
+    Unpack {
+        layer: Option<Digest>,
+        dir: PathBuf,
+        #[source]
+        source: Box<archive::ArchiveError>,
+    },
+    /// A layer whose media type names no compression manifold reads.
+    #[error("layer {digest} has media type {media_type:?}, which names no known compression")]
+    LayerMediaType { digest: Digest, media_type: String },
+    /// `docker load` (or podman's) could not be run, or failed.
+    #[error("`{cli} load` failed{}{message}", if message.is_empty() { "" } else { ": " })]
+    Load {
+        cli: &'static str,
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// Pushing to a registry failed.
     #[error("cannot push {reference}")]
     Push {

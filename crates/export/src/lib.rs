@@ -21,6 +21,7 @@ pub mod output;
 mod push;
 mod push_tap;
 mod runs;
+pub mod sink;
 mod tap;
 mod validate;
 mod walk;

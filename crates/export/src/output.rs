@@ -61,6 +61,18 @@ impl Output {
         }
     }
 
+    /// What the output writes, for messages: `filesystem tar`, `OCI layout tar`, …
+    pub fn describe(&self) -> &'static str {
+        match self.kind {
+            Kind::Image { .. } => "image",
+            Kind::Oci { tar: true } => "OCI layout tar",
+            Kind::Oci { tar: false } => "OCI layout",
+            Kind::Docker => "docker archive",
+            Kind::Local => "root filesystem",
+            Kind::Tar => "filesystem tar",
+        }
+    }
+
     /// Whether this output pushes and leaves nothing to write on the client's
     /// side: no names in its store, no file.
     pub fn only_pushes(&self) -> bool {

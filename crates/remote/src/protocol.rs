@@ -209,4 +209,7 @@ pub struct Done {
     /// The index, as the daemon stored (and maybe pushed) it.
     pub index: oci::Descriptor,
     pub manifests: Vec<oci::Descriptor>,
+    /// What the daemon pushed, as `NAME@DIGEST`.
+    #[serde(default)]
+    pub pushed: Vec<String>,
 }

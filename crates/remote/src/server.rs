@@ -328,21 +328,14 @@ where
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot lock the build state: {e}"))?;
     let req = &call.request;
-    let mut session = session;
-    let tap = push_tap(&client, req)?;
-    session.tap = tap.clone().map(|t| t as Arc<dyn export::LayerTap>);
-    let out = run_build(state, &client, req, session, tap.as_deref(), r, w).await;
-    if let Some(tap) = &tap {
-        // Uploads a failed build or push did not wait for.
-        tap.abort();
-    }
-    let out = out?;
+    let out = run_build(state, &client, req, session, r, w).await?;
     if req.needs_client() {
         send_result(state, &out.index, r, w).await?;
     }
     Ok(Done {
         index: out.index,
         manifests: out.manifests,
+        pushed: out.pushed,
     })
 }
 
@@ -481,15 +474,14 @@ fn registry_client(state: &State, spec: &BuildCall) -> Result<registry::Client, 
     registry::Client::new(state.config.registry.clone(), Arc::new(creds)).map_err(|e| chain(&e))
 }
 
-/// Build `req`, then push the result as it asks, sending the progress of both to the
-/// client as it comes; the build is cancelled when the client leaves or can no longer
-/// be written to.
+/// Build `req` (and push the result as it asks), sending the progress to the client
+/// as it comes; the build is cancelled when the client leaves or can no longer be
+/// written to.
 async fn run_build<R, W>(
     state: &Arc<State>,
     client: &registry::Client,
     req: &builder::BuildRequest,
     session: builder::Session,
-    tap: Option<&export::PushTap>,
     r: &mut R,
     w: &mut W,
 ) -> Result<builder::BuildOutput, String>
@@ -513,14 +505,9 @@ where
     let run = {
         let cancel = cancel.clone();
         async move {
-            let out = b
-                .build(req, &session, events.clone(), cancel)
+            b.build(req, &session, events, cancel)
                 .await
-                .map_err(|e| chain(&e))?;
-            if !req.needs_client() {
-                push_result(state, client, req, &out.index, &events, tap).await?;
-            }
-            Ok::<_, String>(out)
+                .map_err(|e| chain(&e))
         }
     };
     tokio::pin!(run);
@@ -543,120 +530,6 @@ where
         let _ = wire::write_json(w, &Reply::Event(ev)).await;
     }
     result
-}
-
-/// Push the built `index` as the request's pushing outputs ask (to their names, or
-/// the tags; by digest to each name's repository with `push-by-digest`), with the
-/// credentials of this request only.
-async fn push_result(
-    state: &State,
-    client: &registry::Client,
-    req: &builder::BuildRequest,
-    index: &oci::Descriptor,
-    events: &EventSink,
-    tap: Option<&export::PushTap>,
-) -> Result<(), String> {
-    let mut tap = tap;
-    for (name, r, by_digest) in push_targets(req)? {
-        let (shown, target) = match by_digest {
-            true => (
-                format!("{}/{}@{}", r.registry(), r.repository(), index.digest),
-                r.with_digest(index.digest.clone()),
-            ),
-            false => (name, r),
-        };
-        // Shown as the client's own pushes are: a step with each blob's bytes.
-        let phase = solver::Phase::start(events, &format!("pushing {shown}"));
-        if let Some(tap) = tap.take() {
-            let status = phase.status_fn();
-            tap.finish(&|sent, total, done| status(TAPPED, sent, Some(total), done))
-                .await;
-        }
-        let mut client = client.clone();
-        client.progress = Some(Arc::new(registry::progress::StatusReporter::new(
-            phase.status_fn(),
-        )));
-        match push(&client, &state.store, index, target).await {
-            Ok(()) => phase.done(),
-            Err(e) => {
-                phase.failed(&std::io::Error::other(e.clone()));
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The status of a push waiting for the uploads its tap began during the export.
-const TAPPED: &str = "layers streamed during the export";
-
-/// Where the request's pushing outputs push: each name (the output's, or the tags),
-/// parsed, and whether by digest; in order, each once.
-fn push_targets(
-    req: &builder::BuildRequest,
-) -> Result<Vec<(String, oci::Reference, bool)>, String> {
-    let mut targets: Vec<(String, oci::Reference, bool)> = Vec::new();
-    for o in &req.outputs {
-        if o.kind != (export::output::Kind::Image { push: true }) {
-            continue;
-        }
-        let names = if o.names.is_empty() {
-            &req.tags
-        } else {
-            &o.names
-        };
-        for name in names {
-            let r = oci::Reference::parse(name).map_err(|e| format!("name {name:?}: {e}"))?;
-            if !targets
-                .iter()
-                .any(|(n, _, d)| n == name && *d == o.push_by_digest)
-            {
-                targets.push((name.clone(), r, o.push_by_digest));
-            }
-        }
-    }
-    Ok(targets)
-}
-
-/// A tap that uploads the build's new layers to the first push target while they
-/// are exported; `None` when the request does not only push, or recompresses
-/// (`force-compression`: the pushed layers are not the built ones).
-fn push_tap(
-    client: &registry::Client,
-    req: &builder::BuildRequest,
-) -> Result<Option<Arc<export::PushTap>>, String> {
-    if req.needs_client() || req.outputs.iter().any(|o| o.export.force) {
-        return Ok(None);
-    }
-    let Some((_, first, _)) = push_targets(req)?.into_iter().next() else {
-        return Ok(None);
-    };
-    let repo = client.repo(&first);
-    Ok(Some(Arc::new(export::PushTap::new(
-        client.clone(),
-        repo,
-        tokio::runtime::Handle::current(),
-    ))))
-}
-
-/// Push on a blocking thread: the registry client's push future is not provably
-/// `Send` (higher-ranked closures inside), and connections run on spawned tasks.
-async fn push(
-    client: &registry::Client,
-    store: &content::Store,
-    desc: &oci::Descriptor,
-    target: oci::Reference,
-) -> Result<(), String> {
-    let (client, store, desc) = (client.clone(), store.clone(), desc.clone());
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle
-            .block_on(export::push(&client, &store, &desc, &target))
-            .map(|_| ())
-            .map_err(|e| chain(&e))
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 /// `<root>/locks/builds.lock`, held shared for as long as the file stays open.

@@ -252,16 +252,12 @@ fn run_build(
     let store = super::open_store(global)?;
     import_layouts(&store, &inputs)?;
     let rt = super::runtime()?;
-    let tap = outputs.push_tap(global, rt.handle().clone())?;
     let session = builder::Session {
         locals: inputs
             .dirs
             .into_iter()
             .map(|(n, dir)| (n, builder::LocalDir { dir }))
             .collect(),
-        tap: tap
-            .clone()
-            .map(|t| t as std::sync::Arc<dyn export::LayerTap>),
         for_remote_client: false,
     };
     let b = local_builder(global, &store, args)?;
@@ -283,39 +279,38 @@ fn run_build(
     let out = match result {
         Ok(out) => out,
         Err(e) => {
-            if let Some(tap) = &tap {
-                // A failed build stops its uploads.
-                tap.abort();
-            }
             printer.finish();
             return Err(build_failure(name, &src, e));
         }
     };
-    // Outputs are written (and pushes shown) while progress is still drawn; their
-    // messages wait for the end of it.
+    // Outputs are written while progress is still drawn; their messages wait for the
+    // end of it.
     let quiet = mode == crate::progress::Mode::Quiet;
-    let mut emitting = super::output::Emitting {
-        events: &events,
-        tap: tap.as_deref(),
-        notes: Vec::new(),
-    };
-    let emitted = outputs.emit(global, &store, &rt, &out, quiet, &mut emitting);
-    if let Some(tap) = &tap {
-        // Uploads the push did not wait for (it failed before them).
-        tap.abort();
-    }
+    let mut notes: Vec<String> = out.pushed.iter().map(|p| format!("pushed {p}")).collect();
+    let emitted = outputs.emit(&store, &out.index, false, quiet, &mut notes);
     printer.finish();
     report_diagnostics(name, &src, &out.warnings)?;
-    if (!args.tags.is_empty() || !quiet) && !outputs.recompresses() {
-        eprintln!(
-            "built {} ({} platform(s))",
-            out.index.digest,
-            out.manifests.len()
-        );
+    if !args.tags.is_empty() || !quiet || out.recompressed.is_some() {
+        eprintln!("{}", built_line(&out));
     }
-    emitting.print_notes();
+    for n in notes {
+        eprintln!("{n}");
+    }
     emitted?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `built DIGEST (N platform(s))`, and how `force-compression` changed it.
+pub(super) fn built_line(out: &builder::BuildOutput) -> String {
+    let how = match out.recompressed {
+        Some(c) => format!("; base layers recompressed to {}", c.key()),
+        None => String::new(),
+    };
+    format!(
+        "built {} ({} platform(s){how})",
+        out.index.digest,
+        out.manifests.len()
+    )
 }
 
 /// An in-process builder on the local store: its snapshotter, runc, the registry.

@@ -7,13 +7,9 @@
 //! (`type=tar` on standard output). The outputs are parsed and checked before the
 //! build ([`Plan::from_args`]); [`Plan::emit`] writes them after it.
 
-mod image;
-mod load;
-mod push;
-
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -22,29 +18,8 @@ use export::Compression;
 use export::output::{Codec, Dest, ExportSettings, Kind, Output, parse_output};
 use oci::{Descriptor, Reference};
 
-use self::image::{force_compression, index_manifests, per_platform, unpack, write_fs_tar};
-use crate::cli::{BuildArgs, Global};
+use crate::cli::BuildArgs;
 use crate::render::Hinted;
-pub use export::PushTap;
-
-/// What [`Plan::emit`] is given besides the build: where it reports (progress
-/// events, and lines to print after them), and the build's [`PushTap`].
-#[derive(Debug)]
-pub struct Emitting<'a> {
-    pub events: &'a solver::EventSink,
-    /// The first push waits for its uploads.
-    pub tap: Option<&'a PushTap>,
-    pub notes: Vec<String>,
-}
-
-impl Emitting<'_> {
-    /// Print the notes on standard error.
-    pub fn print_notes(&mut self) {
-        for n in self.notes.drain(..) {
-            eprintln!("{n}");
-        }
-    }
-}
 
 /// Everything `manifold build` does with its result after the build.
 #[derive(Debug, Clone, Default)]
@@ -290,52 +265,42 @@ impl Plan {
         }
     }
 
-    /// Whether [`Plan::emit`] may recompress the image (`force-compression`) and so
-    /// announce its own digest: the build's digest is then not the image's.
-    pub fn recompresses(&self) -> bool {
-        self.export.force
-    }
-
-    /// Write every output of the build `built`, then the reports; `quiet` prints the
-    /// image digest (the index's) on standard output unless an output uses it.
-    ///
-    /// Pushes show their progress through `emitting.events`, which may still be
-    /// drawn on standard error: what else there is to say goes to `emitting.notes`,
-    /// for the caller to print once progress output is over.
+    /// Write every file output and `--load` of the built image `index` (the outputs'
+    /// names given in the store first when `name`: a build elsewhere did not), then
+    /// the reports; `quiet` prints the image digest (the index's) on standard output
+    /// unless an output uses it. What there is to say goes to `notes`, for the
+    /// caller to print once progress output is over.
     pub fn emit(
         &self,
-        global: &Global,
         store: &Store,
-        rt: &tokio::runtime::Runtime,
-        built: &builder::BuildOutput,
+        index: &Descriptor,
+        name: bool,
         quiet: bool,
-        emitting: &mut Emitting<'_>,
+        notes: &mut Vec<String>,
     ) -> anyhow::Result<()> {
-        let opts = self.export_options(builder::ExportOptions::default());
-        let index = if self.export.force {
-            let c = opts.compression;
-            let index = force_compression(store, built, c, opts.oci_mediatypes, &self.tags)?;
-            let how = match index.digest != built.index.digest {
-                true => format!("; base layers recompressed to {}", c.key()),
-                false => String::new(),
-            };
-            emitting.notes.push(format!(
-                "built {} ({} platform(s){how})",
-                index.digest,
-                built.manifests.len()
-            ));
-            index
-        } else {
-            built.index.clone()
-        };
-        let manifests = index_manifests(store, &index)?;
-        for name in self.image_names() {
-            export::tag(store, &name, &index)
-                .with_context(|| format!("cannot name the image {name}"))?;
+        if name {
+            self.name_tags(store, index)?;
+            for name in self.image_names() {
+                export::tag(store, &name, index)
+                    .with_context(|| format!("cannot name the image {name}"))?;
+            }
         }
-        self.push(global, store, rt, &index, emitting)?;
+        let manifests = export::sink::index_manifests(store, index)?;
         for o in &self.outputs {
-            self.write_output(store, &index, &manifests, o)?;
+            let what = match &o.dest {
+                Some(Dest::Path(p)) => format!("{} {}", o.describe(), p.display()),
+                _ => format!("{} to standard output", o.describe()),
+            };
+            // A closed pipe here is an export not delivered: an error, unlike a listing's.
+            export::sink::write_output(
+                store,
+                index,
+                &manifests,
+                o,
+                self.names_of(o),
+                &mut io::stdout().lock(),
+            )
+            .with_context(|| format!("cannot write the {what}"))?;
         }
         if self.load {
             let named: Vec<String> = self
@@ -345,9 +310,9 @@ impl Plan {
                 .flat_map(|o| o.names.iter().cloned())
                 .collect();
             let names = if named.is_empty() { &self.tags } else { &named };
-            load::load(store, &index, &manifests, names, &mut emitting.notes)?;
+            notes.push(export::sink::load(store, index, &manifests, names)?);
         }
-        self.report(&index, quiet)
+        self.report(index, quiet)
     }
 
     /// `--iidfile`, `--metadata-file`, and with `quiet` the digest on standard output
@@ -385,58 +350,6 @@ impl Plan {
         let text = serde_json::to_string_pretty(&meta).expect("JSON values serialise");
         fs::write(path, text + "\n")
             .with_context(|| format!("cannot write --metadata-file {}", path.display()))
-    }
-
-    fn write_output(
-        &self,
-        store: &Store,
-        index: &Descriptor,
-        manifests: &[Descriptor],
-        o: &Output,
-    ) -> anyhow::Result<()> {
-        let names = self.names_of(o);
-        match (&o.kind, &o.dest) {
-            // Images are named and pushed by `emit`; a docker output without dest is
-            // loaded there.
-            (Kind::Image { .. }, _) | (Kind::Docker, None) => Ok(()),
-            (Kind::Oci { tar: false }, Some(Dest::Path(dir))) => {
-                let name = names.first().map(|n| oci_ref_name(n));
-                export::write_oci_layout_dir(store, index, dir, name.as_deref())
-                    .with_context(|| format!("cannot write the OCI layout {}", dir.display()))?;
-                Ok(())
-            }
-            (Kind::Oci { .. }, Some(dest)) => {
-                let name = names.first().map(|n| oci_ref_name(n));
-                write_to(dest, "OCI layout tar", |w| {
-                    export::write_oci_layout_tar(store, index, w, name.as_deref())?;
-                    Ok(())
-                })
-            }
-            (Kind::Docker, Some(dest)) => {
-                let [manifest] = manifests else {
-                    bail!(docker_platforms_error());
-                };
-                let tags: Vec<&str> = names.iter().map(String::as_str).collect();
-                write_to(dest, "docker archive", |w| {
-                    export::write_docker_archive(store, manifest, &tags, w)?;
-                    Ok(())
-                })
-            }
-            (Kind::Local, Some(Dest::Path(dir))) => {
-                for (m, sub) in per_platform(store, manifests)? {
-                    let target = match &sub {
-                        Some(s) => dir.join(s),
-                        None => dir.clone(),
-                    };
-                    unpack(store, &m, &target)?;
-                }
-                Ok(())
-            }
-            (Kind::Tar, Some(dest)) => write_to(dest, "filesystem tar", |w| {
-                write_fs_tar(store, manifests, w)
-            }),
-            _ => unreachable!("invariant: Plan::check gives every file output a destination"),
-        }
     }
 }
 
@@ -479,76 +392,9 @@ fn docker_platforms_error() -> Hinted {
     )
 }
 
-/// The `org.opencontainers.image.ref.name` buildx gives an OCI layout's entry: the
-/// tag of the image's name.
-fn oci_ref_name(name: &str) -> String {
-    Reference::parse(name)
-        .ok()
-        .and_then(|r| r.tag().map(str::to_owned))
-        .unwrap_or_else(|| "latest".to_owned())
-}
-
-/// Write through `f` to standard output or to a file (a temp file beside it,
-/// renamed when complete).
-fn write_to(
-    dest: &Dest,
-    what: &str,
-    f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    match dest {
-        Dest::Stdout => {
-            // A closed pipe here is an export not delivered: an error, unlike a listing's.
-            let mut w = BufWriter::new(io::stdout().lock());
-            f(&mut w)?;
-            w.flush()
-                .with_context(|| format!("cannot write the {what} to standard output"))
-        }
-        Dest::Path(path) => {
-            let name = path
-                .file_name()
-                .with_context(|| format!("{} is not a file name", path.display()))?;
-            if path.is_dir() {
-                bail!(Hinted::new(
-                    format!("{} is a directory", path.display()),
-                    "give dest= a file name",
-                ));
-            }
-            let tmp = path.with_file_name(format!(
-                ".{}.manifold-{}",
-                name.to_string_lossy(),
-                std::process::id()
-            ));
-            let result = (|| {
-                let file = fs::File::create(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                let mut w = BufWriter::new(file);
-                f(&mut w)?;
-                let file = w
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .with_context(|| format!("cannot write {}", tmp.display()))?;
-                file.sync_all()
-                    .with_context(|| format!("cannot write {}", tmp.display()))?;
-                fs::rename(&tmp, path)
-                    .with_context(|| format!("cannot rename {} into place", tmp.display()))
-            })();
-            if result.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            result.with_context(|| format!("cannot write the {what} {}", path.display()))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oci_ref_name_is_the_tag() {
-        assert_eq!(oci_ref_name("localhost:5000/app:v1"), "v1");
-        assert_eq!(oci_ref_name("app"), "latest");
-    }
 
     fn plan(args: &[&str]) -> anyhow::Result<Plan> {
         use clap::Parser;

@@ -232,7 +232,11 @@ pub fn run(
     }
     if let Some(into) = &fetch_into {
         let built = combine(&into.store, &into.lease, parts, &wanted)?;
-        emit_fetched(global, &rt, &outputs, into, &built, !tags.is_empty(), quiet)?;
+        let push = match multi {
+            true => Some((&call.request, client(global)?)),
+            false => None,
+        };
+        emit_fetched(&rt, &outputs, into, &built, push, quiet)?;
     } else if !multi {
         report_one(&outputs, &parts[0], push_only, quiet)?;
     } else {
@@ -388,6 +392,14 @@ async fn build_on_nodes(
                 push_by_digest: true,
                 ..export::output::Output::push()
             }];
+        } else if multi {
+            // Each node sends its part back; the client combines them and pushes
+            // the whole.
+            for o in &mut call.request.outputs {
+                if o.kind == (export::output::Kind::Image { push: true }) {
+                    o.kind = export::output::Kind::Image { push: false };
+                }
+            }
         }
         let handle = remote::BuildHandle {
             call,
@@ -426,33 +438,37 @@ async fn build_on_nodes(
     Ok(out)
 }
 
-/// The nodes' images, fetched into the client's store and combined: named, and
-/// written to the outputs.
+/// The nodes' images, fetched into the client's store and combined: named, pushed
+/// as `push`'s request asks when several nodes made it (one node pushes its own),
+/// and written to the outputs.
 fn emit_fetched(
-    global: &Global,
     rt: &tokio::runtime::Runtime,
     outputs: &Plan,
     into: &remote::Fetch,
     built: &builder::BuildOutput,
-    tagged: bool,
+    push: Option<(&builder::BuildRequest, registry::Client)>,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    if tagged || !quiet {
-        eprintln!(
-            "built {} ({} platform(s))",
-            built.index.digest,
-            built.manifests.len()
-        );
+    if !outputs.tags.is_empty() || !quiet {
+        eprintln!("{}", super::build::built_line(built));
     }
-    outputs.name_tags(&into.store, &built.index)?;
-    let events = solver::EventSink::none();
-    let mut emitting = super::output::Emitting {
-        events: &events,
-        tap: None,
-        notes: Vec::new(),
-    };
-    let emitted = outputs.emit(global, &into.store, rt, built, quiet, &mut emitting);
-    emitting.print_notes();
+    let mut notes: Vec<String> = built.pushed.iter().map(|p| format!("pushed {p}")).collect();
+    if let Some((req, client)) = push {
+        let events = solver::EventSink::none();
+        let pushed = rt.block_on(builder::push::push(
+            &client,
+            &into.store,
+            req,
+            &built.index,
+            &events,
+            None,
+        ))?;
+        notes.extend(pushed.iter().map(|p| format!("pushed {p}")));
+    }
+    let emitted = outputs.emit(&into.store, &built.index, true, quiet, &mut notes);
+    for n in notes {
+        eprintln!("{n}");
+    }
     emitted
 }
 
@@ -471,6 +487,9 @@ fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyh
             done.index.digest,
             done.manifests.len()
         );
+    }
+    for p in &done.pushed {
+        eprintln!("pushed {p}");
     }
     outputs.report(&done.index, quiet)
 }
@@ -530,6 +549,8 @@ fn combine(
             index: one.index.clone(),
             manifests: one.manifests.clone(),
             warnings: Vec::new(),
+            recompressed: None,
+            pushed: one.pushed.clone(),
         });
     }
     let mut manifests = Vec::new();
@@ -557,5 +578,7 @@ fn combine(
         index,
         manifests,
         warnings: Vec::new(),
+        recompressed: None,
+        pushed: Vec::new(),
     })
 }
