@@ -54,6 +54,12 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
                 "run as root, or set MANIFOLD_ROOT (or --root) to a directory you own".to_owned(),
             );
         }
+        if let Some(h) = cause
+            .downcast_ref::<remote::instances::InstanceError>()
+            .and_then(|e| e.hint())
+        {
+            out.push(h);
+        }
         if let Some(e) = cause.downcast_ref::<export::output::SpecError>()
             && !e.hint.is_empty()
         {

@@ -5,6 +5,8 @@
 mod client;
 mod conn;
 mod endpoint;
+mod events;
+pub mod instances;
 pub mod protocol;
 mod server;
 pub mod sync;

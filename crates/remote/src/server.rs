@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use registry::{Credential, StaticCredentials};
-use solver::{CancellationToken, Event, EventSink, error_chain as chain};
+use solver::{CancellationToken, EventSink, error_chain as chain};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use worker::Entitlements;
@@ -226,82 +226,6 @@ fn info(state: &State) -> Info {
     }
 }
 
-fn wire_event(e: &Event) -> Option<WireEvent> {
-    let blank = |kind: &str, vertex: &oci::Digest| WireEvent {
-        kind: kind.to_owned(),
-        vertex: vertex.to_string(),
-        name: String::new(),
-        platform: None,
-        stderr: false,
-        data: Vec::new(),
-        seconds: 0.0,
-        text: String::new(),
-        current: 0,
-        total: None,
-        done: false,
-        url: None,
-        line: None,
-    };
-    Some(match e {
-        Event::VertexStarted {
-            digest,
-            name,
-            platform,
-        } => WireEvent {
-            name: name.clone(),
-            platform: platform.as_ref().map(ToString::to_string),
-            ..blank("started", digest)
-        },
-        Event::VertexCached { digest, name, key } => WireEvent {
-            name: name.clone(),
-            text: key.to_string(),
-            ..blank("cached", digest)
-        },
-        Event::VertexLog {
-            digest,
-            stream,
-            bytes,
-        } => WireEvent {
-            stderr: *stream == solver::LogStream::Stderr,
-            data: bytes.clone(),
-            ..blank("log", digest)
-        },
-        Event::VertexCompleted { digest, duration } => WireEvent {
-            seconds: duration.as_secs_f64(),
-            ..blank("completed", digest)
-        },
-        Event::VertexFailed { digest, error } => WireEvent {
-            text: error.clone(),
-            ..blank("failed", digest)
-        },
-        Event::VertexCancelled { digest } => blank("cancelled", digest),
-        Event::VertexStatus { digest, status } => WireEvent {
-            name: status.id.clone(),
-            current: status.current,
-            total: status.total,
-            done: status.done,
-            ..blank("status", digest)
-        },
-        Event::CacheMiss {
-            digest,
-            key,
-            reason,
-        } => WireEvent {
-            name: key.to_string(),
-            text: reason.to_string(),
-            ..blank("cache_miss", digest)
-        },
-        Event::Warning { digest, warning } => WireEvent {
-            name: warning.rule.clone(),
-            text: warning.message.clone(),
-            url: warning.url.clone(),
-            line: warning.line,
-            ..blank("warning", digest)
-        },
-        _ => return None,
-    })
-}
-
 async fn build<R, W>(
     state: &Arc<State>,
     call: BuildCall,
@@ -498,7 +422,7 @@ where
     let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let events = EventSink::new(move |e| {
-        if let Some(we) = wire_event(&e) {
+        if let Some(we) = WireEvent::from_event(&e) {
             let _ = tx.send(we);
         }
     });
@@ -624,32 +548,5 @@ mod tests {
             Ok(Request::Build(back)) => assert_eq!(*back, call),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn a_warning_goes_to_the_client_whole() {
-        let digest = oci::Digest::sha256(b"FROM scratch as base\n");
-        let warning = solver::Warning {
-            rule: "FromAsCasing".into(),
-            message: "'as' and 'FROM' keywords' casing do not match".into(),
-            url: Some("https://docs.docker.com/go/dockerfile/rule/from-as-casing/".into()),
-            line: Some(1),
-        };
-        let e = Event::Warning {
-            digest: digest.clone(),
-            warning: warning.clone(),
-        };
-        let wire = wire_event(&e).expect("warnings are sent");
-        let json = serde_json::to_string(&wire).unwrap();
-        let back: WireEvent = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.kind, "warning");
-        assert_eq!(back.vertex, digest.to_string());
-        assert_eq!(back.name, warning.rule);
-        assert_eq!(back.text, warning.message);
-        assert_eq!(back.url, warning.url);
-        assert_eq!(back.line, Some(1));
-        // Other events do not carry the warning's fields.
-        let done = wire_event(&Event::VertexCancelled { digest }).unwrap();
-        assert!(!serde_json::to_string(&done).unwrap().contains("\"url\""));
     }
 }

@@ -335,7 +335,7 @@ pub fn use_(global: &Global, args: &BuilderUseArgs) -> anyhow::Result<ExitCode> 
 /// The instance a verb names, else the selected one.
 fn named_or_selected(global: &Global, name: Option<&str>) -> anyhow::Result<Instance> {
     match name {
-        Some(n) => builders(global).load(n),
+        Some(n) => Ok(builders(global).load(n)?),
         None => instances::current(global),
     }
 }
@@ -456,7 +456,7 @@ pub fn ls(global: &Global, args: &BuilderLsArgs) -> anyhow::Result<ExitCode> {
 
 /// The `ls` table; errors follow it on standard error.
 fn ls_table(
-    listed: &[(String, anyhow::Result<Instance>)],
+    listed: &[remote::instances::Listed],
     selected: &str,
     reports: &mut impl Iterator<Item = Report>,
 ) -> anyhow::Result<ExitCode> {
@@ -467,7 +467,7 @@ fn ls_table(
         let instance = match loaded {
             Ok(i) => i,
             Err(e) => {
-                errors.push(format!("{name}: {}", chain_text(e.as_ref())));
+                errors.push(format!("{name}: {}", chain_text(e)));
                 let row = [
                     format!("{name}{mark}"),
                     "?".into(),
@@ -548,7 +548,7 @@ fn ls_table(
 
 /// `ls --format json`: one object per instance, nodes with their status.
 fn ls_json(
-    listed: &[(String, anyhow::Result<Instance>)],
+    listed: &[remote::instances::Listed],
     selected: &str,
     reports: &mut impl Iterator<Item = Report>,
 ) -> anyhow::Result<ExitCode> {
@@ -560,7 +560,7 @@ fn ls_json(
                 out.push(serde_json::json!({
                     "name": name,
                     "selected": name == selected,
-                    "error": chain_text(e.as_ref()),
+                    "error": chain_text(e),
                 }));
                 continue;
             }

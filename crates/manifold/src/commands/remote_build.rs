@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use oci::{Digest, Platform, PlatformMatcher, Reference};
+use oci::{Platform, PlatformMatcher, Reference};
 use registry::CredentialSource;
-use remote::protocol::{BuildCall, Done, LayoutContext, RegistryCredential, WireEvent};
-use solver::{Event, EventSink, LogStream, MissReason};
+use remote::protocol::{BuildCall, Done, LayoutContext, RegistryCredential};
+use solver::EventSink;
 
 use super::output::Plan;
 use super::registry::client;
@@ -27,60 +27,6 @@ use super::request::Inputs;
 use crate::cli::{BuildArgs, Global};
 use crate::instances::{Instance, Node};
 use crate::render::Hinted;
-
-/// The solver event a daemon's progress event stands for.
-fn event(e: WireEvent) -> Option<Event> {
-    let digest: Digest = e.vertex.parse().ok()?;
-    Some(match e.kind.as_str() {
-        "started" => Event::VertexStarted {
-            digest,
-            name: e.name,
-            platform: e.platform.and_then(|p| Platform::parse(&p).ok()),
-        },
-        "cached" => Event::VertexCached {
-            digest,
-            name: e.name,
-            key: e.text.parse().ok()?,
-        },
-        "log" => Event::VertexLog {
-            digest,
-            stream: if e.stderr {
-                LogStream::Stderr
-            } else {
-                LogStream::Stdout
-            },
-            bytes: e.data,
-        },
-        "completed" => Event::VertexCompleted {
-            digest,
-            duration: Duration::from_secs_f64(e.seconds.max(0.0)),
-        },
-        "failed" => Event::VertexFailed {
-            digest,
-            error: e.text,
-        },
-        "cancelled" => Event::VertexCancelled { digest },
-        "status" => Event::VertexStatus {
-            digest,
-            status: solver::Status::new(&e.name, e.current, e.total, e.done),
-        },
-        "cache_miss" => Event::CacheMiss {
-            digest,
-            key: e.name.parse().ok()?,
-            reason: MissReason::Reported { text: e.text },
-        },
-        "warning" => Event::Warning {
-            digest,
-            warning: solver::Warning {
-                rule: e.name,
-                message: e.text,
-                url: e.url,
-                line: e.line,
-            },
-        },
-        _ => return None,
-    })
-}
 
 fn tls(node: &Node) -> Option<remote::TlsFiles> {
     node.tls.as_ref().map(|t| remote::TlsFiles {
@@ -412,7 +358,7 @@ async fn build_on_nodes(
             let ep = node.endpoint.clone().expect("remote nodes have endpoints");
             let t = tls(&node);
             let r = remote::build(&ep, t.as_ref(), handle, move |e| {
-                if let Some(ev) = event(e) {
+                if let Some(ev) = e.into_event() {
                     sink.emit(ev);
                 }
             })
