@@ -7,6 +7,7 @@ mod conn;
 mod endpoint;
 mod events;
 pub mod instances;
+pub mod nodes;
 pub mod protocol;
 mod server;
 pub mod sync;
