@@ -18,6 +18,7 @@ mod request;
 mod runner;
 mod secret;
 mod selection;
+pub mod state;
 
 pub use base::BaseImages;
 pub use build::{BuildFailure, BuildOutput, Builder};

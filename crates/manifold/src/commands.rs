@@ -2,7 +2,6 @@
 
 mod binfmt;
 mod build;
-mod build_state;
 mod daemon;
 mod flags;
 mod instances;
@@ -35,12 +34,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _using = (args.call == Call::Build && !args.check)
                 .then(|| state_root(&cli.global).ok())
                 .flatten()
-                .and_then(|root| build_state::hold_shared(&root));
+                .and_then(|root| builder::state::hold_shared(&root).ok());
             build::build(&cli.global, &args)
         }
         Command::Run(args) => {
             let store = open_store(&cli.global)?;
-            let _using = build_state::hold_shared(store.root());
+            // A root the lock cannot be made in fails the command on its own terms.
+            let _using = builder::state::hold_shared(store.root()).ok();
             run::run(&cli.global, &store, &args)
         }
         Command::Login(args) => runtime()?.block_on(registry::login(&cli.global, &args)),

@@ -243,14 +243,14 @@ where
     let inputs = receive_inputs(state, &call, r, w).await?;
     let session = session(state, &inputs.contexts).await?;
     let client = registry_client(state, &call)?;
-    // The build state lock local builds take (the binary's `build_state.rs`), so a
-    // `manifold prune --all` on this root keeps the build cache and snapshots while
-    // this build uses them; waits while a prune holds it.
+    // The build state lock local builds take, so a `manifold prune --all` on this
+    // root keeps the build cache and snapshots while this build uses them; waits
+    // while a prune holds it.
     let root = state.store.root().to_owned();
-    let _using = tokio::task::spawn_blocking(move || hold_build_state(&root))
+    let _using = tokio::task::spawn_blocking(move || builder::state::hold_shared(&root))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot lock the build state: {e}"))?;
+        .map_err(|e| format!("cannot lock the build state: {}", chain(&e)))?;
     let req = &call.request;
     let out = run_build(state, &client, req, session, r, w).await?;
     if req.needs_client() {
@@ -454,21 +454,6 @@ where
         let _ = wire::write_json(w, &Reply::Event(ev)).await;
     }
     result
-}
-
-/// `<root>/locks/builds.lock`, held shared for as long as the file stays open.
-fn hold_build_state(root: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let path = root.join("locks").join("builds.lock");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    file.lock_shared()?;
-    Ok(file)
 }
 
 /// Send the built image: its blob list, then the blobs the client asks for.

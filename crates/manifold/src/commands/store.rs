@@ -117,7 +117,7 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     // lock shared: then its build state stays, and so does the content of the names
     // removed here, which the build may be reading (its base image).
     let held = match args.all {
-        true => Some(super::build_state::try_hold_exclusive(store.root())?),
+        true => Some(builder::state::try_hold_exclusive(store.root())?),
         false => None,
     };
     let keep = match &held {
@@ -137,7 +137,7 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     };
     let mut removed = Vec::new();
     match held {
-        Some(Some(_held)) => removed = super::build_state::remove_all(store.root())?,
+        Some(Some(_held)) => removed = builder::state::remove_all(store.root())?,
         Some(None) => eprintln!(
             "a build is running on this state root: build cache, snapshots, temporary files \
              and the content of the removed names were kept"

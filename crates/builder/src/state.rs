@@ -18,14 +18,54 @@
 //! when it cannot (a build is running). While prune holds it, new builds wait.
 
 use std::collections::HashSet;
-use std::fs::{self, File, TryLockError};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use worker::snapshot::{Copy, Driver, Overlay, Snapshotter};
+use content::lock::{FileLock, Mode};
+use worker::snapshot::{Copy, Driver, Overlay, SnapshotError, Snapshotter};
 
-use crate::render::Hinted;
+/// Why build state could not be locked or removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    #[error("cannot {op} {}", .path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot remove the snapshots under {}: their parents form a cycle", .dir.display())]
+    Cycle { dir: PathBuf },
+    #[error("cannot remove {}: {} is mounted{}", .path.display(), .mount.display(),
+            if *.more > 0 { format!(" (and {more} more below it)") } else { String::new() })]
+    Mounted {
+        path: PathBuf,
+        mount: PathBuf,
+        more: usize,
+    },
+}
+
+impl StateError {
+    /// How to fix it, when that is known.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Mounted { mount, .. } => Some(format!(
+                "unmount it (umount {}) and prune again",
+                mount.display()
+            )),
+            _ => None,
+        }
+    }
+
+    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+        let path = path.to_owned();
+        move |source| StateError::Io { op, path, source }
+    }
+}
 
 /// The directories of build state that prune removes whole, with what they hold.
 const DIRS: [(&str, &str); 7] = [
@@ -38,42 +78,23 @@ const DIRS: [(&str, &str); 7] = [
     ("export", "export caches"),
 ];
 
-fn lock_path(root: &Path) -> PathBuf {
-    root.join("locks").join("builds.lock")
+fn lock_path(root: &Path) -> Result<PathBuf, StateError> {
+    let dir = root.join("locks");
+    fs::create_dir_all(&dir).map_err(StateError::io("create", &dir))?;
+    Ok(dir.join("builds.lock"))
 }
 
-fn open_lock(root: &Path) -> std::io::Result<File> {
-    let path = lock_path(root);
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-}
-
-/// Mark a build (or run) as using the build state of `root` until the returned file
-/// is dropped; waits while a prune holds the lock. `None` when the lock cannot be
-/// created (a root the caller cannot write): the command then fails on its own terms.
-pub fn hold_shared(root: &Path) -> Option<File> {
-    let file = open_lock(root).ok()?;
-    file.lock_shared().ok()?;
-    Some(file)
+/// Mark a build (or run) as using the build state of `root` until the returned lock
+/// is dropped; waits while a prune holds it.
+pub fn hold_shared(root: &Path) -> Result<FileLock, StateError> {
+    let path = lock_path(root)?;
+    content::lock::lock(&path, Mode::Shared).map_err(|e| StateError::io(e.op, &e.path)(e.source))
 }
 
 /// Exclusive hold on the build state, or `None` when a build is running.
-pub fn try_hold_exclusive(root: &Path) -> anyhow::Result<Option<File>> {
-    let file = open_lock(root)
-        .with_context(|| format!("cannot open lock {}", lock_path(root).display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", lock_path(root).display()))
-        }
-    }
+pub fn try_hold_exclusive(root: &Path) -> Result<Option<FileLock>, StateError> {
+    let path = lock_path(root)?;
+    content::lock::try_lock(&path).map_err(|e| StateError::io(e.op, &e.path)(e.source))
 }
 
 /// One kind of build state that was removed.
@@ -87,7 +108,7 @@ pub struct Removed {
 /// children first), then the directories of [`DIRS`] and `snapshots/`. The caller
 /// holds [`try_hold_exclusive`]. Refuses to delete a directory something is
 /// mounted under.
-pub fn remove_all(root: &Path) -> anyhow::Result<Vec<Removed>> {
+pub fn remove_all(root: &Path) -> Result<Vec<Removed>, StateError> {
     let mut out = Vec::new();
     if let Some(r) = remove_snapshots(root)? {
         out.push(r);
@@ -106,7 +127,7 @@ pub fn remove_all(root: &Path) -> anyhow::Result<Vec<Removed>> {
     Ok(out)
 }
 
-fn remove_snapshots(root: &Path) -> anyhow::Result<Option<Removed>> {
+fn remove_snapshots(root: &Path) -> Result<Option<Removed>, StateError> {
     let dir = root.join("snapshots");
     if !dir.exists() {
         return Ok(None);
@@ -133,7 +154,7 @@ fn remove_snapshots(root: &Path) -> anyhow::Result<Option<Removed>> {
 }
 
 /// Remove every committed snapshot of `snap`, leaves before their parents.
-fn remove_committed(snap: &dyn Snapshotter) -> anyhow::Result<usize> {
+fn remove_committed(snap: &dyn Snapshotter) -> Result<usize, StateError> {
     let mut left = snap.list()?;
     let mut removed = 0;
     while !left.is_empty() {
@@ -141,10 +162,9 @@ fn remove_committed(snap: &dyn Snapshotter) -> anyhow::Result<usize> {
         let (leaves, rest): (Vec<_>, Vec<_>) =
             left.into_iter().partition(|c| !parents.contains(c.key()));
         if leaves.is_empty() {
-            bail!(
-                "cannot remove the snapshots under {}: their parents form a cycle",
-                snap.root().display()
-            );
+            return Err(StateError::Cycle {
+                dir: snap.root().to_owned(),
+            });
         }
         for c in &leaves {
             snap.remove(c.key())?;
@@ -157,29 +177,21 @@ fn remove_committed(snap: &dyn Snapshotter) -> anyhow::Result<usize> {
 
 /// Delete `path` and everything below it after checking nothing is mounted there;
 /// returns the bytes it allocated (each inode counted once).
-fn remove_tree(path: &Path) -> anyhow::Result<u64> {
+fn remove_tree(path: &Path) -> Result<u64, StateError> {
     let real = path
         .canonicalize()
-        .with_context(|| format!("cannot resolve {}", path.display()))?;
+        .map_err(StateError::io("resolve", path))?;
     let mounts = mounts_under(&real)?;
     if let Some(m) = mounts.first() {
-        bail!(Hinted::new(
-            format!(
-                "cannot remove {}: {} is mounted{}",
-                path.display(),
-                m.display(),
-                if mounts.len() > 1 {
-                    format!(" (and {} more below it)", mounts.len() - 1)
-                } else {
-                    String::new()
-                }
-            ),
-            format!("unmount it (umount {}) and prune again", m.display()),
-        ));
+        return Err(StateError::Mounted {
+            path: path.to_owned(),
+            mount: m.clone(),
+            more: mounts.len() - 1,
+        });
     }
     let mut seen = HashSet::new();
     let bytes = allocated(&real, &mut seen);
-    fs::remove_dir_all(&real).with_context(|| format!("cannot remove {}", path.display()))?;
+    fs::remove_dir_all(&real).map_err(StateError::io("remove", path))?;
     Ok(bytes)
 }
 
@@ -204,9 +216,9 @@ fn allocated(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
 }
 
 /// Mount points at or below `dir` (a canonical path), from `/proc/self/mountinfo`.
-fn mounts_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let text =
-        fs::read_to_string("/proc/self/mountinfo").context("cannot read /proc/self/mountinfo")?;
+fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>, StateError> {
+    let info = Path::new("/proc/self/mountinfo");
+    let text = fs::read_to_string(info).map_err(StateError::io("read", info))?;
     Ok(parse_mount_points(&text)
         .into_iter()
         .filter(|m| m.starts_with(dir))
@@ -280,7 +292,7 @@ mod tests {
     #[test]
     fn prune_waits_for_no_build() {
         let dir = tempfile::tempdir().unwrap();
-        let build = hold_shared(dir.path()).expect("lock");
+        let build = hold_shared(dir.path()).unwrap();
         assert!(try_hold_exclusive(dir.path()).unwrap().is_none());
         drop(build);
         let prune = try_hold_exclusive(dir.path()).unwrap();
