@@ -8,6 +8,7 @@ mod endpoint;
 mod events;
 pub mod instances;
 pub mod nodes;
+pub mod probe;
 pub mod protocol;
 mod server;
 pub mod sync;

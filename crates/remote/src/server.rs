@@ -206,15 +206,7 @@ fn check_version(frame: serde_json::Value) -> Result<Request, String> {
 }
 
 fn info(state: &State) -> Info {
-    let mut native = Vec::new();
-    let mut emulated = Vec::new();
-    for p in worker::binfmt::list() {
-        match p.runs {
-            Ok(worker::binfmt::RunsHow::Emulated { .. }) => emulated.push(p.platform.to_string()),
-            Ok(_) => native.push(p.platform.to_string()),
-            Err(_) => {}
-        }
-    }
+    let (native, emulated) = crate::probe::host_platforms_by_kind();
     Info {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: PROTOCOL,

@@ -1,7 +1,5 @@
 //! `create`, `use`, `inspect`, `ls`, `rm`, `stop`: builder instances.
 
-mod probe;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +14,7 @@ use crate::cli::{
 use crate::instances::{self, Builders, DEFAULT, Driver, Instance, Node, TlsPaths};
 use crate::render::{Hinted, chain_text, human_size};
 
-use self::probe::{Probe, Report, Status};
+use remote::probe::{Probe, Report, Status};
 
 fn builders(global: &Global) -> Builders {
     Builders::new(&crate::config::config_dir(global))
@@ -109,9 +107,8 @@ pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitC
     }
     crate::out::outln!("{name}")?;
     if args.bootstrap {
-        let probe = Probe::new(global);
         let node = instance.nodes.last().expect("a node was just added");
-        let report = probe.reports(&[(instance.driver, node)], true).remove(0);
+        let report = reports(global, &[(instance.driver, node)], true)?.remove(0);
         if let Status::Error(e) = &report.status {
             return Err(not_ready(&instance, node, e));
         }
@@ -340,10 +337,24 @@ fn named_or_selected(global: &Global, name: Option<&str>) -> anyhow::Result<Inst
     }
 }
 
+/// What each node reports: this host for local ones (the state root, the runtime
+/// `MANIFOLD_RUNTIME` names, default runc), the daemon for remote ones.
+fn reports(
+    global: &Global,
+    nodes: &[(Driver, &Node)],
+    bootstrap: bool,
+) -> anyhow::Result<Vec<Report>> {
+    let root = super::state_root(global).map_err(|e| format!("{e:#}"));
+    let runtime = std::env::var_os("MANIFOLD_RUNTIME")
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "runc".into());
+    let probe = Probe::new(root, runtime.into());
+    Ok(super::runtime()?.block_on(probe.reports(nodes, bootstrap)))
+}
+
 /// `manifold inspect`.
 pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<ExitCode> {
     let instance = named_or_selected(global, args.name.as_deref())?;
-    let probe = Probe::new(global);
     let mut out = crate::out::stdout();
     writeln!(out, "Name:          {}", instance.name)?;
     writeln!(out, "Driver:        {}", instance.driver)?;
@@ -355,7 +366,7 @@ pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<Exi
         .iter()
         .map(|n| (instance.driver, n))
         .collect();
-    let reports = probe.reports(&nodes, args.bootstrap);
+    let reports = reports(global, &nodes, args.bootstrap)?;
     for (i, (node, report)) in instance.nodes.iter().zip(reports).enumerate() {
         if i > 0 {
             writeln!(out)?;
@@ -365,7 +376,11 @@ pub fn inspect(global: &Global, args: &BuilderInspectArgs) -> anyhow::Result<Exi
             Some(e) => writeln!(out, "Endpoint:      {e}")?,
             None => {
                 writeln!(out, "Endpoint:      in-process")?;
-                writeln!(out, "State root:    {}", probe.root_text())?;
+                let root = match super::state_root(global) {
+                    Ok(r) => r.display().to_string(),
+                    Err(e) => format!("unknown ({e})"),
+                };
+                writeln!(out, "State root:    {root}")?;
             }
         }
         if let Some(tls) = &node.tls {
@@ -440,14 +455,13 @@ pub fn ls(global: &Global, args: &BuilderLsArgs) -> anyhow::Result<ExitCode> {
     let (selected, _) = instances::selected(global, &store)?;
     let mut listed = vec![(DEFAULT.to_owned(), Ok(Instance::default_local()))];
     listed.extend(store.list()?);
-    let probe = Probe::new(global);
     // Every node is asked at once: unreachable daemons cost one timeout, not one each.
     let nodes: Vec<(Driver, &Node)> = listed
         .iter()
         .filter_map(|(_, loaded)| loaded.as_ref().ok())
         .flat_map(|i| i.nodes.iter().map(|n| (i.driver, n)))
         .collect();
-    let mut reports = probe.reports(&nodes, false).into_iter();
+    let mut reports = reports(global, &nodes, false)?.into_iter();
     if args.format == Format::Json {
         return ls_json(&listed, &selected, &mut reports);
     }

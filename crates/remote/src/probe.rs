@@ -1,5 +1,6 @@
-//! What `inspect` and `ls` report about nodes: this host for local ones (platforms
-//! through binfmt_misc, the state root, the OCI runtime), `remote::info` for the rest.
+//! What `inspect` and `ls` report about a builder instance's nodes: this host for
+//! local ones (platforms through binfmt_misc, the state root, the OCI runtime), a
+//! daemon's [`crate::info`] for the rest.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,16 +9,15 @@ use std::time::Duration;
 use oci::Platform;
 use worker::binfmt::{self, RunsHow};
 
-use crate::cli::Global;
+use crate::Endpoint;
 use crate::instances::{Driver, Node, TlsPaths};
-use crate::render::chain_text;
 
 /// How long `inspect` and `ls` wait for a daemon's answer.
 const INFO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A node's state, as `inspect` and `ls` show it.
 #[derive(Debug)]
-pub(super) enum Status {
+pub enum Status {
     Running,
     /// Not set up yet (local: no state root; `--bootstrap` creates it).
     Inactive,
@@ -35,7 +35,7 @@ impl std::fmt::Display for Status {
 }
 
 #[derive(Debug)]
-pub(super) struct Report {
+pub struct Report {
     pub status: Status,
     pub version: Option<String>,
     /// Platforms the node runs, native first, then emulated.
@@ -47,34 +47,31 @@ pub(super) struct Report {
 
 /// Looks at nodes: this host for local ones (once), daemons for remote ones.
 #[derive(Debug)]
-pub(super) struct Probe {
-    root: anyhow::Result<PathBuf>,
-    host_platforms: std::cell::OnceCell<Vec<String>>,
+pub struct Probe {
+    /// The local driver's state root, or why there is none.
+    root: Result<PathBuf, String>,
+    /// The OCI runtime local builds use (a name looked up on `PATH`, or a path).
+    runtime: PathBuf,
+    host_platforms: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Probe {
-    pub fn new(global: &Global) -> Probe {
+    pub fn new(root: Result<PathBuf, String>, runtime: PathBuf) -> Probe {
         Probe {
-            root: super::super::state_root(global),
-            host_platforms: std::cell::OnceCell::new(),
-        }
-    }
-
-    pub fn root_text(&self) -> String {
-        match &self.root {
-            Ok(r) => r.display().to_string(),
-            Err(e) => format!("unknown ({e})"),
+            root,
+            runtime,
+            host_platforms: std::sync::OnceLock::new(),
         }
     }
 
     /// One report per node, in order; remote nodes are asked concurrently.
-    pub fn reports(&self, nodes: &[(Driver, &Node)], bootstrap: bool) -> Vec<Report> {
-        let remote: Vec<(remote::Endpoint, Option<TlsPaths>)> = nodes
+    pub async fn reports(&self, nodes: &[(Driver, &Node)], bootstrap: bool) -> Vec<Report> {
+        let remote: Vec<(Endpoint, Option<TlsPaths>)> = nodes
             .iter()
             .filter(|(d, _)| *d == Driver::Remote)
             .filter_map(|(_, n)| Some((n.endpoint.clone()?, n.tls.clone())))
             .collect();
-        let mut answers = remote_reports(remote).into_iter();
+        let mut answers = remote_reports(remote).await.into_iter();
         nodes
             .iter()
             .map(|(driver, node)| match (driver, &node.endpoint) {
@@ -110,7 +107,7 @@ impl Probe {
                     report.status = Status::Error(format!(
                         "cannot open the state root {}: {}",
                         root.display(),
-                        chain_text(&e)
+                        oci::error_chain(&e)
                     ));
                     return report;
                 }
@@ -118,7 +115,7 @@ impl Probe {
         } else {
             report.status = Status::Inactive;
         }
-        if let Err(e) = find_runtime() {
+        if let Err(e) = find_runtime(&self.runtime) {
             report.status = Status::Error(e);
         }
         report
@@ -127,6 +124,14 @@ impl Probe {
 
 /// Platforms this host runs: native and compatible first, then emulated.
 fn host_platforms() -> Vec<String> {
+    let (mut native, emulated) = host_platforms_by_kind();
+    native.extend(emulated);
+    native
+}
+
+/// Platforms this host runs natively (or compatibly, like 386 on amd64), and those
+/// it runs under QEMU.
+pub fn host_platforms_by_kind() -> (Vec<String>, Vec<String>) {
     let mut native = Vec::new();
     let mut emulated = Vec::new();
     for s in binfmt::list() {
@@ -136,19 +141,14 @@ fn host_platforms() -> Vec<String> {
             Err(_) => {}
         }
     }
-    native.extend(emulated);
-    native
+    (native, emulated)
 }
 
-/// The OCI runtime builds use (`MANIFOLD_RUNTIME`, default runc) is there.
-fn find_runtime() -> Result<PathBuf, String> {
-    let runtime = std::env::var_os("MANIFOLD_RUNTIME")
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| "runc".into());
-    let runtime = PathBuf::from(runtime);
+/// The OCI runtime builds use is there: `runtime` as a path, or found on `PATH`.
+fn find_runtime(runtime: &Path) -> Result<PathBuf, String> {
     if runtime.components().count() > 1 {
-        return if is_executable(&runtime) {
-            Ok(runtime)
+        return if is_executable(runtime) {
+            Ok(runtime.to_owned())
         } else {
             Err(format!(
                 "OCI runtime {} is not an executable file",
@@ -159,7 +159,7 @@ fn find_runtime() -> Result<PathBuf, String> {
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(&runtime))
+        .map(|dir| dir.join(runtime))
         .find(|p| is_executable(p))
         .ok_or_else(|| format!("OCI runtime {} not found on PATH", runtime.display()))
 }
@@ -169,57 +169,40 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Ask the daemon at `endpoint` about itself.
-async fn daemon_info(
-    endpoint: &remote::Endpoint,
-    tls: Option<&TlsPaths>,
-) -> Result<remote::Info, remote::RemoteError> {
-    let tls = tls.map(|t| remote::TlsFiles {
-        ca: t.ca.clone(),
-        cert: t.cert.clone(),
-        key: t.key.clone(),
-    });
-    remote::info(endpoint, tls.as_ref()).await
-}
-
 /// Ask each daemon, all at once, each for at most [`INFO_TIMEOUT`]; an error
 /// becomes the node's status.
-fn remote_reports(nodes: Vec<(remote::Endpoint, Option<TlsPaths>)>) -> Vec<Report> {
-    if nodes.is_empty() {
-        return Vec::new();
+async fn remote_reports(nodes: Vec<(Endpoint, Option<TlsPaths>)>) -> Vec<Report> {
+    let tasks: Vec<_> = nodes
+        .into_iter()
+        .map(|(endpoint, tls)| {
+            tokio::spawn(async move {
+                let tls = tls.map(|t| crate::TlsFiles {
+                    ca: t.ca,
+                    cert: t.cert,
+                    key: t.key,
+                });
+                let asked = crate::info(&endpoint, tls.as_ref());
+                match tokio::time::timeout(INFO_TIMEOUT, asked).await {
+                    Ok(r) => r.map_err(|e| oci::error_chain(&e)),
+                    Err(_) => Err(format!(
+                        "builder daemon at {endpoint} did not answer within {}s",
+                        INFO_TIMEOUT.as_secs()
+                    )),
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let answer = task
+            .await
+            .unwrap_or_else(|e| Err(format!("asking the daemon failed: {e}")));
+        out.push(report_of(answer));
     }
-    let answers: Vec<Result<remote::Info, String>> = match super::super::runtime() {
-        Err(e) => nodes.iter().map(|_| Err(format!("{e:#}"))).collect(),
-        Ok(rt) => rt.block_on(async {
-            let tasks: Vec<_> = nodes
-                .into_iter()
-                .map(|(endpoint, tls)| {
-                    tokio::spawn(async move {
-                        let asked = daemon_info(&endpoint, tls.as_ref());
-                        match tokio::time::timeout(INFO_TIMEOUT, asked).await {
-                            Ok(r) => r.map_err(|e| chain_text(&e)),
-                            Err(_) => Err(format!(
-                                "builder daemon at {endpoint} did not answer within {}s",
-                                INFO_TIMEOUT.as_secs()
-                            )),
-                        }
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                out.push(
-                    task.await
-                        .unwrap_or_else(|e| Err(format!("asking the daemon failed: {e}"))),
-                );
-            }
-            out
-        }),
-    };
-    answers.into_iter().map(report_of).collect()
+    out
 }
 
-fn report_of(answer: Result<remote::Info, String>) -> Report {
+fn report_of(answer: Result<crate::Info, String>) -> Report {
     let mut report = Report {
         status: Status::Running,
         version: None,
