@@ -243,15 +243,14 @@ impl Builder {
 /// names of `type=image` outputs, normalised (`app` → `docker.io/library/app:latest`),
 /// each once.
 fn store_names(req: &BuildRequest) -> Vec<String> {
-    let normal =
-        |n: &String| oci::Reference::parse(n).map_or_else(|_| n.clone(), |r| r.to_string());
     let mut names: Vec<String> = Vec::new();
     let image_names = req
         .outputs
         .iter()
         .filter(|o| matches!(o.kind, export::output::Kind::Image { .. }) && !o.push_by_digest)
         .flat_map(|o| o.names.iter());
-    for n in req.tags.iter().chain(image_names).map(normal) {
+    for n in req.tags.iter().chain(image_names) {
+        let n = export::output::normal(n);
         if !names.contains(&n) {
             names.push(n);
         }

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod plan;
+
+pub use plan::{OutputFlags, Outputs, normal};
+
 /// The exporter an `-o` names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]

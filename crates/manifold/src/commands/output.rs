@@ -1,267 +1,58 @@
 //! Where a build's result goes once it is in the local store, and what is reported
-//! about it: `-o/--output`, `--push`, `--load`, `--iidfile`, `--metadata-file`,
-//! `-q/--quiet`.
-//!
-//! `-o` takes buildx's syntax: one CSV record of `KEY=VALUE` fields (a field may be
-//! quoted, so `"name=a,b"` is one field), or a bare directory (`type=local`), or `-`
-//! (`type=tar` on standard output). The outputs are parsed and checked before the
-//! build ([`Plan::from_args`]); [`Plan::emit`] writes them after it.
+//! about it: `-o/--output`, `--push`, `--load` ([`export::output::Outputs`], checked
+//! before the build), `--iidfile`, `--metadata-file`, `-q/--quiet`.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use content::Store;
-use export::Compression;
-use export::output::{Codec, Dest, ExportSettings, Kind, Output, parse_output};
-use oci::{Descriptor, Reference};
+use export::output::{Dest, OutputFlags, Outputs, normal};
+use oci::Descriptor;
 
 use crate::cli::BuildArgs;
-use crate::render::Hinted;
 
 /// Everything `manifold build` does with its result after the build.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub outputs: Vec<Output>,
-    /// `-t` names, as given.
-    pub tags: Vec<String>,
-    pub load: bool,
+    set: Outputs,
     pub iidfile: Option<PathBuf>,
     pub metadata_file: Option<PathBuf>,
-    export: ExportSettings,
+}
+
+impl std::ops::Deref for Plan {
+    type Target = Outputs;
+
+    fn deref(&self) -> &Outputs {
+        &self.set
+    }
 }
 
 impl Plan {
     /// Parse and check the output flags before anything is built.
     pub fn from_args(args: &BuildArgs) -> anyhow::Result<Plan> {
-        let mut outputs = args
-            .outputs
-            .iter()
-            .map(|o| parse_output(o))
-            .collect::<Result<Vec<_>, _>>()?;
-        if args.push {
-            match outputs
-                .iter_mut()
-                .find(|o| matches!(o.kind, Kind::Image { .. }))
-            {
-                Some(o) => o.kind = Kind::Image { push: true },
-                None => outputs.push(Output::push()),
-            }
-        }
-        let mut plan = Plan {
-            outputs,
-            tags: args.tags.clone(),
+        let set = Outputs::new(&OutputFlags {
+            specs: &args.outputs,
+            push: args.push,
+            tags: &args.tags,
             load: args.load,
+            platforms: args.platform.len(),
+            stdout_is_terminal: io::stdout().is_terminal(),
+        })?;
+        Ok(Plan {
+            set,
             iidfile: args.iidfile.clone(),
             metadata_file: args.metadata_file.clone(),
-            export: ExportSettings::default(),
-        };
-        plan.export = plan.merged_export()?;
-        plan.check(args.platform.len())?;
-        Ok(plan)
-    }
-
-    fn merged_export(&self) -> anyhow::Result<ExportSettings> {
-        let mut merged = ExportSettings::default();
-        for o in &self.outputs {
-            let e = &o.export;
-            merge(&mut merged.compression, e.compression, "compression")?;
-            merge(&mut merged.level, e.level, "compression-level")?;
-            merge(
-                &mut merged.oci_mediatypes,
-                e.oci_mediatypes,
-                "oci-mediatypes",
-            )?;
-            merged.force |= e.force;
-        }
-        Ok(merged)
-    }
-
-    fn check(&mut self, platforms: usize) -> anyhow::Result<()> {
-        // `type=docker` without dest loads into docker (or podman), as in buildx.
-        self.load |= self
-            .outputs
-            .iter()
-            .any(|o| o.kind == Kind::Docker && o.dest.is_none());
-        let mut to_stdout = 0;
-        for o in &mut self.outputs {
-            if o.kind == (Kind::Image { push: true }) && o.names.is_empty() && self.tags.is_empty()
-            {
-                bail!(Hinted::new(
-                    "nothing to push to: the image has no name",
-                    "name it with -t REGISTRY/REPOSITORY[:TAG] (or -o type=image,name=…,push=true)",
-                ));
-            }
-            for n in &o.names {
-                check_name(n)?;
-            }
-            if o.kind == Kind::Docker && o.dest.is_some() && platforms > 1 {
-                bail!(docker_platforms_error());
-            }
-            match (&o.kind, &o.dest) {
-                (Kind::Image { .. }, _) | (Kind::Docker, None) => {}
-                (Kind::Local, None) => bail!(Hinted::new(
-                    "type=local needs dest=DIR",
-                    "write -o type=local,dest=DIR, or -o DIR",
-                )),
-                (Kind::Local, Some(Dest::Stdout)) => bail!(Hinted::new(
-                    "type=local cannot write to standard output",
-                    "use -o - (type=tar) for a tar on standard output",
-                )),
-                (Kind::Oci { tar: false }, Some(Dest::Stdout) | None) => bail!(Hinted::new(
-                    "type=oci,tar=false needs dest=DIR",
-                    "give a directory, or drop tar=false for a tar",
-                )),
-                (_, None) => {
-                    if io::stdout().is_terminal() {
-                        bail!(Hinted::new(
-                            "refusing to write a tar to the terminal",
-                            "give dest=FILE, or redirect standard output",
-                        ));
-                    }
-                    o.dest = Some(Dest::Stdout);
-                }
-                _ => {}
-            }
-            if o.dest == Some(Dest::Stdout) {
-                to_stdout += 1;
-            }
-        }
-        if to_stdout > 1 {
-            bail!(Hinted::new(
-                "more than one output writes to standard output",
-                "give all but one of them dest=FILE",
-            ));
-        }
-        for t in &self.tags {
-            check_name(t)?;
-        }
-        if let (Some(Codec::Zstd), Some(false)) =
-            (self.export.compression, self.export.oci_mediatypes)
-        {
-            bail!(Hinted::new(
-                "zstd layers need OCI media types",
-                "drop oci-mediatypes=false, or use compression=gzip",
-            ));
-        }
-        self.export_compression()?;
-        Ok(())
-    }
-
-    /// The outputs a build request carries: `--load` as the `type=docker` output
-    /// without destination it stands for.
-    pub fn request_outputs(&self) -> Vec<Output> {
-        let mut outputs = self.outputs.clone();
-        if self.load
-            && !outputs
-                .iter()
-                .any(|o| o.kind == Kind::Docker && o.dest.is_none())
-        {
-            outputs.push(Output {
-                kind: Kind::Docker,
-                dest: None,
-                names: Vec::new(),
-                export: ExportSettings::default(),
-                push_by_digest: false,
-            });
-        }
-        outputs
-    }
-
-    /// Whether the outputs are only pushes of the `-t` names (`--push`): a remote
-    /// build's daemon then pushes, and nothing comes back.
-    pub fn push_only(&self) -> bool {
-        let outputs = self.request_outputs();
-        !outputs.is_empty() && outputs.iter().all(Output::only_pushes)
-    }
-
-    /// Whether the image is needed on this side: for a file output, `--load`, or
-    /// names in the local store (`-t` without `--push`). Reports alone need only the
-    /// digest.
-    pub fn needs_image(&self) -> bool {
-        export::output::needs_client(&self.request_outputs(), &self.tags)
-    }
-
-    /// Name `index` by the `-t` names in `store` (what the builder does for a build in
-    /// this process).
-    pub fn name_tags(&self, store: &Store, index: &Descriptor) -> anyhow::Result<()> {
-        for t in &self.tags {
-            let name = normal(t);
-            export::tag(store, &name, index)
-                .with_context(|| format!("cannot name the image {name}"))?;
-        }
-        Ok(())
-    }
-
-    /// Whether an output writes to standard output (then nothing else does).
-    pub fn uses_stdout(&self) -> bool {
-        self.outputs.iter().any(|o| o.dest == Some(Dest::Stdout))
-    }
-
-    fn export_compression(&self) -> anyhow::Result<Option<Compression>> {
-        let level = self.export.level;
-        Ok(match self.export.compression {
-            None if level.is_none() => None,
-            None | Some(Codec::Gzip) => {
-                let level = level.unwrap_or(export::DEFAULT_GZIP_LEVEL as i32);
-                if !(0..=9).contains(&level) {
-                    bail!(Hinted::new(
-                        format!("compression-level={level} is out of range for gzip"),
-                        "gzip takes 0-9",
-                    ));
-                }
-                Some(Compression::Gzip {
-                    level: level.unsigned_abs(),
-                })
-            }
-            Some(Codec::Zstd) => {
-                let level = level.unwrap_or(3);
-                if !(1..=22).contains(&level) {
-                    bail!(Hinted::new(
-                        format!("compression-level={level} is out of range for zstd"),
-                        "zstd takes 1-22",
-                    ));
-                }
-                Some(Compression::Zstd { level })
-            }
-            Some(Codec::Uncompressed) => Some(Compression::Uncompressed),
         })
     }
 
     /// The encoding options for the builder: `base` with what the outputs set.
     pub fn export_options(&self, base: builder::ExportOptions) -> builder::ExportOptions {
-        let compression = self
-            .export_compression()
-            .expect("invariant: checked by Plan::from_args")
-            .unwrap_or(base.compression);
         builder::ExportOptions {
-            compression,
-            oci_mediatypes: self.export.oci_mediatypes.unwrap_or(base.oci_mediatypes),
+            compression: self.compression().unwrap_or(base.compression),
+            oci_mediatypes: self.oci_mediatypes().unwrap_or(base.oci_mediatypes),
             ..base
-        }
-    }
-
-    /// Names the image gets in the local store beyond `-t` (from `type=image,name=`),
-    /// normalised as the builder stores `-t` names.
-    fn image_names(&self) -> Vec<String> {
-        let mut seen: BTreeSet<String> = self.tags.iter().map(|t| normal(t)).collect();
-        self.outputs
-            .iter()
-            .filter(|o| matches!(o.kind, Kind::Image { .. }))
-            .flat_map(|o| o.names.iter())
-            .map(|n| normal(n))
-            .filter(|n| seen.insert(n.clone()))
-            .collect()
-    }
-
-    /// An output's names, or the `-t` names when it has none.
-    fn names_of<'a>(&'a self, o: &'a Output) -> &'a [String] {
-        if o.names.is_empty() {
-            &self.tags
-        } else {
-            &o.names
         }
     }
 
@@ -279,8 +70,12 @@ impl Plan {
         notes: &mut Vec<String>,
     ) -> anyhow::Result<()> {
         if name {
-            self.name_tags(store, index)?;
-            for name in self.image_names() {
+            for name in self
+                .tags
+                .iter()
+                .map(|t| normal(t))
+                .chain(self.image_names())
+            {
                 export::tag(store, &name, index)
                     .with_context(|| format!("cannot name the image {name}"))?;
             }
@@ -303,14 +98,8 @@ impl Plan {
             .with_context(|| format!("cannot write the {what}"))?;
         }
         if self.load {
-            let named: Vec<String> = self
-                .outputs
-                .iter()
-                .filter(|o| o.kind == Kind::Docker && o.dest.is_none())
-                .flat_map(|o| o.names.iter().cloned())
-                .collect();
-            let names = if named.is_empty() { &self.tags } else { &named };
-            notes.push(export::sink::load(store, index, &manifests, names)?);
+            let names = self.load_names();
+            notes.push(export::sink::load(store, index, &manifests, &names)?);
         }
         self.report(index, quiet)
     }
@@ -353,47 +142,11 @@ impl Plan {
     }
 }
 
-fn merge<T: PartialEq + Copy + std::fmt::Debug>(
-    into: &mut Option<T>,
-    value: Option<T>,
-    key: &str,
-) -> anyhow::Result<()> {
-    match (*into, value) {
-        (Some(a), Some(b)) if a != b => bail!(Hinted::new(
-            format!("outputs ask for different {key} ({a:?} and {b:?})"),
-            "one build makes one encoding: give every output the same value",
-        )),
-        (None, Some(b)) => *into = Some(b),
-        _ => {}
-    }
-    Ok(())
-}
-
-/// `name` as the store names images (`alpine` → `docker.io/library/alpine:latest`).
-fn normal(name: &str) -> String {
-    Reference::parse(name).map_or_else(|_| name.to_owned(), |r| r.to_string())
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let r = Reference::parse(name).with_context(|| format!("invalid image name {name:?}"))?;
-    if r.digest().is_some() {
-        bail!(Hinted::new(
-            format!("image name {name:?} has a digest"),
-            "name images by tag: REGISTRY/REPOSITORY[:TAG]",
-        ));
-    }
-    Ok(())
-}
-
-fn docker_platforms_error() -> Hinted {
-    Hinted::new(
-        "docker exporter does not support multiple platforms",
-        "use type=oci, or --platform with one platform",
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use export::Compression;
+    use export::output::Kind;
+
     use super::*;
 
     fn plan(args: &[&str]) -> anyhow::Result<Plan> {
@@ -467,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_remote_build_fetches_its_image_unless_it_only_pushes_or_reports() {
-        let fetches = |args: &[&str]| plan(args).unwrap().needs_image();
+        let fetches = |args: &[&str]| plan(args).unwrap().needs_client();
         assert!(!fetches(&[]));
         assert!(!fetches(&["--iidfile", "iid", "--metadata-file", "m.json"]));
         assert!(!fetches(&["-t", "r/a:1", "--push"]));

@@ -39,7 +39,7 @@ pub fn run(
         .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<_>>()?;
     let push_only = outputs.push_only();
-    let fetch = outputs.needs_image();
+    let fetch = outputs.needs_client();
     let mut wanted = request.options.platforms.clone();
     if wanted.is_empty() {
         wanted.push(Platform::host());

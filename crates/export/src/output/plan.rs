@@ -1,0 +1,320 @@
+//! [`Outputs`]: every output of one build, checked together before the build (names,
+//! destinations, one encoding for all), as `-o`, `--push`, `--load` and `-t` give
+//! them.
+
+use std::collections::BTreeSet;
+
+use oci::Reference;
+
+use super::{Codec, Dest, ExportSettings, Kind, Output, SpecError, parse_output};
+use crate::layer::{Compression, DEFAULT_GZIP_LEVEL};
+
+/// The outputs of one build, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub outputs: Vec<Output>,
+    /// `-t` names, as given.
+    pub tags: Vec<String>,
+    /// `--load`, or a `type=docker` output without destination.
+    pub load: bool,
+    /// The encoding the outputs agree on.
+    export: ExportSettings,
+}
+
+/// How [`Outputs::new`] is asked.
+#[derive(Debug, Clone, Default)]
+pub struct OutputFlags<'a> {
+    /// `-o` values.
+    pub specs: &'a [String],
+    /// `--push`.
+    pub push: bool,
+    /// `-t` values.
+    pub tags: &'a [String],
+    /// `--load`.
+    pub load: bool,
+    /// How many platforms were asked for.
+    pub platforms: usize,
+    /// Whether standard output is a terminal (a tar is not written there).
+    pub stdout_is_terminal: bool,
+}
+
+impl Outputs {
+    /// Parse and check the output flags before anything is built.
+    pub fn new(flags: &OutputFlags<'_>) -> Result<Outputs, SpecError> {
+        let mut outputs = flags
+            .specs
+            .iter()
+            .map(|o| parse_output(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        if flags.push {
+            match outputs
+                .iter_mut()
+                .find(|o| matches!(o.kind, Kind::Image { .. }))
+            {
+                Some(o) => o.kind = Kind::Image { push: true },
+                None => outputs.push(Output::push()),
+            }
+        }
+        let mut plan = Outputs {
+            outputs,
+            tags: flags.tags.to_vec(),
+            load: flags.load,
+            export: ExportSettings::default(),
+        };
+        plan.export = plan.merged_export()?;
+        plan.check(flags.platforms, flags.stdout_is_terminal)?;
+        Ok(plan)
+    }
+
+    fn merged_export(&self) -> Result<ExportSettings, SpecError> {
+        let mut merged = ExportSettings::default();
+        for o in &self.outputs {
+            let e = &o.export;
+            merge(&mut merged.compression, e.compression, "compression")?;
+            merge(&mut merged.level, e.level, "compression-level")?;
+            merge(
+                &mut merged.oci_mediatypes,
+                e.oci_mediatypes,
+                "oci-mediatypes",
+            )?;
+            merged.force |= e.force;
+        }
+        Ok(merged)
+    }
+
+    fn check(&mut self, platforms: usize, stdout_is_terminal: bool) -> Result<(), SpecError> {
+        // `type=docker` without dest loads into docker (or podman), as in buildx.
+        self.load |= self
+            .outputs
+            .iter()
+            .any(|o| o.kind == Kind::Docker && o.dest.is_none());
+        let mut to_stdout = 0;
+        for o in &mut self.outputs {
+            if o.kind == (Kind::Image { push: true }) && o.names.is_empty() && self.tags.is_empty()
+            {
+                return Err(SpecError::new(
+                    "nothing to push to: the image has no name",
+                    "name it with -t REGISTRY/REPOSITORY[:TAG] (or -o type=image,name=…,push=true)",
+                ));
+            }
+            for n in &o.names {
+                check_name(n)?;
+            }
+            if o.kind == Kind::Docker && o.dest.is_some() && platforms > 1 {
+                return Err(docker_platforms_error());
+            }
+            let refused = |message: &str, hint: &str| Err(SpecError::new(message, hint));
+            match (&o.kind, &o.dest) {
+                (Kind::Image { .. }, _) | (Kind::Docker, None) => {}
+                (Kind::Local, None) => {
+                    return refused(
+                        "type=local needs dest=DIR",
+                        "write -o type=local,dest=DIR, or -o DIR",
+                    );
+                }
+                (Kind::Local, Some(Dest::Stdout)) => {
+                    return refused(
+                        "type=local cannot write to standard output",
+                        "use -o - (type=tar) for a tar on standard output",
+                    );
+                }
+                (Kind::Oci { tar: false }, Some(Dest::Stdout) | None) => {
+                    return refused(
+                        "type=oci,tar=false needs dest=DIR",
+                        "give a directory, or drop tar=false for a tar",
+                    );
+                }
+                (_, None) => {
+                    if stdout_is_terminal {
+                        return refused(
+                            "refusing to write a tar to the terminal",
+                            "give dest=FILE, or redirect standard output",
+                        );
+                    }
+                    o.dest = Some(Dest::Stdout);
+                }
+                _ => {}
+            }
+            if o.dest == Some(Dest::Stdout) {
+                to_stdout += 1;
+            }
+        }
+        if to_stdout > 1 {
+            return Err(SpecError::new(
+                "more than one output writes to standard output",
+                "give all but one of them dest=FILE",
+            ));
+        }
+        for t in &self.tags {
+            check_name(t)?;
+        }
+        if let (Some(Codec::Zstd), Some(false)) =
+            (self.export.compression, self.export.oci_mediatypes)
+        {
+            return Err(SpecError::new(
+                "zstd layers need OCI media types",
+                "drop oci-mediatypes=false, or use compression=gzip",
+            ));
+        }
+        self.checked_compression()?;
+        Ok(())
+    }
+
+    /// The outputs a build request carries: `--load` as the `type=docker` output
+    /// without destination it stands for.
+    pub fn request_outputs(&self) -> Vec<Output> {
+        let mut outputs = self.outputs.clone();
+        if self.load
+            && !outputs
+                .iter()
+                .any(|o| o.kind == Kind::Docker && o.dest.is_none())
+        {
+            outputs.push(Output {
+                kind: Kind::Docker,
+                dest: None,
+                names: Vec::new(),
+                export: ExportSettings::default(),
+                push_by_digest: false,
+            });
+        }
+        outputs
+    }
+
+    /// Whether the outputs are only pushes of the `-t` names (`--push`): a remote
+    /// build's daemon then pushes, and nothing comes back.
+    pub fn push_only(&self) -> bool {
+        let outputs = self.request_outputs();
+        !outputs.is_empty() && outputs.iter().all(Output::only_pushes)
+    }
+
+    /// Whether the image is needed where the build was asked for: for a file
+    /// output, `--load`, or names in the local store (`-t` without `--push`).
+    pub fn needs_client(&self) -> bool {
+        super::needs_client(&self.request_outputs(), &self.tags)
+    }
+
+    /// Whether an output writes to standard output (then nothing else does).
+    pub fn uses_stdout(&self) -> bool {
+        self.outputs.iter().any(|o| o.dest == Some(Dest::Stdout))
+    }
+
+    fn checked_compression(&self) -> Result<Option<Compression>, SpecError> {
+        let level = self.export.level;
+        Ok(match self.export.compression {
+            None if level.is_none() => None,
+            None | Some(Codec::Gzip) => {
+                let level = level.unwrap_or(DEFAULT_GZIP_LEVEL as i32);
+                if !(0..=9).contains(&level) {
+                    return Err(SpecError::new(
+                        format!("compression-level={level} is out of range for gzip"),
+                        "gzip takes 0-9",
+                    ));
+                }
+                Some(Compression::Gzip {
+                    level: level.unsigned_abs(),
+                })
+            }
+            Some(Codec::Zstd) => {
+                let level = level.unwrap_or(3);
+                if !(1..=22).contains(&level) {
+                    return Err(SpecError::new(
+                        format!("compression-level={level} is out of range for zstd"),
+                        "zstd takes 1-22",
+                    ));
+                }
+                Some(Compression::Zstd { level })
+            }
+            Some(Codec::Uncompressed) => Some(Compression::Uncompressed),
+        })
+    }
+
+    /// The layer compression the outputs ask for, if any.
+    pub fn compression(&self) -> Option<Compression> {
+        self.checked_compression()
+            .expect("invariant: checked by Outputs::new")
+    }
+
+    /// Whether the outputs ask for OCI (or Docker) media types, if they say.
+    pub fn oci_mediatypes(&self) -> Option<bool> {
+        self.export.oci_mediatypes
+    }
+
+    /// Names the image gets in the local store beyond `-t` (from `type=image,name=`),
+    /// normalised as the store names images.
+    pub fn image_names(&self) -> Vec<String> {
+        let mut seen: BTreeSet<String> = self.tags.iter().map(|t| normal(t)).collect();
+        self.outputs
+            .iter()
+            .filter(|o| matches!(o.kind, Kind::Image { .. }))
+            .flat_map(|o| o.names.iter())
+            .map(|n| normal(n))
+            .filter(|n| seen.insert(n.clone()))
+            .collect()
+    }
+
+    /// An output's names, or the `-t` names when it has none.
+    pub fn names_of<'a>(&'a self, o: &'a Output) -> &'a [String] {
+        if o.names.is_empty() {
+            &self.tags
+        } else {
+            &o.names
+        }
+    }
+
+    /// The names `--load` gives the image: its `type=docker` outputs', else `-t`.
+    pub fn load_names(&self) -> Vec<String> {
+        let named: Vec<String> = self
+            .outputs
+            .iter()
+            .filter(|o| o.kind == Kind::Docker && o.dest.is_none())
+            .flat_map(|o| o.names.iter().cloned())
+            .collect();
+        if named.is_empty() {
+            self.tags.clone()
+        } else {
+            named
+        }
+    }
+}
+
+fn merge<T: PartialEq + Copy + std::fmt::Debug>(
+    into: &mut Option<T>,
+    value: Option<T>,
+    key: &str,
+) -> Result<(), SpecError> {
+    match (*into, value) {
+        (Some(a), Some(b)) if a != b => Err(SpecError::new(
+            format!("outputs ask for different {key} ({a:?} and {b:?})"),
+            "one build makes one encoding: give every output the same value",
+        )),
+        (None, Some(b)) => {
+            *into = Some(b);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `name` as the store names images (`alpine` → `docker.io/library/alpine:latest`).
+pub fn normal(name: &str) -> String {
+    Reference::parse(name).map_or_else(|_| name.to_owned(), |r| r.to_string())
+}
+
+fn check_name(name: &str) -> Result<(), SpecError> {
+    let r = Reference::parse(name)
+        .map_err(|e| SpecError::new(format!("invalid image name {name:?}: {e}"), ""))?;
+    if r.digest().is_some() {
+        return Err(SpecError::new(
+            format!("image name {name:?} has a digest"),
+            "name images by tag: REGISTRY/REPOSITORY[:TAG]",
+        ));
+    }
+    Ok(())
+}
+
+fn docker_platforms_error() -> SpecError {
+    SpecError::new(
+        "docker exporter does not support multiple platforms",
+        "use type=oci, or --platform with one platform",
+    )
+}
