@@ -26,7 +26,7 @@ pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
 pub use request::{
     Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, LocalDir,
-    Session, layout_context_name,
+    Session, layout_context_name, parse_allow, parse_network,
 };
 pub use runner::Runner;
 pub use secret::Secret;

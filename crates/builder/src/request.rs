@@ -88,6 +88,39 @@ pub struct Session {
     pub for_remote_client: bool,
 }
 
+/// `--allow`: the entitlements a build asks for.
+pub fn parse_allow(given: &[String]) -> Result<Entitlements, SpecError> {
+    let mut e = Entitlements::default();
+    for a in given {
+        match a.as_str() {
+            "network.host" => e.network_host = true,
+            "security.insecure" => e.security_insecure = true,
+            other => {
+                return Err(SpecError::new(
+                    format!("unknown entitlement {other:?}"),
+                    "--allow takes network.host or security.insecure",
+                ));
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// `--network`: the network of `RUN`s that do not choose one.
+pub fn parse_network(given: Option<&str>) -> Result<graph::op::Network, SpecError> {
+    Ok(match given {
+        None | Some("default") => graph::op::Network::Default,
+        Some("none") => graph::op::Network::None,
+        Some("host") => graph::op::Network::Host,
+        Some(other) => {
+            return Err(SpecError::new(
+                format!("unknown network mode {other:?}"),
+                "--network takes default, none or host",
+            ));
+        }
+    })
+}
+
 /// The store name of the image an `oci-layout://` named context `name` chose:
 /// where a build here imports it, and where a daemon puts what its client sends.
 pub fn layout_context_name(name: &str, digest: &oci::Digest) -> String {

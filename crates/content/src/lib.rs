@@ -7,6 +7,7 @@
 pub mod atomic;
 mod error;
 mod gc;
+pub mod layout;
 mod lease;
 pub mod lock;
 mod names;

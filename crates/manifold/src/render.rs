@@ -72,6 +72,12 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
         {
             out.push(h);
         }
+        if let Some(h) = cause
+            .downcast_ref::<content::layout::LayoutError>()
+            .and_then(|e| e.hint())
+        {
+            out.push(h.to_owned());
+        }
         if let Some(e) = cause.downcast_ref::<export::output::SpecError>()
             && !e.hint.is_empty()
         {

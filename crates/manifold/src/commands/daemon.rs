@@ -33,17 +33,7 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             "give --tls-ca, --tls-cert and --tls-key (clients must present a certificate the CA signed)",
         ));
     }
-    let mut grants = worker::Entitlements::default();
-    for a in &args.allow {
-        match a.as_str() {
-            "network.host" => grants.network_host = true,
-            "security.insecure" => grants.security_insecure = true,
-            other => bail!(Hinted::new(
-                format!("unknown entitlement {other:?}"),
-                "--allow takes network.host or security.insecure",
-            )),
-        }
-    }
+    let grants = builder::parse_allow(&args.allow)?;
     let root = super::state_root(global)?;
     let config = remote::DaemonConfig {
         root,

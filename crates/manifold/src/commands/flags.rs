@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use oci::Platform;
 
 use crate::cli::BuildArgs;
-use crate::render::Hinted;
 
 pub(super) fn build_args(args: &BuildArgs) -> BTreeMap<String, String> {
     args.build_args
@@ -76,121 +75,6 @@ pub(super) fn read_ignore(
                 .ok()
                 .and_then(|pats| dockerfile::ignore::Matcher::new(pats).ok())
         })
-}
-
-/// Parse `--secret id=ID[,src=FILE|,env=VAR]` and read the value.
-pub(super) fn secret(spec: &str) -> anyhow::Result<(String, builder::Secret)> {
-    let mut id = None;
-    let mut src = None;
-    let mut env = None;
-    for field in spec.split(',') {
-        match field.split_once('=') {
-            Some(("id", v)) => id = Some(v.to_owned()),
-            Some(("src" | "source", v)) => src = Some(v.to_owned()),
-            Some(("env", v)) => env = Some(v.to_owned()),
-            Some(("type", "file" | "env")) => {}
-            _ => bail!(Hinted::new(
-                format!("invalid --secret {spec:?}: unknown field {field:?}"),
-                "write --secret id=ID,src=FILE or --secret id=ID,env=VAR",
-            )),
-        }
-    }
-    let id = id.or_else(|| src.clone()).ok_or_else(|| {
-        anyhow::Error::new(Hinted::new(
-            format!("invalid --secret {spec:?}: no id"),
-            "write --secret id=ID,src=FILE",
-        ))
-    })?;
-    let value = match (src, env) {
-        (Some(path), _) => std::fs::read(&path)
-            .with_context(|| format!("cannot read secret {id:?} from {path}"))?,
-        (None, Some(var)) => std::env::var_os(&var)
-            .with_context(|| format!("secret {id:?}: environment variable {var} is not set"))?
-            .into_encoded_bytes(),
-        (None, None) => std::env::var_os(&id)
-            .with_context(|| {
-                format!("secret {id:?}: no src= or env= given and no environment variable {id}")
-            })?
-            .into_encoded_bytes(),
-    };
-    Ok((id, builder::Secret(std::sync::Arc::new(value))))
-}
-
-pub(super) fn entitlements(args: &BuildArgs) -> anyhow::Result<worker::Entitlements> {
-    let mut e = worker::Entitlements::default();
-    for a in &args.allow {
-        match a.as_str() {
-            "network.host" => e.network_host = true,
-            "security.insecure" => e.security_insecure = true,
-            other => bail!(Hinted::new(
-                format!("unknown entitlement {other:?}"),
-                "--allow takes network.host or security.insecure",
-            )),
-        }
-    }
-    Ok(e)
-}
-
-pub(super) fn network(args: &BuildArgs) -> anyhow::Result<graph::op::Network> {
-    Ok(match args.network.as_deref() {
-        None | Some("default") => graph::op::Network::Default,
-        Some("none") => graph::op::Network::None,
-        Some("host") => graph::op::Network::Host,
-        Some(other) => bail!(Hinted::new(
-            format!("unknown network mode {other:?}"),
-            "--network takes default, none or host",
-        )),
-    })
-}
-
-/// The OCI layout `DIR[:TAG|@DIGEST]` of `--build-context NAME=oci-layout://…` and
-/// the image it names (the only one when neither is given).
-pub(super) fn open_layout(
-    name: &str,
-    spec: &str,
-) -> anyhow::Result<(content::Store, oci::Descriptor)> {
-    let (dir, tag, digest) = match spec.rsplit_once('@') {
-        Some((d, dg)) if dg.contains(':') => (d, None, Some(dg)),
-        _ => match spec.rsplit_once(':') {
-            Some((d, t)) if !t.contains('/') => (d, Some(t), None),
-            _ => (spec, None, None),
-        },
-    };
-    let layout = content::Store::read_layout(dir)
-        .with_context(|| format!("--build-context {name}: cannot read OCI layout {dir}"))?;
-    let images = layout.images()?;
-    let desc = match (tag, digest) {
-        (_, Some(d)) => {
-            let d: oci::Digest = d
-                .parse()
-                .with_context(|| format!("--build-context {name}: invalid digest {d:?}"))?;
-            let top = layout.index()?.manifests;
-            let mut found = top.iter().find(|m| m.digest == d).cloned();
-            for m in &top {
-                if found.is_some() {
-                    break;
-                }
-                if let Ok(bytes) = layout.read_document(&m.digest)
-                    && let Ok(oci::document::ManifestOrIndex::Index(i)) =
-                        oci::document::ManifestOrIndex::parse(&m.media_type, bytes)
-                {
-                    found = i.value().manifests.iter().find(|c| c.digest == d).cloned();
-                }
-            }
-            found.with_context(|| format!("OCI layout {dir} has no image {d}"))?
-        }
-        (Some(t), None) => layout
-            .resolve(t)
-            .with_context(|| format!("OCI layout {dir} has no image named {t}"))?,
-        (None, None) => match images.as_slice() {
-            [one] => one.descriptor.clone(),
-            _ => bail!(Hinted::new(
-                format!("OCI layout {dir} holds {} images", images.len()),
-                "name one: oci-layout://DIR:TAG or oci-layout://DIR@DIGEST",
-            )),
-        },
-    };
-    Ok((layout, desc))
 }
 
 /// The context's ignore patterns, as lines for the frontend.

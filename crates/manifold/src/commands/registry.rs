@@ -347,25 +347,7 @@ async fn copy_from_layout(
             "copy the whole layout, then select platforms registry to registry",
         ));
     }
-    let (dir, name) = match spec.rsplit_once(':') {
-        Some((d, n)) if !n.contains('/') => (d, Some(n)),
-        _ => (spec, None),
-    };
-    let layout = content::Store::read_layout(dir)
-        .with_context(|| format!("cannot read OCI layout {dir}"))?;
-    let names = layout.index()?.manifests;
-    let desc = match name {
-        Some(n) => names
-            .iter()
-            .find(|d| d.ref_name() == Some(n))
-            .cloned()
-            .ok_or_else(|| anyhow::Error::new(content::StoreError::NameNotFound(n.to_owned())))?,
-        None if names.len() == 1 => names[0].clone(),
-        None => bail!(Hinted::new(
-            format!("{dir} holds {} images", names.len()),
-            "name one: oci-layout://DIR:NAME",
-        )),
-    };
+    let (layout, desc) = content::layout::open_image(spec)?;
     let client = client(global)?;
     let stats = client.push(&layout, &desc, dst, None).await?;
     eprintln!(

@@ -7,10 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use builder::{Attestation, AttestationKind, BuildRequest, CacheSpec};
 
-use super::flags::{
-    build_arg_pairs, entitlements, labels, network, open_layout, platforms, read_ignore_patterns,
-    secret, source_date_epoch,
-};
+use super::flags::{build_arg_pairs, labels, platforms, read_ignore_patterns, source_date_epoch};
 use super::output::Plan;
 use crate::cli::BuildArgs;
 use crate::render::Hinted;
@@ -57,7 +54,7 @@ pub fn request(
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
         context_excludes: read_ignore_patterns(args, name)?,
-        network: network(args)?,
+        network: builder::parse_network(args.network.as_deref())?,
         ..frontend::BuildOptions::default()
     };
     let tags = args
@@ -71,7 +68,7 @@ pub fn request(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut secrets = BTreeMap::new();
     for s in &args.secret {
-        let (id, value) = secret(s)?;
+        let (id, value) = builder::Secret::from_flag(s)?;
         secrets.insert(id, value);
     }
     let mut attestations = Vec::new();
@@ -96,7 +93,7 @@ pub fn request(
         dockerfile: src.to_owned(),
         options,
         secrets,
-        allow: entitlements(args)?,
+        allow: builder::parse_allow(&args.allow)?,
         pull: args.pull,
         tags,
         outputs: plan.request_outputs(),
@@ -133,7 +130,8 @@ fn named_contexts(
                 reference: r.to_owned(),
             }
         } else if let Some(layout) = value.strip_prefix("oci-layout://") {
-            let (store, root) = open_layout(name, layout)?;
+            let (store, root) = content::layout::open_image(layout)
+                .with_context(|| format!("--build-context {name}"))?;
             let reference = builder::layout_context_name(name, &root.digest);
             inputs.layouts.push((name.to_owned(), store, root));
             frontend::NamedContext::Image { reference }
