@@ -3,7 +3,9 @@
 //! [`remote::instances`]).
 
 use anyhow::Context;
-pub use remote::instances::{Builders, DEFAULT, Driver, Instance, Node, TlsPaths, validate_name};
+pub use remote::instances::{
+    Builders, DEFAULT, Driver, Instance, NewNode, Node, TlsPaths, validate_name,
+};
 
 use crate::cli::Global;
 

@@ -37,6 +37,40 @@ pub enum InstanceError {
     Invalid { path: PathBuf, message: String },
     #[error("the default instance is implicit and never stored")]
     DefaultIsImplicit,
+    #[error("--append needs the instance to add a node to")]
+    AppendNeedsName,
+    #[error("the name \"default\" is taken by the implicit local instance")]
+    DefaultTaken,
+    #[error("builder instance {name} already exists")]
+    Exists { name: String },
+    #[error("the local driver takes no endpoint (given {endpoint})")]
+    LocalEndpoint { endpoint: String },
+    #[error("the remote driver needs the daemon's endpoint")]
+    RemoteNeedsEndpoint,
+    #[error("builder instance {name} uses the {has} driver; a {given} node cannot join it")]
+    DriverMismatch {
+        name: String,
+        has: Driver,
+        given: Driver,
+    },
+    #[error("builder instance {name} uses the local driver, which has one node")]
+    LocalHasOneNode { name: String },
+    #[error("node {node} of {name} already uses the endpoint {endpoint}")]
+    EndpointInUse {
+        name: String,
+        node: String,
+        endpoint: String,
+    },
+    #[error("builder instance {name} already has a node named {node}")]
+    NodeExists { name: String, node: String },
+    #[error("builder instance {name} has no node {node} (its nodes: {})", .nodes.join(", "))]
+    NoSuchNode {
+        name: String,
+        node: String,
+        nodes: Vec<String>,
+    },
+    #[error("{node} is the only node of {name}")]
+    OnlyNode { name: String, node: String },
     #[error("cannot {op} {path}")]
     Io {
         op: &'static str,
@@ -57,6 +91,27 @@ impl InstanceError {
             InstanceError::NotFound { name } => Some(format!(
                 "`manifold ls` lists the instances; `manifold create {name}` makes this one"
             )),
+            InstanceError::AppendNeedsName => Some(
+                "pass --name NAME (or NAME as the argument when no endpoint is given)".to_owned(),
+            ),
+            InstanceError::DefaultTaken => Some("choose another name".to_owned()),
+            InstanceError::Exists { name } => Some(format!(
+                "`manifold create --append --name {name} ENDPOINT` adds a node; `manifold rm {name}` removes it"
+            )),
+            InstanceError::LocalEndpoint { .. } => Some(
+                "drop the endpoint to build in this process, or pass --driver remote".to_owned(),
+            ),
+            InstanceError::RemoteNeedsEndpoint => Some(
+                "pass unix:///PATH or tcp://HOST:PORT, e.g. `manifold create --driver remote --name farm unix:///run/manifold.sock`"
+                    .to_owned(),
+            ),
+            InstanceError::LocalHasOneNode { .. } => Some(
+                "local builds run in this process; add remote nodes to an instance made with --driver remote"
+                    .to_owned(),
+            ),
+            InstanceError::OnlyNode { name, .. } => {
+                Some(format!("`manifold rm {name}` removes the instance"))
+            }
             _ => None,
         }
     }
@@ -154,6 +209,159 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), InstanceError
         what,
         name: name.to_owned(),
     })
+}
+
+/// A node to add with `manifold create`.
+#[derive(Debug, Clone, Default)]
+pub struct NewNode {
+    /// The instance: a new one (a free `builderN` when `None`), or with `append` the
+    /// one to add to.
+    pub instance: Option<String>,
+    pub append: bool,
+    /// `--driver`; else the instance's, else remote with an endpoint, else local.
+    pub driver: Option<Driver>,
+    /// `--node`; else the first free `<instance>N`.
+    pub node: Option<String>,
+    pub endpoint: Option<Endpoint>,
+    pub platforms: Vec<Platform>,
+    pub tls: Option<TlsPaths>,
+}
+
+impl Builders {
+    /// Add `new` as a node (of a new instance, or appended), under the directory's
+    /// lock; the instance as stored.
+    pub fn add_node(&self, new: NewNode) -> Result<Instance, InstanceError> {
+        if new.append && new.instance.is_none() {
+            return Err(InstanceError::AppendNeedsName);
+        }
+        let _lock = self.lock()?;
+        let existing = match &new.instance {
+            Some(n) if new.append => Some(self.load(n)?),
+            Some(n) => {
+                self.check_new_name(n)?;
+                None
+            }
+            None => None,
+        };
+        let name = match &new.instance {
+            Some(n) => n.clone(),
+            None => self.free_name()?,
+        };
+        let driver = match (new.driver, &existing, &new.endpoint) {
+            (Some(d), _, _) => d,
+            (None, Some(i), _) => i.driver,
+            (None, None, Some(_)) => Driver::Remote,
+            (None, None, None) => Driver::Local,
+        };
+        match (driver, &new.endpoint) {
+            (Driver::Local, Some(e)) => {
+                return Err(InstanceError::LocalEndpoint {
+                    endpoint: e.to_string(),
+                });
+            }
+            (Driver::Remote, None) => return Err(InstanceError::RemoteNeedsEndpoint),
+            _ => {}
+        }
+        let mut instance = existing.unwrap_or_else(|| Instance {
+            name: name.clone(),
+            driver,
+            nodes: Vec::new(),
+        });
+        if instance.driver != driver {
+            return Err(InstanceError::DriverMismatch {
+                name,
+                has: instance.driver,
+                given: driver,
+            });
+        }
+        if driver == Driver::Local && !instance.nodes.is_empty() {
+            return Err(InstanceError::LocalHasOneNode { name });
+        }
+        let node = node_name(&instance, new.node.as_deref())?;
+        if let Some(e) = &new.endpoint
+            && let Some(other) = instance
+                .nodes
+                .iter()
+                .find(|n| n.endpoint.as_ref() == Some(e))
+        {
+            return Err(InstanceError::EndpointInUse {
+                name,
+                node: other.name.clone(),
+                endpoint: e.to_string(),
+            });
+        }
+        instance.nodes.push(Node {
+            name: node,
+            endpoint: new.endpoint,
+            platforms: new.platforms,
+            tls: new.tls,
+        });
+        self.save(&instance)?;
+        Ok(instance)
+    }
+
+    /// Remove node `node` of instance `name` (`create --leave`), under the lock.
+    pub fn remove_node(&self, name: &str, node: &str) -> Result<(), InstanceError> {
+        let _lock = self.lock()?;
+        let mut instance = self.load(name)?;
+        let Some(at) = instance.nodes.iter().position(|n| n.name == node) else {
+            return Err(InstanceError::NoSuchNode {
+                name: name.to_owned(),
+                node: node.to_owned(),
+                nodes: instance.nodes.iter().map(|n| n.name.clone()).collect(),
+            });
+        };
+        if instance.nodes.len() == 1 {
+            return Err(InstanceError::OnlyNode {
+                name: name.to_owned(),
+                node: node.to_owned(),
+            });
+        }
+        instance.nodes.remove(at);
+        self.save(&instance)
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<(), InstanceError> {
+        if name == DEFAULT {
+            return Err(InstanceError::DefaultTaken);
+        }
+        if self.exists(name)? {
+            return Err(InstanceError::Exists {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The first of builder0, builder1, … not taken.
+    fn free_name(&self) -> Result<String, InstanceError> {
+        for i in 0.. {
+            let n = format!("builder{i}");
+            if !self.exists(&n)? {
+                return Ok(n);
+            }
+        }
+        unreachable!("some builderN is free")
+    }
+}
+
+/// `given`, checked and free in `instance`, else the first free `<instance>N`.
+fn node_name(instance: &Instance, given: Option<&str>) -> Result<String, InstanceError> {
+    let taken = |n: &str| instance.nodes.iter().any(|node| node.name == n);
+    if let Some(n) = given {
+        validate_name("node", n)?;
+        if taken(n) {
+            return Err(InstanceError::NodeExists {
+                name: instance.name.clone(),
+                node: n.to_owned(),
+            });
+        }
+        return Ok(n.to_owned());
+    }
+    Ok((0..)
+        .map(|i| format!("{}{i}", instance.name))
+        .find(|n| !taken(n))
+        .expect("some index is free"))
 }
 
 /// The on-disk form of an instance.

@@ -23,132 +23,51 @@ fn builders(global: &Global) -> Builders {
 /// `manifold create`.
 pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitCode> {
     let store = builders(global);
-    let (mut name, endpoint) = name_and_endpoint(args)?;
+    let (name, endpoint) = name_and_endpoint(args)?;
     if args.leave {
-        return leave(
-            &store,
-            name.as_deref(),
-            endpoint.as_ref(),
-            args.node.as_deref(),
-        );
-    }
-    if args.append && name.is_none() {
-        return Err(Hinted::new(
-            "--append needs the instance to add a node to",
-            "pass --name NAME (or NAME as the argument when no endpoint is given)",
-        )
-        .into());
-    }
-    let platforms = parse_platforms(&args.platform)?;
-    let _lock = store.lock()?;
-    let existing = match &name {
-        Some(n) if args.append => Some(store.load(n)?),
-        Some(n) => {
-            check_new_name(&store, n)?;
-            None
+        let (Some(name), Some(node)) = (name.as_deref(), args.node.as_deref()) else {
+            bail!("--leave needs the instance (--name NAME or NAME) and the node (--node)");
+        };
+        if let Some(e) = endpoint {
+            bail!("--leave takes no endpoint (given {e}): the node is named by --node");
         }
-        None => {
-            name = Some(free_name(&store)?);
-            None
-        }
-    };
-    let name = name.expect("set above");
-    let driver = match (args.driver, &existing, &endpoint) {
-        (Some(DriverArg::Local), _, _) => Driver::Local,
-        (Some(DriverArg::Remote), _, _) => Driver::Remote,
-        (None, Some(i), _) => i.driver,
-        (None, None, Some(_)) => Driver::Remote,
-        (None, None, None) => Driver::Local,
-    };
-    check_driver(driver, endpoint.as_ref())?;
-    let tls = tls_paths(driver, endpoint.as_ref(), &args.driver_opts)?;
-    let mut instance = existing.unwrap_or_else(|| Instance {
-        name: name.clone(),
+        store.remove_node(name, node)?;
+        eprintln!("removed node {node} from {name}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let driver = args.driver.map(|d| match d {
+        DriverArg::Local => Driver::Local,
+        DriverArg::Remote => Driver::Remote,
+    });
+    let tls_driver = driver.unwrap_or(match endpoint {
+        Some(_) => Driver::Remote,
+        None => Driver::Local,
+    });
+    let instance = store.add_node(instances::NewNode {
+        instance: name,
+        append: args.append,
         driver,
-        nodes: Vec::new(),
-    });
-    if instance.driver != driver {
-        bail!(
-            "builder instance {name} uses the {} driver; a {driver} node cannot join it",
-            instance.driver
-        );
-    }
-    if driver == Driver::Local && !instance.nodes.is_empty() {
-        return Err(Hinted::new(
-            format!("builder instance {name} uses the local driver, which has one node"),
-            "local builds run in this process; add remote nodes to an instance made with --driver remote",
-        )
-        .into());
-    }
-    let node = node_name(&instance, args.node.as_deref())?;
-    if let Some(e) = &endpoint
-        && let Some(other) = instance
-            .nodes
-            .iter()
-            .find(|n| n.endpoint.as_ref() == Some(e))
-    {
-        bail!(
-            "node {} of {name} already uses the endpoint {e}",
-            other.name
-        );
-    }
-    instance.nodes.push(Node {
-        name: node.clone(),
+        node: args.node.clone(),
+        tls: tls_paths(tls_driver, endpoint.as_ref(), &args.driver_opts)?,
         endpoint,
-        platforms,
-        tls,
-    });
-    store.save(&instance)?;
+        platforms: parse_platforms(&args.platform)?,
+    })?;
+    let name = &instance.name;
+    let node = instance.nodes.last().expect("a node was just added");
     if args.select {
-        store.select(&name)?;
+        store.select(name)?;
     }
     if args.append {
-        eprintln!("added node {node} to {name}");
+        eprintln!("added node {} to {name}", node.name);
     }
     crate::out::outln!("{name}")?;
     if args.bootstrap {
-        let node = instance.nodes.last().expect("a node was just added");
         let report = reports(global, &[(instance.driver, node)], true)?.remove(0);
         if let Status::Error(e) = &report.status {
             return Err(not_ready(&instance, node, e));
         }
         eprintln!("{}: {}", node.name, report.status);
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `create --leave`: remove one node of an instance.
-fn leave(
-    store: &Builders,
-    name: Option<&str>,
-    endpoint: Option<&remote::Endpoint>,
-    node: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let (Some(name), Some(node)) = (name, node) else {
-        bail!("--leave needs the instance (--name NAME or NAME) and the node (--node)");
-    };
-    if let Some(e) = endpoint {
-        bail!("--leave takes no endpoint (given {e}): the node is named by --node");
-    }
-    let _lock = store.lock()?;
-    let mut instance = store.load(name)?;
-    let Some(at) = instance.nodes.iter().position(|n| n.name == node) else {
-        let names: Vec<&str> = instance.nodes.iter().map(|n| n.name.as_str()).collect();
-        bail!(
-            "builder instance {name} has no node {node} (its nodes: {})",
-            names.join(", ")
-        );
-    };
-    if instance.nodes.len() == 1 {
-        return Err(Hinted::new(
-            format!("{node} is the only node of {name}"),
-            format!("`manifold rm {name}` removes the instance"),
-        )
-        .into());
-    }
-    instance.nodes.remove(at);
-    store.save(&instance)?;
-    eprintln!("removed node {node} from {name}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -179,53 +98,6 @@ fn name_and_endpoint(
         instances::validate_name("builder instance", n)?;
     }
     Ok((name, endpoint))
-}
-
-fn check_new_name(store: &Builders, name: &str) -> anyhow::Result<()> {
-    if name == DEFAULT {
-        return Err(Hinted::new(
-            "the name \"default\" is taken by the implicit local instance",
-            "choose another name",
-        )
-        .into());
-    }
-    if store.exists(name)? {
-        return Err(Hinted::new(
-            format!("builder instance {name} already exists"),
-            format!(
-                "`manifold create --append --name {name} ENDPOINT` adds a node; `manifold rm {name}` removes it"
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// The first of builder0, builder1, … not taken.
-fn free_name(store: &Builders) -> anyhow::Result<String> {
-    for i in 0.. {
-        let n = format!("builder{i}");
-        if !store.exists(&n)? {
-            return Ok(n);
-        }
-    }
-    unreachable!("some builderN is free")
-}
-
-fn check_driver(driver: Driver, endpoint: Option<&remote::Endpoint>) -> anyhow::Result<()> {
-    match (driver, endpoint) {
-        (Driver::Local, Some(e)) => Err(Hinted::new(
-            format!("the local driver takes no endpoint (given {e})"),
-            "drop the endpoint to build in this process, or pass --driver remote",
-        )
-        .into()),
-        (Driver::Remote, None) => Err(Hinted::new(
-            "the remote driver needs the daemon's endpoint",
-            "pass unix:///PATH or tcp://HOST:PORT, e.g. `manifold create --driver remote --name farm unix:///run/manifold.sock`",
-        )
-        .into()),
-        _ => Ok(()),
-    }
 }
 
 fn parse_platforms(given: &[String]) -> anyhow::Result<Vec<Platform>> {
@@ -293,24 +165,6 @@ fn tls_file(key: &str, value: &str) -> anyhow::Result<PathBuf> {
         bail!("--driver-opt {key}: no file at {}", path.display());
     }
     Ok(path)
-}
-
-fn node_name(instance: &Instance, given: Option<&str>) -> anyhow::Result<String> {
-    let taken = |n: &str| instance.nodes.iter().any(|node| node.name == n);
-    if let Some(n) = given {
-        instances::validate_name("node", n)?;
-        if taken(n) {
-            bail!(
-                "builder instance {} already has a node named {n}",
-                instance.name
-            );
-        }
-        return Ok(n.to_owned());
-    }
-    Ok((0..)
-        .map(|i| format!("{}{i}", instance.name))
-        .find(|n| !taken(n))
-        .expect("some index is free"))
 }
 
 /// `manifold use`.
