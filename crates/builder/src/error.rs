@@ -55,11 +55,25 @@ pub enum BuildError {
     File(#[from] crate::fileop::FileOpError),
     #[error(transparent)]
     Export(#[from] export::ExportError),
+    #[error("{name} has no image for {want} (it has {})", .have.join(", "))]
+    NoPlatform {
+        name: String,
+        want: String,
+        have: Vec<String>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl BuildError {
+    /// How to fix it, when that is known.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            BuildError::NoPlatform { .. } => Some("choose one with --platform"),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> BuildError {
         BuildError::Io {
             path: path.to_owned(),

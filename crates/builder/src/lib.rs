@@ -15,6 +15,7 @@ mod mounts;
 pub mod push;
 mod refs;
 mod request;
+mod run;
 mod runner;
 mod secret;
 mod selection;
@@ -28,5 +29,6 @@ pub use request::{
     Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, LocalDir,
     Session, layout_context_name, parse_allow, parse_network,
 };
+pub use run::image_to_run;
 pub use runner::Runner;
 pub use secret::Secret;

@@ -78,6 +78,12 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
         {
             out.push(h.to_owned());
         }
+        if let Some(h) = cause
+            .downcast_ref::<builder::BuildError>()
+            .and_then(|e| e.hint())
+        {
+            out.push(h.to_owned());
+        }
         if let Some(e) = cause.downcast_ref::<export::output::SpecError>()
             && !e.hint.is_empty()
         {
