@@ -550,7 +550,7 @@ fn an_oci_layout_context_is_sent_to_the_daemon() {
     ]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("no image named nope"),
+        text(&out.stderr).contains("no image named \"nope\""),
         "{}",
         text(&out.stderr)
     );

@@ -104,6 +104,24 @@ pub fn auth_key(registry: &str) -> String {
     }
 }
 
+/// The registry a `login`/`logout` argument names (`docker.io` when none): a host,
+/// or a URL (`https://index.docker.io/v1/` is `docker.io`).
+pub fn server_name(arg: Option<&str>) -> String {
+    let s = arg.unwrap_or("docker.io");
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let s = s
+        .strip_suffix("/v1")
+        .or_else(|| s.strip_suffix("/v2"))
+        .unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// Keys that may hold `registry`'s credentials, best first.
 fn lookup_keys(registry: &str) -> Vec<String> {
     let key = auth_key(registry);

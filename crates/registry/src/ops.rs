@@ -34,6 +34,51 @@ pub struct TransferStats {
 }
 
 impl Client {
+    /// What `imagetools inspect --format json` shows of `reference` (`fetched` is its
+    /// manifest or index): name, digest, media type, size, the document as JSON, and
+    /// each platform's image config (`image`, by platform).
+    pub async fn inspect_json(
+        &self,
+        reference: &Reference,
+        fetched: &crate::Fetched,
+    ) -> Result<serde_json::Value> {
+        let repo = self.repo(reference);
+        let invalid = |what: &str, e: serde_json::Error| RegistryError::Protocol {
+            url: reference.to_string(),
+            reason: format!("{what} is not JSON: {e}"),
+        };
+        let manifest: serde_json::Value = serde_json::from_slice(fetched.document.bytes())
+            .map_err(|e| invalid("the manifest", e))?;
+        let mut images = serde_json::Map::new();
+        let manifests: Vec<Descriptor> = match &fetched.document {
+            ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+            ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
+        };
+        for m in manifests {
+            let doc = self
+                .get_manifest(&reference.with_digest(m.digest.clone()))
+                .await?;
+            if let ManifestOrIndex::Manifest(man) = &doc.document {
+                let bytes = self.get_blob_bytes(&repo, &man.value().config).await?;
+                let config: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| invalid("an image config", e))?;
+                let key = m
+                    .platform
+                    .as_ref()
+                    .map_or_else(|| "image".to_owned(), ToString::to_string);
+                images.insert(key, config);
+            }
+        }
+        Ok(serde_json::json!({
+            "name": reference.to_string(),
+            "digest": fetched.descriptor.digest.to_string(),
+            "mediaType": fetched.descriptor.media_type,
+            "size": fetched.descriptor.size,
+            "manifest": manifest,
+            "image": images,
+        }))
+    }
+
     /// Pull `reference` into `store` under `lease`. Returns the descriptor of what was
     /// stored: the index (with `Platforms::All`) or the chosen manifest.
     pub async fn pull(

@@ -346,6 +346,38 @@ fn part_outputs(req: &mut builder::BuildRequest, repository: Option<&str>) {
     }
 }
 
+/// Several nodes' parts, pushed by digest to the first tag's repository: one index
+/// over them, pushed under each tag with `client` (blobs the store lacks are read
+/// from the registry). The index, as pushed.
+pub async fn push_combined(
+    client: &registry::Client,
+    store: &content::Store,
+    tags: &[Reference],
+    parts: &[Done],
+) -> Result<Option<Descriptor>, NodesError> {
+    let Some(first) = tags.first() else {
+        return Ok(None);
+    };
+    let sources: Vec<Reference> = parts
+        .iter()
+        .map(|d| first.with_digest(d.index.digest.clone()))
+        .collect();
+    let mut combined = None;
+    for t in tags {
+        let index = client
+            .create_index(store, &sources, t, false, BTreeMap::new(), false)
+            .await
+            .map_err(|e| NodesError::Combine(Box::new(e)))?;
+        let media_type = index
+            .value()
+            .media_type
+            .clone()
+            .unwrap_or_else(|| oci::media::OCI_INDEX.to_owned());
+        combined = Some(Descriptor::for_bytes(&media_type, index.bytes()));
+    }
+    Ok(combined)
+}
+
 /// The build result in the client's store: one node's image as it is, or one index
 /// over the nodes' manifests, in the order the platforms were asked for.
 pub fn combine(

@@ -46,6 +46,27 @@ fn store_err(digest: &Digest) -> impl FnOnce(content::StoreError) -> TransferErr
     }
 }
 
+/// Copy the image `desc` (and what it references) that `from` holds into `to`,
+/// under `lease`: only the blobs `to` lacks, each verified as it is written.
+pub fn copy(
+    from: &Store,
+    to: &Store,
+    lease: &content::Lease,
+    desc: &Descriptor,
+) -> Result<(), TransferError> {
+    for d in tree(from, desc)? {
+        if !to.contains(&d.digest) {
+            let mut f = from.open_blob(&d.digest).map_err(store_err(&d.digest))?;
+            to.write_blob(lease, &mut f, Some(&content::Expected::from(&d)))
+                .map_err(|source| TransferError::Mismatch {
+                    digest: d.digest.clone(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
 /// `desc` and everything it references that `store` holds, children before their
 /// parents (layers and config, then the manifest; the manifests, then the index).
 /// An index's manifests the store lacks are left out (a layout may hold one

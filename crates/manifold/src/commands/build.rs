@@ -213,24 +213,8 @@ fn check(
 fn import_layouts(store: &content::Store, inputs: &super::request::Inputs) -> anyhow::Result<()> {
     for (name, layout, desc) in &inputs.layouts {
         let lease = store.lease()?;
-        copy_tree(layout, store, &lease, desc)?;
+        remote::transfer::copy(layout, store, &lease, desc)?;
         store.set_name(&builder::layout_context_name(name, &desc.digest), desc)?;
-    }
-    Ok(())
-}
-
-/// Copy a document and everything it references that `from` holds into `to`.
-fn copy_tree(
-    from: &content::Store,
-    to: &content::Store,
-    lease: &content::Lease,
-    desc: &oci::Descriptor,
-) -> anyhow::Result<()> {
-    for d in remote::transfer::tree(from, desc)? {
-        if !to.contains(&d.digest) {
-            let mut f = from.open_blob(&d.digest)?;
-            to.write_blob(lease, &mut f, Some(&content::Expected::from(&d)))?;
-        }
     }
     Ok(())
 }

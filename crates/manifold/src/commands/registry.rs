@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use oci::document::ManifestOrIndex;
 use oci::{Platform, Reference};
-use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir};
+use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir, server_name};
 use registry::ops::Platforms;
 use registry::{Client, Credential, RegistryConfig, StaticCredentials};
 
@@ -31,23 +31,6 @@ pub fn client(global: &Global) -> anyhow::Result<Client> {
 
 fn parse_ref(s: &str) -> anyhow::Result<Reference> {
     Reference::parse(s).with_context(|| format!("invalid image reference {s:?}"))
-}
-
-/// The registry a `login`/`logout` argument names: a host, or a URL.
-fn server_name(arg: Option<&str>) -> String {
-    let s = arg.unwrap_or("docker.io");
-    let s = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let s = s
-        .strip_suffix("/v1")
-        .or_else(|| s.strip_suffix("/v2"))
-        .unwrap_or(s);
-    match s {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
-        other => other.to_owned(),
-    }
 }
 
 pub async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<ExitCode> {
@@ -134,7 +117,7 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     if args.format == Some(InspectFormat::Json) {
-        let v = inspect_json(&client, &reference, &fetched).await?;
+        let v = client.inspect_json(&reference, &fetched).await?;
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -173,42 +156,6 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn inspect_json(
-    client: &Client,
-    reference: &Reference,
-    fetched: &registry::Fetched,
-) -> anyhow::Result<serde_json::Value> {
-    let repo = client.repo(reference);
-    let manifest: serde_json::Value = serde_json::from_slice(fetched.document.bytes())?;
-    let mut images = serde_json::Map::new();
-    let manifests: Vec<oci::Descriptor> = match &fetched.document {
-        ManifestOrIndex::Index(i) => i.value().manifests.clone(),
-        ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
-    };
-    for m in manifests {
-        let doc = client
-            .get_manifest(&reference.with_digest(m.digest.clone()))
-            .await?;
-        if let ManifestOrIndex::Manifest(man) = &doc.document {
-            let bytes = client.get_blob_bytes(&repo, &man.value().config).await?;
-            let config: serde_json::Value = serde_json::from_slice(&bytes)?;
-            let key = m
-                .platform
-                .as_ref()
-                .map_or_else(|| "image".to_owned(), ToString::to_string);
-            images.insert(key, config);
-        }
-    }
-    Ok(serde_json::json!({
-        "name": reference.to_string(),
-        "digest": fetched.descriptor.digest.to_string(),
-        "mediaType": fetched.descriptor.media_type,
-        "size": fetched.descriptor.size,
-        "manifest": manifest,
-        "image": images,
-    }))
 }
 
 /// `KEY=VALUE` or `TYPE:KEY=VALUE`, where only the `index` type applies here.

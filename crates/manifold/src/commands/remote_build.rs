@@ -9,7 +9,6 @@
 //! parts into one index there, and runs the same exporters as a build in this
 //! process ([`super::output::Plan::emit`]).
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -202,22 +201,7 @@ fn push_combined(
 ) -> anyhow::Result<()> {
     let client = client(global)?;
     let store = super::open_store(global)?;
-    let sources: Vec<Reference> = parts
-        .iter()
-        .map(|d| tags[0].with_digest(d.index.digest.clone()))
-        .collect();
-    let mut combined = None;
-    for t in tags {
-        let index = rt
-            .block_on(client.create_index(&store, &sources, t, false, BTreeMap::new(), false))
-            .with_context(|| format!("cannot combine the nodes' images into {t}"))?;
-        let media_type = index
-            .value()
-            .media_type
-            .clone()
-            .unwrap_or_else(|| oci::media::OCI_INDEX.to_owned());
-        combined = Some(oci::Descriptor::for_bytes(&media_type, index.bytes()));
-    }
+    let combined = rt.block_on(remote::nodes::push_combined(&client, &store, tags, parts))?;
     if let Some(d) = combined {
         if !quiet {
             eprintln!(
