@@ -97,6 +97,62 @@ pub fn try_hold_exclusive(root: &Path) -> Result<Option<FileLock>, StateError> {
     content::lock::try_lock(&path).map_err(|e| StateError::io(e.op, &e.path)(e.source))
 }
 
+/// What [`prune`] removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Image names removed (`all`).
+    pub names: usize,
+    /// Build state removed, by kind (`all`, when no build was running).
+    pub state: Vec<Removed>,
+    /// `all` was asked for but a build was running: its state, and the content of
+    /// the names removed, were kept.
+    pub build_running: bool,
+    /// What the store's garbage collection removed.
+    pub gc: content::GcReport,
+}
+
+/// `manifold prune`: the content no name, lease or running build uses; with `all`,
+/// every name and all build state too, unless a build (here or on a daemon with this
+/// root) holds the build-state lock: then its state stays, and so does the content
+/// of the names removed, which the build may be reading (its base image).
+pub fn prune(store: &content::Store, all: bool) -> Result<Pruned, PruneError> {
+    let held = match all {
+        true => Some(try_hold_exclusive(store.root())?),
+        false => None,
+    };
+    let keep = match &held {
+        Some(None) => {
+            let lease = store.lease()?;
+            for (_, desc) in store.names()? {
+                store.protect(&lease, &desc.digest)?;
+            }
+            Some(lease)
+        }
+        _ => None,
+    };
+    let mut pruned = Pruned {
+        names: if all { store.remove_all_names()? } else { 0 },
+        build_running: matches!(held, Some(None)),
+        ..Pruned::default()
+    };
+    if let Some(Some(_held)) = held {
+        pruned.state = remove_all(store.root())?;
+    }
+    pruned.gc = store.gc()?;
+    drop(keep);
+    Ok(pruned)
+}
+
+/// Why a prune failed: its store, or the build state.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PruneError {
+    #[error(transparent)]
+    Store(#[from] content::StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
 /// One kind of build state that was removed.
 #[derive(Debug)]
 pub struct Removed {

@@ -160,6 +160,35 @@ pub struct CheckReport {
     pub error: bool,
 }
 
+impl CheckReport {
+    /// The report as `docker buildx build --call=check` prints it: how many warnings,
+    /// then each with its rule, URL, message and the Dockerfile lines it is about
+    /// (`src`, shown as `name`).
+    pub fn render(&self, name: &str, src: &str) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let n = self.warnings.len();
+        match n {
+            0 => out.push_str("Check complete, no warnings found.\n"),
+            1 => out.push_str("Check complete, 1 warning has been found!\n"),
+            _ => {
+                let _ = writeln!(out, "Check complete, {n} warnings have been found!");
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "\nWARNING: {} - {}\n{}", w.name(), w.url(), w.message);
+            let excerpt = crate::parser::Diagnostic::warning("lint", w.span, w.message.clone())
+                .render(name, src);
+            let _ = writeln!(out, "{name}:{}\n--------------------", w.span.start.line);
+            for line in excerpt.lines().skip(1) {
+                let _ = writeln!(out, "{line}");
+            }
+            out.push_str("--------------------\n");
+        }
+        out
+    }
+}
+
 /// Run the build checks on `parsed`.
 pub fn check(parsed: &Parsed, opts: &CheckOptions<'_>) -> CheckReport {
     let d = &parsed.dockerfile;

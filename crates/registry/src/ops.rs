@@ -34,6 +34,33 @@ pub struct TransferStats {
 }
 
 impl Client {
+    /// Put the index `index` (made for `first`) under `extra` too: by its bytes in
+    /// the same repository, else pushed with what it references from `store` (which
+    /// holds what `create_index` read).
+    pub async fn tag_index(
+        &self,
+        store: &Store,
+        index: &RawDocument<ImageIndex>,
+        first: &Reference,
+        extra: &Reference,
+    ) -> Result<()> {
+        if extra.registry() != first.registry() || extra.repository() != first.repository() {
+            let lease = store.lease()?;
+            let desc = store.put_bytes(&lease, media::OCI_INDEX, index.bytes())?;
+            self.push(store, &desc, extra, None).await?;
+        } else {
+            let repo = self.repo(extra);
+            self.put_manifest(
+                &repo,
+                extra.tag().unwrap_or("latest"),
+                media::OCI_INDEX,
+                index.bytes(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// What `imagetools inspect --format json` shows of `reference` (`fetched` is its
     /// manifest or index): name, digest, media type, size, the document as JSON, and
     /// each platform's image config (`image`, by platform).

@@ -1,7 +1,6 @@
 //! `manifold build`: read the Dockerfile, then check, outline, list targets or lower
 //! it to the build graph.
 
-use std::fmt::Write as _;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -180,24 +179,8 @@ fn check(
     for failure in resolver.failures() {
         eprintln!("WARNING: {failure} (checks that need it were skipped)");
     }
-    let mut out = String::new();
     let n = report.warnings.len();
-    match n {
-        0 => out.push_str("Check complete, no warnings found.\n"),
-        1 => out.push_str("Check complete, 1 warning has been found!\n"),
-        _ => {
-            let _ = writeln!(out, "Check complete, {n} warnings have been found!");
-        }
-    }
-    for w in &report.warnings {
-        let _ = writeln!(out, "\nWARNING: {} - {}\n{}", w.name(), w.url(), w.message);
-        let excerpt = Diagnostic::warning("lint", w.span, w.message.clone()).render(name, src);
-        let _ = writeln!(out, "{name}:{}\n--------------------", w.span.start.line);
-        for line in excerpt.lines().skip(1) {
-            let _ = writeln!(out, "{line}");
-        }
-        out.push_str("--------------------\n");
-    }
+    let out = report.render(name, src);
     crate::out::text(&out)?;
     if report.error {
         bail!(Hinted::new(

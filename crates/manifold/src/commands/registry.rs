@@ -1,6 +1,5 @@
 //! `login`, `logout` and `imagetools`: registries.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -158,37 +157,6 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// `KEY=VALUE` or `TYPE:KEY=VALUE`, where only the `index` type applies here.
-fn parse_annotations(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    const TYPES: [&str; 4] = [
-        "index",
-        "index-descriptor",
-        "manifest",
-        "manifest-descriptor",
-    ];
-    let mut out = BTreeMap::new();
-    for a in list {
-        let (kind, kv) = match a.split_once(':') {
-            Some((t, rest)) if TYPES.contains(&t) => (t, rest),
-            _ => ("index", a.as_str()),
-        };
-        if kind != "index" {
-            bail!(Hinted::new(
-                format!("invalid annotation {a:?}: imagetools create sets index annotations only"),
-                "write KEY=VALUE or index:KEY=VALUE",
-            ));
-        }
-        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            bail!(Hinted::new(
-                format!("invalid annotation {a:?}: missing KEY="),
-                "write KEY=VALUE"
-            ));
-        };
-        out.insert(k.to_owned(), v.to_owned());
-    }
-    Ok(out)
-}
-
 pub async fn create(
     global: &Global,
     store: &content::Store,
@@ -210,7 +178,7 @@ pub async fn create(
         .iter()
         .map(|s| parse_ref(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let annotations = parse_annotations(&args.annotations)?;
+    let annotations = export::output::index_annotations(&args.annotations)?;
     let client = client(global)?;
     let first = &tags[0];
     let index = client
@@ -228,21 +196,7 @@ pub async fn create(
         return Ok(ExitCode::SUCCESS);
     }
     for extra in &tags[1..] {
-        let repo = client.repo(extra);
-        if extra.registry() != first.registry() || extra.repository() != first.repository() {
-            let lease = store.lease()?;
-            let desc = store.put_bytes(&lease, oci::media::OCI_INDEX, index.bytes())?;
-            client.push(store, &desc, extra, None).await?;
-        } else {
-            client
-                .put_manifest(
-                    &repo,
-                    extra.tag().unwrap_or("latest"),
-                    oci::media::OCI_INDEX,
-                    index.bytes(),
-                )
-                .await?;
-        }
+        client.tag_index(store, &index, first, extra).await?;
     }
     for t in &tags {
         eprintln!("pushed {t}");

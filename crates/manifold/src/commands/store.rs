@@ -113,45 +113,20 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    // A build (in this process or on a daemon with this root) holds the build-state
-    // lock shared: then its build state stays, and so does the content of the names
-    // removed here, which the build may be reading (its base image).
-    let held = match args.all {
-        true => Some(builder::state::try_hold_exclusive(store.root())?),
-        false => None,
-    };
-    let keep = match &held {
-        Some(None) => {
-            let lease = store.lease()?;
-            for (_, desc) in store.names()? {
-                store.protect(&lease, &desc.digest)?;
-            }
-            Some(lease)
-        }
-        _ => None,
-    };
-    let names = if args.all {
-        store.remove_all_names()?
-    } else {
-        0
-    };
-    let mut removed = Vec::new();
-    match held {
-        Some(Some(_held)) => removed = builder::state::remove_all(store.root())?,
-        Some(None) => eprintln!(
+    let pruned = builder::state::prune(store, args.all)?;
+    if pruned.build_running {
+        eprintln!(
             "a build is running on this state root: build cache, snapshots, temporary files \
              and the content of the removed names were kept"
-        ),
-        None => {}
+        );
     }
-    let report = store.gc()?;
-    drop(keep);
-    if names > 0 {
-        eprintln!("removed {names} image name(s)");
+    if pruned.names > 0 {
+        eprintln!("removed {} image name(s)", pruned.names);
     }
-    for r in &removed {
+    for r in &pruned.state {
         eprintln!("removed {}: {}", r.what, human_size(r.bytes));
     }
+    let (report, removed) = (&pruned.gc, &pruned.state);
     let total = report.bytes_freed + removed.iter().map(|r| r.bytes).sum::<u64>();
     crate::out::outln!(
         "Total reclaimed: {} ({} blob(s))",
