@@ -85,6 +85,20 @@ impl Builder {
         }
     }
 
+    /// A builder on `store`'s root: the snapshot driver that root supports, and the
+    /// OCI runtime `runtime` (a name on `PATH`, or a path) with its bundles there.
+    pub fn on_root(
+        store: Store,
+        runtime: PathBuf,
+        client: Option<registry::Client>,
+    ) -> Result<Builder, BuildError> {
+        let snapshotter: Arc<dyn Snapshotter> = worker::snapshot::detect(store.root())?.into();
+        let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
+        runc.runtime = runtime;
+        let executor = Arc::new(worker::Runc::new(runc));
+        Ok(Builder::new(store, snapshotter, executor, client))
+    }
+
     /// Run at most `n` ops at once.
     pub fn with_parallelism(mut self, n: usize) -> Builder {
         self.parallelism = n.max(1);

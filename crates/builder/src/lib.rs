@@ -27,7 +27,7 @@ pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
 pub use request::{
     Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, LocalDir,
-    Session, layout_context_name, parse_allow, parse_network,
+    Session, context_ignore_patterns, layout_context_name, parse_allow, parse_network,
 };
 pub use run::image_to_run;
 pub use runner::Runner;

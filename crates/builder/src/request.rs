@@ -88,6 +88,29 @@ pub struct Session {
     pub for_remote_client: bool,
 }
 
+/// The ignore patterns of the context `dir` for the Dockerfile named `dockerfile`
+/// (`<Dockerfile>.dockerignore`, else `.dockerignore`), as lines for the frontend.
+pub fn context_ignore_patterns(
+    dir: &std::path::Path,
+    dockerfile: &str,
+) -> Result<Vec<String>, SpecError> {
+    for c in ignore::ignore_file_candidates(dockerfile) {
+        let p = dir.join(c);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            ignore::parse_ignore_file(&text).map_err(|e| {
+                SpecError::new(format!("invalid ignore file {}: {e}", p.display()), "")
+            })?;
+            return Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect());
+        }
+    }
+    Ok(Vec::new())
+}
+
 /// `--allow`: the entitlements a build asks for.
 pub fn parse_allow(given: &[String]) -> Result<Entitlements, SpecError> {
     let mut e = Entitlements::default();
@@ -156,6 +179,11 @@ pub struct CacheSpec {
 }
 
 impl CacheSpec {
+    /// Each of `specs`, parsed.
+    pub fn parse_all(specs: &[String]) -> Result<Vec<CacheSpec>, SpecError> {
+        specs.iter().map(|s| CacheSpec::parse(s)).collect()
+    }
+
     pub fn parse(spec: &str) -> Result<CacheSpec, SpecError> {
         let syntax = "write type=registry|local|inline|gha|s3|azblob[,KEY=VALUE…], or a reference";
         let invalid =
@@ -227,6 +255,27 @@ impl Attestation {
             disabled,
             attrs,
         })
+    }
+
+    /// Every attestation `--provenance`, `--sbom` and `--attest` ask for, in that order.
+    pub fn from_flags(
+        provenance: Option<&str>,
+        sbom: Option<&str>,
+        attest: &[String],
+    ) -> Result<Vec<Attestation>, SpecError> {
+        let mut out = Vec::new();
+        for (kind, value) in [
+            (AttestationKind::Provenance, provenance),
+            (AttestationKind::Sbom, sbom),
+        ] {
+            if let Some(v) = value {
+                out.push(Attestation::parse_flag(kind, v)?);
+            }
+        }
+        for a in attest {
+            out.push(Attestation::parse(a)?);
+        }
+        Ok(out)
     }
 
     /// `--provenance VALUE` or `--sbom VALUE`: a boolean, or the attestation's keys

@@ -85,10 +85,7 @@ fn state_root(global: &Global) -> anyhow::Result<std::path::PathBuf> {
 
 /// Open (creating on first use) the content store under the state root.
 fn open_store(global: &Global) -> anyhow::Result<content::Store> {
-    let root = match &global.root {
-        Some(r) => r.clone(),
-        None => content::default_root()?,
-    };
+    let root = state_root(global)?;
     content::Store::open(&root)
         .with_context(|| format!("cannot open the state root {}", root.display()))
 }

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 pub use remote::instances::{
-    Builders, DEFAULT, Driver, Instance, NewNode, Node, TlsPaths, validate_name,
+    Builders, DEFAULT, Driver, Instance, NewNode, Node, tls_from_driver_opts, validate_name,
 };
 
 use crate::cli::Global;

@@ -37,6 +37,20 @@ pub enum InstanceError {
     Invalid { path: PathBuf, message: String },
     #[error("the default instance is implicit and never stored")]
     DefaultIsImplicit,
+    #[error("invalid --driver-opt {opt:?}: {why}")]
+    DriverOpt { opt: String, why: String },
+    #[error("--driver-opt {key}: no file at {}", .path.display())]
+    DriverOptFile { key: String, path: PathBuf },
+    #[error("unknown --driver-opt {name:?}")]
+    UnknownDriverOpt { name: String },
+    #[error("the local driver takes no --driver-opt")]
+    LocalDriverOpts,
+    #[error("TLS files are for tcp:// endpoints; {endpoint} is protected by its file permissions")]
+    UnixTls { endpoint: String },
+    #[error("{endpoint} needs a CA certificate, a client certificate and its key (mutual TLS)")]
+    TcpNeedsTls { endpoint: String },
+    #[error("builder {name} has no remote node")]
+    NoRemoteNode { name: String },
     #[error("--append needs the instance to add a node to")]
     AppendNeedsName,
     #[error("the name \"default\" is taken by the implicit local instance")]
@@ -91,6 +105,12 @@ impl InstanceError {
             InstanceError::NotFound { name } => Some(format!(
                 "`manifold ls` lists the instances; `manifold create {name}` makes this one"
             )),
+            InstanceError::UnknownDriverOpt { .. } => Some(
+                "the remote driver takes cacert=FILE, cert=FILE and key=FILE".to_owned(),
+            ),
+            InstanceError::TcpNeedsTls { .. } => {
+                Some("pass --driver-opt cacert=ca.pem,cert=cert.pem,key=key.pem".to_owned())
+            }
             InstanceError::AppendNeedsName => Some(
                 "pass --name NAME (or NAME as the argument when no endpoint is given)".to_owned(),
             ),
@@ -142,15 +162,7 @@ impl fmt::Display for Driver {
 }
 
 /// Files for mutual TLS to a `tcp://` endpoint (absolute paths, PEM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TlsPaths {
-    /// CA certificate(s) the daemon's certificate must chain to.
-    pub ca: PathBuf,
-    /// Client certificate.
-    pub cert: PathBuf,
-    /// Client private key.
-    pub key: PathBuf,
-}
+pub type TlsPaths = crate::TlsFiles;
 
 /// One machine (or daemon) of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,11 +178,7 @@ pub struct Node {
 impl Node {
     /// The TLS files to reach this node with.
     pub fn tls_files(&self) -> Option<crate::TlsFiles> {
-        self.tls.as_ref().map(|t| crate::TlsFiles {
-            ca: t.ca.clone(),
-            cert: t.cert.clone(),
-            key: t.key.clone(),
-        })
+        self.tls.clone()
     }
 }
 
@@ -195,6 +203,75 @@ impl Instance {
                 tls: None,
             }],
         }
+    }
+}
+
+impl Instance {
+    /// The nodes reached over the network (a remote build's).
+    pub fn remote_nodes(&self) -> Result<Vec<Node>, InstanceError> {
+        let nodes: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.endpoint.is_some())
+            .cloned()
+            .collect();
+        if nodes.is_empty() {
+            return Err(InstanceError::NoRemoteNode {
+                name: self.name.clone(),
+            });
+        }
+        Ok(nodes)
+    }
+}
+
+/// TLS files from `--driver-opt cacert=…,cert=…,key=…` (made absolute, each a file):
+/// only for `tcp://` endpoints, which need all three (mutual TLS).
+pub fn tls_from_driver_opts(
+    driver: Driver,
+    endpoint: Option<&Endpoint>,
+    opts: &[String],
+) -> Result<Option<TlsPaths>, InstanceError> {
+    let (mut ca, mut cert, mut key) = (None, None, None);
+    for opt in opts.iter().filter(|o| !o.is_empty()) {
+        let bad = |why: String| InstanceError::DriverOpt {
+            opt: opt.clone(),
+            why,
+        };
+        let Some((name, value)) = opt.split_once('=') else {
+            return Err(bad("want KEY=VALUE".into()));
+        };
+        let slot = match name {
+            "cacert" => &mut ca,
+            "cert" => &mut cert,
+            "key" => &mut key,
+            _ => {
+                return Err(InstanceError::UnknownDriverOpt {
+                    name: name.to_owned(),
+                });
+            }
+        };
+        let path = std::path::absolute(value).map_err(|e| bad(e.to_string()))?;
+        if !path.is_file() {
+            return Err(InstanceError::DriverOptFile {
+                key: name.to_owned(),
+                path,
+            });
+        }
+        *slot = Some(path);
+    }
+    let given = ca.is_some() || cert.is_some() || key.is_some();
+    match (driver, endpoint) {
+        (Driver::Local, _) if given => Err(InstanceError::LocalDriverOpts),
+        (_, Some(e @ Endpoint::Unix(_))) if given => Err(InstanceError::UnixTls {
+            endpoint: e.to_string(),
+        }),
+        (_, Some(e @ Endpoint::Tcp(_))) => match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsPaths { ca, cert, key })),
+            _ => Err(InstanceError::TcpNeedsTls {
+                endpoint: e.to_string(),
+            }),
+        },
+        _ => Ok(None),
     }
 }
 

@@ -176,11 +176,6 @@ async fn remote_reports(nodes: Vec<(Endpoint, Option<TlsPaths>)>) -> Vec<Report>
         .into_iter()
         .map(|(endpoint, tls)| {
             tokio::spawn(async move {
-                let tls = tls.map(|t| crate::TlsFiles {
-                    ca: t.ca,
-                    cert: t.cert,
-                    key: t.key,
-                });
                 let asked = crate::info(&endpoint, tls.as_ref());
                 match tokio::time::timeout(INFO_TIMEOUT, asked).await {
                     Ok(r) => r.map_err(|e| oci::error_chain(&e)),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// PEM files: the CA that signed the peer, and this side's certificate and key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// PEM files: the CA that signed the peer, and this side's certificate and key
+/// (absolute paths in a stored builder instance).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,

@@ -227,7 +227,7 @@ fn run_build(
             .collect(),
         for_remote_client: false,
     };
-    let b = local_builder(global, &store, args)?;
+    let b = builder::Builder::on_root(store.clone(), args.runtime.clone(), Some(client(global)?))?;
     let cancel = solver::CancellationToken::new();
     let on_signal = cancel.clone();
     let mode = match args.quiet {
@@ -278,25 +278,6 @@ pub(super) fn built_line(out: &builder::BuildOutput) -> String {
         out.index.digest,
         out.manifests.len()
     )
-}
-
-/// An in-process builder on the local store: its snapshotter, runc, the registry.
-fn local_builder(
-    global: &Global,
-    store: &content::Store,
-    args: &BuildArgs,
-) -> anyhow::Result<builder::Builder> {
-    let snapshotter: std::sync::Arc<dyn worker::snapshot::Snapshotter> =
-        worker::snapshot::detect(store.root())?.into();
-    let mut runc = worker::RuncConfig::new(store.root().join("bundles"));
-    runc.runtime = args.runtime.clone();
-    let executor = std::sync::Arc::new(worker::Runc::new(runc));
-    Ok(builder::Builder::new(
-        store.clone(),
-        snapshotter,
-        executor,
-        Some(client(global)?),
-    ))
 }
 
 /// What a failed build says.

@@ -3,7 +3,6 @@
 //! contexts. Shared by the local and the remote build paths.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use oci::Platform;
@@ -61,39 +60,13 @@ pub(super) fn platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
         .collect()
 }
 
-/// The context's ignore patterns (`<Dockerfile>.dockerignore`, then `.dockerignore`).
+/// The context's ignore patterns (`<Dockerfile>.dockerignore`, then `.dockerignore`),
+/// as a matcher; `None` when there are none or they do not parse.
 pub(super) fn read_ignore(
     args: &BuildArgs,
     dockerfile_name: &str,
 ) -> Option<dockerfile::ignore::Matcher> {
-    dockerfile::ignore::ignore_file_candidates(dockerfile_name)
-        .into_iter()
-        .map(|c| args.context.join(c))
-        .find_map(|p: PathBuf| std::fs::read_to_string(p).ok())
-        .and_then(|text| {
-            dockerfile::ignore::parse_ignore_file(&text)
-                .ok()
-                .and_then(|pats| dockerfile::ignore::Matcher::new(pats).ok())
-        })
-}
-
-/// The context's ignore patterns, as lines for the frontend.
-pub(super) fn read_ignore_patterns(
-    args: &BuildArgs,
-    dockerfile_name: &str,
-) -> anyhow::Result<Vec<String>> {
-    for c in dockerfile::ignore::ignore_file_candidates(dockerfile_name) {
-        let p = args.context.join(c);
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            dockerfile::ignore::parse_ignore_file(&text)
-                .with_context(|| format!("invalid ignore file {}", p.display()))?;
-            return Ok(text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned)
-                .collect());
-        }
-    }
-    Ok(Vec::new())
+    let lines = builder::context_ignore_patterns(&args.context, dockerfile_name).ok()?;
+    let patterns = dockerfile::ignore::parse_ignore_file(&lines.join("\n")).ok()?;
+    dockerfile::ignore::Matcher::new(patterns).ok()
 }

@@ -1,7 +1,6 @@
 //! `create`, `use`, `inspect`, `ls`, `rm`, `stop`: builder instances.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -11,7 +10,7 @@ use crate::cli::{
     BuilderCreateArgs, BuilderInspectArgs, BuilderLsArgs, BuilderRmArgs, BuilderStopArgs,
     BuilderUseArgs, DriverArg, Format, Global,
 };
-use crate::instances::{self, Builders, DEFAULT, Driver, Instance, Node, TlsPaths};
+use crate::instances::{self, Builders, DEFAULT, Driver, Instance, Node};
 use crate::render::{Hinted, chain_text, human_size};
 
 use remote::probe::{Probe, Report, Status};
@@ -48,7 +47,7 @@ pub fn create(global: &Global, args: &BuilderCreateArgs) -> anyhow::Result<ExitC
         append: args.append,
         driver,
         node: args.node.clone(),
-        tls: tls_paths(tls_driver, endpoint.as_ref(), &args.driver_opts)?,
+        tls: instances::tls_from_driver_opts(tls_driver, endpoint.as_ref(), &args.driver_opts)?,
         endpoint,
         platforms: parse_platforms(&args.platform)?,
     })?;
@@ -109,62 +108,6 @@ fn parse_platforms(given: &[String]) -> anyhow::Result<Vec<Platform>> {
         }
     }
     Ok(out)
-}
-
-/// TLS files from `--driver-opt cacert=…,cert=…,key=…`: only for `tcp://`
-/// endpoints, which need all three (mutual TLS).
-fn tls_paths(
-    driver: Driver,
-    endpoint: Option<&remote::Endpoint>,
-    opts: &[String],
-) -> anyhow::Result<Option<TlsPaths>> {
-    let (mut ca, mut cert, mut key) = (None, None, None);
-    for opt in opts.iter().filter(|o| !o.is_empty()) {
-        let Some((name, value)) = opt.split_once('=') else {
-            bail!("invalid --driver-opt {opt:?}: want KEY=VALUE");
-        };
-        let slot = match name {
-            "cacert" => &mut ca,
-            "cert" => &mut cert,
-            "key" => &mut key,
-            _ => {
-                return Err(Hinted::new(
-                    format!("unknown --driver-opt {name:?}"),
-                    "the remote driver takes cacert=FILE, cert=FILE and key=FILE",
-                )
-                .into());
-            }
-        };
-        *slot = Some(tls_file(name, value)?);
-    }
-    let given = ca.is_some() || cert.is_some() || key.is_some();
-    match (driver, endpoint) {
-        (Driver::Local, _) if given => bail!("the local driver takes no --driver-opt"),
-        (_, Some(remote::Endpoint::Unix(p))) if given => bail!(
-            "TLS files are for tcp:// endpoints; unix://{} is protected by its file permissions",
-            p.display()
-        ),
-        (_, Some(e @ remote::Endpoint::Tcp(_))) => match (ca, cert, key) {
-            (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsPaths { ca, cert, key })),
-            _ => Err(Hinted::new(
-                format!(
-                    "{e} needs a CA certificate, a client certificate and its key (mutual TLS)"
-                ),
-                "pass --driver-opt cacert=ca.pem,cert=cert.pem,key=key.pem",
-            )
-            .into()),
-        },
-        _ => Ok(None),
-    }
-}
-
-fn tls_file(key: &str, value: &str) -> anyhow::Result<PathBuf> {
-    let path = std::path::absolute(value)
-        .with_context(|| format!("invalid --driver-opt {key}={value}"))?;
-    if !path.is_file() {
-        bail!("--driver-opt {key}: no file at {}", path.display());
-    }
-    Ok(path)
 }
 
 /// `manifold use`.

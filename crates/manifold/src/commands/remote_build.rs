@@ -1,13 +1,12 @@
-//! `manifold build` on a remote builder: each platform goes to a node that runs it
-//! natively (declared with `create --platform`, or reported by the daemon), else to
-//! the least-loaded node that emulates it. Nodes build in parallel.
+//! `manifold build` on a remote builder: the request goes, as it is, to the nodes
+//! [`remote::nodes::route`] chose for its platforms; they build in parallel.
 //!
-//! Where the result goes: with only `--push`, each daemon pushes (several nodes push
-//! their parts by digest and the client combines one index in the registry). Any
-//! other output (`-o`, `--load`, `-t` into the local store) fetches each node's image
-//! into the client's store (only the blobs it lacks, each verified), combines the
-//! parts into one index there, and runs the same exporters as a build in this
-//! process ([`super::output::Plan::emit`]).
+//! Each daemon pushes what the request pushes (several nodes push their parts by
+//! digest and the client combines one index in the registry). When something is
+//! left to do here (`-o`, `--load`, `-t` into the local store), each node's image
+//! comes back into the client's store (only the blobs it lacks, each verified), the
+//! parts are combined into one index there, and [`super::output::Plan::emit`] writes
+//! the outputs.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use remote::protocol::Done;
 use super::output::Plan;
 use super::registry::client;
 use crate::cli::{BuildArgs, Global};
-use crate::instances::{Instance, Node};
+use crate::instances::Instance;
 use crate::render::Hinted;
 
 pub fn run(
@@ -29,7 +28,7 @@ pub fn run(
     src: String,
     instance: Instance,
 ) -> anyhow::Result<ExitCode> {
-    let nodes = remote_nodes(&instance)?;
+    let nodes = instance.remote_nodes()?;
     let outputs = Plan::from_args(args)?;
     let (request, inputs) = super::request::request(args, name, &src, &outputs)?;
     let tags: Vec<Reference> = request
@@ -117,20 +116,6 @@ pub fn run(
         push_combined(global, &rt, &outputs, &tags, &parts, wanted.len(), quiet)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The nodes of `instance` that are reached over the network.
-fn remote_nodes(instance: &Instance) -> anyhow::Result<Vec<Node>> {
-    let nodes: Vec<Node> = instance
-        .nodes
-        .iter()
-        .filter(|n| n.endpoint.is_some())
-        .cloned()
-        .collect();
-    if nodes.is_empty() {
-        bail!("builder {} has no remote node", instance.name);
-    }
-    Ok(nodes)
 }
 
 /// The nodes' images, fetched into the client's store and combined: named, pushed

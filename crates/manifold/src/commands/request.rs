@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use builder::{Attestation, AttestationKind, BuildRequest, CacheSpec};
+use builder::{Attestation, BuildRequest, CacheSpec};
 
-use super::flags::{build_arg_pairs, labels, platforms, read_ignore_patterns, source_date_epoch};
+use super::flags::{build_arg_pairs, labels, platforms, source_date_epoch};
 use super::output::Plan;
 use crate::cli::BuildArgs;
 use crate::render::Hinted;
@@ -53,7 +53,7 @@ pub fn request(
         source_date_epoch,
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
-        context_excludes: read_ignore_patterns(args, name)?,
+        context_excludes: builder::context_ignore_patterns(&args.context, name)?,
         network: builder::parse_network(args.network.as_deref())?,
         ..frontend::BuildOptions::default()
     };
@@ -71,24 +71,6 @@ pub fn request(
         let (id, value) = builder::Secret::from_flag(s)?;
         secrets.insert(id, value);
     }
-    let mut attestations = Vec::new();
-    for (kind, value) in [
-        (AttestationKind::Provenance, &args.provenance),
-        (AttestationKind::Sbom, &args.sbom),
-    ] {
-        if let Some(v) = value {
-            attestations.push(Attestation::parse_flag(kind, v)?);
-        }
-    }
-    for a in &args.attest {
-        attestations.push(Attestation::parse(a)?);
-    }
-    let cache = |specs: &[String]| {
-        specs
-            .iter()
-            .map(|s| CacheSpec::parse(s))
-            .collect::<Result<Vec<_>, _>>()
-    };
     let request = BuildRequest {
         dockerfile: src.to_owned(),
         options,
@@ -101,9 +83,13 @@ pub fn request(
             source_date_epoch,
             ..builder::ExportOptions::default()
         }),
-        cache_from: cache(&args.cache_from)?,
-        cache_to: cache(&args.cache_to)?,
-        attestations,
+        cache_from: CacheSpec::parse_all(&args.cache_from)?,
+        cache_to: CacheSpec::parse_all(&args.cache_to)?,
+        attestations: Attestation::from_flags(
+            args.provenance.as_deref(),
+            args.sbom.as_deref(),
+            &args.attest,
+        )?,
     };
     Ok((request, inputs))
 }
