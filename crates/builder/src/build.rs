@@ -9,7 +9,6 @@ use export::{BaseImage, ImageOptions, LayerDesc, LayerOptions};
 use graph::Graph;
 use graph::op::Op;
 use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument};
-use serde::{Deserialize, Serialize};
 use solver::CancellationToken;
 use solver::{CacheStore, EventSink, Phase, SolveOptions, Solver, SolverConfig};
 use worker::exec::Executor;
@@ -431,13 +430,8 @@ fn export_all(
     Ok((index, manifests, recompressed))
 }
 
-/// A step's exported layer, remembered per snapshot and compression.
-#[derive(Debug, Serialize, Deserialize)]
-struct LayerMemo {
-    layer: Option<(Descriptor, Digest)>,
-}
-
-/// The layers of `fs`'s own steps: from the memo, or exported now.
+/// The layers of `fs`'s own steps: remembered by the layer cache per step snapshot
+/// and options (so a no-op rebuild reads no snapshot), or exported now.
 fn export_layers(
     store: &Store,
     snapshotter: &dyn Snapshotter,
@@ -450,54 +444,20 @@ fn export_layers(
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
         oci_mediatypes: opts.oci_mediatypes,
-        // Steps' layers are memoised per snapshot below, and changed layers reuse runs
-        // through the run index: the diff_id cache would only be written.
+        // Steps' layers are remembered per snapshot below, and changed layers reuse
+        // runs through the run index: the diff_id entries would only be written.
         use_cache: false,
     };
-    let memo_dir = store.root().join("layers");
-    std::fs::create_dir_all(&memo_dir).map_err(|e| BuildError::io(&memo_dir, e))?;
+    let cache = export::LayerCache::for_store(store);
     let mut layers = Vec::new();
     for step in &fs.steps {
-        let memo_key = Digest::sha256(
-            format!(
-                "{step}\n{}\n{:?}\n{}\ncodec-epoch {}",
-                opts.compression.key(),
-                opts.source_date_epoch,
-                opts.oci_mediatypes,
-                export::CODEC_EPOCH
-            )
-            .as_bytes(),
-        );
-        let memo_path = memo_dir.join(format!("{}.json", memo_key.hex()));
-        let memo: Option<LayerMemo> = std::fs::read(&memo_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let layer = match memo {
-            Some(LayerMemo { layer: None }) => None,
-            Some(LayerMemo {
-                layer: Some((d, diff_id)),
-            }) if store.contains(&d.digest) => {
-                store.protect(lease, &d.digest)?;
-                Some(LayerDesc {
-                    descriptor: d,
-                    diff_id,
-                    from_cache: true,
-                })
-            }
-            _ => {
+        let layer = match cache.step(store, lease, step, &lopts)? {
+            Some(layer) => layer,
+            None => {
                 let key = worker::snapshot::Key::new(step.clone())?;
                 let changes = snapshotter.diff_committed(&key)?;
                 let l = export::export_layer_once(store, lease, changes, &lopts, Some(tap))?;
-                let memo = LayerMemo {
-                    layer: l
-                        .as_ref()
-                        .map(|l| (l.descriptor.clone(), l.diff_id.clone())),
-                };
-                // Builds on one root may write the same memo at once: each through a
-                // temporary file of its own.
-                let bytes = serde_json::to_vec(&memo).expect("memo serialises");
-                content::atomic::write_atomic(&memo_path, &bytes)
-                    .map_err(|e| BuildError::io(&e.path, e.source))?;
+                cache.remember_step(step, &lopts, l.as_ref())?;
                 l
             }
         };

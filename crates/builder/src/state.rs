@@ -4,11 +4,11 @@
 //! ```text
 //! <root>/cache/          build cache records (solver)
 //! <root>/contexts/       context indexes
-//! <root>/layers/         exported-layer memo per snapshot
+//! <root>/layers/         exported-layer memo of older versions (now in export/steps)
 //! <root>/cache-mounts/   RUN --mount=type=cache directories
 //! <root>/tmp/            step scratch space
 //! <root>/bundles/        runc bundles of running steps
-//! <root>/export/         export caches: layer digests per diff_id, the run index
+//! <root>/export/         export caches: layers per diff_id and per build step, the run index
 //! <root>/snapshots/      snapshotter state (overlay or copy driver)
 //! <root>/locks/builds.lock
 //! ```
@@ -71,6 +71,7 @@ impl StateError {
 const DIRS: [(&str, &str); 7] = [
     ("cache", "build cache records"),
     ("contexts", "context indexes"),
+    // The layer memo of older versions (the layer cache has it now).
     ("layers", "layer memo"),
     ("cache-mounts", "cache mounts"),
     ("tmp", "temporary files"),

@@ -1,11 +1,15 @@
-//! The layer cache: diff_id + compression → the compressed blob made earlier.
+//! The layer cache, the one record of layers made earlier, by two keys:
 //!
 //! ```text
-//! <state root>/export/layers/<diff_id hex>-<options hash>.json
+//! <state root>/export/layers/<diff_id hex>-<options hash>.json   diff_id + compression → blob
+//! <state root>/export/steps/<hash>.json                          build step + options → its layer
 //! ```
 //!
-//! The options hash covers the compression, its level and [`CODEC_EPOCH`]. It does
-//! not cover the media type family: OCI and Docker exports share blobs.
+//! The options hash of a diff_id entry covers the compression, its level and
+//! [`CODEC_EPOCH`]. It does not cover the media type family: OCI and Docker exports
+//! share blobs. A step entry (the builder's: a step's committed snapshot, so a no-op
+//! rebuild reads no snapshot) covers every option that changes the layer's bytes or
+//! descriptor, and remembers too that a step made no layer.
 //!
 //! **Invariant**: an entry is only ever a record of what a cold export produced for
 //! the same uncompressed tar and options, so a hit gives the same digest a miss
@@ -42,6 +46,13 @@ struct Entry {
     size: u64,
 }
 
+/// What a build step's snapshot gave: its layer, or none.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepEntry {
+    step: String,
+    layer: Option<(Descriptor, Digest)>,
+}
+
 /// The layer cache of one state root.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
@@ -65,6 +76,70 @@ impl LayerCache {
         let hash = Digest::sha256(key.as_bytes());
         self.dir
             .join(format!("{}-{}.json", diff_id.hex(), &hash.hex()[..16]))
+    }
+
+    fn step_path(&self, step: &str, opts: &LayerOptions) -> PathBuf {
+        let key = format!(
+            "manifold.export.step.v1\n{step}\n{}\n{:?}\n{}\ncodec-epoch {CODEC_EPOCH}",
+            opts.compression.key(),
+            opts.source_date_epoch,
+            opts.oci_mediatypes,
+        );
+        let steps = self.dir.parent().unwrap_or(&self.dir).join("steps");
+        steps.join(format!("{}.json", Digest::sha256(key.as_bytes()).hex()))
+    }
+
+    /// The layer build step `step` (its snapshot's key) made with `opts`, protected
+    /// by `lease`: `Some(None)` when it made none; `None` when not remembered, or
+    /// its blob is gone.
+    pub fn step(
+        &self,
+        store: &Store,
+        lease: &Lease,
+        step: &str,
+        opts: &LayerOptions,
+    ) -> Result<Option<Option<LayerDesc>>> {
+        let Ok(bytes) = fs::read(self.step_path(step, opts)) else {
+            return Ok(None);
+        };
+        let Ok(entry) = serde_json::from_slice::<StepEntry>(&bytes) else {
+            return Ok(None);
+        };
+        if entry.step != step {
+            return Ok(None);
+        }
+        match entry.layer {
+            None => Ok(Some(None)),
+            // Protect first, then check: the blob cannot be collected once leased.
+            Some((d, diff_id)) if store.protect(lease, &d.digest)? => Ok(Some(Some(LayerDesc {
+                descriptor: d,
+                diff_id,
+                from_cache: true,
+            }))),
+            Some(_) => Ok(None),
+        }
+    }
+
+    /// Remember the layer (or that there is none) build step `step` made with `opts`.
+    /// Builds on one root may write the same entry at once: each through a temporary
+    /// file of its own.
+    pub fn remember_step(
+        &self,
+        step: &str,
+        opts: &LayerOptions,
+        layer: Option<&LayerDesc>,
+    ) -> Result<()> {
+        let entry = StepEntry {
+            step: step.to_owned(),
+            layer: layer.map(|l| (l.descriptor.clone(), l.diff_id.clone())),
+        };
+        let path = self.step_path(step, opts);
+        let dir = path
+            .parent()
+            .expect("invariant: a step entry is in a directory");
+        fs::create_dir_all(dir).map_err(ExportError::io("create directory", dir))?;
+        let bytes = serde_json::to_vec(&entry).expect("a step entry always serialises");
+        write_atomic(&path, &bytes)
     }
 
     /// The cached blob for `diff_id` with `opts`' compression, protected by `lease`.

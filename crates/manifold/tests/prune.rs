@@ -121,7 +121,7 @@ fn prune_all_leaves_a_cold_root_and_the_rebuild_runs_every_step() {
     for dir in [
         "cache",
         "contexts",
-        "layers",
+        "export/steps",
         "cache-mounts",
         "export",
         "snapshots",
