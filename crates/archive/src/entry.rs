@@ -2,9 +2,35 @@
 
 use std::io::Read;
 
-use crate::apply::Limits;
 use crate::error::{ArchiveError, show};
 use crate::path::{CleanPath, NAME_MAX};
+
+/// Caps on what one layer may contain. Reaching one is
+/// [`ArchiveError::LimitExceeded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of the uncompressed tar stream, and separately of file content written.
+    pub max_bytes: u64,
+    pub max_entries: u64,
+    /// Bytes of an entry's full path (after PAX/GNU long names).
+    pub max_path_len: usize,
+    /// Components of an entry's cleaned path.
+    pub max_depth: usize,
+    /// Bytes of one xattr value.
+    pub max_xattr_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 256 << 30,
+            max_entries: 4_000_000,
+            max_path_len: 4096,
+            max_depth: 512,
+            max_xattr_size: 65536,
+        }
+    }
+}
 
 /// What an entry creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ mod root;
 mod write;
 
 pub use apply::{
-    ApplyOptions, ApplyStats, Limits, OverlayXattr, SpecialFiles, WhiteoutMode, apply_into_new_dir,
+    ApplyOptions, ApplyStats, OverlayXattr, SpecialFiles, WhiteoutMode, apply_into_new_dir,
     apply_layer,
 };
 pub use blob::{AppliedBlob, Expected, apply_blob};
@@ -27,6 +27,7 @@ pub use encode::{
     COMPRESS_CHUNK, CompressOptions, Encoder, MAX_COMPRESSED_RUN, MAX_RUN, MIN_RUN, Run, RunSource,
     compress, compress_with, default_threads,
 };
+pub use entry::Limits;
 pub use error::ArchiveError;
 pub use path::{CleanPath, NAME_MAX};
 pub use root::{Leaf, NodeKind, ResolveMode, Root};

@@ -10,7 +10,7 @@ use oci::Reference;
 use oci::document::ManifestOrIndex;
 use oci::{Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, RawDocument};
 
-use crate::build::read_config;
+use crate::error::BuildError;
 use crate::runner::local_manifest;
 
 /// Resolves base images by reference and platform.
@@ -213,4 +213,14 @@ impl dockerfile::lint::ImageResolver for BaseImages {
             }
         }
     }
+}
+
+/// The config of the image `manifest` in `store`.
+pub(crate) fn read_config(store: &Store, manifest: &Descriptor) -> Result<ImageConfig, BuildError> {
+    let bad = |what: &str| BuildError::Internal(format!("base image {}: {what}", manifest.digest));
+    let m = RawDocument::<ImageManifest>::parse(store.read_document(&manifest.digest)?)
+        .map_err(|_| bad("unreadable manifest"))?;
+    let c = RawDocument::<ImageConfig>::parse(store.read_document(&m.value().config.digest)?)
+        .map_err(|_| bad("unreadable config"))?;
+    Ok(c.value().clone())
 }

@@ -8,13 +8,13 @@ use content::Store;
 use export::{BaseImage, ImageOptions, LayerDesc, LayerOptions};
 use graph::Graph;
 use graph::op::Op;
-use oci::{Descriptor, Digest, ImageConfig, ImageManifest, Platform, RawDocument};
+use oci::{Descriptor, Digest, ImageConfig, Platform};
 use solver::CancellationToken;
 use solver::{CacheStore, EventSink, Phase, SolveOptions, Solver, SolverConfig};
 use worker::exec::Executor;
 use worker::snapshot::Snapshotter;
 
-use crate::base::BaseImages;
+use crate::base::{BaseImages, read_config};
 use crate::error::BuildError;
 use crate::refs::{FsRef, Ref};
 use crate::request::{BuildRequest, ExportOptions, Session};
@@ -494,13 +494,4 @@ fn export_image(
         config,
         &iopts,
     )?)
-}
-
-pub(crate) fn read_config(store: &Store, manifest: &Descriptor) -> Result<ImageConfig, BuildError> {
-    let bad = |what: &str| BuildError::Internal(format!("base image {}: {what}", manifest.digest));
-    let m = RawDocument::<ImageManifest>::parse(store.read_document(&manifest.digest)?)
-        .map_err(|_| bad("unreadable manifest"))?;
-    let c = RawDocument::<ImageConfig>::parse(store.read_document(&m.value().config.digest)?)
-        .map_err(|_| bad("unreadable config"))?;
-    Ok(c.value().clone())
 }

@@ -121,7 +121,7 @@ impl Store {
     }
 
     fn lease_roots(&self) -> Result<Vec<(String, Descriptor)>> {
-        Ok(lease::live_roots(self)?
+        Ok(lease::live_roots(&self.leases_dir())?
             .into_iter()
             .map(|d| {
                 // Media type unknown: walk treats "" as "maybe a document".

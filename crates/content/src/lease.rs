@@ -15,7 +15,6 @@ use oci::Digest;
 
 use crate::error::{Result, StoreError};
 use crate::lock;
-use crate::store::Store;
 
 /// A live lease. Dropping it releases the lock and deletes its file.
 #[derive(Debug)]
@@ -25,10 +24,10 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub(crate) fn create(store: &Store) -> Result<Lease> {
-        // Under the GC lock so GC never sees the file before it is locked.
-        let _gc = store.lock_gc(lock::Mode::Shared)?;
-        let dir = store.leases_dir();
+    /// A new lease file in `dir`; the caller holds the GC lock shared, so GC never
+    /// sees the file before it is locked.
+    pub(crate) fn create(dir: &Path) -> Result<Lease> {
+        let dir = dir.to_owned();
         let (file, path) = tempfile::Builder::new()
             .prefix("lease-")
             .tempfile_in(&dir)
@@ -64,12 +63,11 @@ impl Drop for Lease {
     }
 }
 
-/// Digests protected by live leases; removes the files of dead ones.
-pub(crate) fn live_roots(store: &Store) -> Result<BTreeSet<Digest>> {
-    let dir = store.leases_dir();
+/// Digests protected by the live leases in `dir`; removes the files of dead ones.
+pub(crate) fn live_roots(dir: &Path) -> Result<BTreeSet<Digest>> {
     let mut roots = BTreeSet::new();
-    for entry in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
-        let entry = entry.map_err(StoreError::io("list", &dir))?;
+    for entry in fs::read_dir(dir).map_err(StoreError::io("list", dir))? {
+        let entry = entry.map_err(StoreError::io("list", dir))?;
         let path = entry.path();
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(f) => f,

@@ -15,7 +15,9 @@ use crate::store::{Store, write_atomic};
 impl Store {
     /// Start a lease: blobs written or protected under it survive GC until it drops.
     pub fn lease(&self) -> Result<Lease> {
-        Lease::create(self)
+        // Under the GC lock so GC never sees the file before it is locked.
+        let _gc = self.lock_gc(Mode::Shared)?;
+        Lease::create(&self.leases_dir())
     }
 
     /// Protect an existing blob with `lease`; `Ok(false)` if the store lacks it.

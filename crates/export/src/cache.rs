@@ -24,8 +24,8 @@ use content::{Lease, Store};
 use oci::{Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 
+use crate::desc::{Compression, LayerDesc, LayerOptions};
 use crate::error::{ExportError, Result};
-use crate::layer::{Compression, LayerDesc, LayerOptions};
 
 /// Bump when `archive::compress` may produce other bytes for the same input and
 /// options (a new codec backend or version, the run format): entries of older epochs

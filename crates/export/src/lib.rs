@@ -12,6 +12,7 @@
 //! same index digest on any state root, cache warm or cold.
 
 mod cache;
+mod desc;
 mod docker;
 mod error;
 mod image;

@@ -30,8 +30,8 @@ use content::Store;
 use oci::Digest;
 
 use crate::cache::{CODEC_EPOCH, write_atomic};
+use crate::desc::Compression;
 use crate::error::Result;
-use crate::layer::Compression;
 
 /// Index bytes read (and kept) per compression: about 20 000 runs, some 15 GiB of
 /// layers, and a few MiB of memory when loaded.

@@ -5,15 +5,25 @@ use std::time::Instant;
 
 use graph::Vertex;
 use oci::Digest;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{FailedVertex, SolveError, StoreError, chain};
 use crate::event::{Event, EventSink, MissReason, Watcher};
+use crate::flight::Flights;
 use crate::flight::{Flight, FlightError, LandGuard, Landed, Outcome};
 use crate::key::{cache_key, op_digest, result_key};
 use crate::runner::{ContentKey, OpRunner, RunCtx};
-use crate::solve::Inner;
 use crate::store::{CacheRecord, CacheStore, History, Lookup, now_secs};
+
+/// What every job of a solver shares: the runner, the cache, the parallelism limit
+/// and the runs under way.
+pub(crate) struct Inner<R: OpRunner> {
+    pub runner: R,
+    pub store: CacheStore,
+    pub limit: Arc<Semaphore>,
+    pub flights: Flights<R::Output>,
+}
 
 /// A resolved vertex, as its dependents see it.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use crate::error::SolveError;
 use crate::event::EventSink;
 use crate::flight::Flights;
 use crate::plan::Plan;
-use crate::resolve::{Job, Resolved};
+use crate::resolve::{Inner, Job, Resolved};
 use crate::runner::OpRunner;
 use crate::store::CacheStore;
 
@@ -45,13 +45,6 @@ pub struct SolveOptions {
     /// Cancel to stop the solve.
     pub cancel: CancellationToken,
     pub events: EventSink,
-}
-
-pub(crate) struct Inner<R: OpRunner> {
-    pub runner: R,
-    pub store: CacheStore,
-    pub limit: Arc<Semaphore>,
-    pub flights: Flights<R::Output>,
 }
 
 /// Runs graphs with an [`OpRunner`]. Cheap to clone: clones share the

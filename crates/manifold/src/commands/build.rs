@@ -258,26 +258,13 @@ fn run_build(
     printer.finish();
     report_diagnostics(name, &src, &out.warnings)?;
     if !args.tags.is_empty() || !quiet || out.recompressed.is_some() {
-        eprintln!("{}", built_line(&out));
+        eprintln!("{}", super::output::built_line(&out));
     }
     for n in notes {
         eprintln!("{n}");
     }
     emitted?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `built DIGEST (N platform(s))`, and how `force-compression` changed it.
-pub(super) fn built_line(out: &builder::BuildOutput) -> String {
-    let how = match out.recompressed {
-        Some(c) => format!("; base layers recompressed to {}", c.key()),
-        None => String::new(),
-    };
-    format!(
-        "built {} ({} platform(s){how})",
-        out.index.digest,
-        out.manifests.len()
-    )
 }
 
 /// What a failed build says.

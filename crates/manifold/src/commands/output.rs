@@ -142,6 +142,19 @@ impl Plan {
     }
 }
 
+/// `built DIGEST (N platform(s))`, and how `force-compression` changed it.
+pub fn built_line(out: &builder::BuildOutput) -> String {
+    let how = match out.recompressed {
+        Some(c) => format!("; base layers recompressed to {}", c.key()),
+        None => String::new(),
+    };
+    format!(
+        "built {} ({} platform(s){how})",
+        out.index.digest,
+        out.manifests.len()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use export::Compression;

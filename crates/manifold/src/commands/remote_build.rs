@@ -130,7 +130,7 @@ fn emit_fetched(
     quiet: bool,
 ) -> anyhow::Result<()> {
     if !outputs.tags.is_empty() || !quiet {
-        eprintln!("{}", super::build::built_line(built));
+        eprintln!("{}", super::output::built_line(built));
     }
     let mut notes: Vec<String> = built.pushed.iter().map(|p| format!("pushed {p}")).collect();
     if let Some((req, client)) = push {
