@@ -318,3 +318,152 @@ fn docker_platforms_error() -> SpecError {
         "use type=oci, or --platform with one platform",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outputs of a `manifold build` with these flags (`-o`, `--push`, `-t`,
+    /// `--load`, `--platform`), standard output not a terminal.
+    fn outputs(args: &[&str]) -> Result<Outputs, SpecError> {
+        let (mut specs, mut tags, mut push, mut load, mut platforms) =
+            (Vec::new(), Vec::new(), false, false, 0);
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match *a {
+                "-o" => specs.push(it.next().unwrap().to_string()),
+                "-t" => tags.push(it.next().unwrap().to_string()),
+                "--push" => push = true,
+                "--load" => load = true,
+                "--platform" => platforms = it.next().unwrap().split(',').count(),
+                other => panic!("unknown test flag {other}"),
+            }
+        }
+        Outputs::new(&OutputFlags {
+            specs: &specs,
+            push,
+            tags: &tags,
+            load,
+            platforms,
+            stdout_is_terminal: false,
+        })
+    }
+
+    #[test]
+    fn push_marks_the_image_output_or_adds_one() {
+        let p = outputs(&["--push", "-o", "type=image,name=r/a:1"]).unwrap();
+        assert_eq!(p.outputs.len(), 1);
+        assert_eq!(p.outputs[0].kind, Kind::Image { push: true });
+        let p = outputs(&["--push", "-t", "r/a:1", "-o", "type=oci,dest=x.tar"]).unwrap();
+        assert_eq!(p.outputs.len(), 2);
+        assert_eq!(p.outputs[1].kind, Kind::Image { push: true });
+        assert_eq!(p.names_of(&p.outputs[1]), ["r/a:1"]);
+        assert!(outputs(&["--push"]).is_err());
+        assert!(
+            outputs(&[
+                "--push",
+                "-t",
+                "r/a@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_remote_build_fetches_its_image_unless_it_only_pushes_or_reports() {
+        let fetches = |args: &[&str]| outputs(args).unwrap().needs_client();
+        assert!(!fetches(&[]));
+        assert!(!fetches(&[]));
+        assert!(!fetches(&["-t", "r/a:1", "--push"]));
+        assert!(outputs(&["-t", "r/a:1", "--push"]).unwrap().push_only());
+        assert!(fetches(&["-t", "r/a:1"]));
+        assert!(fetches(&["--load"]));
+        assert!(fetches(&["-o", "type=oci,dest=x.tar"]));
+        assert!(fetches(&[
+            "-t",
+            "r/a:1",
+            "--push",
+            "-o",
+            "type=local,dest=d"
+        ]));
+        assert!(fetches(&["-o", "type=image,name=r/a:1,push=true"]));
+    }
+
+    #[test]
+    fn names_in_the_store_are_normalised_and_not_repeated() {
+        let p = outputs(&[
+            "-t",
+            "app",
+            "-o",
+            r#"type=image,"name=app,docker.io/library/app:latest,localhost/b""#,
+        ])
+        .unwrap();
+        assert_eq!(p.image_names(), ["localhost/b:latest"]);
+    }
+
+    #[test]
+    fn file_outputs_need_a_destination_and_share_stdout_with_none() {
+        assert!(outputs(&["-o", "type=local"]).is_err());
+        assert!(outputs(&["-o", "type=local,dest=-"]).is_err());
+        assert!(outputs(&["-o", "type=oci,tar=false,dest=-"]).is_err());
+        assert!(outputs(&["-o", "-", "-o", "type=docker,dest=-"]).is_err());
+        assert!(
+            outputs(&[
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                "type=docker,dest=x"
+            ])
+            .is_err()
+        );
+        let p = outputs(&["-o", "-"]).unwrap();
+        assert!(p.uses_stdout());
+        // type=docker without dest is --load, for the host's platform.
+        let p = outputs(&[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            "type=docker,name=a",
+        ])
+        .unwrap();
+        assert!(p.load && !p.uses_stdout());
+    }
+
+    #[test]
+    fn one_build_makes_one_encoding() {
+        let o = outputs(&["-o", "type=image,compression=zstd,compression-level=12"]).unwrap();
+        assert_eq!(o.compression(), Some(Compression::Zstd { level: 12 }));
+        assert_eq!(o.oci_mediatypes(), None);
+        let o = outputs(&["-o", "type=oci,dest=x,compression-level=1,oci-mediatypes=false"])
+            .unwrap();
+        assert_eq!(o.compression(), Some(Compression::Gzip { level: 1 }));
+        assert_eq!(o.oci_mediatypes(), Some(false));
+        assert_eq!(outputs(&[]).unwrap().compression(), None);
+        for bad in [
+            &["-o", "type=image,compression=zstd", "-o", "type=oci,dest=x,compression=gzip"][..],
+            &["-o", "type=image,compression=zstd,oci-mediatypes=false"],
+            &["-o", "type=image,compression=gzip,compression-level=10"],
+            &["-o", "type=image,compression=zstd,compression-level=0"],
+        ] {
+            let e = outputs(bad).unwrap_err();
+            assert!(!e.hint.is_empty(), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_tar_is_not_written_to_a_terminal() {
+        let e = Outputs::new(&OutputFlags {
+            specs: &["-".to_owned()],
+            stdout_is_terminal: true,
+            ..OutputFlags::default()
+        });
+        assert!(e.is_ok(), "`-o -` names standard output itself");
+        let e = Outputs::new(&OutputFlags {
+            specs: &["type=tar".to_owned()],
+            stdout_is_terminal: true,
+            ..OutputFlags::default()
+        })
+        .unwrap_err();
+        assert!(e.message.contains("terminal"), "{e}");
+    }
+}

@@ -158,7 +158,6 @@ pub fn built_line(out: &builder::BuildOutput) -> String {
 #[cfg(test)]
 mod tests {
     use export::Compression;
-    use export::output::Kind;
 
     use super::*;
 
@@ -174,25 +173,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn push_marks_the_image_output_or_adds_one() {
-        let p = plan(&["--push", "-o", "type=image,name=r/a:1"]).unwrap();
-        assert_eq!(p.outputs.len(), 1);
-        assert_eq!(p.outputs[0].kind, Kind::Image { push: true });
-        let p = plan(&["--push", "-t", "r/a:1", "-o", "type=oci,dest=x.tar"]).unwrap();
-        assert_eq!(p.outputs.len(), 2);
-        assert_eq!(p.outputs[1].kind, Kind::Image { push: true });
-        assert_eq!(p.names_of(&p.outputs[1]), ["r/a:1"]);
-        assert!(plan(&["--push"]).is_err());
-        assert!(
-            plan(&[
-                "--push",
-                "-t",
-                "r/a@sha256:0000000000000000000000000000000000000000000000000000000000000000"
-            ])
-            .is_err()
-        );
-    }
 
     #[test]
     fn encoding_options_reach_the_builder() {
@@ -231,63 +211,6 @@ mod tests {
         assert!(plan(&["-o", "type=image,compression=zstd,compression-level=0"]).is_err());
     }
 
-    #[test]
-    fn a_remote_build_fetches_its_image_unless_it_only_pushes_or_reports() {
-        let fetches = |args: &[&str]| plan(args).unwrap().needs_client();
-        assert!(!fetches(&[]));
-        assert!(!fetches(&["--iidfile", "iid", "--metadata-file", "m.json"]));
-        assert!(!fetches(&["-t", "r/a:1", "--push"]));
-        assert!(plan(&["-t", "r/a:1", "--push"]).unwrap().push_only());
-        assert!(fetches(&["-t", "r/a:1"]));
-        assert!(fetches(&["--load"]));
-        assert!(fetches(&["-o", "type=oci,dest=x.tar"]));
-        assert!(fetches(&[
-            "-t",
-            "r/a:1",
-            "--push",
-            "-o",
-            "type=local,dest=d"
-        ]));
-        assert!(fetches(&["-o", "type=image,name=r/a:1,push=true"]));
-    }
 
-    #[test]
-    fn names_in_the_store_are_normalised_and_not_repeated() {
-        let p = plan(&[
-            "-t",
-            "app",
-            "-o",
-            r#"type=image,"name=app,docker.io/library/app:latest,localhost/b""#,
-        ])
-        .unwrap();
-        assert_eq!(p.image_names(), ["localhost/b:latest"]);
-    }
 
-    #[test]
-    fn file_outputs_need_a_destination_and_share_stdout_with_none() {
-        assert!(plan(&["-o", "type=local"]).is_err());
-        assert!(plan(&["-o", "type=local,dest=-"]).is_err());
-        assert!(plan(&["-o", "type=oci,tar=false,dest=-"]).is_err());
-        assert!(plan(&["-o", "-", "-o", "type=docker,dest=-"]).is_err());
-        assert!(
-            plan(&[
-                "--platform",
-                "linux/amd64,linux/arm64",
-                "-o",
-                "type=docker,dest=x"
-            ])
-            .is_err()
-        );
-        let p = plan(&["-o", "-"]).unwrap();
-        assert!(p.uses_stdout());
-        // type=docker without dest is --load, for the host's platform.
-        let p = plan(&[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            "type=docker,name=a",
-        ])
-        .unwrap();
-        assert!(p.load && !p.uses_stdout());
-    }
 }
