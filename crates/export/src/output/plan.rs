@@ -434,13 +434,21 @@ mod tests {
         let o = outputs(&["-o", "type=image,compression=zstd,compression-level=12"]).unwrap();
         assert_eq!(o.compression(), Some(Compression::Zstd { level: 12 }));
         assert_eq!(o.oci_mediatypes(), None);
-        let o = outputs(&["-o", "type=oci,dest=x,compression-level=1,oci-mediatypes=false"])
-            .unwrap();
+        let o = outputs(&[
+            "-o",
+            "type=oci,dest=x,compression-level=1,oci-mediatypes=false",
+        ])
+        .unwrap();
         assert_eq!(o.compression(), Some(Compression::Gzip { level: 1 }));
         assert_eq!(o.oci_mediatypes(), Some(false));
         assert_eq!(outputs(&[]).unwrap().compression(), None);
         for bad in [
-            &["-o", "type=image,compression=zstd", "-o", "type=oci,dest=x,compression=gzip"][..],
+            &[
+                "-o",
+                "type=image,compression=zstd",
+                "-o",
+                "type=oci,dest=x,compression=gzip",
+            ][..],
             &["-o", "type=image,compression=zstd,oci-mediatypes=false"],
             &["-o", "type=image,compression=gzip,compression-level=10"],
             &["-o", "type=image,compression=zstd,compression-level=0"],

@@ -173,7 +173,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn encoding_options_reach_the_builder() {
         let base = builder::ExportOptions::default();
@@ -210,7 +209,4 @@ mod tests {
         assert!(plan(&["-o", "type=image,compression=gzip,compression-level=10"]).is_err());
         assert!(plan(&["-o", "type=image,compression=zstd,compression-level=0"]).is_err());
     }
-
-
-
 }
