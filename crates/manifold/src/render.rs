@@ -54,36 +54,7 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
                 "run as root, or set MANIFOLD_ROOT (or --root) to a directory you own".to_owned(),
             );
         }
-        if let Some(h) = cause
-            .downcast_ref::<remote::instances::InstanceError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(h);
-        }
-        if let Some(h) = cause
-            .downcast_ref::<remote::nodes::NodesError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(h.to_owned());
-        }
-        if let Some(h) = cause
-            .downcast_ref::<builder::state::StateError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(h);
-        }
-        if let Some(h) = cause
-            .downcast_ref::<content::layout::LayoutError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(h.to_owned());
-        }
-        if let Some(h) = cause
-            .downcast_ref::<builder::BuildError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(h.to_owned());
-        }
+        out.extend(library_hint(cause));
         if let Some(e) = cause.downcast_ref::<export::output::SpecError>()
             && !e.hint.is_empty()
         {
@@ -104,6 +75,25 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
     }
     out.dedup();
     out
+}
+
+/// The fix a library error names itself (its `hint()`), for the errors that have one.
+fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    macro_rules! hint_of {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(e) = cause.downcast_ref::<$t>() {
+                return e.hint().map(|h| h.to_string());
+            })*
+        };
+    }
+    hint_of!(
+        remote::instances::InstanceError,
+        remote::nodes::NodesError,
+        builder::state::StateError,
+        content::layout::LayoutError,
+        builder::BuildError,
+    );
+    None
 }
 
 fn registry_hint(e: &registry::RegistryError) -> Option<String> {
