@@ -44,6 +44,19 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
+    /// The request as JSON, each secret's value replaced by `sha256:<hex>` of its
+    /// bytes: what an audit log may keep.
+    pub fn audit_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("invariant: a request serialises");
+        if let Some(serde_json::Value::Object(secrets)) = v.get_mut("secrets") {
+            for (id, value) in secrets.iter_mut() {
+                let bytes = &self.secrets[id].0;
+                *value = oci::Digest::sha256(bytes).to_string().into();
+            }
+        }
+        v
+    }
+
     /// Whether the result is needed where the build was asked for (a file output,
     /// `--load`, names in that store), not only pushed.
     pub fn needs_client(&self) -> bool {
@@ -385,5 +398,15 @@ mod tests {
         let back: BuildRequest = serde_json::from_slice(&wire).unwrap();
         assert_eq!(back, req);
         assert_eq!(*back.secrets["token"].0, b"s3cr3t-bytes");
+        // The audit form keeps the id and a digest, never the bytes.
+        let audit = req.audit_json().to_string();
+        assert!(
+            !audit.contains("115,51,99") && !audit.contains("s3cr3t"),
+            "{audit}"
+        );
+        assert!(
+            audit.contains(&oci::Digest::sha256(b"s3cr3t-bytes").to_string()),
+            "{audit}"
+        );
     }
 }

@@ -512,6 +512,11 @@ pub struct DaemonArgs {
     /// security.insecure (repeatable)
     #[arg(long, value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// Append each build request received to FILE, one JSON line each, secrets
+    /// shown only as their sha256 (an audit trail; a request that cannot be logged
+    /// is refused)
+    #[arg(long, value_name = "FILE")]
+    pub log_requests: Option<PathBuf>,
     /// The OCI runtime binary that runs steps
     #[arg(
         long,

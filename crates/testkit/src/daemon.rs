@@ -27,12 +27,28 @@ impl Daemon {
         Daemon::start_at(manifold, base, arches, None)
     }
 
+    /// A daemon on a unix socket with an empty store, started with `args` after
+    /// `daemon --addr …` (in them, `{dir}` is the daemon's temporary directory).
+    pub fn start_with(manifold: &Path, args: &[&str]) -> Daemon {
+        Daemon::spawn(manifold, "", &[], None, args)
+    }
+
     /// The same, listening on `tcp://ADDR` with mutual TLS when `tcp` is given.
     pub fn start_at(
         manifold: &Path,
         base: &str,
         arches: &[&str],
         tcp: Option<(&str, Tls<'_>)>,
+    ) -> Daemon {
+        Daemon::spawn(manifold, base, arches, tcp, &[])
+    }
+
+    fn spawn(
+        manifold: &Path,
+        base: &str,
+        arches: &[&str],
+        tcp: Option<(&str, Tls<'_>)>,
+        extra: &[&str],
     ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         if !arches.is_empty() {
@@ -54,6 +70,8 @@ impl Daemon {
                     .arg(tls.key);
             }
         }
+        let here = dir.path().display().to_string();
+        cmd.args(extra.iter().map(|a| a.replace("{dir}", &here)));
         let child = cmd
             .env("MANIFOLD_ROOT", dir.path().join("root"))
             .env("MANIFOLD_CONFIG", dir.path().join("config"))
@@ -86,6 +104,11 @@ impl Daemon {
     /// `unix://…/d.sock`.
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// The daemon's temporary directory (its root, config and socket are in it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The daemon's state root.

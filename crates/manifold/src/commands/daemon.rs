@@ -41,7 +41,7 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         tls,
         registry: super::registry::registry_config(global)?,
         runtime: args.runtime.clone(),
-        admit: None,
+        admit: args.log_requests.as_deref().map(request_log),
     };
     let rt = super::runtime()?;
     let shutdown = solver::CancellationToken::new();
@@ -62,4 +62,22 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     })
     .context("the daemon stopped")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--log-requests FILE`: each build request as one JSON line (secrets as digests);
+/// a request that cannot be logged is refused.
+fn request_log(path: &std::path::Path) -> remote::Admission {
+    let path = path.to_owned();
+    let lock = std::sync::Mutex::new(());
+    remote::Admission(std::sync::Arc::new(move |req: &builder::BuildRequest| {
+        use std::io::Write;
+        let _one_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let line = format!("{}\n", req.audit_json());
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| format!("cannot log the request to {}: {e}", path.display()))
+    }))
 }
