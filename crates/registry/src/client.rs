@@ -122,6 +122,36 @@ pub struct Repo {
     pub name: String,
     /// `http://host:port/v2/<name>/`
     pub base: url::Url,
+    /// Where reads of this repository go first, in order: the registry's
+    /// configured mirrors ([`crate::config::Mirror`]), each a `Repo` of its own
+    /// host with no mirrors. Only the read functions (`get_manifest*`,
+    /// `get_blob_bytes`, `fetch_blob`, `pull`) look at it; writes, mounts and login
+    /// checks go to `base` alone.
+    pub(crate) mirrors: Vec<Repo>,
+}
+
+impl Repo {
+    /// Every source a read tries, in order: the mirrors, then this repository.
+    pub fn sources(&self) -> impl Iterator<Item = &url::Url> {
+        self.mirrors
+            .iter()
+            .map(|m| &m.base)
+            .chain(std::iter::once(&self.base))
+    }
+
+    /// This repository read from its source `n` on ([`Repo::sources`] order):
+    /// the mirrors before it are left out.
+    pub(crate) fn starting_at(&self, n: usize) -> Repo {
+        Repo {
+            mirrors: self.mirrors.get(n..).unwrap_or_default().to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// This repository without its mirrors: reads go to the registry alone.
+    pub(crate) fn registry_only(&self) -> Repo {
+        self.starting_at(self.mirrors.len())
+    }
 }
 
 /// Which access a request needs (the token scope).
@@ -175,7 +205,26 @@ impl Client {
         }
     }
 
+    /// The repository `name` at `registry`, with the registry's mirrors for reads.
+    /// An empty name is the registry's API root, which has no mirrors.
     pub fn repo_at(&self, registry: &str, name: &str) -> Repo {
+        let mut repo = self.repo_on(registry, name);
+        if !name.is_empty() {
+            repo.mirrors = self
+                .config
+                .mirrors(registry)
+                .iter()
+                .map(|m| match m.path.as_str() {
+                    "" => self.repo_on(&m.host, name),
+                    path => self.repo_on(&m.host, &format!("{path}/{name}")),
+                })
+                .collect();
+        }
+        repo
+    }
+
+    /// The repository `name` at `registry` itself, without mirrors.
+    fn repo_on(&self, registry: &str, name: &str) -> Repo {
         let host = endpoint_host(registry);
         self.trusted.add(strip_port(host));
         let scheme = if self.config.host(registry).http {
@@ -195,6 +244,7 @@ impl Client {
             registry: registry.to_owned(),
             name: name.to_owned(),
             base,
+            mirrors: Vec::new(),
         }
     }
 

@@ -1,18 +1,36 @@
-//! Per-registry settings: plain HTTP, skipped TLS verification, extra CA, mirrors of
-//! Docker Hub's endpoint.
+//! Per-registry settings: plain HTTP, skipped TLS verification, extra CA, and
+//! mirrors to read from before the registry itself.
 //!
-//! From `$MANIFOLD_CONFIG/config.toml` (default `~/.config/manifold/config.toml`):
+//! From `$MANIFOLD_CONFIG/config.toml` (default `~/.config/manifold/config.toml`),
+//! in the form of BuildKit's `buildkitd.toml`:
 //!
 //! ```toml
 //! [registry."myregistry:5000"]
 //! http = true          # speak plain HTTP
 //! insecure = true      # HTTPS without certificate verification
 //! ca = "/etc/ssl/my-ca.pem"
+//!
+//! [registry."docker.io"]
+//! mirrors = ["mirror.gcr.io", "harbor.lan/proxy-hub"]
+//!
+//! [registry."harbor.lan"]   # a mirror's own table sets how to reach it
+//! ca = "/etc/ssl/harbor-ca.pem"
 //! ```
+//!
+//! A mirror is `HOST[:PORT]`, optionally followed by a path the mirror serves the
+//! registry's repositories under (as BuildKit allows): `harbor.lan/proxy-hub` is
+//! asked for `docker.io/library/alpine` at `https://harbor.lan/v2/proxy-hub/library/alpine/`.
+//! Pulls read manifests and blobs from each mirror in order, then from the registry;
+//! pushes, mounts, uploads and login checks go to the registry only. The scheme,
+//! TLS settings and credentials of a mirror are its own host's, never the
+//! registry's. Unlike BuildKit, which drops a scheme written in a mirror
+//! (`"http://x"` still speaks HTTPS there), a scheme is an error here: plain HTTP is
+//! `http = true` in the mirror's own table.
 //!
 //! plus `--insecure-registry HOST[:PORT]` on the command line (plain HTTP, or HTTPS
 //! without verification when the host speaks TLS). `localhost` and `127.0.0.0/8` use
-//! plain HTTP by default, as docker does.
+//! plain HTTP by default, as docker does, unless their table sets `http`,
+//! `insecure` or `ca` (a table with only `mirrors` keeps the default).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,22 +41,109 @@ use serde::Deserialize;
 use crate::error::{RegistryError, Result};
 
 /// Settings for one registry host.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostConfig {
-    #[serde(default)]
     pub http: bool,
-    #[serde(default)]
     pub insecure: bool,
-    #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// Where pulls from this host read first, in order.
+    pub mirrors: Vec<Mirror>,
+}
+
+/// A mirror of a registry: `HOST[:PORT]` and the path, if any, under which it
+/// serves the registry's repositories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// `HOST[:PORT]`, as written: the key of the mirror's own `[registry]` table
+    /// and of its credentials.
+    pub host: String,
+    /// Path components before the repository name (`proxy-hub`), or empty.
+    pub path: String,
+}
+
+impl Mirror {
+    /// Parse `HOST[:PORT][/PATH]`; the error says what is wrong with `value`.
+    pub fn parse(value: &str) -> Result<Mirror, String> {
+        if value.trim().is_empty() {
+            return Err("is empty; write HOST[:PORT] or HOST[:PORT]/PATH".into());
+        }
+        if value.contains("://") {
+            return Err(
+                "has a scheme; write HOST[:PORT] or HOST[:PORT]/PATH, and `http = true` \
+                 in the mirror's own [registry.\"HOST\"] table for plain HTTP"
+                    .into(),
+            );
+        }
+        let trimmed = value.trim_end_matches('/');
+        let (host, path) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        if !is_host(host) {
+            return Err(format!(
+                "is not a host: {host:?} is not HOST[:PORT] (a name, an IPv4 address or a \
+                 bracketed IPv6 address, then an optional port)"
+            ));
+        }
+        if !path.is_empty() {
+            let probe = format!("localhost/{path}/x");
+            let ok =
+                oci::Reference::parse(&probe).is_ok_and(|r| r.repository() == format!("{path}/x"));
+            if !ok {
+                return Err(format!(
+                    "has path {path:?}, which is not a repository path (lowercase \
+                     components separated by `/`)"
+                ));
+            }
+        }
+        Ok(Mirror {
+            host: host.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.host)?;
+        if !self.path.is_empty() {
+            write!(f, "/{}", self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// `HOST[:PORT]` with nothing else: no user, no path, no query.
+fn is_host(host: &str) -> bool {
+    if host.is_empty() || host.contains(['@', '?', '#', '\\', ' ']) {
+        return false;
+    }
+    url::Url::parse(&format!("https://{host}/")).is_ok_and(|u| {
+        u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+    })
+}
+
+/// One `[registry."HOST"]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostTable {
+    #[serde(default)]
+    http: Option<bool>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    ca: Option<PathBuf>,
+    #[serde(default)]
+    mirrors: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
-    registry: BTreeMap<String, HostConfig>,
+    registry: BTreeMap<String, HostTable>,
 }
 
 /// All registry settings.
@@ -66,13 +171,36 @@ impl RegistryConfig {
 
     /// Parse config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| RegistryError::Config {
+        let invalid = |reason: String| RegistryError::Config {
             path: origin.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(RegistryConfig {
-            hosts: file.registry,
-        })
+            reason,
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut hosts = BTreeMap::new();
+        for (name, table) in file.registry {
+            let mirrors = table
+                .mirrors
+                .iter()
+                .map(|m| {
+                    Mirror::parse(m)
+                        .map_err(|why| invalid(format!("[registry.{name:?}] mirror {m:?} {why}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // A table that says nothing of how to reach the host (only mirrors,
+            // say) keeps the default: plain HTTP for loopback.
+            let unsaid = !table.insecure && table.ca.is_none();
+            let http = table
+                .http
+                .unwrap_or_else(|| unsaid && is_local(strip_port(&name)));
+            let host = HostConfig {
+                http,
+                insecure: table.insecure,
+                ca: table.ca,
+                mirrors,
+            };
+            hosts.insert(name, host);
+        }
+        Ok(RegistryConfig { hosts })
     }
 
     /// Mark `host` (as `HOST[:PORT]`) insecure: plain HTTP or unverified TLS.
@@ -93,6 +221,12 @@ impl RegistryConfig {
             c.http = true;
         }
         c
+    }
+
+    /// The mirrors pulls from `registry` (as references name it) read first, in
+    /// order: those of its table, or of the table for the host without port.
+    pub fn mirrors(&self, registry: &str) -> Vec<Mirror> {
+        self.host(registry).mirrors
     }
 
     /// Every configured CA file.
@@ -173,6 +307,81 @@ mod tests {
         let msg = err.to_string();
         assert!(
             msg.contains("/c/config.toml") && msg.contains("https"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn mirrors_are_hosts_with_an_optional_path() {
+        let c = RegistryConfig::parse(
+            "[registry.\"docker.io\"]\nmirrors = [\"mirror.example:5000\", \"harbor.lan/proxy/hub/\", \"[::1]:5001\"]\n\
+             [registry.\"mirror.example:5000\"]\nhttp = true\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        let mirrors = c.mirrors("docker.io");
+        let shown: Vec<String> = mirrors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["mirror.example:5000", "harbor.lan/proxy/hub", "[::1]:5001"]
+        );
+        assert_eq!(mirrors[1].host, "harbor.lan");
+        assert_eq!(mirrors[1].path, "proxy/hub");
+        assert!(c.host("mirror.example:5000").http, "the mirror's own table");
+        assert!(c.host("mirror.example:5000").mirrors.is_empty());
+        assert!(c.mirrors("ghcr.io").is_empty());
+    }
+
+    #[test]
+    fn a_loopback_table_with_only_mirrors_keeps_plain_http() {
+        let c = RegistryConfig::parse(
+            "[registry.\"127.0.0.1:5000\"]\nmirrors = [\"127.0.0.1:5001\"]\n\
+             [registry.\"127.0.0.1:5002\"]\nca = \"/x.pem\"\n\
+             [registry.\"127.0.0.1:5003\"]\nhttp = false\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        assert!(c.host("127.0.0.1:5000").http);
+        assert!(c.host("127.0.0.1:5001").http, "a mirror without a table");
+        assert!(!c.host("127.0.0.1:5002").http, "a CA means TLS");
+        assert!(!c.host("127.0.0.1:5003").http, "said explicitly");
+    }
+
+    #[test]
+    fn a_bad_mirror_names_the_file_the_table_and_the_value() {
+        for (value, why) in [
+            ("http://x/", "has a scheme"),
+            ("https://mirror.gcr.io", "has a scheme"),
+            ("", "is empty"),
+            ("  ", "is empty"),
+            ("user@host", "is not a host"),
+            ("host:port", "is not a host"),
+            ("a b", "is not a host"),
+            ("/path", "is not a host"),
+            ("harbor.lan/Proxy", "not a repository path"),
+            ("harbor.lan/a//b", "not a repository path"),
+        ] {
+            let text = format!("[registry.\"docker.io\"]\nmirrors = [\"ok.example\", {value:?}]\n");
+            let msg = RegistryConfig::parse(&text, Path::new("/c/config.toml"))
+                .unwrap_err()
+                .to_string();
+            for part in ["/c/config.toml", "[registry.\"docker.io\"]", why] {
+                assert!(msg.contains(part), "{value:?}: {part:?} missing from {msg}");
+            }
+            assert!(msg.contains(&format!("{value:?}")), "{value:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn mirrors_must_be_a_list_of_strings() {
+        let err = RegistryConfig::parse(
+            "[registry.\"docker.io\"]\nmirrors = \"mirror.example\"\n",
+            Path::new("/c/config.toml"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/c/config.toml") && msg.contains("mirrors"),
             "{msg}"
         );
     }

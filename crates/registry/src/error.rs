@@ -89,6 +89,37 @@ pub enum RegistryError {
     },
     #[error("upload {url} cancelled: the blob's producer stopped before it was complete")]
     Cancelled { url: String },
+    /// A read failed at every mirror of a registry and then at the registry itself,
+    /// whose error is the source.
+    #[error("{what}: {}, then the registry failed too", mirror_failures(.mirrors))]
+    AllSources {
+        what: String,
+        mirrors: Vec<MirrorFailure>,
+        #[source]
+        registry: Box<RegistryError>,
+    },
+}
+
+/// Why one mirror could not serve a read.
+#[derive(Debug)]
+pub struct MirrorFailure {
+    /// The mirror's repository URL (`http://mirror:5000/v2/library/alpine/`).
+    pub mirror: String,
+    pub error: RegistryError,
+}
+
+fn mirror_failures(mirrors: &[MirrorFailure]) -> String {
+    let list: Vec<String> = mirrors
+        .iter()
+        .map(|m| {
+            format!(
+                "mirror {} failed ({})",
+                m.mirror,
+                oci::error_chain(&m.error)
+            )
+        })
+        .collect();
+    list.join("; ")
 }
 
 fn envelope(errors: &[SpecError], body: &str) -> String {
@@ -111,6 +142,7 @@ impl RegistryError {
                 *status >= 500 || *status == 429 || *status == 408
             }
             RegistryError::Stalled { .. } => true,
+            RegistryError::AllSources { registry, .. } => registry.is_temporary(),
             RegistryError::Transport { source, .. } => {
                 source.is_connect()
                     || source.is_timeout()
@@ -122,10 +154,12 @@ impl RegistryError {
         }
     }
 
-    /// HTTP status, when the registry answered.
+    /// HTTP status, when the registry answered (after its mirrors failed, the
+    /// registry's own).
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Http { status, .. } => Some(*status),
+            RegistryError::AllSources { registry, .. } => registry.status(),
             _ => None,
         }
     }

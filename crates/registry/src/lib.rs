@@ -6,6 +6,9 @@
 //! the server pointed at.
 //! **Invariant**: every byte received is verified against a digest before it is
 //! stored or trusted; manifests are pushed as the exact bytes that were hashed.
+//! That holds for bytes from a mirror too ([`config::Mirror`]).
+//! **Invariant**: pushes, mounts, uploads and login checks go to the registry
+//! itself, never to a mirror; a mirror is sent its own host's credentials only.
 
 pub mod auth;
 pub mod client;
@@ -18,11 +21,12 @@ pub mod ops;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod sources;
 
 pub use client::{Access, Anonymous, Client, CredentialSource, Limits, Repo, RetryPolicy};
-pub use config::{HostConfig, RegistryConfig};
+pub use config::{HostConfig, Mirror, RegistryConfig};
 pub use credentials::{Credential, DockerConfig, Secret};
-pub use error::{RegistryError, Result, SpecError};
+pub use error::{MirrorFailure, RegistryError, Result, SpecError};
 pub use login::StaticCredentials;
 pub use progress::{Direction, Transfer, TransferProgress, TransferState};
 pub use pull::Fetched;

@@ -11,6 +11,7 @@ use oci::{Descriptor, ImageConfig, ImageIndex, Platform, RawDocument, Reference,
 
 use crate::client::{Client, Repo};
 use crate::error::{RegistryError, Result};
+use crate::pull::manifest_target;
 use crate::push::BlobPush;
 
 /// Which manifests of an index to take.
@@ -115,8 +116,15 @@ impl Client {
         reference: &Reference,
         platforms: &Platforms,
     ) -> Result<Descriptor> {
-        let repo = self.repo(reference);
-        let top = self.get_manifest(reference).await?;
+        // The source that serves the top document (a mirror, or the registry) is
+        // asked first for the rest of the image.
+        let (repo, top) = self
+            .fetch_manifest(
+                &self.repo(reference),
+                &manifest_target(reference),
+                reference.digest(),
+            )
+            .await?;
         match (&top.document, platforms) {
             (ManifestOrIndex::Index(index), Platforms::All) => {
                 for m in &index.value().manifests {
@@ -334,19 +342,22 @@ impl Client {
         dry_run: bool,
     ) -> Result<RawDocument<ImageIndex>> {
         let lease = store.lease()?;
+        let target_repo = self.repo(target);
         let mut all = Vec::new();
         if append {
-            all.push(target.clone());
+            // The target's index is read from the registry alone: it is about to
+            // be replaced there, and a mirror may hold an older one.
+            all.push((target, target_repo.registry_only()));
         }
-        all.extend(sources.iter().cloned());
+        all.extend(sources.iter().map(|s| (s, self.repo(s))));
         let mut manifests: Vec<Descriptor> = Vec::new();
-        let target_repo = self.repo(target);
-        for src in &all {
-            let fetched = self.get_manifest(src).await?;
+        for (src, repo) in &all {
+            let (repo, fetched) = self
+                .fetch_manifest(repo, &manifest_target(src), src.digest())
+                .await?;
             let children: Vec<Descriptor> = match &fetched.document {
                 ManifestOrIndex::Index(i) => i.value().manifests.clone(),
                 ManifestOrIndex::Manifest(_) => {
-                    let repo = self.repo(src);
                     self.pull_manifest(&repo, store, &lease, &fetched.descriptor)
                         .await?;
                     let mut d = fetched.descriptor.clone();
@@ -362,7 +373,6 @@ impl Client {
                     && (src.registry() != target.registry()
                         || src.repository() != target.repository())
                 {
-                    let repo = self.repo(src);
                     self.pull_manifest(&repo, store, &lease, &child).await?;
                     let mount = (src.registry() == target.registry()).then(|| src.repository());
                     let mut stats = TransferStats::default();

@@ -18,21 +18,54 @@ pub struct Fetched {
     pub descriptor: Descriptor,
 }
 
+/// What a manifest request for `reference` asks for: its digest, else its tag.
+pub(crate) fn manifest_target(reference: &oci::Reference) -> String {
+    reference
+        .digest()
+        .map(ToString::to_string)
+        .or_else(|| reference.tag().map(str::to_owned))
+        .unwrap_or_else(|| "latest".into())
+}
+
 impl Client {
-    /// Fetch the manifest or index `reference` names (tag or digest). The bytes are
-    /// verified: against the requested digest, and against `Docker-Content-Digest`.
+    /// Fetch the manifest or index `reference` names (tag or digest), from the
+    /// registry's mirrors first. The bytes are verified: against the requested
+    /// digest, and against `Docker-Content-Digest`.
     pub async fn get_manifest(&self, reference: &oci::Reference) -> Result<Fetched> {
         let repo = self.repo(reference);
-        let target = reference
-            .digest()
-            .map(ToString::to_string)
-            .or_else(|| reference.tag().map(str::to_owned))
-            .unwrap_or_else(|| "latest".into());
-        self.get_manifest_at(&repo, &target, reference.digest())
+        self.get_manifest_at(&repo, &manifest_target(reference), reference.digest())
             .await
     }
 
     pub(crate) async fn get_manifest_at(
+        &self,
+        repo: &Repo,
+        target: &str,
+        want: Option<&Digest>,
+    ) -> Result<Fetched> {
+        Ok(self.fetch_manifest(repo, target, want).await?.1)
+    }
+
+    /// The manifest `target` of `repo` from the first of its sources that serves
+    /// it, and `repo` read from that source on: the rest of the image is asked
+    /// there first.
+    pub(crate) async fn fetch_manifest(
+        &self,
+        repo: &Repo,
+        target: &str,
+        want: Option<&Digest>,
+    ) -> Result<(Repo, Fetched)> {
+        let what = || format!("manifest {target} of {}/{}", repo.registry, repo.name);
+        let (n, fetched) = self
+            .read_from_sources(repo, what, |c, r| async move {
+                c.manifest_from(&r, target, want).await
+            })
+            .await?;
+        Ok((repo.starting_at(n), fetched))
+    }
+
+    /// The manifest from `repo`'s own base (not its mirrors), verified.
+    async fn manifest_from(
         &self,
         repo: &Repo,
         target: &str,
@@ -107,10 +140,10 @@ impl Client {
         })
     }
 
-    /// Download blob `desc` of `repo` into `store` unless present. The stream is
-    /// hashed as it arrives and committed only if size and digest match; a dropped
-    /// connection resumes where it stopped (`Range`), or restarts if the server
-    /// ignores ranges.
+    /// Download blob `desc` of `repo` into `store` unless present, from the
+    /// registry's mirrors first. The stream is hashed as it arrives and committed
+    /// only if size and digest match; a dropped connection resumes where it stopped
+    /// (`Range`), or restarts if the server ignores ranges.
     pub async fn fetch_blob(
         &self,
         repo: &Repo,
@@ -121,6 +154,22 @@ impl Client {
         if store.protect(lease, &desc.digest)? {
             return Ok(());
         }
+        let what = || format!("blob {} of {}/{}", desc.digest, repo.registry, repo.name);
+        self.read_from_sources(repo, what, |c, r| async move {
+            c.blob_from(&r, desc, store, lease).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// [`Client::fetch_blob`] from `repo`'s own base (not its mirrors).
+    async fn blob_from(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        store: &Store,
+        lease: &Lease,
+    ) -> Result<()> {
         let url = repo
             .base
             .join(&format!("blobs/{}", desc.digest))
@@ -246,9 +295,21 @@ impl Client {
         Ok(())
     }
 
-    /// Read a small blob (config) into memory, verified, capped like manifests: the
-    /// descriptor's size is the server's claim, so it never raises the cap.
+    /// Read a small blob (config) into memory, from the registry's mirrors first,
+    /// verified, capped like manifests: the descriptor's size is the server's
+    /// claim, so it never raises the cap.
     pub async fn get_blob_bytes(&self, repo: &Repo, desc: &Descriptor) -> Result<Vec<u8>> {
+        let what = || format!("blob {} of {}/{}", desc.digest, repo.registry, repo.name);
+        let (_, bytes) = self
+            .read_from_sources(repo, what, |c, r| async move {
+                c.blob_bytes_from(&r, desc).await
+            })
+            .await?;
+        Ok(bytes)
+    }
+
+    /// [`Client::get_blob_bytes`] from `repo`'s own base (not its mirrors).
+    async fn blob_bytes_from(&self, repo: &Repo, desc: &Descriptor) -> Result<Vec<u8>> {
         let url = repo
             .base
             .join(&format!("blobs/{}", desc.digest))
