@@ -173,15 +173,19 @@ pub struct InspectArgs {
     /// Print the manifest or index exactly as the registry sent it
     #[arg(long, conflicts_with = "format")]
     pub raw: bool,
-    /// Output format
-    #[arg(long, value_enum)]
-    pub format: Option<InspectFormat>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InspectFormat {
-    Pretty,
-    Json,
+    /// `pretty` (the default), `json`, or a Go template (any value with `{{`), as
+    /// `docker buildx imagetools inspect --format` takes it.
+    ///
+    /// A template reads .Name, .Manifest (the manifest or index: .MediaType, .Digest,
+    /// .Manifests with .Digest, .Platform.Architecture, .Annotations, …) and .Image
+    /// (the config; for several platforms a map by os/arch[/variant]), and may use
+    /// if/else/end, range, with, `{{- -}}` and the functions json, index, eq, ne, not,
+    /// and, or and len. `{{.Manifest}}` and `{{.Name}}` print as buildx prints them:
+    /// the pretty listing, and `Name: NAME`. Examples: '{{json .Manifest}}',
+    /// '{{json (index .Image "linux/amd64")}}',
+    /// '{{range .Manifest.Manifests}}{{.Digest}} {{end}}'
+    #[arg(long, value_name = "pretty|json|TEMPLATE")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod binfmt;
 mod build;
 mod daemon;
 mod flags;
+mod inspect_data;
 mod instances;
 mod output;
 mod registry;

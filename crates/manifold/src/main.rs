@@ -9,6 +9,7 @@ mod instances;
 mod out;
 mod progress;
 mod render;
+mod template;
 
 use std::process::ExitCode;
 

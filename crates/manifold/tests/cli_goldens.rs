@@ -53,6 +53,8 @@ testkit::golden_cases!(
     check_skip,
     check_warnings,
     error_marked_lines,
+    inspect_format_bad_template,
+    inspect_format_unknown,
     outline,
     output_docker_several_platforms,
     provenance_true,

@@ -203,6 +203,148 @@ fn inspect_pretty_raw_and_json() {
     assert_eq!(json["image"]["linux/arm64"]["architecture"], "arm64");
 }
 
+/// Push the single-platform image `platform` (a manifest, no index) to `reference`.
+fn push_image(reference: &str, platform: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lease = store.lease().unwrap();
+    let p = oci::Platform::parse(platform).unwrap();
+    let desc = testkit::write_image(&store, &lease, &p, "one platform");
+    let client = Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(client.push(&store, &desc, &Reference::parse(reference).unwrap(), None))
+        .unwrap();
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// buildx's documented `--format` templates, checked against what skopeo reads.
+#[test]
+fn inspect_format_templates_match_skopeo() {
+    let reg = DistRegistry::start(Auth::Open);
+    let name = format!("{}/tmpl/app:1", reg.addr);
+    push_fixture(&name, &["linux/amd64", "linux/arm64"]);
+    let e = env();
+    let inspect = |format: &str, name: &str| {
+        ok(manifold(
+            &e,
+            &["imagetools", "inspect", "--format", format, name],
+            "",
+        ))
+    };
+    let docker = format!("docker://{name}");
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &docker]);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+
+    // `.Manifest` is the index with its digest and size.
+    let mut want = index.clone();
+    want["digest"] = oci::Digest::sha256(&raw).to_string().into();
+    want["size"] = raw.len().into();
+    assert_eq!(json(&inspect("{{json .Manifest}}", &name)), want);
+
+    let listed = inspect(
+        "{{range .Manifest.Manifests}}{{.Digest}} {{.Platform.OS}}/{{.Platform.Architecture}}\n{{end}}",
+        &name,
+    );
+    let want: String = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            format!(
+                "{} {}/{}\n",
+                m["digest"].as_str().unwrap(),
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // The template's last newline, then the one every template output ends with.
+    assert_eq!(listed, format!("{want}\n"));
+
+    for arch in ["amd64", "arm64"] {
+        let config = skopeo(&[
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+            "inspect",
+            "--config",
+            "--raw",
+            "--tls-verify=false",
+            &docker,
+        ]);
+        let want: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        let got = inspect(
+            &format!("{{{{json (index .Image \"linux/{arch}\")}}}}"),
+            &name,
+        );
+        assert_eq!(json(&got), want, "linux/{arch}");
+        let all = json(&inspect("{{json .}}", &name));
+        assert_eq!(all["image"][format!("linux/{arch}")], want);
+    }
+    let keys = inspect(
+        "{{range $p, $_ := .Image}}{{$p}} {{end}}{{if eq (len .Image) 2}}two{{end}}",
+        &name,
+    );
+    assert_eq!(keys, "linux/amd64 linux/arm64 two\n");
+
+    // buildx prints these two as it does by default.
+    assert_eq!(inspect("{{.Name}}", &name), format!("Name: {name}\n"));
+    assert_eq!(
+        inspect("{{.Manifest}}", &name),
+        ok(manifold(&e, &["imagetools", "inspect", &name], ""))
+    );
+
+    // One platform, no index: `.Image` is the config itself.
+    let single = format!("{}/tmpl/single:1", reg.addr);
+    push_image(&single, "linux/arm64");
+    let config = skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{single}"),
+    ]);
+    let want: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(json(&inspect("{{json .Image}}", &single)), want);
+    assert_eq!(
+        inspect("{{.Image.Architecture}} {{len .Manifest.Layers}}", &single),
+        "arm64 1\n"
+    );
+
+    // An unknown field: exit 1, nothing on stdout, the field and the known ones named.
+    let bad = manifold(
+        &e,
+        &[
+            "imagetools",
+            "inspect",
+            "--format",
+            "{{.Name}} {{.Nope}}",
+            &name,
+        ],
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        bad.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unknown field .Nope at line 1, column 13"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the fields here are .Name, .Manifest, .Image"),
+        "{err}"
+    );
+}
+
 #[test]
 fn copy_keeps_the_digest_and_create_combines() {
     let reg = DistRegistry::start(Auth::Open);

@@ -14,6 +14,13 @@ use crate::error::{RegistryError, Result};
 use crate::pull::manifest_target;
 use crate::push::BlobPush;
 
+fn not_json(reference: &Reference, what: &str, e: &serde_json::Error) -> RegistryError {
+    RegistryError::Protocol {
+        url: reference.to_string(),
+        reason: format!("{what} is not JSON: {e}"),
+    }
+}
+
 /// Which manifests of an index to take.
 #[derive(Debug, Clone)]
 pub enum Platforms {
@@ -70,32 +77,15 @@ impl Client {
         reference: &Reference,
         fetched: &crate::Fetched,
     ) -> Result<serde_json::Value> {
-        let repo = self.repo(reference);
-        let invalid = |what: &str, e: serde_json::Error| RegistryError::Protocol {
-            url: reference.to_string(),
-            reason: format!("{what} is not JSON: {e}"),
-        };
         let manifest: serde_json::Value = serde_json::from_slice(fetched.document.bytes())
-            .map_err(|e| invalid("the manifest", e))?;
+            .map_err(|e| not_json(reference, "the manifest", &e))?;
         let mut images = serde_json::Map::new();
-        let manifests: Vec<Descriptor> = match &fetched.document {
-            ManifestOrIndex::Index(i) => i.value().manifests.clone(),
-            ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
-        };
-        for m in manifests {
-            let doc = self
-                .get_manifest(&reference.with_digest(m.digest.clone()))
-                .await?;
-            if let ManifestOrIndex::Manifest(man) = &doc.document {
-                let bytes = self.get_blob_bytes(&repo, &man.value().config).await?;
-                let config: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(|e| invalid("an image config", e))?;
-                let key = m
-                    .platform
-                    .as_ref()
-                    .map_or_else(|| "image".to_owned(), ToString::to_string);
-                images.insert(key, config);
-            }
+        for (m, config) in self.image_configs(reference, fetched).await? {
+            let key = m
+                .platform
+                .as_ref()
+                .map_or_else(|| "image".to_owned(), ToString::to_string);
+            images.insert(key, config);
         }
         Ok(serde_json::json!({
             "name": reference.to_string(),
@@ -105,6 +95,34 @@ impl Client {
             "manifest": manifest,
             "image": images,
         }))
+    }
+
+    /// The image config of each image manifest `fetched` (the manifest or index of
+    /// `reference`) is or lists, as JSON, after the manifest's descriptor (for a
+    /// manifest, `fetched.descriptor`). Nested indexes are skipped.
+    pub async fn image_configs(
+        &self,
+        reference: &Reference,
+        fetched: &crate::Fetched,
+    ) -> Result<Vec<(Descriptor, serde_json::Value)>> {
+        let repo = self.repo(reference);
+        let manifests: Vec<Descriptor> = match &fetched.document {
+            ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+            ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
+        };
+        let mut out = Vec::new();
+        for m in manifests {
+            let doc = self
+                .get_manifest(&reference.with_digest(m.digest.clone()))
+                .await?;
+            if let ManifestOrIndex::Manifest(man) = &doc.document {
+                let bytes = self.get_blob_bytes(&repo, &man.value().config).await?;
+                let config = serde_json::from_slice(&bytes)
+                    .map_err(|e| not_json(reference, "an image config", &e))?;
+                out.push((m, config));
+            }
+        }
+        Ok(out)
     }
 
     /// Pull `reference` into `store` under `lease`. Returns the descriptor of what was

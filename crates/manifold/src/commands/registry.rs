@@ -11,8 +11,10 @@ use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir, 
 use registry::ops::Platforms;
 use registry::{Client, Credential, RegistryConfig, StaticCredentials};
 
-use crate::cli::{CopyArgs, CreateArgs, Global, InspectArgs, InspectFormat, LoginArgs, LogoutArgs};
+use crate::cli::{CopyArgs, CreateArgs, Global, InspectArgs, LoginArgs, LogoutArgs};
+use crate::commands::inspect_data;
 use crate::render::Hinted;
+use crate::template::{Template, TemplateError};
 
 pub(crate) fn registry_config(global: &Global) -> anyhow::Result<RegistryConfig> {
     let mut config = RegistryConfig::load(&crate::config::config_dir(global))?;
@@ -106,7 +108,44 @@ pub fn logout(args: &LogoutArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `imagetools inspect --format` asks for.
+enum InspectFormat {
+    Pretty,
+    Json,
+    /// `{{.Name}}`: buildx prints `Name: NAME`.
+    NameLine,
+    Template(Template),
+}
+
+impl InspectFormat {
+    fn parse(format: Option<&str>) -> anyhow::Result<InspectFormat> {
+        Ok(match format {
+            // `{{.Manifest}}` is buildx's default: its pretty listing.
+            None | Some("pretty" | "{{.Manifest}}") => InspectFormat::Pretty,
+            Some("json") => InspectFormat::Json,
+            Some("{{.Name}}") => InspectFormat::NameLine,
+            Some(t) if t.contains("{{") => {
+                InspectFormat::Template(Template::parse(t).map_err(|e| {
+                    template_error(format!("invalid --format template {t:?}: {e}"), &e)
+                })?)
+            }
+            Some(other) => bail!(Hinted::new(
+                format!("unknown --format {other:?}"),
+                "use `pretty`, `json`, or a Go template such as '{{json .Manifest}}'",
+            )),
+        })
+    }
+}
+
+fn template_error(message: String, e: &TemplateError) -> anyhow::Error {
+    match &e.hint {
+        Some(hint) => Hinted::new(message, hint).into(),
+        None => anyhow::anyhow!(message),
+    }
+}
+
 pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let format = InspectFormat::parse(args.format.as_deref())?;
     let reference = parse_ref(&args.name)?;
     let client = client(global)?;
     let fetched = client.get_manifest(&reference).await?;
@@ -115,10 +154,32 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
         out.write_all(fetched.document.bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == Some(InspectFormat::Json) {
-        let v = client.inspect_json(&reference, &fetched).await?;
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(ExitCode::SUCCESS);
+    match format {
+        InspectFormat::Pretty => {}
+        InspectFormat::Json => {
+            let v = client.inspect_json(&reference, &fetched).await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        InspectFormat::NameLine => {
+            writeln!(out, "Name: {reference}")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        InspectFormat::Template(template) => {
+            let configs = client.image_configs(&reference, &fetched).await?;
+            let text = inspect_data::render(&template, &reference.to_string(), &fetched, configs)?
+                .map_err(|e| {
+                    template_error(
+                        format!(
+                            "cannot render --format template {:?}: {e}",
+                            args.format.as_deref().unwrap_or_default()
+                        ),
+                        &e,
+                    )
+                })?;
+            writeln!(out, "{text}")?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let d = &fetched.descriptor;
     writeln!(out, "Name:      {reference}")?;
