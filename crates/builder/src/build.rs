@@ -23,8 +23,11 @@ use crate::runner::{Runner, StepInputs};
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
-    /// The index of all platforms' images.
-    pub index: Descriptor,
+    /// The image: its manifest when it has one platform and no attestations (as
+    /// BuildKit makes it), else the index of all platforms' manifests.
+    pub image: Descriptor,
+    /// The image config, when `image` is a manifest (`containerimage.config.digest`).
+    pub config: Option<Descriptor>,
     /// One manifest per platform, in the order of the request.
     pub manifests: Vec<Descriptor>,
     /// Parser warnings (the build checks' went out as events).
@@ -157,14 +160,14 @@ impl Builder {
             .solve_and_export(req, session, &graph, &roots, &opts, tap.as_ref())
             .await;
         let pushed = match built {
-            Ok((ref index, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
+            Ok((ref image, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
                 let Some(client) = &self.client else {
                     return Err(BuildError::Offline {
                         reference: req.tags.first().cloned().unwrap_or_default(),
                     }
                     .into());
                 };
-                let r = crate::push::push(client, &self.store, req, index, &events, tap.as_deref())
+                let r = crate::push::push(client, &self.store, req, image, &events, tap.as_deref())
                     .await;
                 Some(r)
             }
@@ -174,10 +177,12 @@ impl Builder {
             // Uploads a failed build or push did not wait for.
             tap.abort();
         }
-        let (index, manifests, recompressed) = built?;
+        let (image, manifests, recompressed) = built?;
         let pushed = pushed.transpose()?.unwrap_or_default();
+        let config = export::sink::config_of(&self.store, &image).map_err(BuildError::from)?;
         Ok(BuildOutput {
-            index,
+            image,
+            config,
             manifests,
             warnings: lowered.warnings,
             recompressed: recompressed.then_some(req.export.compression),
@@ -229,6 +234,11 @@ impl Builder {
             false => store_names(req),
         };
         let force = req.outputs.iter().any(|o| o.export.force);
+        let as_index = graph.outputs().len() > 1 || !req.attestations.is_empty();
+        if !as_index {
+            export::output::single_platform_annotations(&export.annotations)
+                .map_err(BuildError::Request)?;
+        }
         let phase = Phase::start(&opts.events, EXPORT_PHASE);
         let exported = tokio::task::spawn_blocking(move || {
             let r = export_all(
@@ -236,7 +246,7 @@ impl Builder {
                 &*snap,
                 &outputs,
                 &results,
-                (&export, tap.as_deref(), force),
+                (&export, tap.as_deref(), force, as_index),
                 &names,
                 &phase,
             );
@@ -369,7 +379,7 @@ fn export_all(
     snapshotter: &dyn Snapshotter,
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
-    (opts, tap, force): (&ExportOptions, Option<&dyn export::LayerTap>, bool),
+    (opts, tap, force, as_index): (&ExportOptions, Option<&dyn export::LayerTap>, bool, bool),
     tags: &[String],
     phase: &Phase,
 ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildError> {
@@ -397,37 +407,47 @@ fn export_all(
     }
     let bytes = written.load(std::sync::atomic::Ordering::Relaxed);
     phase.status(EXPORTING_LAYERS, bytes, None, true);
+    let annotations = export::annotation::Annotations(&opts.annotations);
     let mut manifests = Vec::new();
     for (out, (fs, layers)) in outputs.iter().zip(layers) {
-        let desc = export_image(store, &lease, &fs, layers, out.config.clone(), opts)?;
+        let platform = out.config.platform();
+        let own = annotations.manifest(&platform);
+        let mut desc = export_image(store, &lease, &fs, layers, out.config.clone(), opts, own)?;
+        desc.annotations = annotations.manifest_descriptor(&platform);
         phase.note(&format!("exporting manifest {}", desc.digest));
         manifests.push(desc);
     }
-    let mut index = export::assemble_index(store, &lease, manifests.clone(), BTreeMap::new())?;
-    phase.note(&format!("exporting manifest list {}", index.digest));
     let mut recompressed = false;
     if force
         && let Some(new) = export::sink::force_compression(
             store,
+            &lease,
             &manifests,
             opts.compression,
             opts.oci_mediatypes,
         )?
     {
-        index = new;
-        manifests = export::sink::index_manifests(store, &index)?;
+        manifests = new;
         recompressed = true;
         phase.note(&format!(
-            "recompressing base layers to {}: manifest list {}",
-            opts.compression.key(),
-            index.digest
+            "recompressing base layers to {}",
+            opts.compression.key()
         ));
     }
+    let image = match (as_index, manifests.as_slice()) {
+        (false, [one]) => one.clone(),
+        _ => {
+            let index =
+                export::assemble_index(store, &lease, manifests.clone(), annotations.index())?;
+            phase.note(&format!("exporting manifest list {}", index.digest));
+            index
+        }
+    };
     for t in tags {
-        export::tag(store, t, &index)?;
+        export::tag(store, t, &image)?;
         phase.note(&format!("naming to {t}"));
     }
-    Ok((index, manifests, recompressed))
+    Ok((image, manifests, recompressed))
 }
 
 /// The layers of `fs`'s own steps: remembered by the layer cache per step snapshot
@@ -473,6 +493,7 @@ fn export_image(
     layers: Vec<Option<LayerDesc>>,
     config: ImageConfig,
     opts: &ExportOptions,
+    annotations: BTreeMap<String, String>,
 ) -> Result<Descriptor, BuildError> {
     let base = match &fs.base {
         Some(m) => Some(BaseImage {
@@ -484,6 +505,7 @@ fn export_image(
     let iopts = ImageOptions {
         oci_mediatypes: opts.oci_mediatypes,
         source_date_epoch: opts.source_date_epoch,
+        annotations,
         ..ImageOptions::default()
     };
     Ok(export::assemble_image(

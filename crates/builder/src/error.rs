@@ -61,15 +61,20 @@ pub enum BuildError {
         want: String,
         have: Vec<String>,
     },
+    /// The request asks for what cannot be made (checked by the client too; a
+    /// daemon checks again).
+    #[error(transparent)]
+    Request(export::output::SpecError),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl BuildError {
     /// How to fix it, when that is known.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<&str> {
         match self {
             BuildError::NoPlatform { .. } => Some("choose one with --platform"),
+            BuildError::Request(e) if !e.hint.is_empty() => Some(&e.hint),
             _ => None,
         }
     }

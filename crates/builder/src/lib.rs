@@ -16,6 +16,7 @@ pub mod push;
 mod refs;
 mod request;
 mod run;
+pub mod run_flags;
 mod runner;
 mod secret;
 mod selection;

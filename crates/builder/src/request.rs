@@ -71,6 +71,9 @@ pub struct ExportOptions {
     pub oci_mediatypes: bool,
     /// `SOURCE_DATE_EPOCH`: file times in new layers and `created` times.
     pub source_date_epoch: Option<i64>,
+    /// `--annotation` and the outputs' `annotation*` keys.
+    #[serde(default)]
+    pub annotations: Vec<export::annotation::Annotation>,
 }
 
 impl Default for ExportOptions {
@@ -79,6 +82,7 @@ impl Default for ExportOptions {
             compression: Compression::DEFAULT,
             oci_mediatypes: true,
             source_date_epoch: None,
+            annotations: Vec::new(),
         }
     }
 }

@@ -615,7 +615,21 @@ impl Runner {
                 op::Security::Sandbox => SecurityMode::Sandbox,
                 op::Security::Insecure => SecurityMode::Insecure,
             },
-            rlimits: Vec::new(),
+            rlimits: exec
+                .ulimits
+                .iter()
+                .map(|u| worker::exec::Rlimit {
+                    resource: u.name.to_ascii_uppercase(),
+                    soft: u.soft,
+                    hard: u.hard,
+                })
+                .collect(),
+            extra_hosts: exec
+                .extra_hosts
+                .iter()
+                .map(|h| (h.name.clone(), h.ip))
+                .collect(),
+            shm_size: exec.shm_size,
             platform: exec.platform.clone(),
             allow: self.session.allow,
         };

@@ -39,6 +39,7 @@ pub use layer::{
     export_tar_with,
 };
 pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
+pub use output::annotation;
 pub use push::push;
 pub use push_tap::PushTap;
 pub use runs::{INDEX_BUDGET, runs_dir};

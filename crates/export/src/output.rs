@@ -9,9 +9,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod annotation;
 mod plan;
 
-pub use plan::{OutputFlags, Outputs, normal};
+use annotation::Annotation;
+
+pub use plan::{OutputFlags, Outputs, normal, single_platform_annotations};
 
 /// The exporter an `-o` names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,13 @@ pub struct Output {
     /// `push-by-digest=true`: pushed to each name's repository by digest, no tag.
     #[serde(default)]
     pub push_by_digest: bool,
+    /// `name-canonical=true`: each name is also reported (and stored) as
+    /// `REPOSITORY@DIGEST`.
+    #[serde(default)]
+    pub name_canonical: bool,
+    /// `annotation.*` and `annotation-TYPE.*` keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
 }
 
 impl Output {
@@ -62,6 +72,8 @@ impl Output {
             names: Vec::new(),
             export: ExportSettings::default(),
             push_by_digest: false,
+            name_canonical: false,
+            annotations: Vec::new(),
         }
     }
 
@@ -253,6 +265,8 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
             names: Vec::new(),
             export: ExportSettings::default(),
             push_by_digest: false,
+            name_canonical: false,
+            annotations: Vec::new(),
         });
     }
     let fields = csv_fields(spec).map_err(|e| invalid(e.message, SYNTAX))?;
@@ -264,6 +278,8 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
             names: Vec::new(),
             export: ExportSettings::default(),
             push_by_digest: false,
+            name_canonical: false,
+            annotations: Vec::new(),
         });
     }
     let mut ty = None;
@@ -272,11 +288,10 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| invalid(format!("{f:?} is not KEY=VALUE"), SYNTAX))?;
-        let k = k.trim().to_ascii_lowercase();
-        if k == "type" {
+        if k.trim().eq_ignore_ascii_case("type") {
             ty = Some(v.to_owned());
         } else {
-            rest.push((k, v.to_owned()));
+            rest.push((k.trim().to_owned(), v.to_owned()));
         }
     }
     let ty = ty.ok_or_else(|| invalid("no type=".into(), SYNTAX))?;
@@ -299,9 +314,17 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
         names: Vec::new(),
         export: ExportSettings::default(),
         push_by_digest: false,
+        name_canonical: false,
+        annotations: Vec::new(),
     };
     let image_like = !matches!(out.kind, Kind::Local | Kind::Tar);
-    for (k, v) in rest {
+    for (key, v) in rest {
+        // Annotation keys keep their case; the exporter's own keys do not care.
+        if image_like && let Some(a) = annotation::parse_output_key(&key, &v) {
+            out.annotations.push(a?);
+            continue;
+        }
+        let k = key.to_ascii_lowercase();
         match (k.as_str(), &mut out.kind) {
             ("dest", Kind::Oci { .. } | Kind::Docker | Kind::Local | Kind::Tar) => {
                 out.dest = Some(if v == "-" {
@@ -322,6 +345,9 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
             ("push", Kind::Image { push }) => *push = parse_bool("push", &v)?,
             ("push-by-digest", Kind::Image { .. }) => {
                 out.push_by_digest = parse_bool("push-by-digest", &v)?;
+            }
+            ("name-canonical", Kind::Image { .. }) => {
+                out.name_canonical = parse_bool("name-canonical", &v)?;
             }
             ("name", _) if image_like => out.names.extend(split_names(&v)),
             ("compression", _) if image_like => {
@@ -365,14 +391,16 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
 fn keys_of(kind: &Kind) -> &'static str {
     match kind {
         Kind::Image { .. } => {
-            "name, push, push-by-digest, compression, compression-level, force-compression, \
-             oci-mediatypes"
+            "name, push, push-by-digest, name-canonical, compression, compression-level, \
+             force-compression, oci-mediatypes, annotation.*"
         }
         Kind::Oci { .. } => {
-            "dest, tar, name, compression, compression-level, force-compression, oci-mediatypes"
+            "dest, tar, name, compression, compression-level, force-compression, \
+             oci-mediatypes, annotation.*"
         }
         Kind::Docker => {
-            "dest, name, compression, compression-level, force-compression, oci-mediatypes"
+            "dest, name, compression, compression-level, force-compression, oci-mediatypes, \
+             annotation.*"
         }
         Kind::Local | Kind::Tar => "dest",
     }

@@ -158,6 +158,14 @@ pub fn index_manifests(store: &Store, index: &Descriptor) -> Result<Vec<Descript
         .clone())
 }
 
+/// The config of `image` when it is a manifest; `None` for an index.
+pub fn config_of(store: &Store, image: &Descriptor) -> Result<Option<Descriptor>> {
+    if oci::media::kind(&image.media_type) != oci::media::Kind::Manifest {
+        return Ok(None);
+    }
+    Ok(Some(read_manifest(store, image)?.value().config.clone()))
+}
+
 /// The platform of manifest `m`: its descriptor's, else its config's.
 pub fn platform_of(store: &Store, m: &Descriptor) -> Result<Platform> {
     match &m.platform {
@@ -292,16 +300,17 @@ pub fn write_fs_tar(store: &Store, manifests: &[Descriptor], w: &mut dyn Write) 
 }
 
 /// `force-compression=true`: every layer of `manifests` in `compression`. Base
-/// layers in another compression are recompressed and the manifests and the index
-/// written anew; `None` when every layer already was.
+/// layers in another compression are recompressed and the manifests written anew
+/// (their descriptors keep platform and annotations); `None` when every layer
+/// already was.
 pub fn force_compression(
     store: &Store,
+    lease: &content::Lease,
     manifests: &[Descriptor],
     compression: Compression,
     oci_mediatypes: bool,
-) -> Result<Option<Descriptor>> {
+) -> Result<Option<Vec<Descriptor>>> {
     let want = compression.media_type(oci_mediatypes);
-    let lease = store.lease()?;
     let lopts = LayerOptions {
         compression,
         source_date_epoch: None,
@@ -315,7 +324,7 @@ pub fn force_compression(
         let mut touched = false;
         for layer in &mut m.layers {
             if oci::media::kind(&layer.media_type) == oci::media::kind(want) {
-                store.protect(&lease, &layer.digest)?;
+                store.protect(lease, &layer.digest)?;
                 continue;
             }
             let codec =
@@ -327,7 +336,7 @@ pub fn force_compression(
                 })?;
             let blob = io::BufReader::new(store.open_blob(&layer.digest)?);
             let tar = archive::decompress(blob, Some(codec))?;
-            *layer = export_tar(store, &lease, tar, &lopts)?.descriptor;
+            *layer = export_tar(store, lease, tar, &lopts)?.descriptor;
             touched = true;
         }
         if !touched {
@@ -335,25 +344,18 @@ pub fn force_compression(
             continue;
         }
         changed = true;
-        store.protect(&lease, &m.config.digest)?;
+        store.protect(lease, &m.config.digest)?;
         let media_type = m
             .media_type
             .clone()
             .unwrap_or_else(|| desc.media_type.clone());
         let doc = RawDocument::from_value(m);
-        let mut new = store.put_bytes(&lease, &media_type, doc.bytes())?;
+        let mut new = store.put_bytes(lease, &media_type, doc.bytes())?;
         new.platform = desc.platform.clone();
+        new.annotations = desc.annotations.clone();
         out.push(new);
     }
-    if !changed {
-        return Ok(None);
-    }
-    Ok(Some(crate::assemble_index(
-        store,
-        &lease,
-        out,
-        Default::default(),
-    )?))
+    Ok(changed.then_some(out))
 }
 
 /// `--load`: hand the host platform's image (of `manifests`, under `tags`) to

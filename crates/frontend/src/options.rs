@@ -33,6 +33,15 @@ pub struct BuildOptions {
     pub context_excludes: Vec<String>,
     /// `--network`: the network of `RUN`s that do not choose one.
     pub network: graph::op::Network,
+    /// `--add-host`: extra `/etc/hosts` lines of every `RUN`.
+    #[serde(default)]
+    pub extra_hosts: Vec<graph::op::HostEntry>,
+    /// `--ulimit`: resource limits of every `RUN`.
+    #[serde(default)]
+    pub ulimits: Vec<graph::op::Ulimit>,
+    /// `--shm-size`: the size of `/dev/shm` of every `RUN`, in bytes.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 /// What a `--build-context` name stands for.

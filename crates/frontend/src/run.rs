@@ -78,6 +78,9 @@ impl Lowering<'_, '_> {
             secret_env: m.secret_env,
             platform: st.platform.clone(),
             mounts: m.mounts,
+            extra_hosts: self.cx.opts.extra_hosts.clone(),
+            ulimits: self.cx.opts.ulimits.clone(),
+            shm_size: self.cx.opts.shm_size,
         };
         let shown = self.shown_platform(&st.platform);
         let text = upper_first_word(&self.display_text(st, ins));

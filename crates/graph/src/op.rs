@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+// An op is built once and lives in its vertex for the whole build; an `Exec` in a
+// box would save no copy worth the indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum Op {
     Source(Source),
     Exec(Exec),
@@ -105,6 +108,30 @@ pub struct Exec {
     pub platform: Platform,
     /// Mount 0 is the root filesystem.
     pub mounts: Vec<Mount>,
+    /// `--add-host`: lines added to the step's `/etc/hosts`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<HostEntry>,
+    /// `--ulimit`: resource limits of the process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size`: the size of `/dev/shm` in bytes (64 MiB when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+}
+
+/// A name and the address `/etc/hosts` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    pub name: String,
+    pub ip: std::net::IpAddr,
+}
+
+/// A resource limit: `nofile`, `nproc`, … (lower case, as `--ulimit` names them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -49,6 +49,9 @@ fn exec(args: &[&str]) -> Op {
                 },
             },
         ],
+        extra_hosts: Vec::new(),
+        ulimits: Vec::new(),
+        shm_size: None,
     })
 }
 

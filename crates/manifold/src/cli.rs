@@ -281,12 +281,32 @@ pub struct BuildArgs {
     /// (as --output=type=docker without dest)
     #[arg(long)]
     pub load: bool,
-    /// Write the image digest (of the index) to this file
+    /// Write the image digest (of the index, or of the manifest of a one-platform
+    /// image) to this file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
-    /// Write the build result's metadata (JSON) to this file
+    /// Write the build result's metadata (JSON, buildx's keys: containerimage.digest,
+    /// containerimage.descriptor, containerimage.config.digest, image.name) to this
+    /// file, as `docker buildx build --metadata-file`
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Add an OCI annotation, as `docker buildx build --annotation`: KEY=VALUE on
+    /// each manifest, or TYPE[,TYPE][[PLATFORM]]:KEY=VALUE with TYPE manifest, index,
+    /// manifest-descriptor or index-descriptor (repeatable)
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Add NAME:IP to the /etc/hosts of RUN steps, as `docker buildx build
+    /// --add-host` (repeatable)
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// Resource limit of RUN steps, as `docker buildx build --ulimit`:
+    /// NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// Size of /dev/shm in RUN steps, as `docker buildx build --shm-size`: bytes,
+    /// or a number with b, k, m or g (e.g. 128m) [default: 64m]
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Print only the image digest on standard output (no progress)
     #[arg(short, long)]
     pub quiet: bool,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use builder::{
     Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, Secret,
 };
+use export::annotation::{Annotation, Level};
 use export::output::{Codec, Dest, ExportSettings, Kind, Output};
 use remote::protocol::BuildCall;
 use testkit::daemon::Daemon;
@@ -50,6 +51,16 @@ fn full_request() -> BuildRequest {
         source_date_epoch: Some(1_700_000_000),
         context_excludes: vec!["target".into(), "!target/keep".into()],
         network: graph::op::Network::Host,
+        extra_hosts: vec![graph::op::HostEntry {
+            name: "db".into(),
+            ip: "fd00::5".parse().unwrap(),
+        }],
+        ulimits: vec![graph::op::Ulimit {
+            name: "nofile".into(),
+            soft: 1024,
+            hard: 2048,
+        }],
+        shm_size: Some(128 << 20),
     };
     BuildRequest {
         dockerfile: "FROM scratch\nCOPY . /\n".into(),
@@ -76,6 +87,13 @@ fn full_request() -> BuildRequest {
                     oci_mediatypes: Some(true),
                 },
                 push_by_digest: true,
+                name_canonical: true,
+                annotations: vec![Annotation {
+                    level: Level::ManifestDescriptor,
+                    platform: Some(oci::Platform::parse("linux/arm64").unwrap()),
+                    key: "org.example.part".into(),
+                    value: "arm".into(),
+                }],
             },
             Output {
                 kind: Kind::Oci { tar: false },
@@ -83,6 +101,8 @@ fn full_request() -> BuildRequest {
                 names: Vec::new(),
                 export: ExportSettings::default(),
                 push_by_digest: false,
+                name_canonical: false,
+                annotations: Vec::new(),
             },
             Output {
                 kind: Kind::Tar,
@@ -90,12 +110,20 @@ fn full_request() -> BuildRequest {
                 names: Vec::new(),
                 export: ExportSettings::default(),
                 push_by_digest: false,
+                name_canonical: false,
+                annotations: Vec::new(),
             },
         ],
         export: ExportOptions {
             compression: export::Compression::Zstd { level: 9 },
             oci_mediatypes: false,
             source_date_epoch: Some(1_700_000_000),
+            annotations: vec![Annotation {
+                level: Level::Index,
+                platform: None,
+                key: "org.opencontainers.image.title".into(),
+                value: "app".into(),
+            }],
         },
         cache_from: vec![CacheSpec {
             kind: CacheKind::Registry,

@@ -273,11 +273,7 @@ fn rawjson_lines_follow_the_documented_schema() {
         .unwrap_or_else(|| panic!("no layers status:\n{err}"));
     assert_eq!(last["done"], true, "{err}");
     assert!(last["current"].as_u64().unwrap() > 0, "{err}");
-    assert_eq!(
-        of_export("exporting manifest list sha256:").len(),
-        1,
-        "{err}"
-    );
+    assert_eq!(of_export("exporting manifest sha256:").len(), 1, "{err}");
     assert_eq!(
         find(
             &first,

@@ -50,8 +50,8 @@ pub enum NodesError {
     Ignore { message: String },
     #[error("cannot read the docker config's credentials")]
     Credentials(#[source] registry::credentials::CredentialError),
-    #[error("the image {digest} from a node is not an index")]
-    NotAnIndex { digest: oci::Digest },
+    #[error("the image {digest} from a node is neither an index nor a manifest")]
+    NotAnImage { digest: oci::Digest },
     #[error("cannot combine the nodes' images into one index")]
     Combine(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -326,8 +326,17 @@ pub async fn build_all(
 /// The outputs of one node's part of a build split over several: pushes by digest
 /// to `repository` when given (the build only pushes), else no push at all (the part
 /// comes back, and the client pushes the whole).
+/// The index and its descriptor are the client's to annotate: a node's part may be
+/// one platform's manifest.
 fn part_outputs(req: &mut builder::BuildRequest, repository: Option<&str>) {
+    use export::annotation::Level;
     use export::output::{Kind, Output};
+    req.export
+        .annotations
+        .retain(|a| matches!(a.level, Level::Manifest | Level::ManifestDescriptor));
+    for o in &mut req.outputs {
+        o.annotations.clear();
+    }
     match repository {
         Some(repo) => {
             req.outputs = vec![Output {
@@ -354,6 +363,7 @@ pub async fn push_combined(
     store: &content::Store,
     tags: &[Reference],
     parts: &[Done],
+    index_annotations: BTreeMap<String, String>,
 ) -> Result<Option<Descriptor>, NodesError> {
     let Some(first) = tags.first() else {
         return Ok(None);
@@ -365,7 +375,7 @@ pub async fn push_combined(
     let mut combined = None;
     for t in tags {
         let index = client
-            .create_index(store, &sources, t, false, BTreeMap::new(), false)
+            .create_index(store, &sources, t, false, index_annotations.clone(), false)
             .await
             .map_err(|e| NodesError::Combine(Box::new(e)))?;
         let media_type = index
@@ -385,10 +395,12 @@ pub fn combine(
     lease: &content::Lease,
     parts: Vec<Done>,
     wanted: &[Platform],
+    index_annotations: BTreeMap<String, String>,
 ) -> Result<builder::BuildOutput, NodesError> {
     if let [one] = parts.as_slice() {
         return Ok(builder::BuildOutput {
-            index: one.index.clone(),
+            image: one.index.clone(),
+            config: one.config.as_deref().cloned(),
             manifests: one.manifests.clone(),
             warnings: Vec::new(),
             recompressed: None,
@@ -404,8 +416,9 @@ pub fn combine(
             Ok(oci::document::ManifestOrIndex::Index(i)) => {
                 manifests.extend(i.value().manifests.iter().cloned());
             }
-            _ => {
-                return Err(NodesError::NotAnIndex {
+            Ok(oci::document::ManifestOrIndex::Manifest(_)) => manifests.push(p.index.clone()),
+            Err(_) => {
+                return Err(NodesError::NotAnImage {
                     digest: p.index.digest.clone(),
                 });
             }
@@ -420,10 +433,11 @@ pub fn combine(
         })
     };
     manifests.sort_by_key(rank);
-    let index = export::assemble_index(store, lease, manifests.clone(), BTreeMap::new())
+    let index = export::assemble_index(store, lease, manifests.clone(), index_annotations)
         .map_err(|e| NodesError::Combine(Box::new(e)))?;
     Ok(builder::BuildOutput {
-        index,
+        image: index,
+        config: None,
         manifests,
         warnings: Vec::new(),
         recompressed: None,

@@ -206,8 +206,12 @@ pub struct WireEvent {
 /// A finished build.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Done {
-    /// The index, as the daemon stored (and maybe pushed) it.
+    /// The image (its index, or its manifest when it has one platform and no
+    /// attestations), as the daemon stored (and maybe pushed) it.
     pub index: oci::Descriptor,
+    /// The image config when `index` is a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Box<oci::Descriptor>>,
     pub manifests: Vec<oci::Descriptor>,
     /// What the daemon pushed, as `NAME@DIGEST`.
     #[serde(default)]

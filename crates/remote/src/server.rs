@@ -246,10 +246,11 @@ where
     let req = &call.request;
     let out = run_build(state, &client, req, session, r, w).await?;
     if req.needs_client() {
-        send_result(state, &out.index, r, w).await?;
+        send_result(state, &out.image, r, w).await?;
     }
     Ok(Done {
-        index: out.index,
+        index: out.image,
+        config: out.config.map(Box::new),
         manifests: out.manifests,
         pushed: out.pushed,
     })

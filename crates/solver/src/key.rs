@@ -98,6 +98,9 @@ mod tests {
                 readonly: false,
                 kind: MountKind::Bind,
             }],
+            extra_hosts: Vec::new(),
+            ulimits: Vec::new(),
+            shm_size: None,
         })
     }
 

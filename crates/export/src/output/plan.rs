@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use oci::Reference;
 
+use super::Annotation;
 use super::{Codec, Dest, ExportSettings, Kind, Output, SpecError, parse_output};
 use crate::layer::{Compression, DEFAULT_GZIP_LEVEL};
 
@@ -19,6 +20,9 @@ pub struct Outputs {
     pub load: bool,
     /// The encoding the outputs agree on.
     export: ExportSettings,
+    /// `--annotation` values, then every output's `annotation*` keys: one build
+    /// makes one image, so all apply to it.
+    pub annotations: Vec<Annotation>,
 }
 
 /// How [`Outputs::new`] is asked.
@@ -36,6 +40,10 @@ pub struct OutputFlags<'a> {
     pub platforms: usize,
     /// Whether standard output is a terminal (a tar is not written there).
     pub stdout_is_terminal: bool,
+    /// `--annotation` values.
+    pub annotations: &'a [String],
+    /// Whether attestations were asked for (the image is then an index).
+    pub attestations: bool,
 }
 
 impl Outputs {
@@ -55,11 +63,20 @@ impl Outputs {
                 None => outputs.push(Output::push()),
             }
         }
+        let mut annotations = Vec::new();
+        for a in flags.annotations {
+            annotations.extend(super::annotation::parse_flag(a)?);
+        }
+        annotations.extend(outputs.iter().flat_map(|o| o.annotations.iter().cloned()));
+        if flags.platforms <= 1 && !flags.attestations {
+            single_platform_annotations(&annotations)?;
+        }
         let mut plan = Outputs {
             outputs,
             tags: flags.tags.to_vec(),
             load: flags.load,
             export: ExportSettings::default(),
+            annotations,
         };
         plan.export = plan.merged_export()?;
         plan.check(flags.platforms, flags.stdout_is_terminal)?;
@@ -175,6 +192,8 @@ impl Outputs {
                 names: Vec::new(),
                 export: ExportSettings::default(),
                 push_by_digest: false,
+                name_canonical: false,
+                annotations: Vec::new(),
             });
         }
         outputs
@@ -277,6 +296,19 @@ impl Outputs {
     }
 }
 
+/// A build of one platform without attestations makes an image manifest, with no
+/// index to annotate: BuildKit's error, with the fix.
+pub fn single_platform_annotations(annotations: &[Annotation]) -> Result<(), SpecError> {
+    match super::annotation::Annotations(annotations).need_index() {
+        true => Err(SpecError::new(
+            "index annotations not supported for single platform export",
+            "build several platforms (--platform A,B) to make an index, or annotate the \
+             manifest (manifest:KEY=VALUE)",
+        )),
+        false => Ok(()),
+    }
+}
+
 fn merge<T: PartialEq + Copy + std::fmt::Debug>(
     into: &mut Option<T>,
     value: Option<T>,
@@ -328,6 +360,7 @@ mod tests {
     fn outputs(args: &[&str]) -> Result<Outputs, SpecError> {
         let (mut specs, mut tags, mut push, mut load, mut platforms) =
             (Vec::new(), Vec::new(), false, false, 0);
+        let mut annotations = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match *a {
@@ -336,6 +369,7 @@ mod tests {
                 "--push" => push = true,
                 "--load" => load = true,
                 "--platform" => platforms = it.next().unwrap().split(',').count(),
+                "--annotation" => annotations.push(it.next().unwrap().to_string()),
                 other => panic!("unknown test flag {other}"),
             }
         }
@@ -346,7 +380,42 @@ mod tests {
             load,
             platforms,
             stdout_is_terminal: false,
+            annotations: &annotations,
+            attestations: false,
         })
+    }
+
+    #[test]
+    fn annotations_come_from_the_flag_and_every_output() {
+        let o = outputs(&[
+            "--annotation",
+            "a=1",
+            "-o",
+            "type=image,name=r/x,annotation-manifest-descriptor.b=2",
+            "-o",
+            "type=oci,dest=x.tar,annotation.Case=3",
+        ])
+        .unwrap();
+        let keys: Vec<_> = o.annotations.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "Case"]);
+        for index in ["index:k=v", "index-descriptor:k=v"] {
+            let e = outputs(&["--annotation", index]).unwrap_err();
+            assert_eq!(
+                e.message,
+                "index annotations not supported for single platform export"
+            );
+            outputs(&[
+                "--annotation",
+                index,
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ])
+            .unwrap();
+        }
+        let e = outputs(&["-o", "type=image,name=r/x,annotation-index.k=v"]).unwrap_err();
+        assert!(e.message.contains("single platform"), "{e}");
+        let e = outputs(&["-o", "type=local,dest=d,annotation.k=v"]).unwrap_err();
+        assert!(e.message.contains("annotation.k"), "{e}");
     }
 
     #[test]

@@ -254,7 +254,7 @@ fn run_build(
     // end of it.
     let quiet = mode == crate::progress::Mode::Quiet;
     let mut notes: Vec<String> = out.pushed.iter().map(|p| format!("pushed {p}")).collect();
-    let emitted = outputs.emit(&store, &out.index, false, quiet, &mut notes);
+    let emitted = outputs.emit(&store, &out, false, quiet, &mut notes);
     printer.finish();
     report_diagnostics(name, &src, &out.warnings)?;
     if !args.tags.is_empty() || !quiet || out.recompressed.is_some() {

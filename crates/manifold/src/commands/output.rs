@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use content::Store;
+use export::annotation::Annotations;
 use export::output::{Dest, OutputFlags, Outputs, normal};
 use oci::Descriptor;
 
@@ -39,6 +40,14 @@ impl Plan {
             load: args.load,
             platforms: args.platform.len(),
             stdout_is_terminal: io::stdout().is_terminal(),
+            annotations: &args.annotations,
+            // A bad attestation flag is reported where the request is made.
+            attestations: builder::Attestation::from_flags(
+                args.provenance.as_deref(),
+                args.sbom.as_deref(),
+                &args.attest,
+            )
+            .is_ok_and(|a| !a.is_empty()),
         })?;
         Ok(Plan {
             set,
@@ -52,23 +61,25 @@ impl Plan {
         builder::ExportOptions {
             compression: self.compression().unwrap_or(base.compression),
             oci_mediatypes: self.oci_mediatypes().unwrap_or(base.oci_mediatypes),
+            annotations: self.annotations.clone(),
             ..base
         }
     }
 
-    /// Write every file output and `--load` of the built image `index` (the outputs'
+    /// Write every file output and `--load` of the built image `image` (the outputs'
     /// names given in the store first when `name`: a build elsewhere did not), then
-    /// the reports; `quiet` prints the image digest (the index's) on standard output
-    /// unless an output uses it. What there is to say goes to `notes`, for the
-    /// caller to print once progress output is over.
+    /// the reports; `quiet` prints the image digest on standard output unless an
+    /// output uses it. What there is to say goes to `notes`, for the caller to print
+    /// once progress output is over.
     pub fn emit(
         &self,
         store: &Store,
-        index: &Descriptor,
+        built: &builder::BuildOutput,
         name: bool,
         quiet: bool,
         notes: &mut Vec<String>,
     ) -> anyhow::Result<()> {
+        let image = &built.image;
         if name {
             for name in self
                 .tags
@@ -76,11 +87,18 @@ impl Plan {
                 .map(|t| normal(t))
                 .chain(self.image_names())
             {
-                export::tag(store, &name, index)
+                export::tag(store, &name, image)
                     .with_context(|| format!("cannot name the image {name}"))?;
             }
         }
-        let manifests = export::sink::index_manifests(store, index)?;
+        let manifests = export::sink::index_manifests(store, image)?;
+        // An OCI layout's entry for an index carries the index-descriptor annotations.
+        let mut entry = image.clone();
+        if built.config.is_none() {
+            entry
+                .annotations
+                .extend(Annotations(&self.annotations).index_descriptor());
+        }
         for o in &self.outputs {
             let what = match &o.dest {
                 Some(Dest::Path(p)) => format!("{} {}", o.describe(), p.display()),
@@ -89,7 +107,7 @@ impl Plan {
             // A closed pipe here is an export not delivered: an error, unlike a listing's.
             export::sink::write_output(
                 store,
-                index,
+                &entry,
                 &manifests,
                 o,
                 self.names_of(o),
@@ -99,46 +117,76 @@ impl Plan {
         }
         if self.load {
             let names = self.load_names();
-            notes.push(export::sink::load(store, index, &manifests, &names)?);
+            notes.push(export::sink::load(store, image, &manifests, &names)?);
         }
-        self.report(index, quiet)
+        self.report(image, built.config.as_ref(), quiet)
     }
 
-    /// `--iidfile`, `--metadata-file`, and with `quiet` the digest on standard output
-    /// unless an output uses it.
-    pub fn report(&self, index: &Descriptor, quiet: bool) -> anyhow::Result<()> {
+    /// `--iidfile`, `--metadata-file` (of `image`, whose config is `config` when it
+    /// is a manifest), and with `quiet` the digest on standard output unless an
+    /// output uses it.
+    pub fn report(
+        &self,
+        image: &Descriptor,
+        config: Option<&Descriptor>,
+        quiet: bool,
+    ) -> anyhow::Result<()> {
         if let Some(path) = &self.iidfile {
-            fs::write(path, index.digest.to_string())
+            fs::write(path, image.digest.to_string())
                 .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
         }
         if let Some(path) = &self.metadata_file {
-            self.write_metadata(path, index)?;
+            let text = serde_json::to_string_pretty(&self.metadata(image, config))
+                .expect("JSON values serialise");
+            fs::write(path, text + "\n")
+                .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
         }
         if quiet && !self.uses_stdout() {
-            crate::out::outln!("{}", index.digest)?;
+            crate::out::outln!("{}", image.digest)?;
         }
         Ok(())
     }
 
-    /// `--metadata-file`: buildx's keys for the image.
-    fn write_metadata(&self, path: &std::path::Path, index: &Descriptor) -> anyhow::Result<()> {
+    /// `--metadata-file`'s document: buildx's keys for the image. Later issues add
+    /// theirs (provenance, bake targets) here.
+    pub fn metadata(
+        &self,
+        image: &Descriptor,
+        config: Option<&Descriptor>,
+    ) -> serde_json::Map<String, serde_json::Value> {
         let mut names: Vec<String> = self.tags.iter().map(|t| normal(t)).collect();
         names.extend(self.image_names());
+        for o in self.outputs.iter().filter(|o| o.name_canonical) {
+            for n in self.names_of(o) {
+                if let Ok(r) = oci::Reference::parse(n) {
+                    let canonical = r.with_digest(image.digest.clone()).to_string();
+                    if !names.contains(&canonical) {
+                        names.push(canonical);
+                    }
+                }
+            }
+        }
         let mut meta = serde_json::Map::new();
+        if let Some(config) = config {
+            meta.insert(
+                "containerimage.config.digest".into(),
+                config.digest.to_string().into(),
+            );
+        }
+        let mut top = image.clone();
+        top.platform = None;
         meta.insert(
             "containerimage.descriptor".into(),
-            serde_json::to_value(index).expect("a descriptor always serialises"),
+            serde_json::to_value(&top).expect("a descriptor always serialises"),
         );
         meta.insert(
             "containerimage.digest".into(),
-            index.digest.to_string().into(),
+            image.digest.to_string().into(),
         );
         if !names.is_empty() {
             meta.insert("image.name".into(), names.join(",").into());
         }
-        let text = serde_json::to_string_pretty(&meta).expect("JSON values serialise");
-        fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write --metadata-file {}", path.display()))
+        meta
     }
 }
 
@@ -150,7 +198,7 @@ pub fn built_line(out: &builder::BuildOutput) -> String {
     };
     format!(
         "built {} ({} platform(s){how})",
-        out.index.digest,
+        out.image.digest,
         out.manifests.len()
     )
 }

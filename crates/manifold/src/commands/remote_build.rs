@@ -104,7 +104,13 @@ pub fn run(
         parts.push(done);
     }
     if let Some(into) = &fetch_into {
-        let built = remote::nodes::combine(&into.store, &into.lease, parts, &wanted)?;
+        let built = remote::nodes::combine(
+            &into.store,
+            &into.lease,
+            parts,
+            &wanted,
+            export::annotation::Annotations(&outputs.annotations).index(),
+        )?;
         let push = match multi {
             true => Some((&call.request, client(global)?)),
             false => None,
@@ -139,13 +145,13 @@ fn emit_fetched(
             &client,
             &into.store,
             req,
-            &built.index,
+            &built.image,
             &events,
             None,
         ))?;
         notes.extend(pushed.iter().map(|p| format!("pushed {p}")));
     }
-    let emitted = outputs.emit(&into.store, &built.index, true, quiet, &mut notes);
+    let emitted = outputs.emit(&into.store, built, true, quiet, &mut notes);
     for n in notes {
         eprintln!("{n}");
     }
@@ -171,7 +177,7 @@ fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyh
     for p in &done.pushed {
         eprintln!("pushed {p}");
     }
-    outputs.report(&done.index, quiet)
+    outputs.report(&done.index, done.config.as_deref(), quiet)
 }
 
 /// Several nodes that pushed: one index over their parts, pushed under each tag.
@@ -186,7 +192,13 @@ fn push_combined(
 ) -> anyhow::Result<()> {
     let client = client(global)?;
     let store = super::open_store(global)?;
-    let combined = rt.block_on(remote::nodes::push_combined(&client, &store, tags, parts))?;
+    let combined = rt.block_on(remote::nodes::push_combined(
+        &client,
+        &store,
+        tags,
+        parts,
+        export::annotation::Annotations(&outputs.annotations).index(),
+    ))?;
     if let Some(d) = combined {
         if !quiet {
             eprintln!(
@@ -196,7 +208,7 @@ fn push_combined(
                 parts.len()
             );
         }
-        outputs.report(&d, quiet)?;
+        outputs.report(&d, None, quiet)?;
     }
     Ok(())
 }

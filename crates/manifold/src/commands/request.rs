@@ -55,6 +55,21 @@ pub fn request(
         no_cache_filter: args.no_cache_filter.clone(),
         context_excludes: builder::context_ignore_patterns(&args.context, name)?,
         network: builder::parse_network(args.network.as_deref())?,
+        extra_hosts: args
+            .add_hosts
+            .iter()
+            .map(|h| builder::run_flags::parse_add_host(h))
+            .collect::<Result<_, _>>()?,
+        ulimits: args
+            .ulimits
+            .iter()
+            .map(|u| builder::run_flags::parse_ulimit(u))
+            .collect::<Result<_, _>>()?,
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(builder::run_flags::parse_shm_size)
+            .transpose()?,
         ..frontend::BuildOptions::default()
     };
     let tags = args

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use content::Store;
-use oci::{Digest, ImageIndex, ImageManifest, RawDocument};
+use oci::{Digest, ImageManifest, RawDocument};
 
 #[allow(unused_imports)] // not every suite needs it
 pub use testkit::require_root_and_runc as require_root;
@@ -80,16 +80,17 @@ pub fn root_with_base() -> tempfile::TempDir {
     dir
 }
 
-/// The manifest of the single-platform image `name`.
+/// The manifest of the single-platform image `name` (which a build stores as a
+/// manifest, not an index, as BuildKit does).
 pub fn manifest(root: &Path, name: &str) -> ImageManifest {
     let store = Store::open(root).unwrap();
-    let index = store.resolve(name).unwrap();
-    let index = RawDocument::<ImageIndex>::parse(store.read_document(&index.digest).unwrap())
-        .unwrap()
-        .value()
-        .clone();
-    assert_eq!(index.manifests.len(), 1);
-    RawDocument::<ImageManifest>::parse(store.read_document(&index.manifests[0].digest).unwrap())
+    let top = store.resolve(name).unwrap();
+    assert_eq!(
+        top.media_type,
+        oci::media::OCI_MANIFEST,
+        "a one-platform build makes a manifest"
+    );
+    RawDocument::<ImageManifest>::parse(store.read_document(&top.digest).unwrap())
         .unwrap()
         .value()
         .clone()

@@ -296,6 +296,9 @@ pub fn exec_with_proxy(script: &str, inputs: usize, proxy_env: Vec<EnvVar>) -> O
         secret_env: vec![],
         platform: amd64(),
         mounts,
+        extra_hosts: Vec::new(),
+        ulimits: Vec::new(),
+        shm_size: None,
     })
 }
 

@@ -3,12 +3,17 @@
 
 use super::NetworkMode;
 
-/// `/etc/hosts` for a step named `hostname`.
-pub fn hosts_file(hostname: &str) -> String {
-    format!(
+/// `/etc/hosts` for a step named `hostname`, with the `extra` lines (`--add-host`)
+/// after the standard ones.
+pub fn hosts_file(hostname: &str, extra: &[(String, std::net::IpAddr)]) -> String {
+    let mut s = format!(
         "127.0.0.1\tlocalhost {hostname}\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\n"
-    )
+    );
+    for (name, ip) in extra {
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    s
 }
 
 /// Nameservers used when filtering leaves none (Docker's and BuildKit's defaults).
@@ -67,6 +72,8 @@ mod tests {
 
     #[test]
     fn hosts_names_the_step() {
-        assert!(hosts_file("box").starts_with("127.0.0.1\tlocalhost box\n"));
+        assert!(hosts_file("box", &[]).starts_with("127.0.0.1\tlocalhost box\n"));
+        let extra = [("db".to_owned(), "10.1.2.3".parse().unwrap())];
+        assert!(hosts_file("box", &extra).ends_with("ip6-loopback\n10.1.2.3\tdb\n"));
     }
 }

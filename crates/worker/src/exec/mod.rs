@@ -66,6 +66,10 @@ pub struct ExecSpec {
     pub security: SecurityMode,
     /// Extra rlimits (`--ulimit`); each is clamped to the host's hard limit.
     pub rlimits: Vec<Rlimit>,
+    /// Extra `/etc/hosts` lines: name and address.
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// The size of `/dev/shm` in bytes; 64 MiB when `None`.
+    pub shm_size: Option<u64>,
     /// The platform the step's binaries are built for; decides emulation.
     pub platform: oci::Platform,
     /// Grants: `network=host` and `security=insecure` are refused without them.
@@ -85,6 +89,8 @@ impl ExecSpec {
             network: NetworkMode::Default,
             security: SecurityMode::Sandbox,
             rlimits: Vec::new(),
+            extra_hosts: Vec::new(),
+            shm_size: None,
             platform: oci::Platform::host(),
             allow: Entitlements::default(),
         }

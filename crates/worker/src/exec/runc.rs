@@ -187,7 +187,8 @@ fn write_bundle(
     mounts: &[MountSpec],
 ) -> Result<(), ExecError> {
     let hosts = bundle.join("hosts");
-    std::fs::write(&hosts, etc::hosts_file(&spec.hostname)).map_err(bundle_err(&hosts))?;
+    std::fs::write(&hosts, etc::hosts_file(&spec.hostname, &spec.extra_hosts))
+        .map_err(bundle_err(&hosts))?;
     let mut host_resolv = String::new();
     if let Ok(f) = std::fs::File::open("/etc/resolv.conf") {
         // A resolv.conf is small; a huge one is cut rather than read whole.
@@ -407,6 +408,7 @@ impl Executor for Runc {
             network: spec.network,
             security: spec.security,
             rlimits: clamp_rlimits(spec),
+            shm_size: spec.shm_size,
             rootfs: std::path::absolute(rootfs_path).map_err(bundle_err(rootfs_path))?,
             mounts: Vec::new(),
         };

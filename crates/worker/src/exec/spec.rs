@@ -27,6 +27,8 @@ pub(crate) struct Plan {
     pub security: SecurityMode,
     /// (`NOFILE`, soft, hard), already clamped.
     pub rlimits: Vec<(String, u64, u64)>,
+    /// The size of `/dev/shm` in bytes (64 MiB when `None`).
+    pub shm_size: Option<u64>,
     pub rootfs: PathBuf,
     /// (destination, type, source, options), after the default mounts.
     pub mounts: Vec<(String, String, PathBuf, Vec<String>)>,
@@ -152,7 +154,8 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 
 /// `/proc`, `/dev` (tmpfs; runc adds the standard devices), `/dev/pts`, `/dev/shm`,
 /// `/dev/mqueue`, and `/sys` (read-only unless insecure).
-fn default_mounts(security: SecurityMode) -> Result<Vec<Mount>, String> {
+fn default_mounts(security: SecurityMode, shm_size: Option<u64>) -> Result<Vec<Mount>, String> {
+    let shm = format!("size={}k", shm_size.unwrap_or(64 << 20).div_ceil(1024));
     let sys_mode = match security {
         SecurityMode::Insecure => "rw",
         _ => "ro",
@@ -182,7 +185,7 @@ fn default_mounts(security: SecurityMode) -> Result<Vec<Mount>, String> {
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm],
         )?,
         mount(
             "/dev/mqueue",
@@ -298,7 +301,7 @@ fn linux(plan: &Plan) -> Result<oci_spec::runtime::Linux, String> {
 
 /// The runtime spec for `plan`, as `config.json` bytes.
 pub(crate) fn config_json(plan: &Plan) -> Result<Vec<u8>, String> {
-    let mut mounts = default_mounts(plan.security)?;
+    let mut mounts = default_mounts(plan.security, plan.shm_size)?;
     for (dest, typ, source, options) in &plan.mounts {
         let opts: Vec<&str> = options.iter().map(String::as_str).collect();
         mounts.push(mount(dest, typ, &source.to_string_lossy(), &opts)?);
@@ -339,6 +342,7 @@ mod tests {
             network,
             security,
             rlimits: vec![("NOFILE".into(), 20000, 20000)],
+            shm_size: None,
             rootfs: "/r".into(),
             mounts: vec![(
                 "/etc/hosts".into(),
