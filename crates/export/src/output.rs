@@ -256,6 +256,7 @@ fn split_names(v: &str) -> Vec<String> {
 pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
     let invalid =
         |why: String, hint: &str| SpecError::new(format!("invalid --output {spec:?}: {why}"), hint);
+    let boolean = |k: &str, v: &str| parse_bool(k, v).map_err(|e| invalid(e.message, &e.hint));
     const SYNTAX: &str = "write -o type=image|registry|oci|docker|local|tar[,KEY=VALUE…], \
                           -o DIR or -o -";
     if spec == "-" {
@@ -321,7 +322,7 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
     for (key, v) in rest {
         // Annotation keys keep their case; the exporter's own keys do not care.
         if image_like && let Some(a) = annotation::parse_output_key(&key, &v) {
-            out.annotations.push(a?);
+            out.annotations.push(a.map_err(|e| invalid(e.message, &e.hint))?);
             continue;
         }
         let k = key.to_ascii_lowercase();
@@ -333,21 +334,21 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
                     Dest::Path(PathBuf::from(v))
                 });
             }
-            ("tar", Kind::Oci { tar }) => *tar = parse_bool("tar", &v)?,
+            ("tar", Kind::Oci { tar }) => *tar = boolean("tar", &v)?,
             ("tar", Kind::Docker) => {
-                if !parse_bool("tar", &v)? {
+                if !boolean("tar", &v)? {
                     return Err(invalid(
                         "the docker exporter only writes a tar".into(),
                         "use type=oci,tar=false for a directory",
                     ));
                 }
             }
-            ("push", Kind::Image { push }) => *push = parse_bool("push", &v)?,
+            ("push", Kind::Image { push }) => *push = boolean("push", &v)?,
             ("push-by-digest", Kind::Image { .. }) => {
-                out.push_by_digest = parse_bool("push-by-digest", &v)?;
+                out.push_by_digest = boolean("push-by-digest", &v)?;
             }
             ("name-canonical", Kind::Image { .. }) => {
-                out.name_canonical = parse_bool("name-canonical", &v)?;
+                out.name_canonical = boolean("name-canonical", &v)?;
             }
             ("name", _) if image_like => out.names.extend(split_names(&v)),
             ("compression", _) if image_like => {
@@ -372,10 +373,10 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
                 })?);
             }
             ("force-compression", _) if image_like => {
-                out.export.force = parse_bool("force-compression", &v)?;
+                out.export.force = boolean("force-compression", &v)?;
             }
             ("oci-mediatypes", _) if image_like => {
-                out.export.oci_mediatypes = Some(parse_bool("oci-mediatypes", &v)?);
+                out.export.oci_mediatypes = Some(boolean("oci-mediatypes", &v)?);
             }
             _ => {
                 return Err(invalid(

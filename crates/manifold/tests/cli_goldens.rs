@@ -45,7 +45,14 @@ fn check(case: &str) {
 
 testkit::golden_cases!(
     data(), check;
+    build_add_host_bad,
+    build_annotation_bad_type,
+    build_annotation_index_single_platform,
     build_check_error_true,
+    build_name_canonical_bad,
+    build_output_annotation_key,
+    build_shm_size_bad,
+    build_ulimit_bad,
     build_unknown_network,
     check_build_arg_override,
     check_clean,

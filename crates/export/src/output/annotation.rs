@@ -105,7 +105,7 @@ pub fn parse_output_key(key: &str, value: &str) -> Option<Result<Annotation, Spe
     }
     let bad = |why: String| {
         SpecError::new(
-            format!("invalid output key {key:?}: {why}"),
+            format!("annotation key {key:?}: {why}"),
             "write annotation.KEY=VALUE, annotation-TYPE.KEY=VALUE or \
              annotation-TYPE[PLATFORM].KEY=VALUE, TYPE being manifest, index, \
              manifest-descriptor or index-descriptor",
