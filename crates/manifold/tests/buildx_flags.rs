@@ -217,6 +217,42 @@ fn shapes_and_annotations(b: &Builder, registry: &str) {
         "{who}: {layout}"
     );
 
+    // Pushed by digest: no tag in the repository, the canonical name in the metadata.
+    let repo = format!("{registry}/shapes/bydigest-{who}");
+    ok(&b.run(&[
+        "build",
+        "--platform=linux/amd64",
+        "-o",
+        &format!("type=image,name={repo},push-by-digest=true,name-canonical=true,push=true"),
+        "--metadata-file",
+        &b.path("bydigest.json"),
+        ctx,
+    ]));
+    let meta = metadata(&b.path("bydigest.json"));
+    let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
+    let (m, got) = raw(&format!("{repo}@{digest}"));
+    assert_eq!(
+        (m["mediaType"].as_str(), got.as_str()),
+        (Some(OCI_MANIFEST), digest.as_str())
+    );
+    // The repository (no tag was pushed) and, for name-canonical, NAME@DIGEST.
+    assert_eq!(
+        meta["image.name"],
+        format!("{repo},{repo}@{digest}").as_str(),
+        "{who}"
+    );
+    let tags = Command::new(testkit::require_tool("skopeo"))
+        .args([
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{repo}"),
+        ])
+        .output()
+        .unwrap();
+    // distribution answers an untagged repository with no tags (or not at all).
+    let listed = text(&tags.stdout);
+    assert!(!listed.contains("latest"), "{who}: {listed}");
+
     // An index annotation on one platform is BuildKit's error.
     let out = b.run(&[
         "build",

@@ -258,13 +258,14 @@ impl Outputs {
         self.export.oci_mediatypes
     }
 
-    /// Names the image gets in the local store beyond `-t` (from `type=image,name=`),
-    /// normalised as the store names images.
+    /// Names the image gets in the local store beyond `-t` (from `type=image,name=`,
+    /// except outputs pushed by digest, which name no tag), normalised as the store
+    /// names images.
     pub fn image_names(&self) -> Vec<String> {
         let mut seen: BTreeSet<String> = self.tags.iter().map(|t| normal(t)).collect();
         self.outputs
             .iter()
-            .filter(|o| matches!(o.kind, Kind::Image { .. }))
+            .filter(|o| matches!(o.kind, Kind::Image { .. }) && !o.push_by_digest)
             .flat_map(|o| o.names.iter())
             .map(|n| normal(n))
             .filter(|n| seen.insert(n.clone()))

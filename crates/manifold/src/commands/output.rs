@@ -156,13 +156,24 @@ impl Plan {
     ) -> serde_json::Map<String, serde_json::Value> {
         let mut names: Vec<String> = self.tags.iter().map(|t| normal(t)).collect();
         names.extend(self.image_names());
-        for o in self.outputs.iter().filter(|o| o.name_canonical) {
-            for n in self.names_of(o) {
-                if let Ok(r) = oci::Reference::parse(n) {
-                    let canonical = r.with_digest(image.digest.clone()).to_string();
-                    if !names.contains(&canonical) {
-                        names.push(canonical);
-                    }
+        let mut add = |n: String| {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        };
+        for o in &self.outputs {
+            for r in self
+                .names_of(o)
+                .iter()
+                .filter_map(|n| oci::Reference::parse(n).ok())
+            {
+                let repository = format!("{}/{}", r.registry(), r.repository());
+                // Pushed by digest: the repository, no tag (none was pushed).
+                if o.push_by_digest {
+                    add(repository.clone());
+                }
+                if o.name_canonical {
+                    add(format!("{repository}@{}", image.digest));
                 }
             }
         }
