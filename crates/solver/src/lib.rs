@@ -36,6 +36,6 @@ mod store;
 pub use error::{FailedVertex, SolveError, StoreError, chain as error_chain};
 pub use event::{Event, EventSink, LogStream, MissReason, Phase, Status, Warning};
 pub use runner::{BoxError, CacheValue, ContentKey, OpRunner, RunCtx};
-pub use solve::{SolveOptions, Solver, SolverConfig};
+pub use solve::{SolveOptions, Solved, Solver, SolverConfig};
 pub use store::{CacheRecord, CacheStore, History, Lookup};
 pub use tokio_util::sync::CancellationToken;

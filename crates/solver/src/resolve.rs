@@ -29,6 +29,8 @@ pub(crate) struct Inner<R: OpRunner> {
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved<O> {
     pub output: O,
+    /// The vertex's cache key.
+    pub key: Digest,
     pub result_key: Digest,
     /// How a miss names this vertex when it is a changed input.
     pub label: String,
@@ -233,6 +235,7 @@ impl<R: OpRunner> Job<R> {
         output: R::Output,
         result_key: Digest,
     ) -> Result<Resolved<R::Output>, SolveError> {
+        let key = keyed.key.clone();
         let now = History {
             vertex: self.digest.clone(),
             key: keyed.key,
@@ -245,6 +248,7 @@ impl<R: OpRunner> Job<R> {
         }
         Ok(Resolved {
             output,
+            key,
             result_key,
             label: keyed.label,
         })

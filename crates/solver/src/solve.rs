@@ -47,6 +47,15 @@ pub struct SolveOptions {
     pub events: EventSink,
 }
 
+/// What [`Solver::solve_keyed`] returns.
+#[derive(Debug)]
+pub struct Solved<O> {
+    /// The result of each target, by vertex digest.
+    pub outputs: HashMap<Digest, O>,
+    /// The cache key of every vertex resolved, by vertex digest.
+    pub keys: HashMap<Digest, Digest>,
+}
+
 /// Runs graphs with an [`OpRunner`]. Cheap to clone: clones share the
 /// parallelism limit and the runs under way, so concurrent solves of the
 /// same step run it once.
@@ -102,6 +111,17 @@ impl<R: OpRunner> Solver<R> {
         targets: &[Digest],
         opts: &SolveOptions,
     ) -> Result<HashMap<Digest, R::Output>, SolveError> {
+        Ok(self.solve_keyed(graph, targets, opts).await?.outputs)
+    }
+
+    /// [`Solver::solve`], also returning the cache key of every vertex resolved (by
+    /// vertex digest): the records a cache export writes.
+    pub async fn solve_keyed(
+        &self,
+        graph: &Graph,
+        targets: &[Digest],
+        opts: &SolveOptions,
+    ) -> Result<Solved<R::Output>, SolveError> {
         let mut plan = Plan::new(graph, targets)?;
         // Failing cancels the rest of this solve, never the caller's token.
         let cancel = opts.cancel.child_token();
@@ -146,7 +166,7 @@ impl<R: OpRunner> Solver<R> {
         if cancel.is_cancelled() {
             return Err(SolveError::Cancelled);
         }
-        Ok(targets
+        let outputs = targets
             .iter()
             .map(|t| {
                 let resolved = done
@@ -154,7 +174,9 @@ impl<R: OpRunner> Solver<R> {
                     .expect("invariant: every needed vertex resolved without failure");
                 (t.clone(), resolved.output.clone())
             })
-            .collect())
+            .collect();
+        let keys = done.into_iter().map(|(d, r)| (d, r.key)).collect();
+        Ok(Solved { outputs, keys })
     }
 
     fn job(

@@ -42,6 +42,27 @@ async fn cache_keys_of_a_fixed_graph_are_stable() {
     );
 }
 
+/// `solve_keyed` names every vertex's key, the same the events named, each with
+/// its record in the store: what a cache export reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solve_keyed_returns_every_vertex_key_with_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (graph, app) = app_graph();
+    let solver = solver_at(dir.path(), runner_with_source(), 2);
+    let (opts, mut rx) = options();
+    let solved = solver
+        .solve_keyed(&graph, std::slice::from_ref(&app.test), &opts)
+        .await
+        .unwrap();
+    let events = keys(&drain(&mut rx));
+    assert_eq!(solved.keys, events);
+    assert!(solved.keys.len() >= 3, "{:?}", solved.keys);
+    for key in solved.keys.values() {
+        assert!(solver.store().get(key).unwrap().found().is_some(), "{key}");
+    }
+    assert_eq!(solved.outputs.len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_solve_takes_everything_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
