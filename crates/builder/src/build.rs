@@ -136,6 +136,15 @@ impl Builder {
         events: EventSink,
         cancel: CancellationToken,
     ) -> Result<BuildOutput, BuildFailure> {
+        crate::cache_io::check_specs(&req.cache_to, &req.cache_from)?;
+        if session.for_remote_client && !(req.cache_to.is_empty() && req.cache_from.is_empty()) {
+            return Err(BuildError::Request(export::output::SpecError::new(
+                "a type=local cache is read and written where the build runs, not through a \
+                 remote builder",
+                "build with the local builder (--builder default) to use --cache-to/--cache-from",
+            ))
+            .into());
+        }
         let lowered = self.lower(req).await;
         let checks = match &lowered {
             Ok(l) => l.checks.as_slice(),
@@ -216,14 +225,16 @@ impl Builder {
         );
         let cache =
             CacheStore::open(self.cache_dir()).map_err(|e| BuildFailure::Solve(e.into()))?;
+        self.import_caches(req, &cache, &opts.events).await?;
         let solver = Solver::new(
             runner,
-            cache,
+            cache.clone(),
             SolverConfig {
                 parallelism: self.parallelism,
             },
         );
-        let results = solver.solve(graph, roots, opts).await?;
+        let solved = solver.solve_keyed(graph, roots, opts).await?;
+        let results = solved.outputs;
         let store = self.store.clone();
         let snap = self.snapshotter.clone();
         let outputs = graph.outputs().to_vec();
@@ -257,9 +268,120 @@ impl Builder {
             r
         })
         .await
-        .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))?;
-        Ok(exported?)
+        .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
+        let keys: Vec<Digest> = solved.keys.into_values().collect();
+        self.export_caches(req, &cache, &keys, &opts.events).await?;
+        Ok(exported)
     }
+
+    /// `--cache-from`: each cache read into this root before the solve, each a
+    /// progress step; one that cannot be read is a warning on its step, and the
+    /// build goes on without it.
+    async fn import_caches(
+        &self,
+        req: &BuildRequest,
+        records: &CacheStore,
+        events: &EventSink,
+    ) -> Result<(), BuildError> {
+        for spec in &req.cache_from {
+            let dir = spec.attrs.get("src").cloned().unwrap_or_default();
+            let phase = Phase::start(events, &format!("importing cache from {dir}"));
+            let (store, records, spec) = (self.store.clone(), records.clone(), spec.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                crate::cache_io::import(&store, &records, &spec)
+            })
+            .await
+            .map_err(|e| BuildError::Internal(format!("the import thread failed: {e}")))?;
+            match r {
+                Ok(report) => phase.note(&format!(
+                    "{} record(s), {} layer(s)",
+                    report.records, report.layers
+                )),
+                Err(e) => phase.note(&format!("warning: {e}; building without it")),
+            }
+            phase.done();
+        }
+        Ok(())
+    }
+
+    /// `--cache-to`: each cache written after the image, each a progress step.
+    async fn export_caches(
+        &self,
+        req: &BuildRequest,
+        records: &CacheStore,
+        keys: &[Digest],
+        events: &EventSink,
+    ) -> Result<(), BuildError> {
+        for spec in &req.cache_to {
+            let dir = spec.attrs.get("dest").cloned().unwrap_or_default();
+            let phase = Phase::start(events, &format!("exporting cache to {dir}"));
+            let (store, snap, records) = (
+                self.store.clone(),
+                self.snapshotter.clone(),
+                records.clone(),
+            );
+            let (keys, s, encoding) = (keys.to_vec(), spec.clone(), req.export.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                let step = |lease: &content::Lease, step: &str, lopts: &LayerOptions| {
+                    cache_step_layer(&store, &*snap, lease, step, lopts)
+                };
+                crate::cache_io::export(&store, &records, &keys, &encoding, &s, &step)
+            })
+            .await
+            .map_err(|e| BuildError::Internal(format!("the cache export thread failed: {e}")))?;
+            match r {
+                Ok(report) => {
+                    phase.note(&format!(
+                        "{} record(s), {} layer(s)",
+                        report.records, report.layers
+                    ));
+                    phase.done();
+                }
+                Err(e) => {
+                    let ignore = spec
+                        .attrs
+                        .get("ignore-error")
+                        .is_some_and(|v| export::output::parse_bool("ignore-error", v) == Ok(true));
+                    if ignore {
+                        phase.note(&format!("warning: {e}"));
+                        phase.done();
+                    } else {
+                        phase.failed(&e);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A step's layer for a cache export: remembered, else from its snapshot, else
+/// (a step imported here and never made) its imported layer as it is.
+fn cache_step_layer(
+    store: &Store,
+    snapshotter: &dyn Snapshotter,
+    lease: &content::Lease,
+    step: &str,
+    lopts: &LayerOptions,
+) -> Result<Option<LayerDesc>, BuildError> {
+    let key = worker::snapshot::Key::new(step.to_owned())?;
+    let cache = export::LayerCache::for_store(store);
+    if cache.step(store, lease, step, lopts)?.is_none()
+        && snapshotter.get(&key)?.is_none()
+        && let Some(imported) = crate::cache_io::ImportedSteps::for_store(store).get(step)
+    {
+        return Ok(imported.map(|l| {
+            // Protected by the export's lease before it is referenced.
+            let _ = store.protect(lease, &l.descriptor.digest);
+            LayerDesc {
+                descriptor: l.descriptor,
+                diff_id: l.diff_id,
+                from_cache: true,
+            }
+        }));
+    }
+    step_layer(store, snapshotter, lease, step, lopts, None)
 }
 
 /// The names a build gives its image in the store it ran on: the tags, then the
@@ -451,7 +573,8 @@ fn export_all(
 }
 
 /// The layers of `fs`'s own steps: remembered by the layer cache per step snapshot
-/// and options (so a no-op rebuild reads no snapshot), or exported now.
+/// and options (so a no-op rebuild reads no snapshot), or exported now (the
+/// snapshots of a result imported with `--cache-from` made first).
 fn export_layers(
     store: &Store,
     snapshotter: &dyn Snapshotter,
@@ -460,30 +583,62 @@ fn export_layers(
     opts: &ExportOptions,
     tap: &dyn export::LayerTap,
 ) -> Result<Vec<Option<LayerDesc>>, BuildError> {
-    let lopts = LayerOptions {
+    let lopts = layer_options(opts);
+    let mut layers = Vec::new();
+    let mut materialized = false;
+    for step in &fs.steps {
+        let key = worker::snapshot::Key::new(step.clone())?;
+        if !materialized && snapshotter.get(&key)?.is_none() {
+            let cache = export::LayerCache::for_store(store);
+            if cache.step(store, lease, step, &lopts)?.is_none() {
+                let imported = crate::cache_io::ImportedSteps::for_store(store);
+                crate::cache_io::materialize(store, snapshotter, &imported, fs)?;
+                materialized = true;
+            }
+        }
+        layers.push(step_layer(
+            store,
+            snapshotter,
+            lease,
+            step,
+            &lopts,
+            Some(tap),
+        )?);
+    }
+    Ok(layers)
+}
+
+/// How the steps' layers are encoded for `opts`.
+fn layer_options(opts: &ExportOptions) -> LayerOptions {
+    LayerOptions {
         compression: opts.compression,
         source_date_epoch: opts.source_date_epoch,
         oci_mediatypes: opts.oci_mediatypes,
         // Steps' layers are remembered per snapshot below, and changed layers reuse
         // runs through the run index: the diff_id entries would only be written.
         use_cache: false,
-    };
-    let cache = export::LayerCache::for_store(store);
-    let mut layers = Vec::new();
-    for step in &fs.steps {
-        let layer = match cache.step(store, lease, step, &lopts)? {
-            Some(layer) => layer,
-            None => {
-                let key = worker::snapshot::Key::new(step.clone())?;
-                let changes = snapshotter.diff_committed(&key)?;
-                let l = export::export_layer_once(store, lease, changes, &lopts, Some(tap))?;
-                cache.remember_step(step, &lopts, l.as_ref())?;
-                l
-            }
-        };
-        layers.push(layer);
     }
-    Ok(layers)
+}
+
+/// The layer of step snapshot `step` with `lopts`: remembered by the layer cache,
+/// or its snapshot diffed and exported now (through `tap`).
+fn step_layer(
+    store: &Store,
+    snapshotter: &dyn Snapshotter,
+    lease: &content::Lease,
+    step: &str,
+    lopts: &LayerOptions,
+    tap: Option<&dyn export::LayerTap>,
+) -> Result<Option<LayerDesc>, BuildError> {
+    let cache = export::LayerCache::for_store(store);
+    if let Some(layer) = cache.step(store, lease, step, lopts)? {
+        return Ok(layer);
+    }
+    let key = worker::snapshot::Key::new(step.to_owned())?;
+    let changes = snapshotter.diff_committed(&key)?;
+    let l = export::export_layer_once(store, lease, changes, lopts, tap)?;
+    cache.remember_step(step, lopts, l.as_ref())?;
+    Ok(l)
 }
 
 fn export_image(

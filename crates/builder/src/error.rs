@@ -44,6 +44,8 @@ pub enum BuildError {
     #[error(transparent)]
     Store(#[from] content::StoreError),
     #[error(transparent)]
+    Records(#[from] solver::StoreError),
+    #[error(transparent)]
     Snapshot(#[from] worker::snapshot::SnapshotError),
     #[error(transparent)]
     Image(#[from] worker::image::ImageError),

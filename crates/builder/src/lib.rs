@@ -10,6 +10,7 @@
 mod base;
 mod build;
 mod error;
+mod cache_io;
 pub mod fileop;
 mod mounts;
 pub mod push;
@@ -24,6 +25,7 @@ pub mod state;
 
 pub use base::BaseImages;
 pub use build::{BuildFailure, BuildOutput, Builder};
+pub use cache_io::{CACHE_ARTIFACT, RECORDS_MEDIA_TYPE, check_specs as check_cache_specs};
 pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
 pub use request::{

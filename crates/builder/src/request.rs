@@ -186,6 +186,20 @@ pub enum CacheKind {
     Azblob,
 }
 
+impl CacheKind {
+    /// As `type=` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheKind::Registry => "registry",
+            CacheKind::Local => "local",
+            CacheKind::Inline => "inline",
+            CacheKind::Gha => "gha",
+            CacheKind::S3 => "s3",
+            CacheKind::Azblob => "azblob",
+        }
+    }
+}
+
 /// One `--cache-from` or `--cache-to`: `type=registry,ref=…,mode=max`, or a bare
 /// reference (`type=registry,ref=VALUE`), as buildx parses them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -182,6 +182,7 @@ impl OpRunner for Runner {
     }
 
     async fn run(&self, vertex: &Vertex, inputs: Vec<Ref>, ctx: &RunCtx) -> Result<Ref, BoxError> {
+        self.materialize(&inputs).await?;
         let out = match &vertex.op {
             Op::Source(Source::Scratch) => Ref::Fs(Arc::new(FsRef::empty())),
             Op::Source(Source::Local { name, exclude, .. }) => {
@@ -232,14 +233,17 @@ impl OpRunner for Runner {
     fn load_cached(&self, record: &CacheRecord) -> Option<Ref> {
         if let Some(fs) = record.value.get("fs") {
             let fs: FsRef = serde_json::from_value(fs.clone()).ok()?;
-            if let Some(top) = fs.top_key()
-                && !self.snapshot_exists(&top)
-            {
-                return None;
-            }
             if let Some(base) = &fs.base
                 && !self.store.contains(&base.digest)
             {
+                return None;
+            }
+            // A result imported with `--cache-from` is made from its layers when a
+            // step runs on it (`run`); an image export takes the layers themselves.
+            let imported = crate::cache_io::ImportedSteps::for_store(&self.store);
+            if !crate::cache_io::can_materialize(&self.store, &imported, &fs, |k| {
+                self.snapshot_exists(k)
+            }) {
                 return None;
             }
             return Some(Ref::Fs(Arc::new(fs)));
@@ -288,6 +292,28 @@ impl Scan {
 }
 
 impl Runner {
+    /// Make the snapshots of imported results among `inputs` that are not here yet.
+    async fn materialize(&self, inputs: &[Ref]) -> Result<(), BuildError> {
+        let missing: Vec<FsRef> = inputs
+            .iter()
+            .filter_map(Ref::fs)
+            .filter(|f| f.top_key().is_some_and(|k| !self.snapshot_exists(&k)))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let (store, snap) = (self.store.clone(), self.snapshotter.clone());
+        blocking(move || {
+            let imported = crate::cache_io::ImportedSteps::for_store(&store);
+            for fs in &missing {
+                crate::cache_io::materialize(&store, &*snap, &imported, fs)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether the committed snapshot `key` exists. Keys listed at the first call
     /// answer at once; any other key is looked up (another process may have just
     /// committed it).

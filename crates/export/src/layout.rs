@@ -74,6 +74,58 @@ pub fn write_oci_layout_dir(
     write_atomic(&dir.join("index.json"), &index_json(desc, name))
 }
 
+/// Write `desc` and what it reaches into the OCI layout `dir` (created when
+/// missing), which may hold an earlier export: blobs it already has are kept, the
+/// new ones copied, `index.json` replaced by one entry named `name`, and then every
+/// blob the new index does not reach removed (buildx rotates a local cache so).
+/// Until `index.json` is replaced the layout stays the old one, complete.
+pub fn rotate_oci_layout(store: &Store, desc: &Descriptor, dir: &Path, name: &str) -> Result<()> {
+    let blobs = reachable(store, desc)?;
+    for digest in blobs.keys() {
+        let alg_dir = dir.join("blobs").join(digest.algorithm().as_str());
+        let dst = alg_dir.join(digest.hex());
+        if dst.is_file() {
+            continue;
+        }
+        fs::create_dir_all(&alg_dir).map_err(ExportError::io("create directory", &alg_dir))?;
+        let tmp = alg_dir.join(format!(".{}.tmp-{}", digest.hex(), std::process::id()));
+        let copied = (|| {
+            let mut from = store.open_blob(digest)?;
+            let mut to = fs::File::create(&tmp).map_err(ExportError::io("create", &tmp))?;
+            io::copy(&mut from, &mut to)
+                .and_then(|_| to.sync_all())
+                .map_err(ExportError::io("copy", &tmp))?;
+            fs::rename(&tmp, &dst).map_err(ExportError::io("rename into place", &tmp))
+        })();
+        if copied.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        copied?;
+    }
+    write_atomic(&dir.join("oci-layout"), LAYOUT)?;
+    write_atomic(&dir.join("index.json"), &index_json(desc, Some(name)))?;
+    let root = dir.join("blobs");
+    for alg in fs::read_dir(&root).map_err(ExportError::io("read", &root))? {
+        let alg = alg.map_err(ExportError::io("read", &root))?.path();
+        let Ok(entries) = fs::read_dir(&alg) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let keep = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .zip(alg.file_name().and_then(|a| a.to_str()))
+                .and_then(|(hex, a)| oci::Digest::parse(&format!("{a}:{hex}")).ok())
+                .is_some_and(|d| blobs.contains_key(&d));
+            if !keep && path.is_file() {
+                fs::remove_file(&path).map_err(ExportError::io("remove", &path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Write the same layout as [`write_oci_layout_dir`] as a tar stream into `out`
 /// (what `docker buildx build --output type=oci` writes). Returns the writer.
 pub fn write_oci_layout_tar<W: Write>(

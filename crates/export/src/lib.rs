@@ -38,7 +38,7 @@ pub use layer::{
     LayerOptions, convert_layer_media_type, export_layer, export_layer_once, export_tar,
     export_tar_with,
 };
-pub use layout::{write_oci_layout_dir, write_oci_layout_tar};
+pub use layout::{rotate_oci_layout, write_oci_layout_dir, write_oci_layout_tar};
 pub use output::annotation;
 pub use push::push;
 pub use push_tap::PushTap;

@@ -332,10 +332,12 @@ pub struct BuildArgs {
     /// SSH agent socket or keys to expose to the build (not supported yet)
     #[arg(long, value_name = "default|ID[=SOCKET|KEY…]")]
     pub ssh: Vec<String>,
-    /// External cache sources (not supported yet)
+    /// Read build cache exported by another build, as `docker buildx build
+    /// --cache-from`: type=local,src=DIR (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
-    /// Cache export destinations (not supported yet)
+    /// Export the build cache, as `docker buildx build --cache-to`:
+    /// type=local,dest=DIR[,mode=min|max] (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// Attestation parameters (not supported yet)

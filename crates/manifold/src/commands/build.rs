@@ -72,16 +72,6 @@ pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
     for (flag, given, hint) in [
         ("--ssh", args.ssh.first(), "build without --ssh"),
         (
-            "--cache-from",
-            args.cache_from.first(),
-            "drop it: the local build cache is always used",
-        ),
-        (
-            "--cache-to",
-            args.cache_to.first(),
-            "drop it: the local build cache is always kept",
-        ),
-        (
             "--attest",
             args.attest.first(),
             "drop it, or pass --provenance=false --sbom=false",

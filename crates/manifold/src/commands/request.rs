@@ -81,6 +81,9 @@ pub fn request(
                 .with_context(|| format!("invalid tag {t:?}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache_from = CacheSpec::parse_all(&args.cache_from)?;
+    let cache_to = CacheSpec::parse_all(&args.cache_to)?;
+    builder::check_cache_specs(&cache_to, &cache_from)?;
     let mut secrets = BTreeMap::new();
     for s in &args.secret {
         let (id, value) = builder::Secret::from_flag(s)?;
@@ -98,8 +101,8 @@ pub fn request(
             source_date_epoch,
             ..builder::ExportOptions::default()
         }),
-        cache_from: CacheSpec::parse_all(&args.cache_from)?,
-        cache_to: CacheSpec::parse_all(&args.cache_to)?,
+        cache_from,
+        cache_to,
         attestations: Attestation::from_flags(
             args.provenance.as_deref(),
             args.sbom.as_deref(),

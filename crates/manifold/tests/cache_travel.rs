@@ -1,0 +1,230 @@
+//! Cache that travels (`--cache-to`/`--cache-from type=local`): a cache exported by
+//! one state root makes every step of the same build a hit on a fresh root, with no
+//! container started and the same image digest; a later step that changed runs on
+//! snapshots made from the imported layers; a damaged cache is a warning and the
+//! build runs. skopeo reads the exported layout.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BASE: &str = "localhost/busybox:test";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "manifold failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+fn manifold(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(args)
+        .env("MANIFOLD_ROOT", root)
+        .env("MANIFOLD_CONFIG", root.join("config"))
+        .env_remove("MANIFOLD_BUILDER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A fresh state root with the busybox base (what a CI runner pulls first).
+fn fresh_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    testkit::base::busybox_index(dir.path(), BASE, &["amd64"]);
+    dir
+}
+
+/// Whether the plain progress `stderr` shows the step whose name contains `step`
+/// as `CACHED` (`#N [stage i/n] STEP` then `#N CACHED`).
+fn cached(stderr: &str, step: &str) -> bool {
+    stderr
+        .lines()
+        .filter(|l| l.contains(step))
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|id| stderr.lines().any(|l| l == format!("{id} CACHED")))
+}
+
+const DOCKERFILE: &str = "FROM localhost/busybox:test AS build\n\
+RUN echo built > /artifact && uname -m > /arch\n\
+FROM localhost/busybox:test\n\
+COPY --from=build /artifact /artifact\n\
+COPY hello /hello\n\
+RUN cat /artifact /hello > /seen\n";
+
+struct Setup {
+    ctx: tempfile::TempDir,
+    tools: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), DOCKERFILE).unwrap();
+        std::fs::write(ctx.path().join("hello"), "hello\n").unwrap();
+        Setup {
+            ctx,
+            tools: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn counter(&self) -> std::path::PathBuf {
+        self.tools.path().join("runs")
+    }
+
+    /// Build on `root` with `extra` flags; the image digest and stderr.
+    fn build(&self, root: &Path, extra: &[&str]) -> (String, String) {
+        let runtime = testkit::counting_runtime(self.tools.path(), &self.counter());
+        let iid = self.tools.path().join("iid");
+        let mut args = vec![
+            "build",
+            "--progress=plain",
+            "--platform=linux/amd64",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "--runtime",
+            runtime.to_str().unwrap(),
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(self.ctx.path().to_str().unwrap());
+        let stderr = ok(&manifold(root, &args));
+        (std::fs::read_to_string(&iid).unwrap(), stderr)
+    }
+
+    fn to(&self, mode: &str) -> String {
+        format!(
+            "type=local,dest={},mode={mode}",
+            self.cache.path().display()
+        )
+    }
+
+    fn from(&self) -> String {
+        format!("type=local,src={}", self.cache.path().display())
+    }
+}
+
+#[test]
+fn a_local_cache_makes_every_step_a_hit_on_a_fresh_root() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    let a = fresh_root();
+    let (digest, _) = s.build(a.path(), &["--cache-to", &s.to("max")]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 2);
+
+    // The cache is an OCI layout skopeo reads: an index over the cache manifest
+    // and the base image.
+    let raw = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:latest", s.cache.path().display()))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|m| m["artifactType"] == "application/vnd.manifold.cache.v1"),
+        "{index}"
+    );
+
+    // A fresh root (as a CI runner has): every step a hit, nothing run, same image.
+    let b = fresh_root();
+    let (again, stderr) = s.build(b.path(), &["--cache-from", &s.from()]);
+    assert_eq!(
+        testkit::counted_runs(&s.counter()),
+        2,
+        "no container started:\n{stderr}"
+    );
+    assert_eq!(again, digest, "{stderr}");
+    for step in [
+        "RUN echo built",
+        "COPY --from=build",
+        "COPY hello",
+        "RUN cat",
+    ] {
+        assert!(cached(&stderr, step), "{step} not CACHED:\n{stderr}");
+    }
+    assert!(stderr.contains("importing cache from"), "{stderr}");
+
+    // A changed file reruns exactly the steps after it, on snapshots made from the
+    // imported layers.
+    std::fs::write(s.ctx.path().join("hello"), "changed\n").unwrap();
+    let c = fresh_root();
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().join("fs").display());
+    let (changed, stderr) = s.build(c.path(), &["--cache-from", &s.from(), "-o", &dest]);
+    assert_ne!(changed, digest);
+    assert_eq!(
+        testkit::counted_runs(&s.counter()),
+        3,
+        "only the last RUN ran:\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("fs/seen")).unwrap(),
+        "built\nchanged\n"
+    );
+    assert!(cached(&stderr, "RUN echo built"), "{stderr}");
+    assert!(!cached(&stderr, "COPY hello"), "{stderr}");
+}
+
+/// A cache key names its inputs' results, so `mode=min` reaches the final image
+/// through the stage it copies from: the same records as `mode=max`.
+#[test]
+fn mode_min_reaches_the_image_through_the_stages_it_copies_from() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    let a = fresh_root();
+    let (digest, _) = s.build(a.path(), &["--cache-to", &s.to("min")]);
+    let b = fresh_root();
+    let (again, stderr) = s.build(b.path(), &["--cache-from", &s.from()]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+    assert_eq!(again, digest);
+    assert!(cached(&stderr, "RUN cat"), "{stderr}");
+}
+
+#[test]
+fn a_damaged_or_missing_cache_is_a_warning_and_the_build_runs() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    let a = fresh_root();
+    let (digest, _) = s.build(a.path(), &["--cache-to", &s.to("max")]);
+    // Every blob truncated: the records document no longer matches its digest.
+    for e in walk(&s.cache.path().join("blobs")) {
+        std::fs::write(&e, b"{}").unwrap();
+    }
+    let b = fresh_root();
+    let (again, stderr) = s.build(b.path(), &["--cache-from", &s.from()]);
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert_eq!(again, digest, "the same build, run again");
+    assert_eq!(testkit::counted_runs(&s.counter()), 4);
+    let missing = format!("type=local,src={}", a.path().join("nowhere").display());
+    let c = fresh_root();
+    let (_, stderr) = s.build(c.path(), &["--cache-from", &missing]);
+    assert!(stderr.contains("cannot read the cache"), "{stderr}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
