@@ -137,7 +137,12 @@ impl Builder {
         cancel: CancellationToken,
     ) -> Result<BuildOutput, BuildFailure> {
         crate::cache_io::check_specs(&req.cache_to, &req.cache_from)?;
-        if session.for_remote_client && !(req.cache_to.is_empty() && req.cache_from.is_empty()) {
+        let local_cache = req
+            .cache_to
+            .iter()
+            .chain(&req.cache_from)
+            .any(|c| c.kind == crate::request::CacheKind::Local);
+        if session.for_remote_client && local_cache {
             return Err(BuildError::Request(export::output::SpecError::new(
                 "a type=local cache is read and written where the build runs, not through a \
                  remote builder",
@@ -283,12 +288,39 @@ impl Builder {
         records: &CacheStore,
         events: &EventSink,
     ) -> Result<(), BuildError> {
+        use crate::cache_io::{ImportError, Place};
         for spec in &req.cache_from {
-            let dir = spec.attrs.get("src").cloned().unwrap_or_default();
-            let phase = Phase::start(events, &format!("importing cache from {dir}"));
-            let (store, records, spec) = (self.store.clone(), records.clone(), spec.clone());
+            let place = Place::of(spec, false);
+            let shown = place.to_string();
+            let phase = Phase::start(events, &format!("importing cache from {shown}"));
+            let (store, records, client) =
+                (self.store.clone(), records.clone(), self.client.clone());
+            let handle = tokio::runtime::Handle::current();
             let r = tokio::task::spawn_blocking(move || {
-                crate::cache_io::import(&store, &records, &spec)
+                let (source, entry, _lease) = match &place {
+                    Place::Local(dir) => {
+                        let (layout, entry) = crate::cache_io::open_layout(dir)?;
+                        (layout, entry, None)
+                    }
+                    Place::Registry(reference) => {
+                        let read = |message: String| ImportError::Read {
+                            dir: shown.clone(),
+                            message,
+                        };
+                        let client = client.ok_or_else(|| read("no registry client".into()))?;
+                        let lease = store.lease().map_err(|e| read(e.to_string()))?;
+                        let desc = handle
+                            .block_on(client.pull(
+                                &store,
+                                &lease,
+                                reference,
+                                &registry::ops::Platforms::All,
+                            ))
+                            .map_err(|e| read(solver::error_chain(&e)))?;
+                        (store.clone(), desc, Some(lease))
+                    }
+                };
+                crate::cache_io::import(&store, &records, &source, &entry, &shown)
             })
             .await
             .map_err(|e| BuildError::Internal(format!("the import thread failed: {e}")))?;
@@ -312,20 +344,38 @@ impl Builder {
         keys: &[Digest],
         events: &EventSink,
     ) -> Result<(), BuildError> {
+        use crate::cache_io::Place;
         for spec in &req.cache_to {
-            let dir = spec.attrs.get("dest").cloned().unwrap_or_default();
-            let phase = Phase::start(events, &format!("exporting cache to {dir}"));
-            let (store, snap, records) = (
+            let place = Place::of(spec, true);
+            let phase = Phase::start(events, &format!("exporting cache to {place}"));
+            let (store, snap, records, client) = (
                 self.store.clone(),
                 self.snapshotter.clone(),
                 records.clone(),
+                self.client.clone(),
             );
-            let (keys, s, encoding) = (keys.to_vec(), spec.clone(), req.export.clone());
+            let keys = keys.to_vec();
+            let encoding = crate::cache_io::encoding_for(spec, &req.export);
+            let handle = tokio::runtime::Handle::current();
             let r = tokio::task::spawn_blocking(move || {
                 let step = |lease: &content::Lease, step: &str, lopts: &LayerOptions| {
                     cache_step_layer(&store, &*snap, lease, step, lopts)
                 };
-                crate::cache_io::export(&store, &records, &keys, &encoding, &s, &step)
+                let made = crate::cache_io::assemble(&store, &records, &keys, &encoding, &step)?;
+                match &place {
+                    Place::Local(dir) => {
+                        export::rotate_oci_layout(&store, &made.index, dir, "latest")?;
+                    }
+                    Place::Registry(reference) => {
+                        let Some(client) = client else {
+                            return Err(BuildError::Offline {
+                                reference: reference.to_string(),
+                            });
+                        };
+                        handle.block_on(export::push(&client, &store, &made.index, reference))?;
+                    }
+                }
+                Ok(made.report)
             })
             .await
             .map_err(|e| BuildError::Internal(format!("the cache export thread failed: {e}")))?;

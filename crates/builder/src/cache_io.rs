@@ -3,7 +3,8 @@
 //! `--cache-from` reads it back on another state root, where a step is a hit when
 //! its full cache key matches, exactly as with the records the root made itself.
 //!
-//! The artifact (`type=local`: an OCI image layout) is an index over
+//! The artifact (`type=local`: an OCI image layout; `type=registry`: pushed under
+//! its reference) is an index over
 //! * the cache manifest: `artifactType` [`CACHE_ARTIFACT`], its config the records
 //!   document ([`RECORDS_MEDIA_TYPE`]: each record's key and description, and the
 //!   layer of every step snapshot they name), its layers those layers;
@@ -76,57 +77,131 @@ pub(crate) struct StepLayer {
     pub(crate) diff_id: Digest,
 }
 
+/// Where a cache is written or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// `type=local`: an OCI layout directory.
+    Local(PathBuf),
+    /// `type=registry`: a reference in a registry.
+    Registry(oci::Reference),
+}
+
+impl Place {
+    /// Where `spec` (of `--cache-to` when `to`) points: checked by [`check_specs`].
+    pub(crate) fn of(spec: &CacheSpec, to: bool) -> Place {
+        match spec.kind {
+            CacheKind::Local => {
+                Place::Local(PathBuf::from(&spec.attrs[if to { "dest" } else { "src" }]))
+            }
+            _ => Place::Registry(
+                oci::Reference::parse(&spec.attrs["ref"])
+                    .expect("invariant: checked by check_specs"),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Local(d) => write!(f, "{}", d.display()),
+            Place::Registry(r) => write!(f, "{r}"),
+        }
+    }
+}
+
 /// Check `--cache-to` and `--cache-from` before anything is built: the types this
 /// builder can export and import, and their keys.
 pub fn check_specs(to: &[CacheSpec], from: &[CacheSpec]) -> Result<(), BuildError> {
     let bad = |message: String, hint: &str| {
         BuildError::Request(export::output::SpecError::new(message, hint))
     };
-    for (flag, specs, dir_key) in [("--cache-to", to, "dest"), ("--cache-from", from, "src")] {
+    for (flag, specs, exporting) in [("--cache-to", to, true), ("--cache-from", from, false)] {
         for s in specs {
-            match s.kind {
-                CacheKind::Local => {}
-                CacheKind::Gha | CacheKind::S3 | CacheKind::Azblob => {
+            let ty = s.kind.name();
+            let place_key = match (s.kind, exporting) {
+                (CacheKind::Local, true) => "dest",
+                (CacheKind::Local, false) => "src",
+                (CacheKind::Registry, _) => "ref",
+                (CacheKind::Gha | CacheKind::S3 | CacheKind::Azblob, _) => {
                     return Err(bad(
                         format!(
-                            "{flag} type={}: not supported here (it needs its cloud service)",
-                            s.kind.name()
+                            "{flag} type={ty}: not supported here (it needs its cloud service)"
                         ),
-                        &format!("use {flag} type=local,{dir_key}=DIR on a directory CI keeps"),
+                        &format!("use {flag} type=registry,ref=REGISTRY/REPOSITORY:TAG"),
                     ));
                 }
-                CacheKind::Registry | CacheKind::Inline => {
+                (CacheKind::Inline, _) => {
                     return Err(bad(
-                        format!("{flag} type={}: not supported yet", s.kind.name()),
-                        &format!("use {flag} type=local,{dir_key}=DIR"),
+                        format!("{flag} type=inline: not supported yet"),
+                        &format!("use {flag} type=registry,ref=REGISTRY/REPOSITORY:TAG"),
                     ));
                 }
-            }
-            let Some(dir) = s.attrs.get(dir_key).filter(|d| !d.is_empty()) else {
+            };
+            let Some(place) = s.attrs.get(place_key).filter(|d| !d.is_empty()) else {
+                let what = if place_key == "ref" { "REF" } else { "DIR" };
                 return Err(bad(
-                    format!("{flag} type=local needs {dir_key}=DIR"),
-                    &format!("write {flag} type=local,{dir_key}=DIR"),
+                    format!("{flag} type={ty} needs {place_key}={what}"),
+                    &format!("write {flag} type={ty},{place_key}={what}"),
                 ));
             };
-            let _ = dir;
+            if place_key == "ref" {
+                oci::Reference::parse(place).map_err(|e| {
+                    bad(
+                        format!("{flag} ref={place}: {e}"),
+                        "write ref=REGISTRY/REPOSITORY:TAG",
+                    )
+                })?;
+            }
+            let registry_to = exporting && s.kind == CacheKind::Registry;
             for (k, v) in &s.attrs {
-                match (k.as_str(), flag) {
-                    ("dest", "--cache-to") | ("src", "--cache-from") => {}
-                    ("mode", "--cache-to") if v == "min" || v == "max" => {}
-                    ("mode", "--cache-to") => {
+                let boolean = |k: &str| {
+                    export::output::parse_bool(k, v)
+                        .map(drop)
+                        .map_err(BuildError::Request)
+                };
+                match k.as_str() {
+                    _ if k == place_key => {}
+                    "mode" if exporting && (v == "min" || v == "max") => {}
+                    "mode" if exporting => {
                         return Err(bad(
                             format!("{flag} mode={v}: not min or max"),
                             "write mode=min or mode=max",
                         ));
                     }
-                    ("ignore-error", _) => {
-                        export::output::parse_bool("ignore-error", v)
-                            .map_err(BuildError::Request)?;
+                    "ignore-error" => boolean(k)?,
+                    "oci-mediatypes" | "image-manifest" | "force-compression" if registry_to => {
+                        boolean(k)?;
+                    }
+                    "compression" if registry_to => {
+                        if !matches!(v.as_str(), "gzip" | "zstd" | "uncompressed") {
+                            return Err(bad(
+                                format!("{flag} compression={v}: unknown"),
+                                "compression is gzip, zstd or uncompressed",
+                            ));
+                        }
+                    }
+                    "compression-level" if registry_to => {
+                        v.parse::<i32>().map_err(|_| {
+                            bad(
+                                format!("{flag} compression-level={v}: not a number"),
+                                "gzip takes 0-9, zstd 1-22",
+                            )
+                        })?;
                     }
                     _ => {
+                        let takes = match (s.kind, exporting) {
+                            (CacheKind::Registry, true) => {
+                                "ref, mode, ignore-error, compression, compression-level, \
+                                 force-compression, oci-mediatypes and image-manifest"
+                            }
+                            (CacheKind::Local, true) => "dest, mode and ignore-error",
+                            (CacheKind::Local, false) => "src and ignore-error",
+                            _ => "ref and ignore-error",
+                        };
                         return Err(bad(
-                            format!("{flag} type=local does not take {k}="),
-                            &format!("{flag} type=local takes {dir_key}, mode and ignore-error"),
+                            format!("{flag} type={ty} does not take {k}="),
+                            &format!("{flag} type={ty} takes {takes}"),
                         ));
                     }
                 }
@@ -134,6 +209,34 @@ pub fn check_specs(to: &[CacheSpec], from: &[CacheSpec]) -> Result<(), BuildErro
         }
     }
     Ok(())
+}
+
+/// The layer encoding of a cache export: the image's, unless the registry cache
+/// sets its own (`compression`, `compression-level`, `oci-mediatypes`).
+pub(crate) fn encoding_for(spec: &CacheSpec, image: &ExportOptions) -> ExportOptions {
+    use export::Compression;
+    let level = spec
+        .attrs
+        .get("compression-level")
+        .and_then(|l| l.parse::<i32>().ok());
+    let compression = match spec.attrs.get("compression").map(String::as_str) {
+        Some("zstd") => Compression::Zstd {
+            level: level.unwrap_or(3),
+        },
+        Some("uncompressed") => Compression::Uncompressed,
+        Some("gzip") => Compression::Gzip {
+            level: level.map_or(export::DEFAULT_GZIP_LEVEL, |l| l.clamp(0, 9) as u32),
+        },
+        _ => image.compression,
+    };
+    ExportOptions {
+        compression,
+        oci_mediatypes: spec
+            .attrs
+            .get("oci-mediatypes")
+            .map_or(image.oci_mediatypes, |v| v != "false" && v != "0"),
+        ..image.clone()
+    }
 }
 
 /// Where the layers of imported step snapshots are remembered, by snapshot key.
@@ -258,6 +361,16 @@ pub struct CacheReport {
     pub layers: usize,
 }
 
+/// A cache assembled in the store, to be written where its spec says.
+#[derive(Debug)]
+pub(crate) struct Assembled {
+    /// The cache index.
+    pub(crate) index: Descriptor,
+    /// Holds the index and what it references until it is written.
+    pub(crate) _lease: Lease,
+    pub(crate) report: CacheReport,
+}
+
 /// Export the records of `keys` (every vertex the build resolved) to `spec`, with
 /// the layers of the step snapshots they name, taken from the layer cache or
 /// exported with `encoding` (the image's, so the image's layers are shared).
@@ -265,14 +378,13 @@ pub struct CacheReport {
 /// `mode=min` and `mode=max` write the same: a cache key names its inputs'
 /// results, so the final image's records are reached only through the records of
 /// every stage it copies from, and a solve resolves nothing else.
-pub(crate) fn export(
+pub(crate) fn assemble(
     store: &Store,
     records: &CacheStore,
     keys: &[Digest],
     encoding: &ExportOptions,
-    spec: &CacheSpec,
     step_layer: &StepLayerFn<'_>,
-) -> Result<CacheReport, BuildError> {
+) -> Result<Assembled, BuildError> {
     let encoding = LayerEncoding {
         compression: encoding.compression,
         source_date_epoch: encoding.source_date_epoch,
@@ -354,11 +466,13 @@ pub(crate) fn export(
         ..ImageIndex::new()
     });
     let index = store.put_bytes(&lease, media::OCI_INDEX, index.bytes())?;
-    let dir = Path::new(&spec.attrs["dest"]);
-    export::rotate_oci_layout(store, &index, dir, "latest")?;
-    Ok(CacheReport {
-        records: doc.records.len(),
-        layers: layers.len(),
+    Ok(Assembled {
+        index,
+        _lease: lease,
+        report: CacheReport {
+            records: doc.records.len(),
+            layers: layers.len(),
+        },
     })
 }
 
@@ -371,14 +485,38 @@ pub enum ImportError {
     Format { dir: String, message: String },
 }
 
-/// Import the cache `spec` names into `store` and `records`: bases and step
-/// layers copied (each verified), records added, step layers remembered.
+/// The cache index of the OCI layout `dir` (its `index.json`'s entry), and the
+/// layout as a store to import from.
+pub(crate) fn open_layout(dir: &Path) -> Result<(Store, Descriptor), ImportError> {
+    let place = dir.display().to_string();
+    let layout = Store::read_layout(dir).map_err(|e| ImportError::Read {
+        dir: place.clone(),
+        message: e.to_string(),
+    })?;
+    let top = layout.index().map_err(|e| ImportError::Read {
+        dir: place.clone(),
+        message: e.to_string(),
+    })?;
+    let Some(entry) = top.manifests.first() else {
+        return Err(ImportError::Format {
+            dir: place,
+            message: "its index.json lists nothing".into(),
+        });
+    };
+    Ok((layout.clone(), entry.clone()))
+}
+
+/// Import the cache index `entry`, which `layout` holds (an OCI layout, or the
+/// store itself after a pull from `place`), into `store` and `records`: bases and
+/// step layers copied (each verified), records added, step layers remembered.
 pub(crate) fn import(
     store: &Store,
     records: &CacheStore,
-    spec: &CacheSpec,
+    layout: &Store,
+    entry: &Descriptor,
+    place: &str,
 ) -> Result<CacheReport, ImportError> {
-    let dir = spec.attrs["src"].clone();
+    let dir = place.to_owned();
     let read = |message: String| ImportError::Read {
         dir: dir.clone(),
         message,
@@ -386,11 +524,6 @@ pub(crate) fn import(
     let format = |message: String| ImportError::Format {
         dir: dir.clone(),
         message,
-    };
-    let layout = Store::read_layout(&dir).map_err(|e| read(e.to_string()))?;
-    let top = layout.index().map_err(|e| read(e.to_string()))?;
-    let Some(entry) = top.manifests.first() else {
-        return Err(format("its index.json lists nothing".into()));
     };
     if entry.media_type != media::OCI_INDEX {
         return Err(format(format!("its entry is a {}", entry.media_type)));

@@ -333,10 +333,12 @@ pub struct BuildArgs {
     #[arg(long, value_name = "default|ID[=SOCKET|KEY…]")]
     pub ssh: Vec<String>,
     /// Read build cache exported by another build, as `docker buildx build
-    /// --cache-from`: type=local,src=DIR (repeatable)
+    /// --cache-from`: type=registry,ref=REF (or just REF), type=local,src=DIR
+    /// (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
     /// Export the build cache, as `docker buildx build --cache-to`:
+    /// type=registry,ref=REF[,mode=min|max][,compression=…] or
     /// type=local,dest=DIR[,mode=min|max] (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,

@@ -228,3 +228,112 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `manifold registry serve` on a free port, its access log at `root/access.log`;
+/// killed on drop.
+struct OwnRegistry {
+    child: std::process::Child,
+    addr: String,
+    _root: tempfile::TempDir,
+}
+
+impl OwnRegistry {
+    fn start() -> OwnRegistry {
+        use std::io::BufRead;
+        let root = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .arg("--root")
+            .arg(root.path())
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|l| l.strip_suffix(" (http)"))
+            .expect("the listen line")
+            .to_owned();
+        OwnRegistry {
+            child,
+            addr,
+            _root: root,
+        }
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Export to `registry`, then build on a fresh root from it: every step a hit,
+/// nothing run, the same image; skopeo reads the pushed cache.
+fn registry_round_trip(registry: &str) {
+    let s = Setup::new();
+    let cache = format!("{registry}/ci/app:buildcache");
+    let a = fresh_root();
+    let (digest, stderr) = s.build(
+        a.path(),
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    assert!(
+        stderr.contains(&format!("exporting cache to {cache}")),
+        "{stderr}"
+    );
+    let raw = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{cache}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert!(
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["artifactType"] == "application/vnd.manifold.cache.v1"),
+        "{index}"
+    );
+    let b = fresh_root();
+    let (again, stderr) = s.build(
+        b.path(),
+        &["--cache-from", &format!("type=registry,ref={cache}")],
+    );
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+    assert_eq!(again, digest, "{stderr}");
+    for step in [
+        "RUN echo built",
+        "COPY --from=build",
+        "COPY hello",
+        "RUN cat",
+    ] {
+        assert!(cached(&stderr, step), "{step} not CACHED:\n{stderr}");
+    }
+    // buildx's shorthand: a bare reference is type=registry.
+    let c = fresh_root();
+    let (_, stderr) = s.build(c.path(), &["--cache-from", &cache]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+}
+
+#[test]
+fn a_registry_cache_travels_through_the_distribution_registry() {
+    testkit::require_root_and_runc();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    registry_round_trip(&registry.addr);
+}
+
+#[test]
+fn a_registry_cache_travels_through_manifolds_own_registry() {
+    testkit::require_root_and_runc();
+    let registry = OwnRegistry::start();
+    registry_round_trip(&registry.addr);
+}
