@@ -256,10 +256,11 @@ impl Builder {
                 .map_err(BuildError::Request)?;
         }
         let phase = Phase::start(&opts.events, EXPORT_PHASE);
+        let client = self.client.clone();
         let exported = tokio::task::spawn_blocking(move || {
             let r = export_all(
                 &store,
-                &*snap,
+                (&*snap, client.as_ref()),
                 &outputs,
                 &results,
                 (&export, tap.as_deref(), force, as_index),
@@ -309,14 +310,12 @@ impl Builder {
                         };
                         let client = client.ok_or_else(|| read("no registry client".into()))?;
                         let lease = store.lease().map_err(|e| read(e.to_string()))?;
+                        // Documents only: layers are fetched when a build needs them.
                         let desc = handle
-                            .block_on(client.pull(
-                                &store,
-                                &lease,
-                                reference,
-                                &registry::ops::Platforms::All,
+                            .block_on(crate::cache_io::fetch_documents(
+                                &store, &client, &lease, reference,
                             ))
-                            .map_err(|e| read(solver::error_chain(&e)))?;
+                            .map_err(read)?;
                         (store.clone(), desc, Some(lease))
                     }
                 };
@@ -359,7 +358,7 @@ impl Builder {
             let handle = tokio::runtime::Handle::current();
             let r = tokio::task::spawn_blocking(move || {
                 let step = |lease: &content::Lease, step: &str, lopts: &LayerOptions| {
-                    cache_step_layer(&store, &*snap, lease, step, lopts)
+                    cache_step_layer(&store, (&*snap, client.as_ref()), lease, step, lopts)
                 };
                 let made = crate::cache_io::assemble(&store, &records, &keys, &encoding, &step)?;
                 match &place {
@@ -410,7 +409,7 @@ impl Builder {
 /// (a step imported here and never made) its imported layer as it is.
 fn cache_step_layer(
     store: &Store,
-    snapshotter: &dyn Snapshotter,
+    (snapshotter, client): (&dyn Snapshotter, Option<&registry::Client>),
     lease: &content::Lease,
     step: &str,
     lopts: &LayerOptions,
@@ -421,14 +420,16 @@ fn cache_step_layer(
         && snapshotter.get(&key)?.is_none()
         && let Some(imported) = crate::cache_io::ImportedSteps::for_store(store).get(step)
     {
-        return Ok(imported.map(|l| {
-            // Protected by the export's lease before it is referenced.
-            let _ = store.protect(lease, &l.descriptor.digest);
-            LayerDesc {
-                descriptor: l.descriptor,
-                diff_id: l.diff_id,
-                from_cache: true,
-            }
+        let Some(l) = imported else {
+            return Ok(None);
+        };
+        crate::cache_io::fetch_missing(store, client, lease, std::slice::from_ref(&l.descriptor))?;
+        // Protected by the export's lease before it is referenced.
+        store.protect(lease, &l.descriptor.digest)?;
+        return Ok(Some(LayerDesc {
+            descriptor: l.descriptor,
+            diff_id: l.diff_id,
+            from_cache: true,
         }));
     }
     step_layer(store, snapshotter, lease, step, lopts, None)
@@ -548,7 +549,7 @@ impl export::TapWriter for CountingWriter {
 
 fn export_all(
     store: &Store,
-    snapshotter: &dyn Snapshotter,
+    (snapshotter, client): (&dyn Snapshotter, Option<&registry::Client>),
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
     (opts, tap, force, as_index): (&ExportOptions, Option<&dyn export::LayerTap>, bool, bool),
@@ -574,7 +575,14 @@ fn export_all(
                 ));
             }
         };
-        let own = export_layers(store, snapshotter, &lease, &fs, opts, &tap)?;
+        // The layers a lazy cache import left in the registry: the image is made of them.
+        crate::cache_io::fetch_missing(
+            store,
+            client,
+            &lease,
+            &crate::cache_io::layers_of(store, &fs),
+        )?;
+        let own = export_layers(store, (snapshotter, client), &lease, &fs, opts, &tap)?;
         layers.push((fs, own));
     }
     let bytes = written.load(std::sync::atomic::Ordering::Relaxed);
@@ -627,7 +635,7 @@ fn export_all(
 /// snapshots of a result imported with `--cache-from` made first).
 fn export_layers(
     store: &Store,
-    snapshotter: &dyn Snapshotter,
+    (snapshotter, client): (&dyn Snapshotter, Option<&registry::Client>),
     lease: &content::Lease,
     fs: &FsRef,
     opts: &ExportOptions,
@@ -641,8 +649,7 @@ fn export_layers(
         if !materialized && snapshotter.get(&key)?.is_none() {
             let cache = export::LayerCache::for_store(store);
             if cache.step(store, lease, step, &lopts)?.is_none() {
-                let imported = crate::cache_io::ImportedSteps::for_store(store);
-                crate::cache_io::materialize(store, snapshotter, &imported, fs)?;
+                crate::cache_io::materialize(store, snapshotter, client, fs)?;
                 materialized = true;
             }
         }

@@ -11,7 +11,8 @@
 //! * the base images' manifests, as they are.
 //!
 //! Import writes the records into the local cache store and remembers each step's
-//! layer. A step snapshot is made from its layer only when something has to run
+//! layer; from a registry it fetches the documents only, and each layer when a
+//! build needs it ([`fetch_missing`]). A step snapshot is made from its layer only when something has to run
 //! on it ([`materialize`]); an image export takes the layers as they are. A record
 //! is trusted as far as write access to the cache is: a damaged or unknown document
 //! is a warning, and the build runs its steps.
@@ -274,8 +275,151 @@ impl ImportedSteps {
     }
 }
 
+/// Blobs a registry import left in their registry, by digest: where to fetch each
+/// when a build needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteBlobs {
+    dir: PathBuf,
+}
+
+impl RemoteBlobs {
+    pub(crate) fn for_store(store: &Store) -> RemoteBlobs {
+        RemoteBlobs {
+            dir: store.root().join("cache").join("remote-blobs"),
+        }
+    }
+
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    /// The repository (`REGISTRY/REPOSITORY`) that holds `digest`.
+    pub(crate) fn get(&self, digest: &Digest) -> Option<oci::Reference> {
+        let text = std::fs::read_to_string(self.path(digest)).ok()?;
+        let (d, repo) = text.split_once('\n')?;
+        (d == digest.to_string()).then(|| oci::Reference::parse(repo.trim()).ok())?
+    }
+
+    fn put(&self, digest: &Digest, repo: &oci::Reference) -> Result<(), std::io::Error> {
+        std::fs::create_dir_all(&self.dir)?;
+        let text = format!("{digest}\n{}/{}\n", repo.registry(), repo.repository());
+        content::atomic::write_atomic(&self.path(digest), text.as_bytes()).map_err(|e| e.source)
+    }
+}
+
+/// Fetch the blobs of `descs` the store lacks and a lazy import left in their
+/// registry, under `lease`. Runs on a blocking thread of the runtime.
+pub(crate) fn fetch_missing(
+    store: &Store,
+    client: Option<&registry::Client>,
+    lease: &Lease,
+    descs: &[Descriptor],
+) -> Result<(), BuildError> {
+    let remote = RemoteBlobs::for_store(store);
+    for d in descs {
+        if store.contains(&d.digest) {
+            continue;
+        }
+        let Some(repo) = remote.get(&d.digest) else {
+            continue;
+        };
+        let Some(client) = client else {
+            return Err(BuildError::Offline {
+                reference: format!("{repo}@{}", d.digest),
+            });
+        };
+        let handle = tokio::runtime::Handle::current();
+        handle
+            .block_on(client.fetch_blob(&client.repo(&repo), d, store, lease))
+            .map_err(|e| BuildError::Pull {
+                reference: format!("{}/{}@{}", repo.registry(), repo.repository(), d.digest),
+                source: Box::new(e),
+            })?;
+    }
+    Ok(())
+}
+
+/// The layers `fs` is made of that may have been left in a registry: its base
+/// image's and its imported steps'.
+pub(crate) fn layers_of(store: &Store, fs: &FsRef) -> Vec<Descriptor> {
+    let mut out = Vec::new();
+    if let Some(base) = &fs.base
+        && let Ok(bytes) = store.read_document(&base.digest)
+        && let Ok(m) = RawDocument::<ImageManifest>::parse(bytes)
+    {
+        out.extend(m.value().layers.iter().cloned());
+    }
+    let imported = ImportedSteps::for_store(store);
+    for step in &fs.steps {
+        if let Some(Some(l)) = imported.get(step) {
+            out.push(l.descriptor.clone());
+        }
+    }
+    out
+}
+
+/// The documents of the cache `reference` fetched into `store` (its index, the
+/// cache manifest and its records, the base manifests and configs); every layer
+/// is left in the registry and remembered in [`RemoteBlobs`]. Returns the index.
+pub(crate) async fn fetch_documents(
+    store: &Store,
+    client: &registry::Client,
+    lease: &Lease,
+    reference: &oci::Reference,
+) -> Result<Descriptor, String> {
+    use oci::document::ManifestOrIndex;
+    let top = client
+        .get_manifest(reference)
+        .await
+        .map_err(|e| solver::error_chain(&e))?;
+    let ManifestOrIndex::Index(index) = &top.document else {
+        return Err(format!(
+            "{reference} is an image manifest, not a cache index"
+        ));
+    };
+    let repo = client.repo(reference);
+    let remote = RemoteBlobs::for_store(store);
+    for m in &index.value().manifests {
+        let fetched = client
+            .get_manifest(&reference.with_digest(m.digest.clone()))
+            .await
+            .map_err(|e| solver::error_chain(&e))?;
+        let ManifestOrIndex::Manifest(man) = &fetched.document else {
+            return Err(format!("{} in the cache is not a manifest", m.digest));
+        };
+        let man = man.value();
+        if !store.contains(&man.config.digest) {
+            let bytes = client
+                .get_blob_bytes(&repo, &man.config)
+                .await
+                .map_err(|e| solver::error_chain(&e))?;
+            store
+                .put_bytes(lease, &man.config.media_type, &bytes)
+                .map_err(|e| e.to_string())?;
+        }
+        for l in &man.layers {
+            if !store.contains(&l.digest) {
+                remote
+                    .put(&l.digest, reference)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        store
+            .put_bytes(
+                lease,
+                &fetched.descriptor.media_type,
+                fetched.document.bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    store
+        .put_bytes(lease, &top.descriptor.media_type, top.document.bytes())
+        .map_err(|e| e.to_string())
+}
+
 /// Whether `fs` exists here, or can be made from imported layers whose blobs the
-/// store has (`exists` says which snapshots exist).
+/// store has or a lazy import left in a registry (`exists` says which snapshots
+/// exist).
 pub(crate) fn can_materialize(
     store: &Store,
     imported: &ImportedSteps,
@@ -291,7 +435,12 @@ pub(crate) fn can_materialize(
     fs.steps.iter().all(|s| {
         Key::new(s.clone()).is_ok_and(|k| exists(&k))
             || match imported.get(s) {
-                Some(Some(l)) => store.contains(&l.descriptor.digest),
+                Some(Some(l)) => {
+                    store.contains(&l.descriptor.digest)
+                        || RemoteBlobs::for_store(store)
+                            .get(&l.descriptor.digest)
+                            .is_some()
+                }
                 Some(None) => true,
                 None => false,
             }
@@ -303,7 +452,7 @@ pub(crate) fn can_materialize(
 pub(crate) fn materialize(
     store: &Store,
     snapshotter: &dyn Snapshotter,
-    imported: &ImportedSteps,
+    client: Option<&registry::Client>,
     fs: &FsRef,
 ) -> Result<(), BuildError> {
     let Some(top) = fs.top_key() else {
@@ -312,6 +461,9 @@ pub(crate) fn materialize(
     if snapshotter.get(&top)?.is_some() {
         return Ok(());
     }
+    let lease = store.lease()?;
+    fetch_missing(store, client, &lease, &layers_of(store, fs))?;
+    let imported = ImportedSteps::for_store(store);
     let mut parent = match &fs.base {
         Some(base) => worker::image::unpack(store, snapshotter, base)?.0,
         None => None,
@@ -558,8 +710,13 @@ pub(crate) fn import(
         )));
     }
     let lease = store.lease().map_err(|e| read(e.to_string()))?;
+    let remote = RemoteBlobs::for_store(store);
     let copy = |d: &Descriptor| -> Result<(), ImportError> {
         if store.contains(&d.digest) {
+            return Ok(());
+        }
+        // Left in its registry by a lazy import: fetched when a build needs it.
+        if !layout.contains(&d.digest) && remote.get(&d.digest).is_some() {
             return Ok(());
         }
         let mut f = layout

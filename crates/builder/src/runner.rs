@@ -303,11 +303,14 @@ impl Runner {
         if missing.is_empty() {
             return Ok(());
         }
-        let (store, snap) = (self.store.clone(), self.snapshotter.clone());
+        let (store, snap, client) = (
+            self.store.clone(),
+            self.snapshotter.clone(),
+            self.client.clone(),
+        );
         blocking(move || {
-            let imported = crate::cache_io::ImportedSteps::for_store(&store);
             for fs in &missing {
-                crate::cache_io::materialize(&store, &*snap, &imported, fs)?;
+                crate::cache_io::materialize(&store, &*snap, client.as_ref(), fs)?;
             }
             Ok(())
         })

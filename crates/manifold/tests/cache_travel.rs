@@ -337,3 +337,125 @@ fn a_registry_cache_travels_through_manifolds_own_registry() {
     let registry = OwnRegistry::start();
     registry_round_trip(&registry.addr);
 }
+
+/// The blobs the registry served with GET, in its access log.
+fn blob_gets(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter(|l| l.contains("\"GET /v2/"))
+        .filter_map(|l| {
+            let at = l.find("/blobs/sha256:")?;
+            Some(l[at + "/blobs/".len()..at + "/blobs/".len() + 71].to_owned())
+        })
+        .collect()
+}
+
+/// A registry cache is imported lazily: a fresh root that rebuilds from it fetches
+/// the layers of the image it makes, never the layer of a stage it only copies from.
+#[test]
+fn a_registry_import_fetches_only_the_layers_the_build_needs() {
+    testkit::require_root_and_runc();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let s = Setup::new();
+    std::fs::write(
+        s.ctx.path().join("Dockerfile"),
+        DOCKERFILE.replace(
+            "RUN echo built > /artifact",
+            "RUN head -c 300000 /dev/urandom > /noise && echo built > /artifact",
+        ),
+    )
+    .unwrap();
+    let cache = format!("{}/ci/lazy:buildcache", registry.addr);
+    let a = fresh_root();
+    s.build(
+        a.path(),
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    let before = blob_gets(&registry.log());
+
+    let b = fresh_root();
+    let (digest, stderr) = s.build(
+        b.path(),
+        &["--cache-from", &cache, "-t", "localhost/lazy:1"],
+    );
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+    let fetched: Vec<String> = blob_gets(&registry.log())
+        .difference(&before)
+        .cloned()
+        .collect();
+    // What the image is made of: its config and layers (the base's among them).
+    let store = content::Store::open(b.path()).unwrap();
+    let top = store.resolve("localhost/lazy:1").unwrap();
+    assert_eq!(top.digest.to_string(), digest);
+    let m: serde_json::Value =
+        serde_json::from_slice(&store.read_document(&top.digest).unwrap()).unwrap();
+    let mut image: std::collections::BTreeSet<String> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect();
+    image.insert(m["config"]["digest"].as_str().unwrap().to_owned());
+    // The cache's own layers: the build stage's noise is one the image lacks.
+    let raw = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{cache}"))
+        .output()
+        .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let cache_manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["artifactType"] == "application/vnd.manifold.cache.v1")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://{}/ci/lazy@{cache_manifest}",
+            registry.addr
+        ))
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let records = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let unneeded: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .filter(|d| !image.contains(d))
+        .collect();
+    assert!(
+        !unneeded.is_empty(),
+        "the build stage has a layer of its own"
+    );
+    for d in &fetched {
+        assert!(
+            image.contains(d) || *d == records,
+            "fetched {d}, which the image does not use\nfetched: {fetched:?}\nimage: {image:?}"
+        );
+    }
+    for d in &unneeded {
+        assert!(!fetched.contains(d), "fetched the unneeded layer {d}");
+    }
+    assert!(
+        !fetched.is_empty(),
+        "the image's own layers came from the cache"
+    );
+
+    // A changed file: the steps after it run on snapshots made from layers fetched
+    // now.
+    std::fs::write(s.ctx.path().join("hello"), "changed\n").unwrap();
+    let c = fresh_root();
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().join("fs").display());
+    let (_, stderr) = s.build(c.path(), &["--cache-from", &cache, "-o", &dest]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 3, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("fs/seen")).unwrap(),
+        "built\nchanged\n"
+    );
+}
