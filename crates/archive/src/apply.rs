@@ -14,8 +14,10 @@ use std::rc::Rc;
 use rustix::fs::FileType;
 use rustix::io::Errno;
 
+use crate::budget::Budget;
 use crate::entry::{self, Kind, Limits, Parsed};
 use crate::error::ArchiveError;
+use crate::guard::HeaderGuard;
 use crate::path::CleanPath;
 use crate::root::{Leaf, NodeKind, Root};
 
@@ -65,6 +67,8 @@ pub struct ApplyOptions {
     pub devices: SpecialFiles,
     pub fifos: SpecialFiles,
     pub limits: Limits,
+    /// Checked by [`apply_blob`](crate::apply_blob), which sees the compressed bytes.
+    pub budget: Budget,
 }
 
 impl ApplyOptions {
@@ -76,6 +80,7 @@ impl ApplyOptions {
             devices: SpecialFiles::Create,
             fifos: SpecialFiles::Create,
             limits: Limits::default(),
+            budget: Budget::default(),
         }
     }
 
@@ -87,6 +92,7 @@ impl ApplyOptions {
             devices: SpecialFiles::Skip,
             fifos: SpecialFiles::Create,
             limits: Limits::default(),
+            budget: Budget::default(),
         }
     }
 }
@@ -172,7 +178,7 @@ pub fn apply_layer<R: Read>(
 ) -> Result<ApplyStats, ArchiveError> {
     let tripped = Rc::new(Cell::new(false));
     let mut counted = Counted {
-        inner: reader,
+        inner: HeaderGuard::new(reader, &opts.limits),
         count: 0,
         limit: opts.limits.max_bytes,
         tripped: tripped.clone(),
@@ -279,6 +285,10 @@ fn keep_xattr(name: &str, privileged: bool) -> bool {
 
 impl State<'_> {
     fn stream_error(&self, e: io::Error) -> ArchiveError {
+        let e = match ArchiveError::from_stream(e) {
+            Ok(limit) => return limit,
+            Err(e) => e,
+        };
         if self.tripped.get() {
             return ArchiveError::LimitExceeded {
                 what: "uncompressed bytes",
@@ -347,6 +357,10 @@ impl State<'_> {
         }
         let (mut file, leaf) = self.root.create_file(&p.path)?;
         let n = io::copy(&mut (&mut *e).take(p.size), &mut file).map_err(|err| {
+            let err = match ArchiveError::from_stream(err) {
+                Ok(limit) => return limit,
+                Err(err) => err,
+            };
             if self.tripped.get() {
                 self.stream_error(err)
             } else {

@@ -5,7 +5,8 @@ use std::io::{self, BufReader, Read};
 use oci::Digest;
 
 use crate::apply::{ApplyOptions, ApplyStats, apply_layer};
-use crate::codec::{Compression, HashingReader, decompress};
+use crate::budget::decompress_limited;
+use crate::codec::{Compression, HashingReader};
 use crate::error::ArchiveError;
 use crate::root::Root;
 
@@ -54,15 +55,20 @@ pub fn apply_blob<R: Read>(
     };
     let mut blob = HashingReader::new(reader);
     let applied = (|| {
-        let decoder = decompress(BufReader::new(&mut blob), compression)?;
+        let decoder = decompress_limited(BufReader::new(&mut blob), compression, &opts.budget)?;
         let mut raw = HashingReader::new(decoder);
         let stats = apply_layer(root, &mut raw, opts)?;
-        let (diff_id, uncompressed_size, _) = raw.finish().map_err(stream)?;
+        let (diff_id, uncompressed_size, _) = raw
+            .finish()
+            .map_err(|e| ArchiveError::from_stream(e).unwrap_or_else(stream))?;
         Ok((stats, diff_id, uncompressed_size))
     })();
     // Whatever happened, read the blob to its end so size and digest cover it all.
     let drained = io::copy(&mut blob, &mut io::sink());
     let (digest, size, _) = blob.finish().map_err(stream)?;
+    // Limit errors name the layer: by its descriptor's digest, else by what was read.
+    let applied = applied
+        .map_err(|e: ArchiveError| e.with_layer(expected.digest.as_ref().unwrap_or(&digest)));
     if let Some(want) = expected.size
         && want != size
     {

@@ -18,6 +18,15 @@ pub struct Limits {
     pub max_depth: usize,
     /// Bytes of one xattr value.
     pub max_xattr_size: usize,
+    /// Bytes a GNU long name or long link record (`L`, `K`) may declare.
+    pub max_long_name: u64,
+    /// Bytes a PAX header (`x`, `g`) may declare.
+    pub max_pax_size: u64,
+    /// Entries of one sparse map (GNU `S` headers with their extension blocks, PAX
+    /// 0.x and 1.0 maps).
+    pub max_sparse_entries: u64,
+    /// The real (expanded) size a sparse file may declare.
+    pub max_sparse_size: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +37,10 @@ impl Default for Limits {
             max_path_len: 4096,
             max_depth: 512,
             max_xattr_size: 65536,
+            max_long_name: 64 << 10,
+            max_pax_size: 1 << 20,
+            max_sparse_entries: 1 << 16,
+            max_sparse_size: 64 << 30,
         }
     }
 }
@@ -226,10 +239,10 @@ fn read_pax<R: Read>(
         reason,
     };
     let mut pax = Pax::default();
-    let Some(exts) = entry
+    let exts = entry
         .pax_extensions()
-        .map_err(|e| malformed(e.to_string()))?
-    else {
+        .map_err(|e| ArchiveError::from_stream(e).unwrap_or_else(|e| malformed(e.to_string())))?;
+    let Some(exts) = exts else {
         return Ok(pax);
     };
     for ext in exts {

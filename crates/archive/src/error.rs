@@ -88,9 +88,84 @@ pub enum ArchiveError {
     /// Writing the output stream failed.
     #[error("cannot write layer: {0}")]
     Write(#[source] io::Error),
+    /// An extension record (GNU long name or link, PAX header) or a sparse file
+    /// declares more bytes than [`crate::Limits`] allow; refused before its body is read.
+    #[error("{}{what} of {size} bytes exceeds the {limit}-byte limit", prefix(.layer))]
+    HeaderTooLarge {
+        layer: Option<Digest>,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    /// A GNU or PAX sparse map declares more entries than [`crate::Limits`] allow.
+    #[error("{}{what} of {entries} entries exceeds the {limit}-entry limit", prefix(.layer))]
+    SparseMapTooLarge {
+        layer: Option<Digest>,
+        what: &'static str,
+        entries: u64,
+        limit: u64,
+    },
+    /// The layer decompresses to more bytes than its [`crate::Budget`] allows.
+    #[error(
+        "{}uncompressed stream exceeds the {limit}-byte limit (after {compressed} compressed bytes)",
+        prefix(.layer)
+    )]
+    UncompressedTooLarge {
+        layer: Option<Digest>,
+        limit: u64,
+        compressed: u64,
+    },
+    /// The layer decompresses at a higher ratio than its [`crate::Budget`] allows.
+    #[error(
+        "{}decompression ratio exceeds {ratio}:1 ({uncompressed} bytes from {compressed} compressed bytes)",
+        prefix(.layer)
+    )]
+    CompressionRatio {
+        layer: Option<Digest>,
+        ratio: u64,
+        uncompressed: u64,
+        compressed: u64,
+    },
+}
+
+fn prefix(layer: &Option<Digest>) -> String {
+    layer
+        .as_ref()
+        .map(|d| format!("layer {d}: "))
+        .unwrap_or_default()
 }
 
 impl ArchiveError {
+    /// The [`ArchiveError`] a reader of this crate ([`crate::HeaderGuard`],
+    /// [`crate::Limited`]) raised inside `e`, or `e` itself.
+    pub fn from_stream(e: io::Error) -> Result<ArchiveError, io::Error> {
+        if !e.get_ref().is_some_and(|r| r.is::<ArchiveError>()) {
+            return Err(e);
+        }
+        let inner = e
+            .into_inner()
+            .expect("checked: the error has an inner error");
+        Ok(*inner
+            .downcast::<ArchiveError>()
+            .expect("checked: the inner error is an ArchiveError"))
+    }
+
+    /// Name the layer in a limit error that names none yet.
+    pub fn with_layer(mut self, digest: &Digest) -> Self {
+        match &mut self {
+            ArchiveError::HeaderTooLarge { layer, .. }
+            | ArchiveError::SparseMapTooLarge { layer, .. }
+            | ArchiveError::UncompressedTooLarge { layer, .. }
+            | ArchiveError::CompressionRatio { layer, .. }
+                if layer.is_none() =>
+            {
+                *layer = Some(digest.clone());
+            }
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         ArchiveError::Io {
             op,

@@ -7,11 +7,13 @@
 
 mod apply;
 mod blob;
+mod budget;
 mod codec;
 mod diff;
 mod encode;
 mod entry;
 mod error;
+mod guard;
 mod path;
 mod root;
 mod write;
@@ -21,6 +23,7 @@ pub use apply::{
     apply_layer,
 };
 pub use blob::{AppliedBlob, Expected, apply_blob};
+pub use budget::{Budget, Limited, Meter, Metered, decompress_limited};
 pub use codec::{Compression, Decoder, HashingReader, decompress};
 pub use diff::{diff_dirs, diff_overlay_upper};
 pub use encode::{
@@ -29,6 +32,7 @@ pub use encode::{
 };
 pub use entry::Limits;
 pub use error::ArchiveError;
+pub use guard::HeaderGuard;
 pub use path::{CleanPath, NAME_MAX};
 pub use root::{Leaf, NodeKind, ResolveMode, Root};
 pub use write::{

@@ -127,7 +127,12 @@ fn append_uncompressed<W: Write>(
         })?;
     let open = || -> Result<Box<dyn Read>> {
         let file = BufReader::new(store.open_blob(&layer.digest)?);
-        Ok(Box::new(archive::decompress(file, Some(compression))?))
+        let budget = archive::Budget::default();
+        Ok(Box::new(archive::decompress_limited(
+            file,
+            Some(compression),
+            &budget,
+        )?))
     };
     let mut counted = HashingReader::new(open()?);
     io::copy(&mut counted, &mut io::sink()).map_err(ExportError::io(

@@ -335,7 +335,7 @@ pub fn force_compression(
                     }
                 })?;
             let blob = io::BufReader::new(store.open_blob(&layer.digest)?);
-            let tar = archive::decompress(blob, Some(codec))?;
+            let tar = archive::decompress_limited(blob, Some(codec), &archive::Budget::default())?;
             *layer = export_tar(store, lease, tar, &lopts)?.descriptor;
             touched = true;
         }

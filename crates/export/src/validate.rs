@@ -367,12 +367,16 @@ impl Validator<'_> {
 
 /// Decompress and read a layer tar: its diff_id and the paths it holds twice.
 fn scan_tar(blob: &mut impl Read, c: Compression) -> Result<(Digest, Vec<String>), String> {
-    let decoder = archive::decompress(BufReader::new(blob), Some(c)).map_err(|e| e.to_string())?;
+    let decoder =
+        archive::decompress_limited(BufReader::new(blob), Some(c), &archive::Budget::default())
+            .map_err(|e| e.to_string())?;
     let mut raw = HashingReader::new(decoder);
     let mut seen = HashSet::new();
     let mut dups = Vec::new();
     {
-        let mut tar = tar::Archive::new(&mut raw);
+        // The guard bounds GNU long names and PAX headers before the crate reads them.
+        let guarded = archive::HeaderGuard::new(&mut raw, &archive::Limits::default());
+        let mut tar = tar::Archive::new(guarded);
         for entry in tar.entries().map_err(|e| e.to_string())? {
             let entry = entry.map_err(|e| e.to_string())?;
             let path = normalize(&entry.path_bytes());

@@ -99,17 +99,19 @@ pub(super) fn extract(
     let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     let root = Root::open(&at).map_err(|e| ctx.fs(e))?;
     let file = tree.open_regular(p).map_err(|e| ctx.fs(e))?;
-    let reader = decoder(BufReader::new(file)).map_err(|e| {
-        unpack_err(archive::ArchiveError::Tar {
-            after: String::new(),
-            source: e,
-        })
-    })?;
     let opts = if rustix::process::geteuid().is_root() {
         ApplyOptions::privileged()
     } else {
         ApplyOptions::rootless()
     };
-    archive::apply_layer(&root, reader, &opts).map_err(unpack_err)?;
+    // The archive's decompression is held to the same budget as a layer's.
+    let (file, meter) = opts.budget.meter(BufReader::new(file));
+    let reader = decoder(file).map_err(|e| {
+        unpack_err(archive::ArchiveError::Tar {
+            after: String::new(),
+            source: e,
+        })
+    })?;
+    archive::apply_layer(&root, meter.limit(reader), &opts).map_err(unpack_err)?;
     Ok(())
 }
