@@ -459,3 +459,206 @@ fn a_registry_import_fetches_only_the_layers_the_build_needs() {
         "built\nchanged\n"
     );
 }
+
+/// Rewrite the records document of the cache layout `dir` with `change`, and the
+/// manifest, index and `index.json` that name it, so every digest matches again: a
+/// well-formed but hostile cache.
+fn tamper(dir: &Path, change: impl Fn(&mut serde_json::Value)) {
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let d = oci::Digest::sha256(bytes).to_string();
+        std::fs::write(blob(&d), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blob(d)).unwrap()).unwrap()
+    };
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut index = read(top["manifests"][0]["digest"].as_str().unwrap());
+    let at = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|m| m["artifactType"] == "application/vnd.manifold.cache.v1")
+        .unwrap();
+    let mut manifest = read(index["manifests"][at]["digest"].as_str().unwrap());
+    let mut records = read(manifest["config"]["digest"].as_str().unwrap());
+    change(&mut records);
+    let (d, n) = put(&serde_json::to_vec(&records).unwrap());
+    manifest["config"]["digest"] = d.into();
+    manifest["config"]["size"] = n.into();
+    let (d, n) = put(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][at]["digest"] = d.into();
+    index["manifests"][at]["size"] = n.into();
+    let (d, n) = put(&serde_json::to_vec(&index).unwrap());
+    top["manifests"][0]["digest"] = d.into();
+    top["manifests"][0]["size"] = n.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+}
+
+/// Hostile caches, each well-formed down to its digests: the import is a warning
+/// that names what is wrong, and the build runs its steps and makes the same image.
+#[test]
+fn hostile_caches_are_warnings_and_the_build_runs() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    let a = fresh_root();
+    let (digest, _) = s.build(a.path(), &["--cache-to", &s.to("max")]);
+    let clean = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    copy(s.cache.path(), clean.path());
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        ("records version 99", Box::new(|r| r["version"] = 99.into())),
+        (
+            "is not valid",
+            Box::new(|r| {
+                let steps = r["steps"].as_object_mut().unwrap();
+                let (k, v) = steps
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap();
+                steps.remove(&k);
+                steps.insert("step-\u{7}bell".into(), v);
+            }),
+        ),
+        (
+            "the cache does not hold",
+            Box::new(|r| {
+                for (_, v) in r["steps"].as_object_mut().unwrap() {
+                    if v.is_object() {
+                        v["descriptor"]["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+                    }
+                }
+            }),
+        ),
+        (
+            "at most 33554432",
+            Box::new(|r| r["padding"] = "x".repeat(33 << 20).into()),
+        ),
+        (
+            "missing field",
+            Box::new(|r| {
+                r.as_object_mut().unwrap().remove("records");
+            }),
+        ),
+    ];
+    let mut runs = testkit::counted_runs(&s.counter());
+    for (want, change) in cases {
+        let _ = std::fs::remove_dir_all(s.cache.path());
+        std::fs::create_dir_all(s.cache.path()).unwrap();
+        copy(clean.path(), s.cache.path());
+        tamper(s.cache.path(), change);
+        let root = fresh_root();
+        let (again, stderr) = s.build(root.path(), &["--cache-from", &s.from()]);
+        assert!(
+            stderr.contains("warning:") && stderr.contains(want),
+            "{want}:\n{stderr}"
+        );
+        assert_eq!(again, digest, "{want}");
+        runs += 2;
+        assert_eq!(
+            testkit::counted_runs(&s.counter()),
+            runs,
+            "{want}: every step ran"
+        );
+    }
+}
+
+/// The blobs uploaded to the registry (`PUT …/blobs/uploads/…?digest=…`).
+fn blob_puts(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/"))
+        .filter_map(|l| {
+            let at = l.find("digest=sha256")?;
+            let d = &l[at + "digest=".len()..];
+            Some(d.get(..71)?.replace("%3A", ":"))
+        })
+        .collect()
+}
+
+/// A second export after one changed step uploads only what changed: the blobs
+/// the registry has are not sent again.
+#[test]
+fn a_second_export_uploads_only_the_changed_steps() {
+    testkit::require_root_and_runc();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let s = Setup::new();
+    let cache = format!("{}/ci/inc:buildcache", registry.addr);
+    let to = format!("type=registry,ref={cache},mode=max");
+    let a = fresh_root();
+    s.build(a.path(), &["--cache-to", &to]);
+    let first = blob_puts(&registry.log());
+    assert!(first.len() >= 4, "{first:?}");
+    std::fs::write(s.ctx.path().join("hello"), "changed\n").unwrap();
+    s.build(a.path(), &["--cache-to", &to]);
+    let second: Vec<String> = blob_puts(&registry.log())
+        .difference(&first)
+        .cloned()
+        .collect();
+    // The new records, and the layers of `COPY hello` and `RUN cat`: nothing else.
+    assert_eq!(second.len(), 3, "{second:?}");
+}
+
+/// A daemon builder exports a registry cache, and another daemon on an empty root
+/// builds every step from it.
+#[test]
+fn daemons_export_and_import_registry_caches() {
+    testkit::require_root_and_runc();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let manifold = Path::new(env!("CARGO_BIN_EXE_manifold"));
+    let s = Setup::new();
+    let cache = format!("{}/ci/far:buildcache", registry.addr);
+    let run = |daemon: &testkit::daemon::Daemon, extra: &[&str]| {
+        let client = tempfile::tempdir().unwrap();
+        let cmd = |args: &[&str]| {
+            Command::new(manifold)
+                .args(args)
+                .env("MANIFOLD_ROOT", client.path().join("root"))
+                .env("MANIFOLD_CONFIG", client.path().join("config"))
+                .env("DOCKER_CONFIG", client.path().join("docker"))
+                .env_remove("MANIFOLD_BUILDER")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        ok(&cmd(&[
+            "create",
+            "--name",
+            "far",
+            "--use",
+            &daemon.endpoint(),
+        ]));
+        let mut args = vec!["build", "--progress=plain", "--platform=linux/amd64"];
+        args.extend_from_slice(extra);
+        args.push(s.ctx.path().to_str().unwrap());
+        ok(&cmd(&args))
+    };
+    let one = testkit::daemon::Daemon::start(manifold, BASE, &["amd64"]);
+    run(
+        &one,
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    let two = testkit::daemon::Daemon::start(manifold, BASE, &["amd64"]);
+    let stderr = run(&two, &["--cache-from", &cache]);
+    for step in [
+        "RUN echo built",
+        "COPY --from=build",
+        "COPY hello",
+        "RUN cat",
+    ] {
+        assert!(cached(&stderr, step), "{step} not CACHED:\n{stderr}");
+    }
+}
