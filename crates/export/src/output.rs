@@ -122,40 +122,6 @@ pub enum Codec {
     Zstd,
 }
 
-/// `--annotation KEY=VALUE` or `TYPE:KEY=VALUE` for an index alone (`imagetools
-/// create`): only the `index` type (the default) applies.
-pub fn index_annotations(
-    list: &[String],
-) -> Result<std::collections::BTreeMap<String, String>, SpecError> {
-    const TYPES: [&str; 4] = [
-        "index",
-        "index-descriptor",
-        "manifest",
-        "manifest-descriptor",
-    ];
-    let mut out = std::collections::BTreeMap::new();
-    for a in list {
-        let (kind, kv) = match a.split_once(':') {
-            Some((t, rest)) if TYPES.contains(&t) => (t, rest),
-            _ => ("index", a.as_str()),
-        };
-        if kind != "index" {
-            return Err(SpecError::new(
-                format!("invalid annotation {a:?}: imagetools create sets index annotations only"),
-                "write KEY=VALUE or index:KEY=VALUE",
-            ));
-        }
-        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(SpecError::new(
-                format!("invalid annotation {a:?}: missing KEY="),
-                "write KEY=VALUE",
-            ));
-        };
-        out.insert(k.to_owned(), v.to_owned());
-    }
-    Ok(out)
-}
-
 /// A flag value that does not parse: what is wrong, and how to write it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -322,7 +288,8 @@ pub fn parse_output(spec: &str) -> Result<Output, SpecError> {
     for (key, v) in rest {
         // Annotation keys keep their case; the exporter's own keys do not care.
         if image_like && let Some(a) = annotation::parse_output_key(&key, &v) {
-            out.annotations.push(a.map_err(|e| invalid(e.message, &e.hint))?);
+            out.annotations
+                .push(a.map_err(|e| invalid(e.message, &e.hint))?);
             continue;
         }
         let k = key.to_ascii_lowercase();

@@ -190,19 +190,59 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Sources: images or indexes to combine
+    /// Sources: images or indexes (NAME[:TAG|@DIGEST]), or digests (sha256:…) in the
+    /// first -t's repository
     pub sources: Vec<String>,
-    /// Reference to push the new index to (repeatable)
+    /// Read a source from FILE, as `docker buildx imagetools create --file`: an OCI
+    /// descriptor (JSON; its platform and annotations are kept), the --metadata-file
+    /// of a build (its containerimage.descriptor), a digest or a reference. Digests
+    /// and descriptors name content in the first -t's repository; a descriptor
+    /// without a platform gets its image config's. Files come before the SOURCE
+    /// arguments (repeatable)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Reference to push the result to (repeatable), as `docker buildx imagetools
+    /// create --tag`
     #[arg(short, long = "tag", required = true)]
     pub tags: Vec<String>,
-    /// Add the target's existing manifests first
+    /// Keep only these platforms of the sources, and the manifests that refer to
+    /// them (attestations), as `docker buildx imagetools create --platform`
+    /// (comma-separated or repeated)
+    #[arg(
+        short,
+        long = "platform",
+        value_delimiter = ',',
+        value_name = "PLATFORM"
+    )]
+    pub platforms: Vec<String>,
+    /// With one source that is an image manifest and nothing to change, wrap it in
+    /// an index (true) or push the manifest itself, same digest (false), as `docker
+    /// buildx imagetools create --prefer-index`. One index is always copied as it
+    /// is unless -p or annotations change it
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub prefer_index: bool,
+    /// Add the target's existing manifests first, as `docker buildx imagetools
+    /// create --append`
     #[arg(long)]
     pub append: bool,
-    /// Print the index instead of pushing it
+    /// Print the result instead of pushing it, as `docker buildx imagetools create
+    /// --dry-run`
     #[arg(long)]
     pub dry_run: bool,
-    /// Annotation for the index: KEY=VALUE or index:KEY=VALUE (repeatable)
-    #[arg(long = "annotation", value_name = "[index:]KEY=VALUE")]
+    /// Add an annotation, as `docker buildx imagetools create --annotation`:
+    /// KEY=VALUE or index:KEY=VALUE on the index, manifest-descriptor:KEY=VALUE on
+    /// each of its entries, manifest-descriptor[PLATFORM]:KEY=VALUE on that
+    /// platform's (repeatable). Manifests are not changed, so manifest: and
+    /// index-descriptor: cannot be set here
+    #[arg(long = "annotation", value_name = "[TYPE[[PLATFORM]]:]KEY=VALUE")]
     pub annotations: Vec<String>,
 }
 

@@ -92,6 +92,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         builder::state::StateError,
         content::layout::LayoutError,
         builder::BuildError,
+        registry::create::SourceError,
     );
     None
 }
@@ -123,6 +124,19 @@ fn registry_hint(e: &registry::RegistryError) -> Option<String> {
             Some(format!(
                 "if {host} speaks plain HTTP or uses a self-signed certificate, pass --insecure-registry {host}"
             ))
+        }
+        E::SourceNotFound {
+            in_target: true,
+            repository,
+            ..
+        } => Some(format!(
+            "digests and descriptor files name content in the first -t's repository \
+             ({repository}): push there by digest (manifold build -o \
+             type=image,name={repository},push-by-digest=true,push=true), or name the \
+             source as NAME@DIGEST"
+        )),
+        E::PlatformNotInSources { .. } => {
+            Some("leave that platform out of -p, or add a source that has it".to_owned())
         }
         _ => None,
     }

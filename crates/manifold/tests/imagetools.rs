@@ -433,7 +433,282 @@ fn copy_keeps_the_digest_and_create_combines() {
         "",
     );
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("index annotations only"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("imagetools create cannot set manifest annotations")
+    );
+}
+
+/// Push the single-platform image `platform` to `repo` by digest (no tag), as
+/// `push-by-digest=true` does; returns its manifest's descriptor (with the platform).
+fn push_by_digest(repo: &str, platform: &str) -> oci::Descriptor {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lease = store.lease().unwrap();
+    let p = oci::Platform::parse(platform).unwrap();
+    let desc = testkit::write_image(&store, &lease, &p, &format!("by digest {platform}"));
+    let target = Reference::parse(&format!("{repo}@{}", desc.digest)).unwrap();
+    let client = Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(client.push(&store, &desc, &target, None))
+        .unwrap();
+    desc
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// `-f` descriptor files and bare digests name the first -t's repository; platforms
+/// come from the files, else from the image configs; annotations go to the index
+/// (the default type) and its entries (`manifest-descriptor[PLATFORM]`); `-p`
+/// keeps platforms; every mistake names what is wrong.
+#[test]
+fn create_from_descriptor_files_and_digests() {
+    let reg = DistRegistry::start(Auth::Open);
+    let repo = format!("{}/ci/app", reg.addr);
+    let amd = push_by_digest(&repo, "linux/amd64");
+    let arm = push_by_digest(&repo, "linux/arm64");
+    let e = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // An OCI descriptor with no platform, and annotations of its own.
+    let amd_file = file(
+        "amd.json",
+        &format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":{},"annotations":{{"org.example.from":"file"}}}}"#,
+            amd.media_type, amd.digest, amd.size
+        ),
+    );
+    let target = format!("{repo}:multi");
+    let out = ok(manifold(
+        &e,
+        &[
+            "imagetools",
+            "create",
+            "-t",
+            &target,
+            "-f",
+            &amd_file,
+            &arm.digest.to_string(),
+            "--annotation",
+            "org.example.note=on the index",
+            "--annotation",
+            "manifest-descriptor[linux/arm64]:org.example.arch=arm",
+        ],
+        "",
+    ));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]);
+    assert_eq!(out.trim(), oci::Digest::sha256(&raw).to_string());
+    let index = json(std::str::from_utf8(&raw).unwrap());
+    assert_eq!(index["mediaType"], oci::media::OCI_INDEX);
+    assert_eq!(index["annotations"]["org.example.note"], "on the index");
+    let m = index["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0]["digest"], amd.digest.to_string());
+    assert_eq!(m[0]["platform"]["architecture"], "amd64", "from the config");
+    assert_eq!(m[0]["annotations"]["org.example.from"], "file");
+    assert!(m[0]["annotations"].get("org.example.arch").is_none());
+    assert_eq!(m[1]["digest"], arm.digest.to_string());
+    assert_eq!(m[1]["platform"]["architecture"], "arm64");
+    assert_eq!(m[1]["annotations"]["org.example.arch"], "arm");
+
+    // A descriptor's own platform is kept; -p keeps only what is asked for.
+    let arm_file = file(
+        "arm.json",
+        &format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}"#,
+            arm.media_type, arm.digest, arm.size
+        ),
+    );
+    let dry = ok(manifold(
+        &e,
+        &[
+            "imagetools",
+            "create",
+            "--dry-run",
+            "-t",
+            &target,
+            "-p",
+            "linux/arm64",
+            "-f",
+            &amd_file,
+            "-f",
+            &arm_file,
+        ],
+        "",
+    ));
+    let v = json(&dry);
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(v["manifests"][0]["platform"]["variant"], "v8");
+
+    // What is wrong, named.
+    let missing = oci::Digest::sha256(b"not pushed");
+    let missing_file = file(
+        "missing.json",
+        &format!(
+            r#"{{"containerimage.descriptor":{{"mediaType":"{}","digest":"{missing}","size":3}}}}"#,
+            oci::media::OCI_MANIFEST
+        ),
+    );
+    let err = fails(manifold(
+        &e,
+        &["imagetools", "create", "-t", &target, "-f", &missing_file],
+        "",
+    ));
+    assert!(
+        err.contains(&format!(
+            "error: source {missing} (from {missing_file}) not found in {repo}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "hint: digests and descriptor files name content in the first -t's repository"
+        ),
+        "{err}"
+    );
+    let wrong_size = file(
+        "size.json",
+        &format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":1}}"#,
+            amd.media_type, amd.digest
+        ),
+    );
+    let err = fails(manifold(
+        &e,
+        &["imagetools", "create", "-t", &target, "-f", &wrong_size],
+        "",
+    ));
+    assert!(
+        err.contains(&format!(
+            "error: {wrong_size}: the descriptor says {} is 1 bytes, {repo} has {}",
+            amd.digest, amd.size
+        )),
+        "{err}"
+    );
+    let err = fails(manifold(
+        &e,
+        &[
+            "imagetools",
+            "create",
+            "-t",
+            &target,
+            "-p",
+            "linux/s390x",
+            &amd.digest.to_string(),
+            &arm.digest.to_string(),
+        ],
+        "",
+    ));
+    assert!(
+        err.contains(
+            "error: no source has platform linux/s390x (the sources have linux/amd64, linux/arm64)"
+        ),
+        "{err}"
+    );
+}
+
+/// `--prefer-index`: one manifest is wrapped in an index, or with `false` pushed as it
+/// is; one index is copied as it is unless `-p` or an annotation changes it; other
+/// tags, in other repositories too, get the same document.
+#[test]
+fn create_carbon_copies_a_lone_source_unless_told_otherwise() {
+    let reg = DistRegistry::start(Auth::Open);
+    let repo = format!("{}/cc/app", reg.addr);
+    let amd = push_by_digest(&repo, "linux/amd64");
+    let e = env();
+    let create = |args: &[&str]| {
+        let mut all = vec!["imagetools", "create"];
+        all.extend(args);
+        ok(manifold(&e, &all, "")).trim().to_owned()
+    };
+    let raw = |reference: &str| {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+    };
+    let digest = amd.digest.to_string();
+
+    // One manifest, --prefer-index=false: the manifest itself, under the tag, and in
+    // another repository (its blobs copied).
+    let copy = format!("{repo}:copy");
+    let elsewhere = format!("{}/elsewhere/app:copy", reg.addr);
+    let got = create(&[
+        "--prefer-index=false",
+        "-t",
+        &copy,
+        "-t",
+        &elsewhere,
+        &digest,
+    ]);
+    assert_eq!(got, digest);
+    for r in [&copy, &elsewhere] {
+        assert_eq!(oci::Digest::sha256(&raw(r)), amd.digest, "{r}");
+    }
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{elsewhere}"),
+        &format!("oci:{}:x", tempfile::tempdir().unwrap().path().display()),
+    ]);
+
+    // The default (and --prefer-index alone): an index over it.
+    for flag in [None, Some("--prefer-index")] {
+        let wrapped = format!("{repo}:wrapped");
+        let mut args = vec!["-t", wrapped.as_str(), digest.as_str()];
+        args.extend(flag);
+        let got = create(&args);
+        let bytes = raw(&wrapped);
+        assert_eq!(got, oci::Digest::sha256(&bytes).to_string());
+        let index = json(std::str::from_utf8(&bytes).unwrap());
+        assert_eq!(index["mediaType"], oci::media::OCI_INDEX);
+        assert_eq!(index["manifests"][0]["digest"], digest);
+        assert_eq!(index["manifests"][0]["platform"]["architecture"], "amd64");
+    }
+
+    // One index: copied as it is, even with -p naming all its platforms.
+    let src = format!("{}/cc/multi:1", reg.addr);
+    let index_digest = push_fixture(&src, &["linux/amd64", "linux/arm64"]);
+    let same = format!("{repo}:same");
+    assert_eq!(create(&["-t", &same, &src]), index_digest.to_string());
+    assert_eq!(
+        create(&["-t", &same, "-p", "linux/arm64,linux/amd64", &src]),
+        index_digest.to_string()
+    );
+    assert_eq!(oci::Digest::sha256(&raw(&same)), index_digest);
+    // ... and changed by -p or an annotation.
+    let arm_only = create(&["-t", &same, "-p", "linux/arm64", &src]);
+    assert_ne!(arm_only, index_digest.to_string());
+    let index = json(std::str::from_utf8(&raw(&same)).unwrap());
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    let annotated = create(&["-t", &same, "--annotation", "index:k=v", &src]);
+    assert_ne!(annotated, index_digest.to_string());
+    let index = json(std::str::from_utf8(&raw(&same)).unwrap());
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(index["annotations"]["k"], "v");
 }
 
 #[test]

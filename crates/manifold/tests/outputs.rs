@@ -552,6 +552,118 @@ fn multi_platform_push_local_and_tar_and_the_arm64_image_runs_in_podman() {
     assert_eq!(text(&ran.stdout), "x86_64\n");
 }
 
+/// The push-by-digest CI flow: each platform built on its own machine (state root)
+/// and pushed by digest with its `--metadata-file`, then `imagetools create -f` over
+/// those files, gives the very index (same bytes) that one multi-platform build pushes.
+#[test]
+fn push_by_digest_then_imagetools_create_equals_a_multi_platform_build() {
+    testkit::require_root_and_runc();
+    let _binfmt =
+        testkit::binfmt::Guard::ensure(Path::new(env!("CARGO_BIN_EXE_manifold")), &["arm64"]);
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let repo = format!("{}/ci/app", registry.addr);
+    let ctx = context();
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = |p: &str| out_dir.path().join(p);
+    let s = |p: &str| o(p).to_str().unwrap().to_owned();
+    let path = bare_path(out_dir.path());
+    // Each command on a state root of its own, as on separate CI machines.
+    let manifold = |args: &[&str]| {
+        let root = root_with_base(&["amd64", "arm64"]);
+        let out =
+            run(manifold_cmd(root.path(), &path, args).env("SOURCE_DATE_EPOCH", "1700000000"));
+        text(&out.stdout)
+    };
+    let raw = |reference: &str| {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .stdout
+    };
+    let by_digest =
+        format!("type=image,name={repo},push-by-digest=true,name-canonical=true,push=true");
+    let mut digests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let meta_file = s(&format!("meta-{arch}.json"));
+        manifold(&[
+            "build",
+            "--progress=quiet",
+            "--platform",
+            &format!("linux/{arch}"),
+            "-o",
+            &by_digest,
+            "--metadata-file",
+            &meta_file,
+            ctx.path().to_str().unwrap(),
+        ]);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&meta_file).unwrap()).unwrap();
+        let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
+        // The registry serves that manifest under that digest.
+        let manifest = raw(&format!("{repo}@{digest}"));
+        assert_eq!(oci::Digest::sha256(&manifest).to_string(), digest, "{arch}");
+        assert_eq!(meta["containerimage.descriptor"]["digest"], digest.as_str());
+        assert_eq!(
+            meta["containerimage.descriptor"]["mediaType"],
+            media::OCI_MANIFEST
+        );
+        let canonical = format!("{repo}@{digest}");
+        let names = meta["image.name"].as_str().unwrap();
+        assert!(names.split(',').any(|n| n == canonical), "{arch}: {names}");
+        digests.push(digest);
+    }
+
+    let merged = format!("{repo}:merged");
+    let created = manifold(&[
+        "imagetools",
+        "create",
+        "-t",
+        &merged,
+        "-f",
+        &s("meta-amd64.json"),
+        "-f",
+        &s("meta-arm64.json"),
+    ]);
+    let both = format!("{repo}:both");
+    manifold(&[
+        "build",
+        "--progress=quiet",
+        "--platform=linux/amd64,linux/arm64",
+        "-o",
+        &format!("type=image,name={both},push=true"),
+        ctx.path().to_str().unwrap(),
+    ]);
+    let merged_raw = raw(&merged);
+    let both_raw = raw(&both);
+    assert_eq!(
+        text(&merged_raw),
+        text(&both_raw),
+        "imagetools create and the multi-platform build push the same index"
+    );
+    assert_eq!(created.trim(), oci::Digest::sha256(&merged_raw).to_string());
+    let index: ImageIndex = serde_json::from_slice(&merged_raw).unwrap();
+    let listed: Vec<(String, String)> = index
+        .manifests
+        .iter()
+        .map(|m| {
+            (
+                m.digest.to_string(),
+                m.platform.as_ref().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (digests[0].clone(), "linux/amd64".to_owned()),
+            (digests[1].clone(), "linux/arm64".to_owned())
+        ]
+    );
+}
+
 #[test]
 fn refusals_come_before_the_build_with_hints() {
     testkit::require_root_and_runc();

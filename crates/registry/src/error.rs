@@ -69,6 +69,35 @@ pub enum RegistryError {
         platform: String,
         available: String,
     },
+    /// A source of `imagetools create` its repository does not have (the registry's
+    /// answer is the source).
+    #[error("source {what}{} not found in {repository}", from_file(.file.as_deref()))]
+    SourceNotFound {
+        /// `sha256:…`, or `tag T`.
+        what: String,
+        repository: String,
+        /// The descriptor file that named it.
+        file: Option<String>,
+        /// Whether the repository is the target's (a digest or descriptor source).
+        in_target: bool,
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// A descriptor (from a file) whose size is not that of the content it names.
+    #[error(
+        "{}: the descriptor says {digest} is {expected} bytes, {repository} has {actual}",
+        .file.as_deref().unwrap_or("the descriptor")
+    )]
+    DescriptorSize {
+        file: Option<String>,
+        digest: oci::Digest,
+        repository: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// A platform `imagetools create --platform` asks for that no source has.
+    #[error("no source has platform {platform} (the sources have {available})")]
+    PlatformNotInSources { platform: String, available: String },
     #[error("invalid document from {url}")]
     Document {
         url: String,
@@ -120,6 +149,10 @@ fn mirror_failures(mirrors: &[MirrorFailure]) -> String {
         })
         .collect();
     list.join("; ")
+}
+
+fn from_file(file: Option<&str>) -> String {
+    file.map(|f| format!(" (from {f})")).unwrap_or_default()
 }
 
 fn envelope(errors: &[SpecError], body: &str) -> String {

@@ -1,5 +1,6 @@
 //! manifold's registry client (OCI distribution spec v1.1) and the operations built
-//! on it: pull, push, copy, and `imagetools`.
+//! on it: pull, push, copy, and `imagetools` (`create`: an index from what registries
+//! hold).
 //!
 //! **Invariant**: credentials are sent only to the registry's own site; never to a
 //! token realm or redirect target elsewhere, never to a private or link-local address
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod create;
 pub mod credentials;
 pub mod dns;
 pub mod error;

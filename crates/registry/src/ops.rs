@@ -1,7 +1,5 @@
 //! Operations composed from the client: pull into the store, push from it, copy
-//! between registries, combine manifests into an index.
-
-use std::collections::BTreeMap;
+//! between registries. Combining manifests into an index is in [`crate::create`].
 
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -42,33 +40,6 @@ pub struct TransferStats {
 }
 
 impl Client {
-    /// Put the index `index` (made for `first`) under `extra` too: by its bytes in
-    /// the same repository, else pushed with what it references from `store` (which
-    /// holds what `create_index` read).
-    pub async fn tag_index(
-        &self,
-        store: &Store,
-        index: &RawDocument<ImageIndex>,
-        first: &Reference,
-        extra: &Reference,
-    ) -> Result<()> {
-        if extra.registry() != first.registry() || extra.repository() != first.repository() {
-            let lease = store.lease()?;
-            let desc = store.put_bytes(&lease, media::OCI_INDEX, index.bytes())?;
-            self.push(store, &desc, extra, None).await?;
-        } else {
-            let repo = self.repo(extra);
-            self.put_manifest(
-                &repo,
-                extra.tag().unwrap_or("latest"),
-                media::OCI_INDEX,
-                index.bytes(),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
     /// What `imagetools inspect --format json` shows of `reference` (`fetched` is its
     /// manifest or index): name, digest, media type, size, the document as JSON, and
     /// each platform's image config (`image`, by platform).
@@ -182,7 +153,7 @@ impl Client {
     }
 
     /// Store one image manifest and everything it references.
-    async fn pull_manifest(
+    pub(crate) async fn pull_manifest(
         &self,
         repo: &Repo,
         store: &Store,
@@ -273,7 +244,8 @@ impl Client {
         Ok(stats)
     }
 
-    async fn push_manifest_tree(
+    /// Push image manifest `m` (from `store`) and its blobs to `repo`, by digest.
+    pub(crate) async fn push_manifest_tree(
         &self,
         store: &Store,
         repo: &Repo,
@@ -344,73 +316,6 @@ impl Client {
         let mount = (src.registry() == dst.registry()).then(|| src.repository());
         let stats = self.push(store, &desc, dst, mount).await?;
         Ok((desc, stats))
-    }
-
-    /// Combine `sources` (manifests or indexes) into one index pushed as `target`.
-    /// With `append`, the target's existing manifests come first. Blobs are copied
-    /// to the target repository as needed. With `dry_run`, nothing is written and
-    /// the index bytes are returned.
-    pub async fn create_index(
-        &self,
-        store: &Store,
-        sources: &[Reference],
-        target: &Reference,
-        append: bool,
-        annotations: BTreeMap<String, String>,
-        dry_run: bool,
-    ) -> Result<RawDocument<ImageIndex>> {
-        let lease = store.lease()?;
-        let target_repo = self.repo(target);
-        let mut all = Vec::new();
-        if append {
-            // The target's index is read from the registry alone: it is about to
-            // be replaced there, and a mirror may hold an older one.
-            all.push((target, target_repo.registry_only()));
-        }
-        all.extend(sources.iter().map(|s| (s, self.repo(s))));
-        let mut manifests: Vec<Descriptor> = Vec::new();
-        for (src, repo) in &all {
-            let (repo, fetched) = self
-                .fetch_manifest(repo, &manifest_target(src), src.digest())
-                .await?;
-            let children: Vec<Descriptor> = match &fetched.document {
-                ManifestOrIndex::Index(i) => i.value().manifests.clone(),
-                ManifestOrIndex::Manifest(_) => {
-                    self.pull_manifest(&repo, store, &lease, &fetched.descriptor)
-                        .await?;
-                    let mut d = fetched.descriptor.clone();
-                    d.platform = self.platform_of(store, &d);
-                    vec![d]
-                }
-            };
-            for child in children {
-                if manifests.iter().any(|m| m.digest == child.digest) {
-                    continue;
-                }
-                if !dry_run
-                    && (src.registry() != target.registry()
-                        || src.repository() != target.repository())
-                {
-                    self.pull_manifest(&repo, store, &lease, &child).await?;
-                    let mount = (src.registry() == target.registry()).then(|| src.repository());
-                    let mut stats = TransferStats::default();
-                    self.push_manifest_tree(store, &target_repo, &child, mount, &mut stats)
-                        .await?;
-                }
-                manifests.push(child);
-            }
-        }
-        let index = RawDocument::from_value(ImageIndex {
-            manifests,
-            annotations,
-            ..ImageIndex::new()
-        });
-        if !dry_run {
-            let tag = target.tag().unwrap_or("latest");
-            self.put_manifest(&target_repo, tag, media::OCI_INDEX, index.bytes())
-                .await?;
-        }
-        Ok(index)
     }
 }
 

@@ -65,8 +65,15 @@ pub struct Annotation {
 const FLAG_SYNTAX: &str = "write --annotation KEY=VALUE or TYPE[,TYPE][[PLATFORM]]:KEY=VALUE, \
                            TYPE being manifest, index, manifest-descriptor or index-descriptor";
 
-/// Parse one `--annotation` value (one entry per type it names).
+/// Parse one `--annotation` value of a build (one entry per type it names; the
+/// type left out is `manifest`).
 pub fn parse_flag(s: &str) -> Result<Vec<Annotation>, SpecError> {
+    parse_flag_as(s, Level::Manifest)
+}
+
+/// Parse one `--annotation` value whose type, when left out, is `default`
+/// (`imagetools create` annotates the index by default, as buildx does).
+pub fn parse_flag_as(s: &str, default: Level) -> Result<Vec<Annotation>, SpecError> {
     let bad =
         |why: String| SpecError::new(format!("invalid --annotation {s:?}: {why}"), FLAG_SYNTAX);
     let Some((lhs, value)) = s.split_once('=') else {
@@ -77,7 +84,7 @@ pub fn parse_flag(s: &str) -> Result<Vec<Annotation>, SpecError> {
         None => (None, lhs),
     };
     let (levels, platform) = match prefix {
-        None => (vec![Level::Manifest], None),
+        None => (vec![default], None),
         Some(p) => {
             let (types, platform) = split_platform(p).map_err(bad)?;
             let mut levels = Vec::new();
@@ -87,7 +94,7 @@ pub fn parse_flag(s: &str) -> Result<Vec<Annotation>, SpecError> {
                 );
             }
             if levels.is_empty() {
-                levels.push(Level::Manifest);
+                levels.push(default);
             }
             (levels, platform)
         }
@@ -284,6 +291,18 @@ mod tests {
             assert!(e.message.contains("--annotation"), "{bad}: {e}");
             assert!(e.message.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_type_left_out_is_the_default_given() {
+        let a = parse_flag_as("k=v", Level::Index).unwrap();
+        assert_eq!((a[0].level, a[0].key.as_str()), (Level::Index, "k"));
+        let a = parse_flag_as("manifest-descriptor[linux/arm64]:k=v", Level::Index).unwrap();
+        assert_eq!(a[0].level, Level::ManifestDescriptor);
+        assert!(a[0].platform.is_some());
+        // An index annotation has no platform, whichever way it is written.
+        let e = parse_flag_as("[linux/arm64]:k=v", Level::Index).unwrap_err();
+        assert!(e.message.contains("not index"), "{e}");
     }
 
     #[test]

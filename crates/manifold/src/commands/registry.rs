@@ -1,5 +1,6 @@
 //! `login`, `logout` and `imagetools`: registries.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use oci::document::ManifestOrIndex;
 use oci::{Platform, Reference};
+use registry::create::{CreateOptions, DescriptorAnnotation, Source, SourceSpec};
 use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir, server_name};
 use registry::ops::Platforms;
 use registry::{Client, Credential, RegistryConfig, StaticCredentials};
@@ -223,47 +225,110 @@ pub async fn create(
     store: &content::Store,
     args: &CreateArgs,
 ) -> anyhow::Result<ExitCode> {
-    if args.sources.is_empty() && !args.append {
+    if args.sources.is_empty() && args.files.is_empty() && !args.append {
         bail!(Hinted::new(
             "no source images given",
-            "name at least one SOURCE, or use --append"
+            "name at least one SOURCE or -f FILE, or use --append"
         ));
     }
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| parse_ref(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let tags = args
         .tags
         .iter()
         .map(|s| parse_ref(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let annotations = export::output::index_annotations(&args.annotations)?;
-    let client = client(global)?;
     let first = &tags[0];
-    let index = client
-        .create_index(
-            store,
-            &sources,
-            first,
-            args.append,
-            annotations,
-            args.dry_run,
-        )
-        .await?;
+    let (index_annotations, descriptor_annotations) = create_annotations(&args.annotations)?;
+    let platforms = args
+        .platforms
+        .iter()
+        .map(|p| {
+            Platform::parse(p).map_err(|e| {
+                Hinted::new(
+                    e.to_string(),
+                    "give -p OS/ARCH[/VARIANT], such as linux/arm64 or linux/arm/v7",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Files first, then the arguments, as buildx orders them.
+    let mut sources = Vec::new();
+    for f in &args.files {
+        sources.push(Source::new(SourceSpec::read_file(f)?, first, Some(f)));
+    }
+    for s in &args.sources {
+        sources.push(Source::new(SourceSpec::parse_arg(s)?, first, None));
+    }
+    let opts = CreateOptions {
+        append: args.append,
+        platforms,
+        index_annotations,
+        descriptor_annotations,
+        prefer_index: args.prefer_index,
+        dry_run: args.dry_run,
+    };
+    let client = client(global)?;
+    let created = client.create(store, &sources, first, &opts).await?;
     if args.dry_run {
-        crate::out::outln!("{}", serde_json::to_string_pretty(index.value())?)?;
+        let value: serde_json::Value = serde_json::from_slice(&created.bytes)?;
+        crate::out::outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     for extra in &tags[1..] {
-        client.tag_index(store, &index, first, extra).await?;
+        client.tag_created(store, &created, first, extra).await?;
     }
+    let what = if created.carbon_copy {
+        "a copy of the source"
+    } else {
+        "a new index"
+    };
     for t in &tags {
-        eprintln!("pushed {t}");
+        eprintln!("pushed {t} ({what})");
     }
-    crate::out::outln!("{}", index.digest())?;
+    crate::out::outln!("{}", created.descriptor.digest)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `imagetools create --annotation`: index annotations (the default type) and
+/// manifest-descriptor ones. The manifests are not rewritten, so their own
+/// annotations cannot be set, nor those of a layout's entry.
+fn create_annotations(
+    list: &[String],
+) -> anyhow::Result<(BTreeMap<String, String>, Vec<DescriptorAnnotation>)> {
+    use export::annotation::{Level, parse_flag_as};
+    let mut index = BTreeMap::new();
+    let mut descriptors = Vec::new();
+    for flag in list {
+        for a in parse_flag_as(flag, Level::Index)? {
+            match a.level {
+                Level::Index => {
+                    index.insert(a.key, a.value);
+                }
+                Level::ManifestDescriptor => descriptors.push(DescriptorAnnotation {
+                    platform: a.platform,
+                    key: a.key,
+                    value: a.value,
+                }),
+                Level::Manifest | Level::IndexDescriptor => {
+                    let why = if a.level == Level::Manifest {
+                        "it lists the manifests without changing them"
+                    } else {
+                        "they belong to an OCI layout, and it writes to a registry"
+                    };
+                    bail!(Hinted::new(
+                        format!(
+                            "invalid --annotation {flag:?}: imagetools create cannot set {} \
+                             annotations: {why}",
+                            a.level.name()
+                        ),
+                        "use index:KEY=VALUE or manifest-descriptor[[PLATFORM]]:KEY=VALUE; set \
+                         manifest annotations when building (manifold build --annotation \
+                         manifest:KEY=VALUE)",
+                    ))
+                }
+            }
+        }
+    }
+    Ok((index, descriptors))
 }
 
 pub async fn copy(
