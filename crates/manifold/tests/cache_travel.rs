@@ -519,7 +519,8 @@ fn hostile_caches_are_warnings_and_the_build_runs() {
         assert!(st.success());
     };
     copy(s.cache.path(), clean.path());
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Change = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("records version 99", Box::new(|r| r["version"] = 99.into())),
         (
             "is not valid",
