@@ -129,11 +129,13 @@ fn full_request() -> BuildRequest {
             kind: CacheKind::Registry,
             attrs: BTreeMap::from([("ref".into(), "registry.example/app:cache".into())]),
         }],
+        // Registry caches: a daemon refuses type=local (the directory would be its own).
         cache_to: vec![CacheSpec {
-            kind: CacheKind::Local,
+            kind: CacheKind::Registry,
             attrs: BTreeMap::from([
-                ("dest".into(), "/tmp/cache".into()),
+                ("ref".into(), "registry.example/app:cache".into()),
                 ("mode".into(), "max".into()),
+                ("compression".into(), "zstd".into()),
             ]),
         }],
         attestations: vec![
