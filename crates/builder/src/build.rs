@@ -240,6 +240,15 @@ impl Builder {
         );
         let solved = solver.solve_keyed(graph, roots, opts).await?;
         let results = solved.outputs;
+        let keys: Vec<Digest> = solved.keys.into_values().collect();
+        let inline = match req
+            .cache_to
+            .iter()
+            .any(|c| c.kind == crate::request::CacheKind::Inline)
+        {
+            true => Some(crate::cache_io::records_of(&cache, &keys)?),
+            false => None,
+        };
         let store = self.store.clone();
         let snap = self.snapshotter.clone();
         let outputs = graph.outputs().to_vec();
@@ -263,7 +272,7 @@ impl Builder {
                 (&*snap, client.as_ref()),
                 &outputs,
                 &results,
-                (&export, tap.as_deref(), force, as_index),
+                (&export, tap.as_deref(), force, as_index, inline.as_deref()),
                 &names,
                 &phase,
             );
@@ -275,7 +284,6 @@ impl Builder {
         })
         .await
         .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
-        let keys: Vec<Digest> = solved.keys.into_values().collect();
         self.export_caches(req, &cache, &keys, &opts.events).await?;
         Ok(exported)
     }
@@ -309,6 +317,24 @@ impl Builder {
                             message,
                         };
                         let client = client.ok_or_else(|| read("no registry client".into()))?;
+                        let top = handle
+                            .block_on(client.get_manifest(reference))
+                            .map_err(|e| read(solver::error_chain(&e)))?;
+                        let is_cache = match &top.document {
+                            oci::document::ManifestOrIndex::Index(i) => {
+                                i.value().manifests.iter().any(|m| {
+                                    m.artifact_type.as_deref()
+                                        == Some(crate::cache_io::CACHE_ARTIFACT)
+                                })
+                            }
+                            _ => false,
+                        };
+                        if !is_cache {
+                            // An image: the cache its configs carry (type=inline).
+                            return handle.block_on(crate::cache_io::import_inline(
+                                &store, &records, &client, reference, &top,
+                            ));
+                        }
                         let lease = store.lease().map_err(|e| read(e.to_string()))?;
                         // Documents only: layers are fetched when a build needs them.
                         let desc = handle
@@ -344,7 +370,12 @@ impl Builder {
         events: &EventSink,
     ) -> Result<(), BuildError> {
         use crate::cache_io::Place;
-        for spec in &req.cache_to {
+        // An inline cache went into the image's config at the export.
+        for spec in req
+            .cache_to
+            .iter()
+            .filter(|c| c.kind != crate::request::CacheKind::Inline)
+        {
             let place = Place::of(spec, true);
             let phase = Phase::start(events, &format!("exporting cache to {place}"));
             let (store, snap, records, client) = (
@@ -552,7 +583,13 @@ fn export_all(
     (snapshotter, client): (&dyn Snapshotter, Option<&registry::Client>),
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
-    (opts, tap, force, as_index): (&ExportOptions, Option<&dyn export::LayerTap>, bool, bool),
+    (opts, tap, force, as_index, inline): (
+        &ExportOptions,
+        Option<&dyn export::LayerTap>,
+        bool,
+        bool,
+        Option<&[(solver::CacheRecord, FsRef)]>,
+    ),
     tags: &[String],
     phase: &Phase,
 ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildError> {
@@ -592,7 +629,12 @@ fn export_all(
     for (out, (fs, layers)) in outputs.iter().zip(layers) {
         let platform = out.config.platform();
         let own = annotations.manifest(&platform);
-        let mut desc = export_image(store, &lease, &fs, layers, out.config.clone(), opts, own)?;
+        let mut config = out.config.clone();
+        // A base's inline cache is not this image's; `--cache-to type=inline` puts
+        // this build's in.
+        config.inline_cache =
+            inline.map(|chosen| crate::cache_io::inline_document(chosen, &fs, &layers, opts));
+        let mut desc = export_image(store, &lease, &fs, layers, config, opts, own)?;
         desc.annotations = annotations.manifest_descriptor(&platform);
         phase.note(&format!("exporting manifest {}", desc.digest));
         manifests.push(desc);

@@ -132,10 +132,37 @@ pub fn check_specs(to: &[CacheSpec], from: &[CacheSpec]) -> Result<(), BuildErro
                         &format!("use {flag} type=registry,ref=REGISTRY/REPOSITORY:TAG"),
                     ));
                 }
-                (CacheKind::Inline, _) => {
+                (CacheKind::Inline, true) => {
+                    // In the image's config: nothing to name, min only.
+                    for (k, v) in &s.attrs {
+                        match (k.as_str(), v.as_str()) {
+                            ("mode", "min") => {}
+                            ("mode", _) => {
+                                return Err(bad(
+                                    format!(
+                                        "{flag} type=inline,mode={v}: an image carries mode=min only"
+                                    ),
+                                    "use type=registry,ref=…,mode=max for every step",
+                                ));
+                            }
+                            ("ignore-error", _) => {
+                                export::output::parse_bool("ignore-error", v)
+                                    .map_err(BuildError::Request)?;
+                            }
+                            _ => {
+                                return Err(bad(
+                                    format!("{flag} type=inline does not take {k}="),
+                                    &format!("{flag} type=inline takes mode=min"),
+                                ));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                (CacheKind::Inline, false) => {
                     return Err(bad(
-                        format!("{flag} type=inline: not supported yet"),
-                        &format!("use {flag} type=registry,ref=REGISTRY/REPOSITORY:TAG"),
+                        format!("{flag} type=inline: an inline cache is read from its image"),
+                        &format!("use {flag} type=registry,ref=IMAGE"),
                     ));
                 }
             };
@@ -513,6 +540,152 @@ pub struct CacheReport {
     pub layers: usize,
 }
 
+/// The records of `keys` whose results are filesystems (context reads are made
+/// again from the context on the other side), each once, with their results.
+pub(crate) fn records_of(
+    records: &CacheStore,
+    keys: &[Digest],
+) -> Result<Vec<(CacheRecord, FsRef)>, BuildError> {
+    let mut chosen = Vec::new();
+    let mut seen = BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(record) = records.get(key)?.found() else {
+            continue;
+        };
+        if let Some(fs) = record
+            .value
+            .get("fs")
+            .and_then(|v| serde_json::from_value::<FsRef>(v.clone()).ok())
+        {
+            chosen.push((record, fs));
+        }
+    }
+    // By key: the same records make the same document, in any solve order.
+    chosen.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    Ok(chosen)
+}
+
+/// `--cache-to type=inline`: the records document an image of `fs` carries in its
+/// config: the records whose results it is made of (its base and a prefix of its
+/// steps), with `layers`, the layers of its steps, in `encoding`.
+pub(crate) fn inline_document(
+    chosen: &[(CacheRecord, FsRef)],
+    fs: &FsRef,
+    layers: &[Option<LayerDesc>],
+    encoding: &ExportOptions,
+) -> serde_json::Value {
+    let records = chosen
+        .iter()
+        .filter(|(_, r)| r.base == fs.base && fs.steps.starts_with(&r.steps))
+        .map(|(record, _)| CacheRecord {
+            // The image's config is part of its digest: no build times in it.
+            created: 0,
+            ..record.clone()
+        })
+        .collect();
+    let steps = fs
+        .steps
+        .iter()
+        .zip(layers)
+        .map(|(step, l)| {
+            let layer = l.as_ref().map(|l| StepLayer {
+                descriptor: l.descriptor.clone(),
+                diff_id: l.diff_id.clone(),
+            });
+            (step.clone(), layer)
+        })
+        .collect();
+    let doc = Records {
+        version: VERSION,
+        layers_made_with: LayerEncoding {
+            compression: encoding.compression,
+            source_date_epoch: encoding.source_date_epoch,
+            oci_mediatypes: encoding.oci_mediatypes,
+        },
+        records,
+        steps,
+    };
+    serde_json::to_value(doc).expect("invariant: records serialise")
+}
+
+/// Import the inline caches of the image `reference` (each platform's config's
+/// records document), lazily: its layers stay in the registry until needed.
+pub(crate) async fn import_inline(
+    store: &Store,
+    records: &CacheStore,
+    client: &registry::Client,
+    reference: &oci::Reference,
+    top: &registry::Fetched,
+) -> Result<CacheReport, ImportError> {
+    use oci::document::ManifestOrIndex;
+    let place = reference.to_string();
+    let read = |message: String| ImportError::Read {
+        dir: place.clone(),
+        message,
+    };
+    let format = |message: String| ImportError::Format {
+        dir: place.clone(),
+        message,
+    };
+    let manifests: Vec<Descriptor> = match &top.document {
+        ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+        ManifestOrIndex::Manifest(_) => vec![top.descriptor.clone()],
+    };
+    let repo = client.repo(reference);
+    let remote = RemoteBlobs::for_store(store);
+    let mut report = CacheReport::default();
+    let mut found = false;
+    for m in manifests {
+        let fetched = client
+            .get_manifest(&reference.with_digest(m.digest.clone()))
+            .await
+            .map_err(|e| read(solver::error_chain(&e)))?;
+        let ManifestOrIndex::Manifest(man) = &fetched.document else {
+            continue;
+        };
+        let man = man.value();
+        if man.config.size > MAX_RECORDS_BYTES + (1 << 20) {
+            return Err(format(format!(
+                "its config is {} bytes (at most {})",
+                man.config.size,
+                MAX_RECORDS_BYTES + (1 << 20)
+            )));
+        }
+        let bytes = client
+            .get_blob_bytes(&repo, &man.config)
+            .await
+            .map_err(|e| read(solver::error_chain(&e)))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+        let Some(inline) = config.get("manifold.cache.v1") else {
+            continue;
+        };
+        found = true;
+        let doc: Records =
+            serde_json::from_value(inline.clone()).map_err(|e| format(e.to_string()))?;
+        for l in &man.layers {
+            if !store.contains(&l.digest) {
+                remote
+                    .put(&l.digest, reference)
+                    .map_err(|e| read(e.to_string()))?;
+            }
+        }
+        let leave = |_: &Descriptor| Ok(());
+        let r = apply_records(store, records, &doc, &man.layers, &leave, &place)?;
+        report.records += r.records;
+        report.layers += r.layers;
+    }
+    if !found {
+        return Err(format(
+            "it is an image without an inline cache (build it with --cache-to type=inline)".into(),
+        ));
+    }
+    Ok(report)
+}
+
 /// A cache assembled in the store, to be written where its spec says.
 #[derive(Debug)]
 pub(crate) struct Assembled {
@@ -544,25 +717,7 @@ pub(crate) fn assemble(
     };
     let lopts = encoding.options();
     let lease = store.lease()?;
-    let mut chosen = Vec::new();
-    let mut seen = BTreeSet::new();
-    for key in keys {
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        let Some(record) = records.get(key)?.found() else {
-            continue;
-        };
-        let Some(fs) = record
-            .value
-            .get("fs")
-            .and_then(|v| serde_json::from_value::<FsRef>(v.clone()).ok())
-        else {
-            // Context reads are made again from the context on the other side.
-            continue;
-        };
-        chosen.push((record, fs));
-    }
+    let chosen = records_of(records, keys)?;
     let mut steps: BTreeMap<String, Option<StepLayer>> = BTreeMap::new();
     let mut layers: Vec<Descriptor> = Vec::new();
     let mut bases: Vec<Descriptor> = Vec::new();
@@ -732,12 +887,6 @@ pub(crate) fn import(
         .read_document(&manifest.config.digest)
         .map_err(|e| read(e.to_string()))?;
     let doc: Records = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
-    if doc.version != VERSION {
-        return Err(format(format!(
-            "records version {} (this build reads {VERSION})",
-            doc.version
-        )));
-    }
     // The bases: every manifest besides the cache's, with its config and layers.
     for m in index.manifests.iter().filter(|m| m.digest != cache.digest) {
         let bytes = layout
@@ -751,6 +900,34 @@ pub(crate) fn import(
         }
         copy(m)?;
     }
+    apply_records(store, records, &doc, &manifest.layers, &copy, place)
+}
+
+/// Put `doc`'s records into `records` and remember its step layers, each of which
+/// must be one of `holds` (the layers of the cache or image it came with); `copy`
+/// brings a layer into the store (or leaves it in its registry).
+fn apply_records(
+    store: &Store,
+    records: &CacheStore,
+    doc: &Records,
+    holds: &[Descriptor],
+    copy: &dyn Fn(&Descriptor) -> Result<(), ImportError>,
+    place: &str,
+) -> Result<CacheReport, ImportError> {
+    let read = |message: String| ImportError::Read {
+        dir: place.to_owned(),
+        message,
+    };
+    let format = |message: String| ImportError::Format {
+        dir: place.to_owned(),
+        message,
+    };
+    if doc.version != VERSION {
+        return Err(format(format!(
+            "records version {} (this build reads {VERSION})",
+            doc.version
+        )));
+    }
     let imported = ImportedSteps::for_store(store);
     let cache = export::LayerCache::for_store(store);
     let lopts = doc.layers_made_with.options();
@@ -760,11 +937,7 @@ pub(crate) fn import(
             return Err(format(format!("step snapshot name {step:?} is not valid")));
         }
         if let Some(l) = layer {
-            if !manifest
-                .layers
-                .iter()
-                .any(|d| d.digest == l.descriptor.digest)
-            {
+            if !holds.iter().any(|d| d.digest == l.descriptor.digest) {
                 return Err(format(format!(
                     "step {step} names layer {} the cache does not hold",
                     l.descriptor.digest

@@ -663,3 +663,55 @@ fn daemons_export_and_import_registry_caches() {
         assert!(cached(&stderr, step), "{step} not CACHED:\n{stderr}");
     }
 }
+
+/// `--cache-to type=inline`: the pushed image carries its cache in its config, and
+/// `--cache-from` the image itself makes a fresh root's build all hits, the same
+/// image again.
+#[test]
+fn an_inline_cache_travels_in_the_image() {
+    testkit::require_root_and_runc();
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let s = Setup::new();
+    std::fs::write(
+        s.ctx.path().join("Dockerfile"),
+        "FROM localhost/busybox:test\nCOPY hello /hello\nRUN cat /hello > /seen && uname -m > /arch\n",
+    )
+    .unwrap();
+    let image = format!("{}/ci/inline:1", registry.addr);
+    let a = fresh_root();
+    let (digest, _) = s.build(
+        a.path(),
+        &["-t", &image, "--push", "--cache-to", "type=inline"],
+    );
+    assert_eq!(testkit::counted_runs(&s.counter()), 1);
+    let config = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw", "--config", "--tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{}", text(&config.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
+    assert_eq!(config["manifold.cache.v1"]["version"], 1, "{config}");
+
+    let b = fresh_root();
+    let (again, stderr) = s.build(
+        b.path(),
+        &[
+            "-t",
+            &image,
+            "--cache-to",
+            "type=inline",
+            "--cache-from",
+            &image,
+        ],
+    );
+    assert_eq!(testkit::counted_runs(&s.counter()), 1, "{stderr}");
+    assert_eq!(again, digest, "{stderr}");
+    assert!(cached(&stderr, "RUN cat"), "{stderr}");
+    // An image without an inline cache is a warning that says so.
+    let c = fresh_root();
+    let plain = format!("{}/ci/plain:1", registry.addr);
+    s.build(a.path(), &["-t", &plain, "--push"]);
+    let (_, stderr) = s.build(c.path(), &["--cache-from", &plain]);
+    assert!(stderr.contains("without an inline cache"), "{stderr}");
+}

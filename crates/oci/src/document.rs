@@ -272,6 +272,14 @@ pub struct ImageConfig {
     pub rootfs: RootFs,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// A build cache the image carries (`--cache-to type=inline`): manifold's cache
+    /// records document, under a key of its own, as BuildKit keeps its inline cache.
+    #[serde(
+        rename = "manifold.cache.v1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inline_cache: Option<serde_json::Value>,
 }
 
 impl Document for ImageConfig {
