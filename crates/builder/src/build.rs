@@ -284,7 +284,9 @@ impl Builder {
         })
         .await
         .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
-        self.export_caches(req, &cache, &keys, &opts.events).await?;
+        let mounts = crate::cache_io::cache_mounts_of(graph);
+        self.export_caches(req, &cache, (&keys, &mounts), &opts.events)
+            .await?;
         Ok(exported)
     }
 
@@ -316,7 +318,9 @@ impl Builder {
                             dir: shown.clone(),
                             message,
                         };
-                        let client = client.ok_or_else(|| read("no registry client".into()))?;
+                        let client = client
+                            .as_ref()
+                            .ok_or_else(|| read("no registry client".into()))?;
                         let top = handle
                             .block_on(client.get_manifest(reference))
                             .map_err(|e| read(solver::error_chain(&e)))?;
@@ -332,28 +336,31 @@ impl Builder {
                         if !is_cache {
                             // An image: the cache its configs carry (type=inline).
                             return handle.block_on(crate::cache_io::import_inline(
-                                &store, &records, &client, reference, &top,
+                                &store, &records, client, reference, &top,
                             ));
                         }
                         let lease = store.lease().map_err(|e| read(e.to_string()))?;
                         // Documents only: layers are fetched when a build needs them.
                         let desc = handle
                             .block_on(crate::cache_io::fetch_documents(
-                                &store, &client, &lease, reference,
+                                &store, client, &lease, reference,
                             ))
                             .map_err(read)?;
                         (store.clone(), desc, Some(lease))
                     }
                 };
-                crate::cache_io::import(&store, &records, &source, &entry, &shown)
+                crate::cache_io::import(
+                    &store,
+                    &records,
+                    (&source, &entry),
+                    &shown,
+                    client.as_ref(),
+                )
             })
             .await
             .map_err(|e| BuildError::Internal(format!("the import thread failed: {e}")))?;
             match r {
-                Ok(report) => phase.note(&format!(
-                    "{} record(s), {} layer(s)",
-                    report.records, report.layers
-                )),
+                Ok(report) => phase.note(&report.line()),
                 Err(e) => phase.note(&format!("warning: {e}; building without it")),
             }
             phase.done();
@@ -366,7 +373,7 @@ impl Builder {
         &self,
         req: &BuildRequest,
         records: &CacheStore,
-        keys: &[Digest],
+        (keys, mounts): (&[Digest], &[crate::cache_io::CacheMount]),
         events: &EventSink,
     ) -> Result<(), BuildError> {
         use crate::cache_io::Place;
@@ -386,12 +393,29 @@ impl Builder {
             );
             let keys = keys.to_vec();
             let encoding = crate::cache_io::encoding_for(spec, &req.export);
+            let travel = spec
+                .attrs
+                .get("mounts")
+                .is_some_and(|v| export::output::parse_bool("mounts", v) == Ok(true));
+            let max = spec
+                .attrs
+                .get("mounts-max-size")
+                .and_then(|v| crate::run_flags::parse_size("mounts-max-size", v).ok())
+                .unwrap_or(crate::cache_io::MOUNTS_MAX_SIZE);
+            let mounts = travel.then(|| mounts.to_vec());
             let handle = tokio::runtime::Handle::current();
             let r = tokio::task::spawn_blocking(move || {
                 let step = |lease: &content::Lease, step: &str, lopts: &LayerOptions| {
                     cache_step_layer(&store, (&*snap, client.as_ref()), lease, step, lopts)
                 };
-                let made = crate::cache_io::assemble(&store, &records, &keys, &encoding, &step)?;
+                let made = crate::cache_io::assemble(
+                    &store,
+                    &records,
+                    &keys,
+                    &encoding,
+                    &step,
+                    mounts.as_deref().map(|m| (m, max)),
+                )?;
                 match &place {
                     Place::Local(dir) => {
                         export::rotate_oci_layout(&store, &made.index, dir, "latest")?;
@@ -411,10 +435,10 @@ impl Builder {
             .map_err(|e| BuildError::Internal(format!("the cache export thread failed: {e}")))?;
             match r {
                 Ok(report) => {
-                    phase.note(&format!(
-                        "{} record(s), {} layer(s)",
-                        report.records, report.layers
-                    ));
+                    phase.note(&report.line());
+                    for n in &report.notes {
+                        phase.note(&format!("warning: {n}"));
+                    }
                     phase.done();
                 }
                 Err(e) => {

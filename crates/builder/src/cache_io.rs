@@ -51,6 +51,191 @@ struct Records {
     /// Each step snapshot the records name, with its layer (`None`: the step
     /// changed nothing).
     steps: BTreeMap<String, Option<StepLayer>>,
+    /// `mounts=true`: the contents of the build's cache mounts, by id and platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mounts: Vec<MountLayer>,
+}
+
+/// One cache mount's contents as a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct MountLayer {
+    id: String,
+    platform: String,
+    layer: StepLayer,
+}
+
+/// A cache mount a build used: its id and the platform of the steps that used it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct CacheMount {
+    pub(crate) id: String,
+    pub(crate) platform: oci::Platform,
+}
+
+/// The cache mounts the `RUN` steps of `graph` use, each once.
+pub(crate) fn cache_mounts_of(graph: &graph::Graph) -> Vec<CacheMount> {
+    let mut out = BTreeSet::new();
+    for (_, v) in graph.vertices() {
+        if let graph::op::Op::Exec(e) = &v.op {
+            for m in &e.mounts {
+                if let graph::op::MountKind::Cache { id, .. } = &m.kind {
+                    out.insert(CacheMount {
+                        id: id.clone(),
+                        platform: e.platform.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The default largest cache mount `mounts=true` exports (`mounts-max-size=`).
+pub const MOUNTS_MAX_SIZE: u64 = 1 << 30;
+
+/// The directory of cache mount `id` on `platform` under the state root's
+/// `cache-mounts` (ids are hashed: never used as paths; the shared instance).
+pub(crate) fn mount_dir(cache_mounts: &Path, id: &str, platform: &str) -> PathBuf {
+    cache_mounts.join(Digest::sha256(format!("{id}\n{platform}").as_bytes()).hex())
+}
+
+/// Bytes under `dir` (files' lengths; links and directories count nothing).
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The cache mounts `mounts` as layers (`mounts=true`), each at most `max` bytes
+/// (larger ones are left out and named in the returned notes).
+fn mount_layers(
+    store: &Store,
+    lease: &Lease,
+    cache_mounts: &Path,
+    mounts: &[CacheMount],
+    lopts: &LayerOptions,
+    max: u64,
+) -> Result<(Vec<MountLayer>, Vec<String>), BuildError> {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    // The empty tree the mounts are diffed against.
+    let empty = store.root().join("tmp").join(format!(
+        "empty-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&empty).map_err(|e| BuildError::io(&empty, e))?;
+    let made = mount_layers_from(store, lease, cache_mounts, mounts, lopts, max, &empty);
+    let _ = std::fs::remove_dir(&empty);
+    let (layers, skipped) = made?;
+    out.extend(layers);
+    notes.extend(skipped);
+    Ok((out, notes))
+}
+
+fn mount_layers_from(
+    store: &Store,
+    lease: &Lease,
+    cache_mounts: &Path,
+    mounts: &[CacheMount],
+    lopts: &LayerOptions,
+    max: u64,
+    empty: &Path,
+) -> Result<(Vec<MountLayer>, Vec<String>), BuildError> {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for m in mounts {
+        let platform = m.platform.to_string();
+        let dir = mount_dir(cache_mounts, &m.id, &platform);
+        if !dir.is_dir() {
+            continue;
+        }
+        let size = tree_size(&dir);
+        if size > max {
+            notes.push(format!(
+                "cache mount {:?} ({platform}) is {size} bytes, over mounts-max-size={max}: left out",
+                m.id
+            ));
+            continue;
+        }
+        let changes = archive::diff_dirs(empty, &dir)?;
+        let Some(l) = export::export_layer_once(store, lease, changes, lopts, None)? else {
+            continue;
+        };
+        out.push(MountLayer {
+            id: m.id.clone(),
+            platform,
+            layer: StepLayer {
+                descriptor: l.descriptor,
+                diff_id: l.diff_id,
+            },
+        });
+    }
+    Ok((out, notes))
+}
+
+/// Seed each cache mount of `doc` this root does not have from its layer: unpacked
+/// in-root under a temporary name, then renamed into place (a mount that appeared
+/// meanwhile wins). Layers left in a registry are fetched first.
+fn seed_mounts(
+    store: &Store,
+    client: Option<&registry::Client>,
+    mounts: &[MountLayer],
+) -> Result<usize, BuildError> {
+    let cache_mounts = store.root().join("cache-mounts");
+    let mut seeded = 0;
+    for m in mounts {
+        let dir = mount_dir(&cache_mounts, &m.id, &m.platform);
+        if dir.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(&cache_mounts).map_err(|e| BuildError::io(&cache_mounts, e))?;
+        let lease = store.lease()?;
+        fetch_missing(
+            store,
+            client,
+            &lease,
+            std::slice::from_ref(&m.layer.descriptor),
+        )?;
+        let tmp = cache_mounts.join(format!(
+            ".import-{}-{}",
+            m.layer.descriptor.digest.hex(),
+            std::process::id()
+        ));
+        let blob = store.open_blob(&m.layer.descriptor.digest)?;
+        let expected = archive::Expected {
+            digest: Some(m.layer.descriptor.digest.clone()),
+            size: Some(m.layer.descriptor.size),
+            diff_id: Some(m.layer.diff_id.clone()),
+        };
+        archive::apply_into_new_dir(&tmp, |root| {
+            archive::apply_blob(
+                root,
+                blob,
+                Some(&m.layer.descriptor.media_type),
+                &expected,
+                &archive::ApplyOptions::privileged(),
+            )
+        })?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Made by a build meanwhile: it wins.
+            let _ = archive::Root::open(&tmp)
+                .and_then(|r| r.remove_all(&archive::CleanPath::default()));
+            let _ = std::fs::remove_dir(&tmp);
+        } else {
+            seeded += 1;
+        }
+    }
+    Ok(seeded)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +386,11 @@ pub fn check_specs(to: &[CacheSpec], from: &[CacheSpec]) -> Result<(), BuildErro
                     "oci-mediatypes" | "image-manifest" | "force-compression" if registry_to => {
                         boolean(k)?;
                     }
+                    "mounts" if exporting => boolean(k)?,
+                    "mounts-max-size" if exporting => {
+                        crate::run_flags::parse_size(&format!("{flag} mounts-max-size"), v)
+                            .map_err(BuildError::Request)?;
+                    }
                     "compression" if registry_to => {
                         if !matches!(v.as_str(), "gzip" | "zstd" | "uncompressed") {
                             return Err(bad(
@@ -220,10 +410,13 @@ pub fn check_specs(to: &[CacheSpec], from: &[CacheSpec]) -> Result<(), BuildErro
                     _ => {
                         let takes = match (s.kind, exporting) {
                             (CacheKind::Registry, true) => {
-                                "ref, mode, ignore-error, compression, compression-level, \
-                                 force-compression, oci-mediatypes and image-manifest"
+                                "ref, mode, ignore-error, mounts, mounts-max-size, compression, \
+                                 compression-level, force-compression, oci-mediatypes and \
+                                 image-manifest"
                             }
-                            (CacheKind::Local, true) => "dest, mode and ignore-error",
+                            (CacheKind::Local, true) => {
+                                "dest, mode, ignore-error, mounts and mounts-max-size"
+                            }
                             (CacheKind::Local, false) => "src and ignore-error",
                             _ => "ref and ignore-error",
                         };
@@ -538,6 +731,10 @@ pub(crate) type StepLayerFn<'a> =
 pub struct CacheReport {
     pub records: usize,
     pub layers: usize,
+    /// Cache mounts exported or seeded.
+    pub mounts: usize,
+    /// What to tell the user (cache mounts left out).
+    pub notes: Vec<String>,
 }
 
 /// The records of `keys` whose results are filesystems (context reads are made
@@ -607,6 +804,7 @@ pub(crate) fn inline_document(
         },
         records,
         steps,
+        mounts: Vec::new(),
     };
     serde_json::to_value(doc).expect("invariant: records serialise")
 }
@@ -674,7 +872,8 @@ pub(crate) async fn import_inline(
             }
         }
         let leave = |_: &Descriptor| Ok(());
-        let r = apply_records(store, records, &doc, &man.layers, &leave, &place)?;
+        // An image carries no cache mounts: nothing is fetched in here.
+        let r = apply_records(store, records, &doc, &man.layers, &leave, (&place, None))?;
         report.records += r.records;
         report.layers += r.layers;
     }
@@ -684,6 +883,17 @@ pub(crate) async fn import_inline(
         ));
     }
     Ok(report)
+}
+
+impl CacheReport {
+    /// `5 record(s), 4 layer(s)[, 1 cache mount(s)]`, for progress.
+    pub fn line(&self) -> String {
+        let mut s = format!("{} record(s), {} layer(s)", self.records, self.layers);
+        if self.mounts > 0 {
+            s.push_str(&format!(", {} cache mount(s)", self.mounts));
+        }
+        s
+    }
 }
 
 /// A cache assembled in the store, to be written where its spec says.
@@ -709,6 +919,7 @@ pub(crate) fn assemble(
     keys: &[Digest],
     encoding: &ExportOptions,
     step_layer: &StepLayerFn<'_>,
+    mounts: Option<(&[CacheMount], u64)>,
 ) -> Result<Assembled, BuildError> {
     let encoding = LayerEncoding {
         compression: encoding.compression,
@@ -743,11 +954,28 @@ pub(crate) fn assemble(
             steps.insert(step.clone(), layer);
         }
     }
+    let (mounts, notes) = match mounts {
+        Some((list, max)) => mount_layers(
+            store,
+            &lease,
+            &store.root().join("cache-mounts"),
+            list,
+            &lopts,
+            max,
+        )?,
+        None => (Vec::new(), Vec::new()),
+    };
+    for m in &mounts {
+        if !layers.iter().any(|x| x.digest == m.layer.descriptor.digest) {
+            layers.push(m.layer.descriptor.clone());
+        }
+    }
     let doc = Records {
         version: VERSION,
         layers_made_with: encoding,
         records: chosen.iter().map(|(r, _)| r.clone()).collect(),
         steps,
+        mounts,
     };
     let bytes = serde_json::to_vec(&doc).expect("invariant: records serialise");
     let config = store.put_bytes(&lease, RECORDS_MEDIA_TYPE, &bytes)?;
@@ -779,6 +1007,8 @@ pub(crate) fn assemble(
         report: CacheReport {
             records: doc.records.len(),
             layers: layers.len(),
+            mounts: doc.mounts.len(),
+            notes,
         },
     })
 }
@@ -819,9 +1049,9 @@ pub(crate) fn open_layout(dir: &Path) -> Result<(Store, Descriptor), ImportError
 pub(crate) fn import(
     store: &Store,
     records: &CacheStore,
-    layout: &Store,
-    entry: &Descriptor,
+    (layout, entry): (&Store, &Descriptor),
     place: &str,
+    client: Option<&registry::Client>,
 ) -> Result<CacheReport, ImportError> {
     let dir = place.to_owned();
     let read = |message: String| ImportError::Read {
@@ -900,7 +1130,14 @@ pub(crate) fn import(
         }
         copy(m)?;
     }
-    apply_records(store, records, &doc, &manifest.layers, &copy, place)
+    apply_records(
+        store,
+        records,
+        &doc,
+        &manifest.layers,
+        &copy,
+        (place, client),
+    )
 }
 
 /// Put `doc`'s records into `records` and remember its step layers, each of which
@@ -912,7 +1149,7 @@ fn apply_records(
     doc: &Records,
     holds: &[Descriptor],
     copy: &dyn Fn(&Descriptor) -> Result<(), ImportError>,
-    place: &str,
+    (place, client): (&str, Option<&registry::Client>),
 ) -> Result<CacheReport, ImportError> {
     let read = |message: String| ImportError::Read {
         dir: place.to_owned(),
@@ -958,6 +1195,15 @@ fn apply_records(
             .remember_step(step, &lopts, desc.as_ref())
             .map_err(|e| read(e.to_string()))?;
     }
+    for m in &doc.mounts {
+        if !holds.iter().any(|d| d.digest == m.layer.descriptor.digest) {
+            return Err(format(format!(
+                "cache mount {:?} names layer {} the cache does not hold",
+                m.id, m.layer.descriptor.digest
+            )));
+        }
+        copy(&m.layer.descriptor)?;
+    }
     for r in &doc.records {
         if records
             .get(&r.key)
@@ -968,8 +1214,11 @@ fn apply_records(
             records.put(r).map_err(|e| read(e.to_string()))?;
         }
     }
+    let mounts = seed_mounts(store, client, &doc.mounts).map_err(|e| read(e.to_string()))?;
     Ok(CacheReport {
         records: doc.records.len(),
         layers,
+        mounts,
+        notes: Vec::new(),
     })
 }

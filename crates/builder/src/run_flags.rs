@@ -100,9 +100,14 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, SpecError> {
 /// `--shm-size`: bytes, or a number with `b`, `k`, `m` or `g` (powers of 1024, as
 /// docker reads them; upper case too, and an optional trailing `b`: `64mb`).
 pub fn parse_shm_size(s: &str) -> Result<u64, SpecError> {
+    parse_size("--shm-size", s)
+}
+
+/// A size as `--shm-size` takes one, for the option `what` (named in errors).
+pub fn parse_size(what: &str, s: &str) -> Result<u64, SpecError> {
     let bad = |why: &str| {
         SpecError::new(
-            format!("invalid --shm-size {s:?}: {why}"),
+            format!("invalid {what} {s:?}: {why}"),
             "write a size such as 64m, 1g or 67108864",
         )
     };

@@ -715,3 +715,57 @@ fn an_inline_cache_travels_in_the_image() {
     let (_, stderr) = s.build(c.path(), &["--cache-from", &plain]);
     assert!(stderr.contains("without an inline cache"), "{stderr}");
 }
+
+/// `mounts=true`: a cache mount's contents travel with the cache. A RUN that
+/// appends to a file in one sees the earlier contents after `prune --all` and
+/// `--cache-from`.
+#[test]
+fn cache_mounts_travel_with_mounts_true() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    std::fs::write(
+        s.ctx.path().join("Dockerfile"),
+        "FROM localhost/busybox:test\nARG N\n\
+         RUN --mount=type=cache,id=acc,target=/acc echo \"run $N\" >> /acc/log && cat /acc/log > /after\n",
+    )
+    .unwrap();
+    let root = fresh_root();
+    let to = format!("{},mounts=true", s.to("max"));
+    let (_, stderr) = s.build(root.path(), &["--build-arg", "N=1", "--cache-to", &to]);
+    assert!(stderr.contains("1 cache mount(s)"), "{stderr}");
+    ok(&manifold(root.path(), &["prune", "--all", "--force"]));
+    assert!(
+        !root.path().join("cache-mounts").exists()
+            || std::fs::read_dir(root.path().join("cache-mounts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "prune --all removed the cache mounts"
+    );
+    testkit::base::busybox_index(root.path(), BASE, &["amd64"]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().join("fs").display());
+    let (_, stderr) = s.build(
+        root.path(),
+        &["--build-arg", "N=2", "--cache-from", &s.from(), "-o", &dest],
+    );
+    assert!(stderr.contains("1 cache mount(s)"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("fs/after")).unwrap(),
+        "run 1\nrun 2\n"
+    );
+    // Without mounts=true, no mount travels; over the size cap, it is left out.
+    let (_, stderr) = s.build(
+        root.path(),
+        &[
+            "--build-arg",
+            "N=3",
+            "--cache-to",
+            &format!("{},mounts=true,mounts-max-size=4", s.to("max")),
+        ],
+    );
+    assert!(
+        stderr.contains("over mounts-max-size=4: left out"),
+        "{stderr}"
+    );
+}

@@ -52,6 +52,7 @@ testkit::golden_cases!(
     build_cache_to_bad_mode,
     build_cache_to_gha,
     build_cache_to_inline,
+    build_cache_to_mounts_max_size_bad,
     build_cache_to_no_dest,
     build_check_error_true,
     build_name_canonical_bad,
