@@ -61,6 +61,8 @@ COPY hello /hello\n\
 RUN cat /artifact /hello > /seen\n";
 
 struct Setup {
+    /// `--platform`'s value.
+    platforms: &'static str,
     ctx: tempfile::TempDir,
     tools: tempfile::TempDir,
     cache: tempfile::TempDir,
@@ -72,6 +74,7 @@ impl Setup {
         std::fs::write(ctx.path().join("Dockerfile"), DOCKERFILE).unwrap();
         std::fs::write(ctx.path().join("hello"), "hello\n").unwrap();
         Setup {
+            platforms: "linux/amd64",
             ctx,
             tools: tempfile::tempdir().unwrap(),
             cache: tempfile::tempdir().unwrap(),
@@ -86,10 +89,11 @@ impl Setup {
     fn build(&self, root: &Path, extra: &[&str]) -> (String, String) {
         let runtime = testkit::counting_runtime(self.tools.path(), &self.counter());
         let iid = self.tools.path().join("iid");
+        let platform = format!("--platform={}", self.platforms);
         let mut args = vec![
             "build",
             "--progress=plain",
-            "--platform=linux/amd64",
+            &platform,
             "--build-arg",
             "SOURCE_DATE_EPOCH=1700000000",
             "--runtime",
@@ -768,4 +772,38 @@ fn cache_mounts_travel_with_mounts_true() {
         stderr.contains("over mounts-max-size=4: left out"),
         "{stderr}"
     );
+}
+
+/// Two platforms, one of them emulated: the cache of both travels, and a fresh root
+/// builds the same index without starting a container.
+#[test]
+fn a_two_platform_cache_with_an_emulated_platform() {
+    testkit::require_root_and_runc();
+    let _binfmt =
+        testkit::binfmt::Guard::ensure(Path::new(env!("CARGO_BIN_EXE_manifold")), &["arm64"]);
+    let registry = testkit::registry::DistRegistry::start(testkit::registry::Auth::Open);
+    let s = Setup {
+        platforms: "linux/amd64,linux/arm64",
+        ..Setup::new()
+    };
+    std::fs::write(
+        s.ctx.path().join("Dockerfile"),
+        "FROM localhost/busybox:test\nCOPY hello /hello\nRUN uname -m > /arch\n",
+    )
+    .unwrap();
+    let two = |root: &Path, extra: &[&str]| s.build(root, extra);
+    let both = |dir: &Path| testkit::base::busybox_index(dir, BASE, &["amd64", "arm64"]);
+    let a = tempfile::tempdir().unwrap();
+    both(a.path());
+    let cache = format!("{}/ci/two:buildcache", registry.addr);
+    let (digest, _) = two(
+        a.path(),
+        &["--cache-to", &format!("type=registry,ref={cache},mode=max")],
+    );
+    assert_eq!(testkit::counted_runs(&s.counter()), 2);
+    let b = tempfile::tempdir().unwrap();
+    both(b.path());
+    let (again, stderr) = two(b.path(), &["--cache-from", &cache]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+    assert_eq!(again, digest, "{stderr}");
 }
