@@ -179,9 +179,25 @@ fn platforms_go_to_the_nodes_that_declare_them_and_one_index_is_pushed() {
         "-t",
         &target,
         "--push",
+        "--annotation",
+        "index:org.example.level=index",
+        "--annotation",
+        "manifest-descriptor:org.example.entry=yes",
         ctx.path().to_str().unwrap(),
     ]);
     ok(&out);
+    // Annotations over two nodes: the client annotates the index it combines, and
+    // each node's entry keeps its descriptor's.
+    let raw = client.run(&["imagetools", "inspect", "--raw", &target]);
+    ok(&raw);
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["annotations"]["org.example.level"], "index",
+        "{index}"
+    );
+    for e in index["manifests"].as_array().unwrap() {
+        assert_eq!(e["annotations"]["org.example.entry"], "yes", "{index}");
+    }
     // Each node's export and push show as steps of their own, as the client's do.
     let progress = text(&out.stderr);
     let steps = |name: &str| {

@@ -368,24 +368,28 @@ pub async fn push_combined(
     let Some(first) = tags.first() else {
         return Ok(None);
     };
-    let sources: Vec<Reference> = parts
+    use registry::create::{CreateOptions, Source, SourceSpec};
+    // As descriptors: a node's one-platform manifest keeps its entry's annotations.
+    let sources: Vec<Source> = parts
         .iter()
-        .map(|d| first.with_digest(d.index.digest.clone()))
+        .map(|d| Source::new(SourceSpec::Descriptor(d.index.clone()), first, None))
         .collect();
-    let mut combined = None;
-    for t in tags {
-        let index = client
-            .create_index(store, &sources, t, false, index_annotations.clone(), false)
+    let opts = CreateOptions {
+        index_annotations,
+        ..CreateOptions::default()
+    };
+    let fail = |e: registry::RegistryError| NodesError::Combine(Box::new(e));
+    let created = client
+        .create(store, &sources, first, &opts)
+        .await
+        .map_err(fail)?;
+    for t in &tags[1..] {
+        client
+            .tag_created(store, &created, first, t)
             .await
-            .map_err(|e| NodesError::Combine(Box::new(e)))?;
-        let media_type = index
-            .value()
-            .media_type
-            .clone()
-            .unwrap_or_else(|| oci::media::OCI_INDEX.to_owned());
-        combined = Some(Descriptor::for_bytes(&media_type, index.bytes()));
+            .map_err(fail)?;
     }
-    Ok(combined)
+    Ok(Some(created.descriptor))
 }
 
 /// The build result in the client's store: one node's image as it is, or one index
