@@ -12,6 +12,7 @@ mod build;
 mod error;
 mod cache_io;
 pub mod fileop;
+pub mod history;
 mod mounts;
 pub mod push;
 mod refs;

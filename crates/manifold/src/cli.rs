@@ -62,6 +62,9 @@ pub enum Command {
     /// Run the embedded registry (OCI distribution spec v1.1) on the state root
     #[command(subcommand)]
     Registry(RegistryCmd),
+    /// Past builds on this state root, as `docker buildx history`
+    #[command(subcommand)]
+    History(HistoryCmd),
     /// Serve builds to remote clients (a node of a remote builder)
     Daemon(DaemonArgs),
     /// Create a builder instance, or add a node to one (--append)
@@ -255,6 +258,46 @@ pub struct CopyArgs {
     /// Copy only these platforms (comma-separated; default: all, digest-preserving)
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCmd {
+    /// List the builds, newest first (the last 50 are kept)
+    Ls(HistoryLsArgs),
+    /// Show one build: its request, outcome, cache hits and outputs
+    Inspect(HistoryRefArgs),
+    /// Print one build's log (plain progress)
+    Logs(HistoryRefArgs),
+    /// Forget builds
+    Rm(HistoryRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryLsArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryRefArgs {
+    /// A build: its reference (or a unique prefix), or ^N for the Nth before the
+    /// newest [default: ^0, the newest]
+    #[arg(default_value = "^0", value_name = "REF")]
+    pub reference: String,
+    /// Output format (inspect)
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryRmArgs {
+    /// Builds to forget (references, prefixes or ^N)
+    #[arg(value_name = "REF", required_unless_present = "all")]
+    pub references: Vec<String>,
+    /// Forget every build
+    #[arg(long, conflicts_with = "references")]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@ mod binfmt;
 mod build;
 mod daemon;
 mod flags;
+mod history;
 mod inspect_data;
 mod instances;
 mod output;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Binfmt(cmd) => binfmt::run(&cmd),
         Command::Registry(cmd) => registry_server::run(&cli.global, &cmd),
+        Command::History(cmd) => history::run(&open_store(&cli.global)?, &cmd),
         Command::Daemon(args) => daemon::run(&cli.global, &args),
         Command::Create(args) => instances::create(&cli.global, &args),
         Command::Use(args) => instances::use_(&cli.global, &args),

@@ -249,3 +249,45 @@ fn write_lines(rx: mpsc::Receiver<Msg>) {
         let _ = err.flush();
     }
 }
+
+/// A build's plain log and step counts, kept while it runs for `manifold history`.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    state: Mutex<State>,
+    log: Mutex<String>,
+    steps: std::sync::atomic::AtomicU64,
+    cached: std::sync::atomic::AtomicU64,
+}
+
+impl Recorder {
+    /// `events`, with every event also written to the recorder's log.
+    pub fn tee(events: EventSink) -> (EventSink, Arc<Recorder>) {
+        let rec = Arc::new(Recorder::default());
+        let r = rec.clone();
+        let sink = EventSink::new(move |e| {
+            use std::sync::atomic::Ordering::Relaxed;
+            match &e {
+                Event::VertexCompleted { .. } => {
+                    r.steps.fetch_add(1, Relaxed);
+                }
+                Event::VertexCached { .. } => {
+                    r.steps.fetch_add(1, Relaxed);
+                    r.cached.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            }
+            let text = plain(&mut lock(&r.state), &e);
+            lock(&r.log).push_str(&text);
+            events.emit(e);
+        });
+        (sink, rec)
+    }
+
+    /// The log so far (partial output lines included), steps, and cached steps.
+    pub fn take(&self) -> (String, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut log = std::mem::take(&mut *lock(&self.log));
+        log.push_str(&flush_partial(&mut lock(&self.state)));
+        (log, self.steps.load(Relaxed), self.cached.load(Relaxed))
+    }
+}

@@ -93,6 +93,7 @@ fn library_hint(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         content::layout::LayoutError,
         builder::BuildError,
         registry::create::SourceError,
+        builder::history::HistoryError,
     );
     None
 }

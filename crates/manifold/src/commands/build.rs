@@ -225,6 +225,9 @@ fn run_build(
         false => crate::progress::Mode::parse(&args.progress)?,
     };
     let (events, printer) = crate::progress::start(mode);
+    let (events, recorder) = crate::progress::Recorder::tee(events);
+    let started = std::time::SystemTime::now();
+    let canceled = cancel.clone();
     let result = rt.block_on(async {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -233,6 +236,7 @@ fn run_build(
         });
         b.build(&req, &session, events.clone(), cancel).await
     });
+    remember(&store, args, &req, started, &recorder, &result, canceled.is_cancelled());
     let out = match result {
         Ok(out) => out,
         Err(e) => {
@@ -255,6 +259,51 @@ fn run_build(
     }
     emitted?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Record the build in the root's history (`manifold history`); a failure to
+/// record is a warning, never the build's.
+fn remember(
+    store: &content::Store,
+    args: &BuildArgs,
+    req: &builder::BuildRequest,
+    started: std::time::SystemTime,
+    recorder: &crate::progress::Recorder,
+    result: &Result<builder::BuildOutput, builder::BuildFailure>,
+    canceled: bool,
+) {
+    use builder::history::{History, Record, Status};
+    let (log, steps, cached) = recorder.take();
+    let context = std::path::absolute(&args.context).unwrap_or_else(|_| args.context.clone());
+    let mut name = context
+        .file_name()
+        .map_or_else(|| "/".to_owned(), |n| n.to_string_lossy().into_owned());
+    if let Some(t) = &args.target {
+        name = format!("{name} ({t})");
+    }
+    let (status, error) = match result {
+        Ok(_) => (Status::Completed, None),
+        Err(_) if canceled => (Status::Canceled, Some("build cancelled".to_owned())),
+        Err(e) => (Status::Failed, Some(solver::error_chain(e))),
+    };
+    let record = Record {
+        reference: History::new_reference(),
+        name,
+        started: started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        duration_ms: started.elapsed().map_or(0, |d| d.as_millis() as u64),
+        status,
+        error,
+        steps,
+        cached,
+        image: result.as_ref().ok().map(|o| o.image.digest.to_string()),
+        pushed: result.as_ref().map(|o| o.pushed.clone()).unwrap_or_default(),
+        request: req.audit_json(),
+    };
+    if let Err(e) = History::for_root(store.root()).record(&record, &log) {
+        eprintln!("WARNING: the build was not recorded in the history: {e}");
+    }
 }
 
 /// What a failed build says.
