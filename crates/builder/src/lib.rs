@@ -13,6 +13,8 @@ mod error;
 mod cache_io;
 pub mod fileop;
 pub mod history;
+pub mod gc;
+pub mod inventory;
 mod mounts;
 pub mod push;
 mod refs;

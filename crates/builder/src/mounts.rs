@@ -257,6 +257,11 @@ impl Parts {
                     };
                     new_cache(cache_dir, &dir, seed.as_deref())?;
                 }
+                // Its last use, for garbage collection (best effort: a cache that
+                // keeps an old time is only collected sooner).
+                if let Ok(d) = std::fs::File::open(&dir) {
+                    let _ = d.set_modified(std::time::SystemTime::now());
+                }
                 if *sharing == op::CacheSharing::Locked {
                     let lock_path = cache_dir.join(format!("{name}.lock"));
                     let f = content::lock::lock(&lock_path, content::lock::Mode::Exclusive)

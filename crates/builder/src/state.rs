@@ -38,6 +38,8 @@ pub enum StateError {
     },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Cache(#[from] solver::StoreError),
     #[error("cannot remove the snapshots under {}: their parents form a cycle", .dir.display())]
     Cycle { dir: PathBuf },
     #[error("cannot remove {}: {} is mounted{}", .path.display(), .mount.display(),
@@ -103,20 +105,35 @@ pub fn try_hold_exclusive(root: &Path) -> Result<Option<FileLock>, StateError> {
 pub struct Pruned {
     /// Image names removed (`all`).
     pub names: usize,
-    /// Build state removed, by kind (`all`, when no build was running).
+    /// Build state removed, by kind (`all` or a rule, when no build was running).
     pub state: Vec<Removed>,
-    /// `all` was asked for but a build was running: its state, and the content of
-    /// the names removed, were kept.
+    /// Build state was to be removed but a build was running: its state, and (with
+    /// `all`) the content of the names removed, were kept.
     pub build_running: bool,
     /// What the store's garbage collection removed.
     pub gc: content::GcReport,
 }
 
+/// What `manifold prune` removes.
+#[derive(Debug, Clone, Default)]
+pub struct PruneRequest {
+    /// Every name and all build state.
+    pub all: bool,
+    /// Only what this rule selects (`--filter`, `--keep-storage`; see [`crate::gc`]);
+    /// names stay, even with `all`.
+    pub rule: Option<crate::gc::Rule>,
+}
+
 /// `manifold prune`: the content no name, lease or running build uses; with `all`,
 /// every name and all build state too, unless a build (here or on a daemon with this
 /// root) holds the build-state lock: then its state stays, and so does the content
-/// of the names removed, which the build may be reading (its base image).
-pub fn prune(store: &content::Store, all: bool) -> Result<Pruned, PruneError> {
+/// of the names removed, which the build may be reading (its base image). With a
+/// rule, what the rule selects, under the same lock.
+pub fn prune(store: &content::Store, req: &PruneRequest) -> Result<Pruned, PruneError> {
+    if let Some(rule) = &req.rule {
+        return prune_rule(store, rule);
+    }
+    let all = req.all;
     let held = match all {
         true => Some(try_hold_exclusive(store.root())?),
         false => None,
@@ -141,6 +158,24 @@ pub fn prune(store: &content::Store, all: bool) -> Result<Pruned, PruneError> {
     }
     pruned.gc = store.gc()?;
     drop(keep);
+    Ok(pruned)
+}
+
+fn prune_rule(store: &content::Store, rule: &crate::gc::Rule) -> Result<Pruned, PruneError> {
+    let mut pruned = Pruned::default();
+    if rule.covers_build_state() {
+        match try_hold_exclusive(store.root())? {
+            Some(_held) => {
+                let now = std::time::SystemTime::now();
+                let collected = crate::gc::collect(store.root(), std::slice::from_ref(rule), now)?;
+                pruned.state = collected.removed();
+            }
+            None => pruned.build_running = true,
+        }
+    }
+    if rule.covers(crate::gc::Kind::Image) {
+        pruned.gc = store.gc()?;
+    }
     Ok(pruned)
 }
 
@@ -234,7 +269,7 @@ fn remove_committed(snap: &dyn Snapshotter) -> Result<usize, StateError> {
 
 /// Delete `path` and everything below it after checking nothing is mounted there;
 /// returns the bytes it allocated (each inode counted once).
-fn remove_tree(path: &Path) -> Result<u64, StateError> {
+pub(crate) fn remove_tree(path: &Path) -> Result<u64, StateError> {
     let real = path
         .canonicalize()
         .map_err(StateError::io("resolve", path))?;
@@ -253,7 +288,7 @@ fn remove_tree(path: &Path) -> Result<u64, StateError> {
 }
 
 /// Bytes allocated below `path`, not following symlinks; unreadable parts count 0.
-fn allocated(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+pub(crate) fn allocated(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return 0;
     };

@@ -39,8 +39,8 @@ pub enum Command {
     Version,
     /// List images in the local store
     Images(ImagesArgs),
-    /// Show disk usage of the local store
-    Du,
+    /// Show disk usage of the local store and the build state
+    Du(DuArgs),
     /// Remove unused content from the local store
     Prune(PruneArgs),
     /// Verify every blob of the local store against its digest
@@ -317,13 +317,30 @@ pub struct ImagesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DuArgs {
+    /// List every cache record, snapshot and cache mount with its size and last use
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Remove everything: all images and all cache, not only unused content
+    /// Remove everything: all images and all cache, not only unused content (with
+    /// --filter or --keep-storage: accepted as buildx does, and no name is removed)
     #[arg(short, long)]
     pub all: bool,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Remove only what matches: `until=DURATION` (not used for that long: 24h,
+    /// 30m), `type=step` (build cache records and their snapshots),
+    /// `type=cache-mount`, `type=image` (content no name uses); repeatable, types add up
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Remove the least recently used build state until it takes at most SIZE
+    /// (10GB, 512MB)
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

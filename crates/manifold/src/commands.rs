@@ -4,6 +4,7 @@ mod binfmt;
 mod build;
 mod daemon;
 mod flags;
+mod gc;
 mod history;
 mod inspect_data;
 mod instances;
@@ -28,16 +29,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Images(args) => store::images(&open_store(&cli.global)?, &args),
-        Command::Du => store::du(&open_store(&cli.global)?),
+        Command::Du(args) => store::du(&open_store(&cli.global)?, &args),
         Command::Prune(args) => store::prune(&open_store(&cli.global)?, &args),
         Command::Fsck => store::fsck(&open_store(&cli.global)?),
         Command::Build(args) => {
             // A build that runs steps uses the build state that `prune --all` removes.
-            let _using = (args.call == Call::Build && !args.check)
+            let builds = args.call == Call::Build && !args.check;
+            let using = builds
                 .then(|| state_root(&cli.global).ok())
                 .flatten()
                 .and_then(|root| builder::state::hold_shared(&root).ok());
-            build::build(&cli.global, &args)
+            let code = build::build(&cli.global, &args)?;
+            drop(using);
+            if builds && code == ExitCode::SUCCESS {
+                gc::after_build(&cli.global);
+            }
+            Ok(code)
         }
         Command::Run(args) => {
             let store = open_store(&cli.global)?;

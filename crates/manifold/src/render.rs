@@ -168,9 +168,37 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// How long ago `t` was, as docker prints it (`3 minutes ago`); `-` when unknown.
+pub fn human_ago(t: std::time::SystemTime, now: std::time::SystemTime) -> String {
+    if t == std::time::UNIX_EPOCH {
+        return "-".to_owned();
+    }
+    let secs = now.duration_since(t).map_or(0, |d| d.as_secs());
+    let (n, unit) = match secs {
+        0 => return "just now".to_owned(),
+        s if s < 60 => (s, "second"),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 48 * 3600 => (s / 3600, "hour"),
+        s => (s / 86400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_size;
+    use super::{human_ago, human_size};
+
+    #[test]
+    fn times_read_like_docker() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let ago = |s| human_ago(now - std::time::Duration::from_secs(s), now);
+        assert_eq!(ago(0), "just now");
+        assert_eq!(ago(1), "1 second ago");
+        assert_eq!(ago(150), "2 minutes ago");
+        assert_eq!(ago(3600), "1 hour ago");
+        assert_eq!(ago(3 * 86400), "3 days ago");
+        assert_eq!(human_ago(std::time::UNIX_EPOCH, now), "-");
+    }
 
     #[test]
     fn sizes_read_like_docker() {

@@ -76,6 +76,8 @@ testkit::golden_cases!(
     outline,
     output_docker_several_platforms,
     provenance_true,
+    prune_filter_bad,
+    prune_keep_storage_bad,
     push_without_name,
     ssh_not_supported,
     syntax_foreign_frontend,

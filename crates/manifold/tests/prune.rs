@@ -1,7 +1,8 @@
 //! `manifold prune --all --force` leaves a cold state root: a real build (base image
 //! pulled from Debian's distribution registry, COPY, RUN with a cache mount), then
-//! prune, then the same build again runs every step and pulls the base again. Needs
-//! root (runc, overlay mounts).
+//! prune, then the same build again runs every step and pulls the base again. Then
+//! `prune --filter`/`--keep-storage`, the `[gc]` policy after builds and
+//! `du --verbose` on real builds. Needs root (runc, overlay mounts).
 
 mod common;
 
@@ -183,4 +184,345 @@ fn prune_all_keeps_build_state_while_a_build_holds_it() {
     drop(lock);
     ok(&manifold(root.path(), &["prune", "--all", "--force"]));
     assert!(!cache.exists());
+}
+
+// Filters, --keep-storage, the [gc] policy and `du --verbose`, on builds of the
+// local busybox base: each build's records, snapshots and cache mounts are read
+// back through `builder::inventory`, the listing the commands use.
+
+use std::time::{Duration, SystemTime};
+
+use builder::inventory::Inventory;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A context whose Dockerfile copies `name.txt`, then writes `kb` KiB to
+/// `/name.bin` in a RUN with a cache mount of id `name`.
+fn context(name: &str, kb: u32) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY {name}.txt /\n\
+             RUN --mount=type=cache,id={name},target=/c echo {name} > /c/x && \
+             dd if=/dev/zero of=/{name}.bin bs=1024 count={kb}\n",
+            common::BASE
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join(format!("{name}.txt")), name).unwrap();
+    ctx
+}
+
+fn build(root: &Path, ctx: &Path, tag: &str) -> String {
+    ok(&common::build(root, ctx, tag, &[]))
+}
+
+/// Set the last use of every record whose description contains `what`.
+fn age_records(root: &Path, what: &str, ago: Duration) {
+    let inv = Inventory::read(root).unwrap();
+    let mut n = 0;
+    for r in inv.records.iter().filter(|r| r.description.contains(what)) {
+        let path = root.join("cache/records").join(r.key.hex());
+        set_mtime(&path, SystemTime::now() - ago);
+        n += 1;
+    }
+    assert!(n > 0, "no record of {what:?}");
+}
+
+fn set_mtime(path: &Path, t: SystemTime) {
+    std::fs::File::options()
+        .read(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// The record whose description contains `what`, and its top snapshot's key.
+fn record(inv: &Inventory, what: &str) -> Option<(String, String)> {
+    inv.records
+        .iter()
+        .find(|r| r.description.contains(what))
+        .map(|r| (r.key.hex().to_owned(), r.top.clone().unwrap_or_default()))
+}
+
+/// Whether the step whose progress title contains `what` was cached.
+fn cached(progress: &str, what: &str) -> bool {
+    let id = progress
+        .lines()
+        .find(|l| l.contains("[stage") && l.contains(what))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no step {what:?}: {progress}"));
+    progress.lines().any(|l| l == format!("{id} CACHED"))
+}
+
+fn has_snapshot(inv: &Inventory, key: &str) -> bool {
+    inv.snapshots.iter().any(|s| s.key.as_str() == key)
+}
+
+#[test]
+fn prune_until_removes_a_stale_step_and_keeps_the_snapshots_others_use() {
+    common::require_root();
+    let root = common::root_with_base();
+    let (a, b) = (context("a", 64), context("b", 64));
+    build(root.path(), a.path(), "localhost/a:1");
+    // b shares the base with a, and a's COPY snapshot is the parent of a's RUN.
+    build(root.path(), b.path(), "localhost/b:1");
+    let before = Inventory::read(root.path()).unwrap();
+    let (run_a, run_a_top) = record(&before, "/a.bin").unwrap();
+    let (_, copy_a_top) = record(&before, "COPY a.txt").unwrap();
+    let run_a_parent = before
+        .snapshots
+        .iter()
+        .find(|s| s.key.as_str() == run_a_top)
+        .and_then(|s| s.parent.clone())
+        .unwrap();
+    assert_eq!(run_a_parent.as_str(), copy_a_top);
+    age_records(root.path(), "/a.bin", 48 * HOUR);
+
+    let out = ok(&manifold(
+        root.path(),
+        &[
+            "prune",
+            "--force",
+            "--filter",
+            "until=24h",
+            "--filter",
+            "type=step",
+        ],
+    ));
+    assert!(
+        out.contains("1 build cache record(s) and 1 snapshot(s)"),
+        "{out}"
+    );
+    let after = Inventory::read(root.path()).unwrap();
+    assert!(record(&after, "/a.bin").is_none(), "{run_a} was stale");
+    assert!(!has_snapshot(&after, &run_a_top));
+    // Its parent is the COPY record's result: it stays, and so does everything b uses.
+    assert!(has_snapshot(&after, &copy_a_top));
+    assert_eq!(after.records.len(), before.records.len() - 1);
+    assert_eq!(after.snapshots.len(), before.snapshots.len() - 1);
+    // type=step leaves cache mounts alone; the images are untouched.
+    assert_eq!(after.cache_mounts.len(), 2);
+    assert!(Store::open(root.path()).unwrap().fsck().unwrap().is_clean());
+
+    // The rebuild runs the RUN again on the cached COPY.
+    let again = build(root.path(), a.path(), "localhost/a:1");
+    assert!(cached(&again, "COPY a.txt"), "{again}");
+    assert!(!cached(&again, "RUN"), "{again}");
+}
+
+#[test]
+fn prune_type_filters_remove_only_their_kind() {
+    common::require_root();
+    let root = common::root_with_base();
+    let a = context("a", 16);
+    build(root.path(), a.path(), "localhost/a:1");
+    let before = Inventory::read(root.path()).unwrap();
+    assert_eq!(before.cache_mounts.len(), 1);
+
+    let out = ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--filter", "type=cache-mount"],
+    ));
+    assert!(out.contains("removed 1 cache mount(s)"), "{out}");
+    let mid = Inventory::read(root.path()).unwrap();
+    assert!(mid.cache_mounts.is_empty());
+    assert_eq!(mid.records.len(), before.records.len());
+    assert_eq!(mid.snapshots.len(), before.snapshots.len());
+
+    // A cache mount used recently survives until=.
+    let b = context("b", 16);
+    build(root.path(), b.path(), "localhost/b:1");
+    ok(&manifold(
+        root.path(),
+        &[
+            "prune",
+            "--force",
+            "--filter",
+            "type=cache-mount",
+            "--filter",
+            "until=1h",
+        ],
+    ));
+    assert_eq!(Inventory::read(root.path()).unwrap().cache_mounts.len(), 1);
+
+    ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--filter", "type=step"],
+    ));
+    let after = Inventory::read(root.path()).unwrap();
+    assert!(
+        after.records.is_empty() && after.snapshots.is_empty(),
+        "{after:?}"
+    );
+    assert_eq!(after.cache_mounts.len(), 1);
+    // Names and their content stay: the image is still whole.
+    let store = Store::open(root.path()).unwrap();
+    assert!(store.resolve("localhost/a:1").is_ok());
+    assert!(store.fsck().unwrap().is_clean());
+    assert!(mounts_under(root.path()).is_empty());
+}
+
+#[test]
+fn prune_keep_storage_removes_the_least_recently_used_first() {
+    common::require_root();
+    let root = common::root_with_base();
+    let (a, b) = (context("a", 2048), context("b", 2048));
+    build(root.path(), a.path(), "localhost/a:1");
+    build(root.path(), b.path(), "localhost/b:1");
+    // a's steps were used longest ago; its COPY before its RUN.
+    age_records(root.path(), "COPY a.txt", 4 * HOUR);
+    age_records(root.path(), "/a.bin", 3 * HOUR);
+    let before = Inventory::read(root.path()).unwrap();
+    let total = before.snapshot_bytes() + before.cache_mount_bytes();
+    let (_, run_a_top) = record(&before, "/a.bin").unwrap();
+    let (_, run_b_top) = record(&before, "/b.bin").unwrap();
+    let keep = (total - 1).to_string();
+
+    ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--keep-storage", &keep],
+    ));
+    let after = Inventory::read(root.path()).unwrap();
+    // a's COPY record went first without freeing its snapshot (a's RUN used it),
+    // then a's RUN record took both; that was enough.
+    assert!(record(&after, "COPY a.txt").is_none());
+    assert!(!has_snapshot(&after, &run_a_top));
+    assert!(record(&after, "/b.bin").is_some());
+    assert!(has_snapshot(&after, &run_b_top));
+    assert_eq!(after.cache_mounts.len(), 2);
+    assert!(after.snapshot_bytes() + after.cache_mount_bytes() < total);
+
+    // Keeping nothing removes all build state.
+    ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--keep-storage", "0"],
+    ));
+    let empty = Inventory::read(root.path()).unwrap();
+    assert!(empty.records.is_empty() && empty.snapshots.is_empty());
+    assert!(empty.cache_mounts.is_empty());
+}
+
+#[test]
+fn gc_policy_runs_after_a_build() {
+    common::require_root();
+    let root = common::root_with_base();
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let (a, b) = (context("a", 64), context("b", 64));
+    build(root.path(), a.path(), "localhost/a:1");
+    age_records(root.path(), "/a.bin", 3 * HOUR);
+    for m in Inventory::read(root.path()).unwrap().cache_mounts {
+        set_mtime(&m.path, SystemTime::now() - 3 * HOUR);
+    }
+
+    // Disabled: nothing goes.
+    std::fs::write(
+        config.join("config.toml"),
+        "[gc]\nenabled = false\nkeep-duration = \"1h\"\n",
+    )
+    .unwrap();
+    build(root.path(), b.path(), "localhost/b:1");
+    assert!(record(&Inventory::read(root.path()).unwrap(), "/a.bin").is_some());
+
+    // A policy that cannot be read warns; the build still succeeds.
+    std::fs::write(config.join("config.toml"), "[gc]\nkeep-duration = \"2d\"\n").unwrap();
+    let out = build(root.path(), b.path(), "localhost/b:1");
+    assert!(
+        out.contains("warning: garbage collection after the build failed"),
+        "{out}"
+    );
+    assert!(out.contains("keep-duration"), "{out}");
+
+    std::fs::write(
+        config.join("config.toml"),
+        "[registry.\"localhost:5000\"]\nhttp = true\n\n[gc]\nkeep-duration = \"1h\"\n",
+    )
+    .unwrap();
+    let out = build(root.path(), b.path(), "localhost/b:1");
+    assert!(
+        out.contains("garbage collection ([gc] in config.toml): removed"),
+        "{out}"
+    );
+    let inv = Inventory::read(root.path()).unwrap();
+    assert!(record(&inv, "/a.bin").is_none(), "a's RUN was stale");
+    assert!(record(&inv, "/b.bin").is_some(), "b's RUN was just used");
+    // a's cache mount was stale; b's was just mounted.
+    assert_eq!(inv.cache_mounts.len(), 1);
+    assert!(
+        Store::open(root.path())
+            .unwrap()
+            .resolve("localhost/a:1")
+            .is_ok()
+    );
+}
+
+#[test]
+fn du_verbose_lists_what_a_build_made() {
+    common::require_root();
+    let root = common::root_with_base();
+    let a = context("a", 512);
+    build(root.path(), a.path(), "localhost/a:1");
+    let inv = Inventory::read(root.path()).unwrap();
+    let out = ok(&manifold(root.path(), &["du", "--verbose"]));
+    let (run, top) = record(&inv, "/a.bin").unwrap();
+    assert!(
+        out.contains(&format!("ID:           {}", &run[..12])),
+        "{out}"
+    );
+    assert!(out.contains("Type:         step"), "{out}");
+    assert!(out.contains("dd if=/dev/zero of=/a.bin"), "{out}");
+    assert!(out.contains(&format!("Snapshot:     {top}")), "{out}");
+    assert!(out.contains(&format!("ID:           {top}")), "{out}");
+    assert!(out.contains("Type:         cache-mount"), "{out}");
+    assert!(out.contains("Instance:     0"), "{out}");
+    assert!(out.contains("Last used:    "), "{out}");
+    let ids = out.matches("ID:  ").count();
+    assert_eq!(
+        ids,
+        inv.records.len() + inv.snapshots.len() + inv.cache_mounts.len(),
+        "{out}"
+    );
+    // The summary counts build state; the RUN's 512 KiB is in its snapshot.
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row: {out}"))
+            .to_owned()
+    };
+    assert!(
+        row("snapshots ").contains(&format!(" {} ", inv.snapshots.len())),
+        "{out}"
+    );
+    assert!(row("cache mounts").contains(" 1 "), "{out}");
+    assert!(inv.snapshot_bytes() >= 512 * 1024);
+    let summary = ok(&manifold(root.path(), &["du"]));
+    assert!(!summary.contains("ID:"), "{summary}");
+    assert!(summary.contains("total"), "{summary}");
+}
+
+#[test]
+fn prune_filter_keeps_build_state_while_a_build_holds_it() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("cache/records");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir_all(root.path().join("cache-mounts/abc")).unwrap();
+    std::fs::create_dir_all(root.path().join("locks")).unwrap();
+    let lock = std::fs::File::create(root.path().join("locks/builds.lock")).unwrap();
+    lock.lock_shared().unwrap();
+    let out = ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--filter", "type=cache-mount"],
+    ));
+    assert!(out.contains("a build is running"), "{out}");
+    assert!(root.path().join("cache-mounts/abc").is_dir());
+    drop(lock);
+    let out = ok(&manifold(
+        root.path(),
+        &["prune", "--force", "--filter", "type=cache-mount"],
+    ));
+    assert!(out.contains("removed 1 cache mount(s)"), "{out}");
+    assert!(!root.path().join("cache-mounts/abc").exists());
 }

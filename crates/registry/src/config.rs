@@ -144,6 +144,9 @@ struct HostTable {
 struct ConfigFile {
     #[serde(default)]
     registry: BTreeMap<String, HostTable>,
+    /// The garbage-collection policy, which the binary reads itself.
+    #[serde(default, rename = "gc")]
+    _gc: Option<serde::de::IgnoredAny>,
 }
 
 /// All registry settings.
@@ -269,6 +272,17 @@ pub fn endpoint_host(registry: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gc_table_is_left_to_the_binary() {
+        let c = RegistryConfig::parse(
+            "[gc]\nkeep-storage = \"1GB\"\n[[gc.policy]]\nfilters = [\"type=step\"]\n\
+             [registry.\"h:5000\"]\nhttp = true\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        assert!(c.host("h:5000").http);
+    }
 
     #[test]
     fn loopback_is_plain_http_by_default() {

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use content::Store;
 
-use crate::cli::{Format, ImagesArgs, PruneArgs};
-use crate::render::{Hinted, human_size};
+use builder::gc::{Filter, Kind, Rule};
+use builder::inventory::Inventory;
+
+use crate::cli::{DuArgs, Format, ImagesArgs, PruneArgs};
+use crate::render::{Hinted, human_ago, human_size};
 
 pub fn images(store: &Store, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     let images = store.images()?;
@@ -66,59 +69,135 @@ pub fn images(store: &Store, args: &ImagesArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn du(store: &Store) -> anyhow::Result<ExitCode> {
+pub fn du(store: &Store, args: &DuArgs) -> anyhow::Result<ExitCode> {
     let u = store.usage()?;
+    let root = store.root();
+    let inv = Inventory::read(root)?;
     let mut out = crate::out::stdout();
-    writeln!(out, "{:<14} {:>8} {:>10}", "TYPE", "BLOBS", "SIZE")?;
-    writeln!(
-        out,
-        "{:<14} {:>8} {:>10}",
+    if args.verbose {
+        list_state(&mut out, &inv)?;
+    }
+    let records = builder::inventory::records_usage(root);
+    let other: u64 = builder::inventory::other_usage(root)
+        .iter()
+        .map(|(_, b)| b)
+        .sum();
+    let row = |out: &mut dyn Write, what: &str, count: String, bytes: u64| {
+        writeln!(out, "{what:<18} {count:>8} {:>10}", human_size(bytes))
+    };
+    writeln!(out, "{:<18} {:>8} {:>10}", "TYPE", "COUNT", "SIZE")?;
+    row(
+        &mut out,
         "images",
-        u.reachable_blobs,
-        human_size(u.reachable_bytes)
+        u.reachable_blobs.to_string(),
+        u.reachable_bytes,
     )?;
-    writeln!(
-        out,
-        "{:<14} {:>8} {:>10}",
+    let unreachable = u.blobs.saturating_sub(u.reachable_blobs);
+    let unreachable_bytes = u.bytes.saturating_sub(u.reachable_bytes);
+    row(
+        &mut out,
         "reclaimable",
-        u.blobs.saturating_sub(u.reachable_blobs),
-        human_size(u.bytes.saturating_sub(u.reachable_bytes))
+        unreachable.to_string(),
+        unreachable_bytes,
     )?;
-    writeln!(
-        out,
-        "{:<14} {:>8} {:>10}",
-        "in progress",
-        "-",
-        human_size(u.ingest_bytes)
+    row(&mut out, "in progress", "-".into(), u.ingest_bytes)?;
+    row(
+        &mut out,
+        "cache records",
+        inv.records.len().to_string(),
+        records,
     )?;
-    writeln!(
-        out,
-        "{:<14} {:>8} {:>10}",
-        "total",
-        u.blobs,
-        human_size(u.bytes + u.ingest_bytes)
+    let (snapshots, mounts) = (inv.snapshot_bytes(), inv.cache_mount_bytes());
+    row(
+        &mut out,
+        "snapshots",
+        inv.snapshots.len().to_string(),
+        snapshots,
     )?;
+    row(
+        &mut out,
+        "cache mounts",
+        inv.cache_mounts.len().to_string(),
+        mounts,
+    )?;
+    row(&mut out, "other build state", "-".into(), other)?;
+    let total = u.bytes + u.ingest_bytes + records + snapshots + mounts + other;
+    row(&mut out, "total", "-".into(), total)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// `du --verbose`: one block per cache record, snapshot and cache mount, least
+/// recently used first, as `buildx du --verbose` prints them.
+fn list_state(out: &mut dyn Write, inv: &Inventory) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now();
+    let mut records: Vec<_> = inv.records.iter().collect();
+    records.sort_by_key(|r| r.last_used);
+    for r in records {
+        writeln!(out, "ID:           {}", &r.key.hex()[..12])?;
+        writeln!(out, "Type:         step")?;
+        writeln!(out, "Description:  {}", r.description)?;
+        writeln!(out, "Size:         {}", human_size(inv.record_bytes(r)))?;
+        writeln!(out, "Last used:    {}", human_ago(r.last_used, now))?;
+        let snapshot = match (&r.top, r.chain.is_empty()) {
+            (None, _) => "-".to_owned(),
+            (Some(k), false) => k.clone(),
+            (Some(k), true) => format!("{k} (not made here)"),
+        };
+        writeln!(out, "Snapshot:     {snapshot}\n")?;
+    }
+    let mut snapshots: Vec<_> = inv.snapshots.iter().collect();
+    snapshots.sort_by_key(|s| s.last_used);
+    for s in snapshots {
+        writeln!(out, "ID:           {}", s.key)?;
+        writeln!(out, "Type:         snapshot ({})", s.driver.name())?;
+        writeln!(
+            out,
+            "Parent:       {}",
+            s.parent.as_ref().map_or("-", |p| p.as_str())
+        )?;
+        writeln!(out, "Size:         {}", human_size(s.bytes))?;
+        writeln!(out, "Last used:    {}", human_ago(s.last_used, now))?;
+        writeln!(out, "Used by:      {} cache record(s)\n", s.users)?;
+    }
+    let mut mounts: Vec<_> = inv.cache_mounts.iter().collect();
+    mounts.sort_by_key(|m| m.last_used);
+    for m in mounts {
+        writeln!(out, "ID:           {}", m.id_hash())?;
+        writeln!(out, "Type:         cache-mount")?;
+        writeln!(out, "Instance:     {}", m.instance())?;
+        writeln!(out, "Size:         {}", human_size(m.bytes))?;
+        writeln!(out, "Last used:    {}\n", human_ago(m.last_used, now))?;
+    }
+    Ok(())
+}
+
 pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let rule = prune_rule(args)?;
     if !args.force {
-        let what = if args.all {
-            "all images and all build cache"
-        } else {
-            "all content no image or running build uses"
+        let what = match (&rule, args.all) {
+            (Some(_), _) => "the build cache, cache mounts and content the filters select",
+            (None, true) => "all images and all build cache",
+            (None, false) => "all content no image or running build uses",
         };
         if !confirm(&format!("This will remove {what}."))? {
             eprintln!("prune cancelled");
             return Ok(ExitCode::from(1));
         }
     }
-    let pruned = builder::state::prune(store, args.all)?;
+    let req = builder::state::PruneRequest {
+        all: args.all,
+        rule,
+    };
+    let pruned = builder::state::prune(store, &req)?;
     if pruned.build_running {
-        eprintln!(
-            "a build is running on this state root: build cache, snapshots, temporary files \
-             and the content of the removed names were kept"
-        );
+        let kept = match req.rule {
+            Some(_) => "build cache, snapshots and cache mounts were kept",
+            None => {
+                "build cache, snapshots, temporary files and the content of the removed \
+                 names were kept"
+            }
+        };
+        eprintln!("a build is running on this state root: {kept}");
     }
     if pruned.names > 0 {
         eprintln!("removed {} image name(s)", pruned.names);
@@ -134,6 +213,40 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         report.removed.len()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rule `--filter` and `--keep-storage` make, or none without either.
+fn prune_rule(args: &PruneArgs) -> anyhow::Result<Option<Rule>> {
+    if args.filters.is_empty() && args.keep_storage.is_none() {
+        return Ok(None);
+    }
+    let keep_storage = args
+        .keep_storage
+        .as_deref()
+        .map(|s| {
+            builder::gc::parse_size(s).map_err(|why| {
+                Hinted::new(
+                    format!("invalid --keep-storage {s:?}: {why}"),
+                    "write a size such as 10GB, 512MB or 1073741824",
+                )
+            })
+        })
+        .transpose()?;
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| {
+            Filter::parse(f).map_err(|why| {
+                Hinted::new(
+                    format!("invalid --filter {f:?}: {why}"),
+                    "write until=24h, type=step, type=cache-mount or type=image",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rule = Rule::from_filters(&filters, &Kind::ALL);
+    rule.keep_storage = keep_storage;
+    Ok(Some(rule))
 }
 
 fn confirm(warning: &str) -> anyhow::Result<bool> {

@@ -405,6 +405,13 @@ fn overlay_probed(state_root: &Path) -> bool {
     std::fs::read_to_string(probe_marker(state_root)).is_ok_and(|s| s == probe_stamp(state_root))
 }
 
+/// The directory that holds committed snapshot `c` of `snap` (its files and, for
+/// overlay, its work directory), for disk-use listings; it never changes once
+/// committed.
+pub fn committed_dir(snap: &dyn Snapshotter, c: &Committed) -> PathBuf {
+    snap.root().join("snaps").join(c.id().to_string())
+}
+
 /// The directory of a driver's state.
 fn driver_root(state_root: &Path, driver: Driver) -> PathBuf {
     state_root.join("snapshots").join(driver.name())

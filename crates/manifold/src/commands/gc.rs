@@ -1,0 +1,55 @@
+//! The `[gc]` policy of config.toml, applied after each successful local build.
+
+use crate::cli::Global;
+use crate::render::human_size;
+
+/// Apply the garbage-collection policy to the state root of a local build that
+/// just finished. Best effort: a failure is a warning, and while another build
+/// holds the build state nothing is collected (the next build will).
+pub(crate) fn after_build(global: &Global) {
+    if let Err(e) = collect(global) {
+        eprintln!("warning: garbage collection after the build failed: {e:#}");
+        eprintln!("hint: `manifold prune` collects by hand; [gc] in config.toml sets the policy");
+    }
+}
+
+fn collect(global: &Global) -> anyhow::Result<()> {
+    // A remote builder keeps its own state.
+    if crate::instances::current(global)?.driver == crate::instances::Driver::Remote {
+        return Ok(());
+    }
+    let root = super::state_root(global)?;
+    let policy = crate::config::gc_policy(&crate::config::config_dir(global), &root)?;
+    if !policy.enabled || !root.exists() {
+        return Ok(());
+    }
+    let Some(_held) = builder::state::try_hold_exclusive(&root)? else {
+        return Ok(());
+    };
+    let collected = builder::gc::collect(&root, &policy.rules, std::time::SystemTime::now())?;
+    let mut freed = collected.removed();
+    if policy
+        .rules
+        .iter()
+        .any(|r| r.covers(builder::gc::Kind::Image))
+    {
+        let report = super::open_store(global)?.gc()?;
+        if !report.removed.is_empty() {
+            freed.push(builder::state::Removed {
+                what: format!("{} unnamed blob(s)", report.removed.len()),
+                bytes: report.bytes_freed,
+            });
+        }
+    }
+    if !freed.is_empty() {
+        let parts: Vec<_> = freed
+            .iter()
+            .map(|r| format!("{} ({})", r.what, human_size(r.bytes)))
+            .collect();
+        eprintln!(
+            "garbage collection ([gc] in config.toml): removed {}",
+            parts.join(", ")
+        );
+    }
+    Ok(())
+}
