@@ -266,13 +266,22 @@ impl Builder {
         }
         let phase = Phase::start(&opts.events, EXPORT_PHASE);
         let client = self.client.clone();
+        // Only pushed: layers a lazy cache import left in a registry stay there (the
+        // push mounts them); anything else needs them here.
+        let lazy = !force && !req.needs_client();
         let exported = tokio::task::spawn_blocking(move || {
             let r = export_all(
                 &store,
-                (&*snap, client.as_ref()),
+                (&*snap, client.as_ref(), lazy),
                 &outputs,
                 &results,
-                (&export, tap.as_deref(), force, as_index, inline.as_deref()),
+                How {
+                    opts: &export,
+                    tap: tap.as_deref(),
+                    force,
+                    as_index,
+                    inline: inline.as_deref(),
+                },
                 &names,
                 &phase,
             );
@@ -602,21 +611,33 @@ impl export::TapWriter for CountingWriter {
     }
 }
 
+/// How [`export_all`] exports: the encoding, the tap new layers go through,
+/// `force-compression`, whether the image is an index, and the records an inline
+/// cache carries.
+struct How<'a> {
+    opts: &'a ExportOptions,
+    tap: Option<&'a dyn export::LayerTap>,
+    force: bool,
+    as_index: bool,
+    inline: Option<&'a [(solver::CacheRecord, FsRef)]>,
+}
+
 fn export_all(
     store: &Store,
-    (snapshotter, client): (&dyn Snapshotter, Option<&registry::Client>),
+    (snapshotter, client, lazy): (&dyn Snapshotter, Option<&registry::Client>, bool),
     outputs: &[graph::Output],
     results: &std::collections::HashMap<Digest, Ref>,
-    (opts, tap, force, as_index, inline): (
-        &ExportOptions,
-        Option<&dyn export::LayerTap>,
-        bool,
-        bool,
-        Option<&[(solver::CacheRecord, FsRef)]>,
-    ),
+    how: How<'_>,
     tags: &[String],
     phase: &Phase,
 ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildError> {
+    let How {
+        opts,
+        tap,
+        force,
+        as_index,
+        inline,
+    } = how;
     let lease = store.lease()?;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tap = CountingTap {
@@ -636,13 +657,16 @@ fn export_all(
                 ));
             }
         };
-        // The layers a lazy cache import left in the registry: the image is made of them.
-        crate::cache_io::fetch_missing(
-            store,
-            client,
-            &lease,
-            &crate::cache_io::layers_of(store, &fs),
-        )?;
+        // The layers a lazy cache import left in the registry: the image is made of
+        // them (a push-only build mounts them instead).
+        if !lazy {
+            crate::cache_io::fetch_missing(
+                store,
+                client,
+                &lease,
+                &crate::cache_io::layers_of(store, &fs),
+            )?;
+        }
         let own = export_layers(store, (snapshotter, client), &lease, &fs, opts, &tap)?;
         layers.push((fs, own));
     }

@@ -559,6 +559,62 @@ pub(crate) fn fetch_missing(
     Ok(())
 }
 
+/// The configs and layers of `image` (a manifest, or an index of manifests the store
+/// holds).
+pub(crate) fn image_blobs(
+    store: &Store,
+    image: &Descriptor,
+) -> Result<Vec<Descriptor>, BuildError> {
+    let manifests = export::sink::index_manifests(store, image)?;
+    let mut out = Vec::new();
+    for m in manifests {
+        let bytes = store.read_document(&m.digest)?;
+        let doc = RawDocument::<ImageManifest>::parse(bytes).map_err(|e| {
+            BuildError::Internal(format!("manifest {} in the store: {e}", m.digest))
+        })?;
+        out.push(doc.value().config.clone());
+        out.extend(
+            doc.value()
+                .layers
+                .iter()
+                .filter(|l| l.urls.is_empty())
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
+/// Before `image` is pushed to `target`: the blobs a lazy import left in a registry
+/// are fetched, except those the target's registry can mount from the repository
+/// that holds them; that repository is returned, to mount from.
+pub(crate) fn prepare_push(
+    store: &Store,
+    client: &registry::Client,
+    image: &Descriptor,
+    target: &oci::Reference,
+) -> Result<Option<String>, BuildError> {
+    let remote = RemoteBlobs::for_store(store);
+    let mut mount: Option<String> = None;
+    let mut fetch = Vec::new();
+    for d in image_blobs(store, image)? {
+        if store.contains(&d.digest) {
+            continue;
+        }
+        match remote.get(&d.digest) {
+            Some(repo)
+                if repo.registry() == target.registry()
+                    && mount.as_deref().is_none_or(|m| m == repo.repository()) =>
+            {
+                mount = Some(repo.repository().to_owned());
+            }
+            _ => fetch.push(d),
+        }
+    }
+    let lease = store.lease()?;
+    fetch_missing(store, Some(client), &lease, &fetch)?;
+    Ok(mount)
+}
+
 /// The layers `fs` is made of that may have been left in a registry: its base
 /// image's and its imported steps'.
 pub(crate) fn layers_of(store: &Store, fs: &FsRef) -> Vec<Descriptor> {

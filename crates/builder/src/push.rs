@@ -109,7 +109,7 @@ pub async fn push(
             }
             Err(e) => {
                 phase.failed(&e);
-                return Err(e.into());
+                return Err(e);
             }
         }
         pushed.push(match by_digest {
@@ -122,24 +122,28 @@ pub async fn push(
 
 /// Push on a blocking thread: the registry client's push future is not provably
 /// `Send` (higher-ranked closures inside), and a daemon runs builds on spawned tasks.
+/// Layers a lazy cache import left in a registry are mounted from there when the
+/// target is on the same registry, else fetched first.
 async fn push_one(
     client: &registry::Client,
     store: &content::Store,
     desc: &Descriptor,
     target: Reference,
-) -> Result<(), export::ExportError> {
+) -> Result<(), BuildError> {
     let (client, store, desc) = (client.clone(), store.clone(), desc.clone());
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let mount = crate::cache_io::prepare_push(&store, &client, &desc, &target)?;
         handle
-            .block_on(export::push(&client, &store, &desc, &target))
+            .block_on(client.push(&store, &desc, &target, mount.as_deref()))
             .map(drop)
+            .map_err(|source| {
+                BuildError::Export(export::ExportError::Push {
+                    reference: target.to_string(),
+                    source: Box::new(source),
+                })
+            })
     })
     .await
-    .unwrap_or_else(|e| {
-        Err(export::ExportError::Output {
-            what: "the push",
-            source: std::io::Error::other(e),
-        })
-    })
+    .unwrap_or_else(|e| Err(BuildError::Internal(format!("the push thread failed: {e}"))))
 }

@@ -31,6 +31,16 @@ pub async fn image_to_run(
                     .as_ref()
                     .is_some_and(|p| !PlatformMatcher::only(&want).matches(p));
             if !other {
+                // A push-only build from a lazy cache import left layers in the
+                // registry: running needs them here.
+                let (store, client, m) = (store.clone(), client.cloned(), local.clone());
+                tokio::task::spawn_blocking(move || {
+                    let lease = store.lease()?;
+                    let blobs = crate::cache_io::image_blobs(&store, &m)?;
+                    crate::cache_io::fetch_missing(&store, client.as_ref(), &lease, &blobs)
+                })
+                .await
+                .map_err(|e| BuildError::Internal(format!("the fetch thread failed: {e}")))??;
                 return Ok(local);
             }
         }

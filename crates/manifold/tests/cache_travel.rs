@@ -450,6 +450,35 @@ fn a_registry_import_fetches_only_the_layers_the_build_needs() {
         "the image's own layers came from the cache"
     );
 
+    // Pushed to the registry that holds the cache: no layer is fetched at all, the
+    // registry mounts them; the pushed image is whole (skopeo copies it), and
+    // `manifold run` fetches the layers when it needs them.
+    let app = format!("{}/ci/lazy-app:1", registry.addr);
+    let before = blob_gets(&registry.log());
+    let d = fresh_root();
+    let (_, stderr) = s.build(d.path(), &["--cache-from", &cache, "-t", &app, "--push"]);
+    assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
+    let config = m["config"]["digest"].as_str().unwrap().to_owned();
+    let layers_fetched: Vec<String> = blob_gets(&registry.log())
+        .difference(&before)
+        .filter(|d| **d != records && **d != config)
+        .cloned()
+        .collect();
+    assert!(
+        layers_fetched.is_empty(),
+        "fetched {layers_fetched:?}\n{stderr}"
+    );
+    let copied = tempfile::tempdir().unwrap();
+    let copy = Command::new(testkit::require_tool("skopeo"))
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{app}"))
+        .arg(format!("oci:{}:app", copied.path().display()))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", text(&copy.stderr));
+    let ran = manifold(d.path(), &["run", "--rm", &app, "cat", "/seen"]);
+    assert_eq!(text(&ran.stdout), "built\nhello\n", "{}", text(&ran.stderr));
+
     // A changed file: the steps after it run on snapshots made from layers fetched
     // now.
     std::fs::write(s.ctx.path().join("hello"), "changed\n").unwrap();
