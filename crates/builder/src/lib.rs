@@ -9,11 +9,11 @@
 
 mod base;
 mod build;
-mod error;
 mod cache_io;
+mod error;
 pub mod fileop;
-pub mod history;
 pub mod gc;
+pub mod history;
 pub mod inventory;
 mod mounts;
 pub mod push;

@@ -236,7 +236,15 @@ fn run_build(
         });
         b.build(&req, &session, events.clone(), cancel).await
     });
-    remember(&store, args, &req, started, &recorder, &result, canceled.is_cancelled());
+    remember(
+        &store,
+        args,
+        &req,
+        started,
+        &recorder,
+        &result,
+        canceled.is_cancelled(),
+    );
     let out = match result {
         Ok(out) => out,
         Err(e) => {
@@ -298,7 +306,10 @@ fn remember(
         steps,
         cached,
         image: result.as_ref().ok().map(|o| o.image.digest.to_string()),
-        pushed: result.as_ref().map(|o| o.pushed.clone()).unwrap_or_default(),
+        pushed: result
+            .as_ref()
+            .map(|o| o.pushed.clone())
+            .unwrap_or_default(),
         request: req.audit_json(),
     };
     if let Err(e) = History::for_root(store.root()).record(&record, &log) {
