@@ -16,6 +16,7 @@ pub mod gc;
 pub mod history;
 pub mod inventory;
 mod mounts;
+pub mod prune;
 pub mod push;
 mod refs;
 mod request;

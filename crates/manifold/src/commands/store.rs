@@ -184,11 +184,11 @@ pub fn prune(store: &Store, args: &PruneArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let req = builder::state::PruneRequest {
+    let req = builder::prune::PruneRequest {
         all: args.all,
         rule,
     };
-    let pruned = builder::state::prune(store, &req)?;
+    let pruned = builder::prune::prune(store, &req)?;
     if pruned.build_running {
         let kept = match req.rule {
             Some(_) => "build cache, snapshots and cache mounts were kept",
