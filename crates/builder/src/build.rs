@@ -394,11 +394,17 @@ impl Builder {
         {
             let place = Place::of(spec, true);
             let phase = Phase::start(events, &format!("exporting cache to {place}"));
-            let (store, snap, records, client) = (
+            // The upload of each blob shows on the step, as an image push's does.
+            let client = self.client.clone().map(|mut c| {
+                c.progress = Some(Arc::new(registry::progress::StatusReporter::new(
+                    phase.status_fn(),
+                )));
+                c
+            });
+            let (store, snap, records) = (
                 self.store.clone(),
                 self.snapshotter.clone(),
                 records.clone(),
-                self.client.clone(),
             );
             let keys = keys.to_vec();
             let encoding = crate::cache_io::encoding_for(spec, &req.export);

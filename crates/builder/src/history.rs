@@ -1,13 +1,34 @@
 //! Past builds on a state root, as `buildx history` keeps them: each build's request
 //! (secrets as digests), outcome, duration, cache hits, outputs and its plain log,
-//! under `<root>/history/<ref>.json` and `<ref>.log`. The newest [`KEEP`] are kept.
+//! under `<root>/history/<ref>.json` and `<ref>.log`, as many and as long as a
+//! [`Retention`] says.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How many builds a root remembers.
+/// How many builds a root remembers by default.
 pub const KEEP: usize = 50;
+
+/// How long a root remembers a build by default (BuildKit's two days).
+pub const MAX_AGE: Duration = Duration::from_secs(48 * 3600);
+
+/// Which builds are kept: the newest `max_entries`, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_entries: usize,
+    pub max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_entries: KEEP,
+            max_age: MAX_AGE,
+        }
+    }
+}
 
 /// How a build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +57,9 @@ pub struct Record {
     /// What the build is called in listings: the context directory's name, with
     /// `--target` when given.
     pub name: String,
-    /// Seconds since the Unix epoch when the build started.
-    pub started: u64,
+    /// Milliseconds since the Unix epoch when the build started (builds a second
+    /// apart still list in order).
+    pub started_ms: u64,
     /// How long it ran, in milliseconds.
     pub duration_ms: u64,
     pub status: Status,
@@ -123,8 +145,8 @@ impl History {
             .collect()
     }
 
-    /// Record a build and its log, then forget the oldest beyond [`KEEP`].
-    pub fn record(&self, record: &Record, log: &str) -> Result<(), HistoryError> {
+    /// Record a build and its log, then forget what `keep` no longer keeps.
+    pub fn record(&self, record: &Record, log: &str, keep: Retention) -> Result<(), HistoryError> {
         std::fs::create_dir_all(&self.dir).map_err(Self::io("create", &self.dir))?;
         let log_path = self.dir.join(format!("{}.log", record.reference));
         content::atomic::write_atomic(&log_path, log.as_bytes()).map_err(|e| HistoryError::Io {
@@ -139,9 +161,16 @@ impl History {
             path: e.path,
             source: e.source,
         })?;
-        let all = self.list()?;
-        for old in all.iter().skip(KEEP) {
-            self.remove(&old.reference)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let oldest = now.saturating_sub(keep.max_age.as_secs());
+        for (i, old) in self.list()?.iter().enumerate() {
+            // The build just recorded always stays.
+            let expired = old.started_ms / 1000 < oldest && old.reference != record.reference;
+            if i >= keep.max_entries.max(1) || expired {
+                self.remove(&old.reference)?;
+            }
         }
         Ok(())
     }
@@ -159,7 +188,7 @@ impl History {
             .filter_map(|e| std::fs::read(e.path()).ok())
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect();
-        out.sort_by(|a, b| (b.started, &b.reference).cmp(&(a.started, &a.reference)));
+        out.sort_by(|a, b| (b.started_ms, &b.reference).cmp(&(a.started_ms, &a.reference)));
         Ok(out)
     }
 
@@ -213,10 +242,11 @@ mod tests {
     use super::*;
 
     fn record(reference: &str, started: u64) -> Record {
+        let started_ms = started * 1000;
         Record {
             reference: reference.to_owned(),
             name: "app".into(),
-            started,
+            started_ms,
             duration_ms: 10,
             status: Status::Completed,
             error: None,
@@ -233,8 +263,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::for_root(dir.path());
         assert!(h.list().unwrap().is_empty());
-        h.record(&record("abc111", 1), "one\n").unwrap();
-        h.record(&record("abd222", 2), "two\n").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let keep = Retention::default();
+        h.record(&record("abc111", now - 10), "one\n", keep)
+            .unwrap();
+        h.record(&record("abd222", now - 5), "two\n", keep).unwrap();
         assert_eq!(h.find("^0").unwrap().reference, "abd222");
         assert_eq!(h.find("^1").unwrap().reference, "abc111");
         assert_eq!(h.find("abc").unwrap().reference, "abc111");
@@ -247,12 +283,25 @@ mod tests {
         assert_eq!(h.log(&h.find("abc").unwrap()).unwrap(), "one\n");
         h.remove("abc111").unwrap();
         assert_eq!(h.list().unwrap().len(), 1);
+        h.remove("abd222").unwrap();
         for i in 0..(KEEP as u64 + 3) {
-            h.record(&record(&format!("r{i:03}"), 10 + i), "").unwrap();
+            h.record(&record(&format!("r{i:03}"), now - 100 + i), "", keep)
+                .unwrap();
         }
         let all = h.list().unwrap();
         assert_eq!(all.len(), KEEP);
         assert_eq!(all[0].reference, format!("r{:03}", KEEP + 2));
+        // Too old: gone at the next record, whatever the count.
+        let short = Retention {
+            max_entries: 10,
+            max_age: Duration::from_secs(60),
+        };
+        h.record(&record("fresh", now), "", short).unwrap();
+        let left: Vec<String> = h.list().unwrap().into_iter().map(|r| r.reference).collect();
+        // r000-r039 are over a minute old; of the rest, the newest ten stay.
+        assert_eq!(left.len(), 10, "{left:?}");
+        assert_eq!(left[0], "fresh");
+        assert!(left[1..].iter().all(|r| r.as_str() >= "r044"), "{left:?}");
     }
 
     #[test]

@@ -55,6 +55,53 @@ struct ConfigFile {
     // The rest of config.toml (registry settings) is the registry crate's.
     #[serde(default)]
     gc: Option<GcTable>,
+    #[serde(default)]
+    history: Option<HistoryTable>,
+}
+
+/// `[history]`: how many builds `manifold history` keeps, and how long (BuildKit's
+/// `maxEntries` and `maxAge`).
+///
+/// ```toml
+/// [history]
+/// max-entries = 50     # default
+/// max-age = "48h"      # default
+/// ```
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HistoryTable {
+    #[serde(default)]
+    max_entries: Option<usize>,
+    #[serde(default)]
+    max_age: Option<String>,
+}
+
+/// The history retention of `<dir>/config.toml` (defaults without one).
+pub(crate) fn history_retention(dir: &Path) -> anyhow::Result<builder::history::Retention> {
+    let path = dir.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    parse_history(&text).with_context(|| format!("invalid [history] in {}", path.display()))
+}
+
+fn parse_history(text: &str) -> anyhow::Result<builder::history::Retention> {
+    let file: ConfigFile = toml::from_str(text)?;
+    let mut keep = builder::history::Retention::default();
+    if let Some(t) = file.history {
+        if let Some(n) = t.max_entries {
+            if n == 0 {
+                return Err(anyhow!("max-entries must be at least 1"));
+            }
+            keep.max_entries = n;
+        }
+        if let Some(age) = &t.max_age {
+            keep.max_age = duration(age).context("max-age")?;
+        }
+    }
+    Ok(keep)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -180,6 +227,19 @@ mod tests {
     use super::*;
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn history_retention_reads_its_table() {
+        assert_eq!(
+            parse_history("").unwrap(),
+            builder::history::Retention::default()
+        );
+        let r = parse_history("[history]\nmax-entries = 3\nmax-age = \"2h\"\n").unwrap();
+        assert_eq!((r.max_entries, r.max_age), (3, 2 * HOUR));
+        assert!(parse_history("[history]\nmax-entries = 0\n").is_err());
+        assert!(parse_history("[history]\nmax-age = \"soon\"\n").is_err());
+        assert!(parse_history("[history]\nkeep = 1\n").is_err());
+    }
 
     #[test]
     fn no_gc_table_means_the_defaults() {

@@ -141,4 +141,33 @@ fn builds_are_recorded_listed_inspected_and_forgotten() {
     )))
     .unwrap();
     assert!(left.as_array().unwrap().is_empty());
+
+    // A failed step's output is in its log.
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM localhost/busybox:test\nRUN echo boom-output-here && exit 3\n",
+    )
+    .unwrap();
+    assert!(!build(&[]).status.success());
+    let log = ok(&manifold(root.path(), &["history", "logs"]));
+    assert!(log.contains("boom-output-here"), "{log}");
+    let shown = ok(&manifold(root.path(), &["history", "inspect"]));
+    assert!(shown.contains("Status:      Error"), "{shown}");
+
+    // [history] max-entries bounds the count.
+    std::fs::create_dir_all(root.path().join("config")).unwrap();
+    std::fs::write(
+        root.path().join("config/config.toml"),
+        "[history]\nmax-entries = 2\nmax-age = \"1h\"\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let _ = build(&[]);
+    }
+    let left: serde_json::Value = serde_json::from_str(&ok(&manifold(
+        root.path(),
+        &["history", "ls", "--format", "json"],
+    )))
+    .unwrap();
+    assert_eq!(left.as_array().unwrap().len(), 2);
 }

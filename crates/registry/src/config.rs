@@ -147,6 +147,9 @@ struct ConfigFile {
     /// The garbage-collection policy, which the binary reads itself.
     #[serde(default, rename = "gc")]
     _gc: Option<serde::de::IgnoredAny>,
+    /// The build history's retention, which the binary reads itself.
+    #[serde(default, rename = "history")]
+    _history: Option<serde::de::IgnoredAny>,
 }
 
 /// All registry settings.

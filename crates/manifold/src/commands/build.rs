@@ -236,8 +236,13 @@ fn run_build(
         });
         b.build(&req, &session, events.clone(), cancel).await
     });
+    let keep =
+        crate::config::history_retention(&crate::config::config_dir(global)).unwrap_or_else(|e| {
+            eprintln!("WARNING: {e:#}; the history keeps its defaults");
+            builder::history::Retention::default()
+        });
     remember(
-        &store,
+        (&store, keep),
         args,
         &req,
         started,
@@ -272,7 +277,7 @@ fn run_build(
 /// Record the build in the root's history (`manifold history`); a failure to
 /// record is a warning, never the build's.
 fn remember(
-    store: &content::Store,
+    (store, keep): (&content::Store, builder::history::Retention),
     args: &BuildArgs,
     req: &builder::BuildRequest,
     started: std::time::SystemTime,
@@ -297,9 +302,9 @@ fn remember(
     let record = Record {
         reference: History::new_reference(),
         name,
-        started: started
+        started_ms: started
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+            .map_or(0, |d| d.as_millis() as u64),
         duration_ms: started.elapsed().map_or(0, |d| d.as_millis() as u64),
         status,
         error,
@@ -312,7 +317,7 @@ fn remember(
             .unwrap_or_default(),
         request: req.audit_json(),
     };
-    if let Err(e) = History::for_root(store.root()).record(&record, &log) {
+    if let Err(e) = History::for_root(store.root()).record(&record, &log, keep) {
         eprintln!("WARNING: the build was not recorded in the history: {e}");
     }
 }

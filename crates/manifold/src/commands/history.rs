@@ -32,7 +32,7 @@ pub fn run(store: &Store, cmd: &HistoryCmd) -> anyhow::Result<ExitCode> {
                     r.reference,
                     r.name,
                     r.status.name(),
-                    oci::rfc3339(r.started as i64),
+                    oci::rfc3339((r.started_ms / 1000) as i64),
                     seconds(r),
                     r.cached,
                     r.steps
@@ -50,7 +50,11 @@ pub fn run(store: &Store, cmd: &HistoryCmd) -> anyhow::Result<ExitCode> {
             writeln!(out, "Build ID:    {}", r.reference)?;
             writeln!(out, "Name:        {}", r.name)?;
             writeln!(out, "Status:      {}", r.status.name())?;
-            writeln!(out, "Created at:  {}", oci::rfc3339(r.started as i64))?;
+            writeln!(
+                out,
+                "Created at:  {}",
+                oci::rfc3339((r.started_ms / 1000) as i64)
+            )?;
             writeln!(out, "Duration:    {}", seconds(&r))?;
             writeln!(out, "Steps:       {} ({} cached)", r.steps, r.cached)?;
             if let Some(t) = opts["target"].as_str() {
