@@ -88,15 +88,6 @@ pub struct Inventory {
     snapshotters: Vec<Box<dyn Snapshotter>>,
 }
 
-/// The build-state directories that are not listed item by item, for totals.
-const OTHER: [(&str, &str); 5] = [
-    ("contexts", "context indexes"),
-    ("export", "layer cache"),
-    ("layers", "layer memo"),
-    ("tmp", "temporary files"),
-    ("bundles", "container bundles"),
-];
-
 impl Inventory {
     /// Read the build state of `root`. Creates nothing.
     pub fn read(root: &Path) -> Result<Inventory, StateError> {
@@ -189,15 +180,9 @@ impl Inventory {
     }
 }
 
-/// Bytes of each build-state directory not listed item by item (context indexes,
-/// the layer cache, …), for totals.
-pub fn other_usage(root: &Path) -> Vec<(&'static str, u64)> {
-    let mut seen = std::collections::HashSet::new();
-    OTHER
-        .iter()
-        .filter(|(dir, _)| root.join(dir).exists())
-        .map(|(dir, what)| (*what, allocated(&root.join(dir), &mut seen)))
-        .collect()
+/// Bytes of the whole state root, as `du -sb` counts them.
+pub fn root_usage(root: &Path) -> u64 {
+    allocated(root, &mut std::collections::HashSet::new())
 }
 
 /// Bytes of the solver's cache directory (its records, run history and memos).

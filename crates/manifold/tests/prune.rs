@@ -501,6 +501,38 @@ fn du_verbose_lists_what_a_build_made() {
     let summary = ok(&manifold(root.path(), &["du"]));
     assert!(!summary.contains("ID:"), "{summary}");
     assert!(summary.contains("total"), "{summary}");
+
+    // The total is what `du -sb` counts for the whole root, within 1 %.
+    let total_line = summary
+        .lines()
+        .find(|l| l.starts_with("total"))
+        .unwrap()
+        .to_owned();
+    let shown = total_line.split_whitespace().last().unwrap();
+    let digits = shown.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale = match &shown[digits.len()..] {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other} in {total_line}"),
+    };
+    let ours = digits.parse::<f64>().unwrap() * scale;
+    let du = std::process::Command::new("du")
+        .arg("-sb")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let theirs: f64 = text(&du.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (ours - theirs).abs() <= theirs * 0.01,
+        "manifold du says {ours}, du -sb {theirs}\n{summary}"
+    );
 }
 
 #[test]
