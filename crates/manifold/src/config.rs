@@ -46,6 +46,9 @@ pub(crate) fn config_dir(global: &Global) -> std::path::PathBuf {
 pub(crate) struct GcPolicy {
     pub enabled: bool,
     pub rules: Vec<builder::gc::Rule>,
+    /// The top-level `keep-storage`: after the rules, the whole state root is kept
+    /// under it (unnamed content, then more build state, least recently used first).
+    pub keep_storage: u64,
 }
 
 const DEFAULT_KEEP_DURATION: std::time::Duration = std::time::Duration::from_secs(720 * 3600);
@@ -204,6 +207,7 @@ fn parse_gc(text: &str, default_storage: impl Fn() -> u64) -> anyhow::Result<GcP
     Ok(GcPolicy {
         enabled: table.enabled.unwrap_or(true),
         rules,
+        keep_storage,
     })
 }
 

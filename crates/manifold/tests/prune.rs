@@ -558,3 +558,64 @@ fn prune_filter_keeps_build_state_while_a_build_holds_it() {
     assert!(out.contains("removed 1 cache mount(s)"), "{out}");
     assert!(!root.path().join("cache-mounts/abc").exists());
 }
+
+/// `[gc] keep-storage` bounds the whole state root: after each of several builds of
+/// changing content, `du -sb` of the root stays under it, and the image still named
+/// is whole (`fsck` clean, it runs).
+#[test]
+fn keep_storage_keeps_the_root_under_the_limit_across_builds() {
+    common::require_root();
+    let root = common::root_with_base();
+    let config = root.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[gc]\nkeep-storage = \"50MB\"\n",
+    )
+    .unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG N\nRUN head -c 12000000 /dev/urandom > /data && echo $N > /n\n",
+            common::BASE
+        ),
+    )
+    .unwrap();
+    let du_sb = || -> u64 {
+        let out = std::process::Command::new("du")
+            .arg("-sb")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        text(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut sizes = Vec::new();
+    for n in 0..6 {
+        let arg = format!("N={n}");
+        ok(&common::build(
+            root.path(),
+            ctx.path(),
+            "localhost/churn:1",
+            &["--build-arg", &arg],
+        ));
+        sizes.push(du_sb());
+    }
+    // Without collection six builds would hold 6 × 12 MB of layers and as much again
+    // in snapshots.
+    assert!(
+        sizes.iter().all(|s| *s <= 50_000_000),
+        "state root sizes after each build: {sizes:?}"
+    );
+    ok(&manifold(root.path(), &["fsck"]));
+    let ran = manifold(
+        root.path(),
+        &["run", "--rm", "localhost/churn:1", "cat", "/n"],
+    );
+    assert_eq!(text(&ran.stdout), "5\n", "{}", text(&ran.stderr));
+}

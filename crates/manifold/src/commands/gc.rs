@@ -41,6 +41,30 @@ fn collect(global: &Global) -> anyhow::Result<()> {
             });
         }
     }
+    // keep-storage bounds the whole root: over it, content no name uses goes too,
+    // then build state, least recently used first, down to what the rest leaves.
+    let limit = policy.keep_storage;
+    if builder::inventory::root_usage(&root) > limit {
+        let report = super::open_store(global)?.gc()?;
+        if !report.removed.is_empty() {
+            freed.push(builder::state::Removed {
+                what: format!("{} unnamed blob(s)", report.removed.len()),
+                bytes: report.bytes_freed,
+            });
+        }
+        let used = builder::inventory::root_usage(&root);
+        if used > limit {
+            let inv = builder::inventory::Inventory::read(&root)?;
+            let state = inv.snapshot_bytes() + inv.cache_mount_bytes();
+            let rule = builder::gc::Rule {
+                kinds: vec![builder::gc::Kind::Step, builder::gc::Kind::CacheMount],
+                until: None,
+                keep_storage: Some(limit.saturating_sub(used - state.min(used))),
+            };
+            let more = builder::gc::collect(&root, &[rule], std::time::SystemTime::now())?;
+            freed.extend(more.removed());
+        }
+    }
     if !freed.is_empty() {
         let parts: Vec<_> = freed
             .iter()
