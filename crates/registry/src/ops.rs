@@ -225,10 +225,29 @@ impl Client {
             }
         })?;
         if let ManifestOrIndex::Index(index) = &doc {
-            for m in &index.value().manifests {
-                self.push_manifest_tree(store, &repo, m, mount_from, &mut stats)
-                    .await?;
+            // Every child's blobs in one pool, each once, then the children's
+            // manifests side by side: no child waits for the one before it.
+            let children = &index.value().manifests;
+            let mut blobs: Vec<Descriptor> = Vec::new();
+            for m in children {
+                for b in blobs_of(store, m)? {
+                    if !blobs.iter().any(|x| x.digest == b.digest) {
+                        blobs.push(b);
+                    }
+                }
             }
+            self.push_blob_set(store, &repo, &blobs, mount_from, &mut stats)
+                .await?;
+            let repo = &repo;
+            futures_util::stream::iter(children.iter().map(|m| async move {
+                let bytes = store.read_document(&m.digest)?;
+                self.put_manifest(repo, &m.digest.to_string(), &m.media_type, &bytes)
+                    .await
+            }))
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect::<Vec<_>>()
+            .await?;
+            stats.manifests += children.len();
         } else {
             self.push_blobs_of(store, &repo, desc, mount_from, &mut stats)
                 .await?;
@@ -270,23 +289,23 @@ impl Client {
         mount_from: Option<&str>,
         stats: &mut TransferStats,
     ) -> Result<()> {
-        let bytes = store.read_document(&manifest.digest)?;
-        let m = RawDocument::<oci::ImageManifest>::parse(bytes).map_err(|source| {
-            RegistryError::Document {
-                url: format!("local store {}", manifest.digest),
-                source,
-            }
-        })?;
-        let mut blobs: Vec<&Descriptor> = m
-            .value()
-            .layers
-            .iter()
-            .filter(|l| l.urls.is_empty())
-            .collect();
-        blobs.push(&m.value().config);
+        let blobs = blobs_of(store, manifest)?;
+        self.push_blob_set(store, repo, &blobs, mount_from, stats)
+            .await
+    }
+
+    /// Push `blobs` from `store`, [`Client::concurrency`] at a time.
+    async fn push_blob_set(
+        &self,
+        store: &Store,
+        repo: &Repo,
+        blobs: &[Descriptor],
+        mount_from: Option<&str>,
+        stats: &mut TransferStats,
+    ) -> Result<()> {
         let results: Vec<BlobPush> = futures_util::stream::iter(
             blobs
-                .into_iter()
+                .iter()
                 .map(|b| self.push_blob(repo, b, store, mount_from)),
         )
         .buffer_unordered(self.concurrency.max(1))
@@ -337,4 +356,25 @@ fn select<'a>(
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// The blobs image manifest `manifest` (in `store`) names: its layers that have no
+/// foreign `urls`, then its config.
+fn blobs_of(store: &Store, manifest: &Descriptor) -> Result<Vec<Descriptor>> {
+    let bytes = store.read_document(&manifest.digest)?;
+    let m = RawDocument::<oci::ImageManifest>::parse(bytes).map_err(|source| {
+        RegistryError::Document {
+            url: format!("local store {}", manifest.digest),
+            source,
+        }
+    })?;
+    let mut blobs: Vec<Descriptor> = m
+        .value()
+        .layers
+        .iter()
+        .filter(|l| l.urls.is_empty())
+        .cloned()
+        .collect();
+    blobs.push(m.value().config.clone());
+    Ok(blobs)
 }
