@@ -780,7 +780,40 @@ pub(crate) fn materialize(
 
 /// A step snapshot's layer in the given encoding, under the export's lease.
 pub(crate) type StepLayerFn<'a> =
-    dyn Fn(&Lease, &str, &LayerOptions) -> Result<Option<LayerDesc>, BuildError> + 'a;
+    dyn Fn(&Lease, &str, &LayerOptions) -> Result<Option<LayerDesc>, BuildError> + Sync + 'a;
+
+/// `f` of each item, in order, computed on one thread per core.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len());
+    if threads < 2 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return out;
+                        };
+                        out.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
 
 /// What a cache export or import did, for progress notes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -985,30 +1018,33 @@ pub(crate) fn assemble(
     let lopts = encoding.options();
     let lease = store.lease()?;
     let chosen = records_of(records, keys)?;
-    let mut steps: BTreeMap<String, Option<StepLayer>> = BTreeMap::new();
-    let mut layers: Vec<Descriptor> = Vec::new();
     let mut bases: Vec<Descriptor> = Vec::new();
+    let mut order: Vec<&String> = Vec::new();
+    let mut seen = BTreeSet::new();
     for (_, fs) in &chosen {
         if let Some(b) = &fs.base
             && !bases.iter().any(|x| x.digest == b.digest)
         {
             bases.push(b.clone());
         }
-        for step in &fs.steps {
-            if steps.contains_key(step) {
-                continue;
-            }
-            let layer = step_layer(&lease, step, &lopts)?.map(|l| StepLayer {
-                descriptor: l.descriptor,
-                diff_id: l.diff_id,
-            });
-            if let Some(l) = &layer
-                && !layers.iter().any(|x| x.digest == l.descriptor.digest)
-            {
-                layers.push(l.descriptor.clone());
-            }
-            steps.insert(step.clone(), layer);
+        order.extend(fs.steps.iter().filter(|s| seen.insert(*s)));
+    }
+    // The layers of steps no image exported (mode=max's other stages) are made
+    // here: side by side, each step's in its own right.
+    let made = in_parallel(&order, |step| step_layer(&lease, step, &lopts));
+    let mut steps: BTreeMap<String, Option<StepLayer>> = BTreeMap::new();
+    let mut layers: Vec<Descriptor> = Vec::new();
+    for (step, layer) in order.into_iter().zip(made) {
+        let layer = layer?.map(|l| StepLayer {
+            descriptor: l.descriptor,
+            diff_id: l.diff_id,
+        });
+        if let Some(l) = &layer
+            && !layers.iter().any(|x| x.digest == l.descriptor.digest)
+        {
+            layers.push(l.descriptor.clone());
         }
+        steps.insert(step.clone(), layer);
     }
     let (mounts, notes) = match mounts {
         Some((list, max)) => mount_layers(
