@@ -19,7 +19,7 @@ pub mod wire;
 pub use client::{BuildHandle, Fetch, build, check_protocol, info};
 pub use endpoint::{Endpoint, EndpointError};
 pub use protocol::Info;
-pub use server::{Admission, DaemonConfig, serve};
+pub use server::{Admission, AfterBuild, DaemonConfig, serve};
 pub use tls::{TlsError, TlsFiles};
 
 /// Why talking to a daemon failed.

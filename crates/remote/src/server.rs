@@ -43,6 +43,19 @@ pub struct DaemonConfig {
     /// Sees each build request as it arrived, before it runs; an `Err` refuses the
     /// build with that message (an operator's policy, or a test of the wire).
     pub admit: Option<Admission>,
+    /// Runs after each successful build, once the build has let go of the build
+    /// state and its client has the reply (the garbage-collection policy).
+    pub after_build: Option<AfterBuild>,
+}
+
+/// What runs after each build ([`DaemonConfig::after_build`]), on a blocking thread.
+#[derive(Clone)]
+pub struct AfterBuild(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for AfterBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterBuild(..)")
+    }
 }
 
 /// A check of each build request a daemon receives ([`DaemonConfig::admit`]).
@@ -173,6 +186,10 @@ async fn handle(state: Arc<State>, conn: Conn) {
             };
             state.running.fetch_sub(1, Ordering::Relaxed);
             let _ = wire::write_json(&mut w, &reply).await;
+            if let (Reply::Done(_), Some(hook)) = (&reply, &state.config.after_build) {
+                let hook = hook.0.clone();
+                let _ = tokio::task::spawn_blocking(move || hook()).await;
+            }
         }
         Request::Want { .. } => {
             let reply = Reply::Error {

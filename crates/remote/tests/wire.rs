@@ -40,6 +40,7 @@ async fn daemon(dir: &Path) -> Daemon {
             into.lock().unwrap().push(req.clone());
             Err(REFUSED.to_owned())
         }))),
+        after_build: None,
     };
     let path = dir.join("daemon.sock");
     let endpoint = Endpoint::Unix(path.clone());

@@ -36,12 +36,16 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let grants = builder::parse_allow(&args.allow)?;
     let root = super::state_root(global)?;
     let config = remote::DaemonConfig {
-        root,
+        root: root.clone(),
         grants,
         tls,
         registry: super::registry::registry_config(global)?,
         runtime: args.runtime.clone(),
         admit: args.log_requests.as_deref().map(request_log),
+        after_build: Some(super::gc::daemon_hook(
+            root.clone(),
+            crate::config::config_dir(global),
+        )),
     };
     let rt = super::runtime()?;
     let shutdown = solver::CancellationToken::new();
