@@ -23,61 +23,21 @@ runs=${1:-3}
 repo=$PWD
 manifold=${MANIFOLD:-$repo/target/release/manifold}
 debs=${MANIFOLD_TEST_CACHE:-/var/cache/manifold-test}/debs
-[ "$(id -u)" = 0 ] || { echo "bench/build.sh needs root (builds run containers)" >&2; exit 1; }
-for t in hyperfine buildah runc docker-registry python3 dpkg-deb; do
-  command -v "$t" >/dev/null || { echo "missing $t: run scripts/setup.sh" >&2; exit 1; }
-done
-[ -x "$manifold" ] || { echo "no release build at $manifold: cargo build --release -p manifold" >&2; exit 1; }
-
 work=$(mktemp -d /tmp/manifold-bench.XXXXXX)
 export MANIFOLD_ROOT=$work/manifold MANIFOLD_CONFIG=$work/manifold-config DOCKER_CONFIG=$work/docker
 B="buildah --root $work/buildah/root --runroot $work/buildah/run --storage-driver overlay"
-binfmt=/proc/sys/fs/binfmt_misc
-binfmt_mounted=$(mountpoint -q $binfmt && echo yes || echo no)
-binfmt_before=$(ls $binfmt 2>/dev/null | tr '\n' ' ' || true)
-
-cleanup() {
-  kill "$(cat "$work/registry.pid" 2>/dev/null)" 2>/dev/null || true
-  $B rmi -a -f >/dev/null 2>&1 || true
-  "$manifold" prune --all --force >/dev/null 2>&1 || true
-  # Remove the binfmt entries this run added; unmount binfmt_misc if it mounted it.
-  for e in $binfmt/qemu-*; do
-    [ -e "$e" ] || continue
-    case " $binfmt_before " in *" ${e##*/} "*) ;; *) echo -1 > "$e" || true ;; esac
-  done
-  [ "$binfmt_mounted" = yes ] || umount $binfmt 2>/dev/null || true
-  $B rm -a >/dev/null 2>&1 || true
-  # Never delete through a mount that a tool left behind.
-  awk -v w="$work/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r umount -l
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "==> machine"
-date -u '+%Y-%m-%d %H:%M UTC'
-lscpu | grep -E '^(Model name|CPU\(s\)):' | sed 's/  */ /g'
-grep MemTotal /proc/meminfo
-. /etc/os-release && echo "$PRETTY_NAME, kernel $(uname -r)"
-"$manifold" version; buildah --version; hyperfine --version
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+. bench/lib.sh
+bench_preflight bench/build.sh hyperfine buildah runc docker-registry python3 dpkg-deb
+trap bench_cleanup EXIT
+bench_machine
 
 echo "==> QEMU (binfmt_misc)"
 "$manifold" binfmt install arm64 arm ppc64le s390x >/dev/null
 "$manifold" binfmt ls | grep -E 'linux/(amd64|arm64|arm/v7|386|ppc64le|s390x) '
 
 echo "==> base image: busybox for six platforms, pushed to a local registry"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & echo $! > "$work/registry.pid"
-until curl -fs "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.05; done
-python3 bench/make-busybox.py "$debs" "$work/layout" busybox amd64 arm64 armhf i386 ppc64el s390x
-base=127.0.0.1:$port/library/busybox:1
-MANIFOLD_ROOT=$work/push "$manifold" imagetools copy "oci-layout://$work/layout:busybox" "$base"
+reg=$(bench_registry registry)
+base=$(bench_base "$reg" amd64 arm64 armhf i386 ppc64el s390x)
 
 # Each tool gets its own copy of each context, so a changed file is new to both.
 for t in manifold buildah; do
@@ -88,49 +48,24 @@ done
 two=linux/amd64,linux/arm64
 six=linux/amd64,linux/arm64,linux/arm/v7,linux/386,linux/ppc64le,linux/s390x
 
-# mb SCENARIO CONTEXT [--platform P]: a manifold build command, peak RSS to rss-SCENARIO.
-mb() {
-  local scen=$1 ctx=$2; shift 2
-  echo "/usr/bin/time -a -o $work/rss-$scen -f %M $manifold build --progress=quiet $* \
---build-arg BASE=$base -t localhost/bench-$scen:1 $work/ctx/manifold/$ctx"
-}
-# bb CONTEXT [--platform P --manifest NAME | -t NAME]: a buildah build command.
-bb() {
-  local ctx=$1; shift
-  echo "$B build -q --layers --runtime runc --ulimit nofile=20000:20000 --tls-verify=false $* \
---build-arg BASE=$base $work/ctx/buildah/$ctx"
-}
-m_cold="$manifold prune --all --force"
-b_cold="$B rmi -a -f"
-# A --manifest list that exists is added to, so warm runs start without it.
-b_list() { echo "sh -c '$B manifest rm $1 >/dev/null 2>&1 || true'"; }
-change() { echo "sh -c 'date +%s%N >> $work/ctx/$1/multi-stage/src/main.txt'"; }
-
-# run NAME HYPERFINE-ARGS...: hyperfine with RUNS runs, results in NAME.json.
-run() {
-  local name=$1; shift
-  echo "==> $name"
-  hyperfine --runs "$runs" --export-json "$work/$name.json" "$@"
-}
-
-run a-cold \
+bench_run a-cold \
   --prepare "$m_cold" -n manifold "$(mb a multi-stage --platform $two)" \
   --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
-run a-noop --warmup 1 \
+bench_run a-noop --warmup 1 \
   --prepare true -n manifold "$(mb a multi-stage --platform $two)" \
   --prepare "$(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
-run a-change \
+bench_run a-change \
   --prepare "$(change manifold)" -n manifold "$(mb a multi-stage --platform $two)" \
   --prepare "$(change buildah); $(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
-run b-cold \
+bench_run b-cold \
   --prepare "$m_cold" -n manifold "$(mb b steps)" \
   --prepare "$b_cold" -n buildah "$(bb steps -t bench-b)"
-run b-noop --warmup 1 \
+bench_run b-noop --warmup 1 \
   -n manifold "$(mb b steps)" -n buildah "$(bb steps -t bench-b)"
-run c-cold \
+bench_run c-cold \
   --prepare "$m_cold" -n manifold "$(mb c stages)" \
   --prepare "$b_cold" -n buildah "$(bb stages -t bench-c)"
-run d-cold \
+bench_run d-cold \
   --prepare "$m_cold" -n manifold "$(mb d multi-stage --platform $six)" \
   --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $six --manifest bench-d)"
 
