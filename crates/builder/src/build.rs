@@ -216,7 +216,7 @@ impl Builder {
         opts: &SolveOptions,
         tap: Option<&Arc<export::PushTap>>,
     ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildFailure> {
-        let runner = Runner::new(
+        let mut runner = Runner::new(
             self.store.clone(),
             self.snapshotter.clone(),
             self.executor.clone(),
@@ -228,6 +228,8 @@ impl Builder {
             },
             req.pull,
         );
+        let early = self.early_uploads(req)?;
+        runner.early = early.as_ref().map(|(_, e)| e.clone());
         let cache =
             CacheStore::open(self.cache_dir()).map_err(|e| BuildFailure::Solve(e.into()))?;
         self.import_caches(req, &cache, &opts.events).await?;
@@ -294,7 +296,7 @@ impl Builder {
         .await
         .map_err(|e| BuildError::Internal(format!("the export thread failed: {e}")))??;
         let mounts = crate::cache_io::cache_mounts_of(graph);
-        self.export_caches(req, &cache, (&keys, &mounts), &opts.events)
+        self.export_caches(req, &cache, (&keys, &mounts), early, &opts.events)
             .await?;
         Ok(exported)
     }
@@ -377,20 +379,52 @@ impl Builder {
         Ok(())
     }
 
+    /// The uploads of the first `--cache-to type=registry`, begun as steps run: the
+    /// index of its spec and the uploads.
+    fn early_uploads(&self, req: &BuildRequest) -> Result<Option<EarlyPlan>, BuildError> {
+        let (Some(client), Some((i, spec))) = (
+            &self.client,
+            req.cache_to
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.kind == crate::request::CacheKind::Registry),
+        ) else {
+            return Ok(None);
+        };
+        let crate::cache_io::Place::Registry(target) = crate::cache_io::Place::of(spec, true)
+        else {
+            return Ok(None);
+        };
+        let lopts = layer_options(&crate::cache_io::encoding_for(spec, &req.export));
+        let (store, snap) = (self.store.clone(), self.snapshotter.clone());
+        let make = move |lease: &content::Lease, step: &str| {
+            step_layer(&store, &*snap, lease, step, &lopts, None)
+        };
+        let early = crate::cache_early::EarlyUploads::new(
+            client.clone(),
+            &target,
+            self.store.clone(),
+            Box::new(make),
+        )?;
+        Ok(Some((i, early)))
+    }
+
     /// `--cache-to`: each cache written after the image, each a progress step.
     async fn export_caches(
         &self,
         req: &BuildRequest,
         records: &CacheStore,
         (keys, mounts): (&[Digest], &[crate::cache_io::CacheMount]),
+        early: Option<EarlyPlan>,
         events: &EventSink,
     ) -> Result<(), BuildError> {
         use crate::cache_io::Place;
         // An inline cache went into the image's config at the export.
-        for spec in req
+        for (i, spec) in req
             .cache_to
             .iter()
-            .filter(|c| c.kind != crate::request::CacheKind::Inline)
+            .enumerate()
+            .filter(|(_, c)| c.kind != crate::request::CacheKind::Inline)
         {
             let place = Place::of(spec, true);
             let phase = Phase::start(events, &format!("exporting cache to {place}"));
@@ -418,6 +452,11 @@ impl Builder {
                 .and_then(|v| crate::run_flags::parse_size("mounts-max-size", v).ok())
                 .unwrap_or(crate::cache_io::MOUNTS_MAX_SIZE);
             let mounts = travel.then(|| mounts.to_vec());
+            // What the uploads begun during the build put in the registry.
+            let present = match &early {
+                Some((j, e)) if *j == i => e.finish().await,
+                _ => BTreeSet::new(),
+            };
             let handle = tokio::runtime::Handle::current();
             let r = tokio::task::spawn_blocking(move || {
                 let step = |lease: &content::Lease, step: &str, lopts: &LayerOptions| {
@@ -441,7 +480,13 @@ impl Builder {
                                 reference: reference.to_string(),
                             });
                         };
-                        handle.block_on(export::push(&client, &store, &made.index, reference))?;
+                        handle.block_on(export::push_known(
+                            &client,
+                            &store,
+                            &made.index,
+                            reference,
+                            &present,
+                        ))?;
                     }
                 }
                 Ok(made.report)
@@ -474,6 +519,10 @@ impl Builder {
         Ok(())
     }
 }
+
+/// The uploads of one `--cache-to` (by its index in the request) begun during the
+/// build.
+type EarlyPlan = (usize, Arc<crate::cache_early::EarlyUploads>);
 
 /// A step's layer for a cache export: remembered, else from its snapshot, else
 /// (a step imported here and never made) its imported layer as it is.

@@ -9,6 +9,7 @@
 
 mod base;
 mod build;
+mod cache_early;
 mod cache_io;
 mod error;
 pub mod fileop;

@@ -63,6 +63,8 @@ pub struct Runner {
     /// Snapshot keys known to exist: listed once per build, so checking cached
     /// results costs no snapshot-store read per step.
     known: Mutex<Option<std::collections::HashSet<String>>>,
+    /// A registry cache's uploads, begun as steps run.
+    pub(crate) early: Option<Arc<crate::cache_early::EarlyUploads>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -92,6 +94,7 @@ impl Runner {
             pull,
             scans: Mutex::default(),
             known: Mutex::default(),
+            early: None,
         }
     }
 
@@ -217,6 +220,17 @@ impl OpRunner for Runner {
                 }));
             }
         };
+        if let (Some(early), Ref::Fs(fs)) = (&self.early, &out) {
+            match &vertex.op {
+                Op::Source(Source::Image { .. }) => early.base(fs),
+                Op::Exec(_) | Op::File(_) => {
+                    if let Some(top) = &fs.top {
+                        early.step(top);
+                    }
+                }
+                _ => {}
+            }
+        }
         Ok(out)
     }
 

@@ -40,7 +40,7 @@ pub use layer::{
 };
 pub use layout::{rotate_oci_layout, write_oci_layout_dir, write_oci_layout_tar};
 pub use output::annotation;
-pub use push::push;
+pub use push::{push, push_known};
 pub use push_tap::PushTap;
 pub use runs::{INDEX_BUDGET, runs_dir};
 pub use tap::{LayerTap, TapWriter};

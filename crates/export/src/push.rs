@@ -1,7 +1,9 @@
 //! Pushing an exported image or index.
 
+use std::collections::BTreeSet;
+
 use content::Store;
-use oci::{Descriptor, Reference};
+use oci::{Descriptor, Digest, Reference};
 use registry::Client;
 use registry::ops::TransferStats;
 
@@ -16,8 +18,20 @@ pub async fn push(
     desc: &Descriptor,
     reference: &Reference,
 ) -> Result<TransferStats> {
+    push_known(client, store, desc, reference, &BTreeSet::new()).await
+}
+
+/// [`push`], taking the blobs in `present` as in the target's repository already
+/// (this client has just uploaded them there).
+pub async fn push_known(
+    client: &Client,
+    store: &Store,
+    desc: &Descriptor,
+    reference: &Reference,
+    present: &BTreeSet<Digest>,
+) -> Result<TransferStats> {
     client
-        .push(store, desc, reference, None)
+        .push_known(store, desc, reference, None, present)
         .await
         .map_err(|source| ExportError::Push {
             reference: reference.to_string(),

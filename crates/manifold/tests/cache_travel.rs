@@ -836,3 +836,55 @@ fn a_two_platform_cache_with_an_emulated_platform() {
     assert_eq!(testkit::counted_runs(&s.counter()), 2, "{stderr}");
     assert_eq!(again, digest, "{stderr}");
 }
+
+/// A registry cache that cannot be written fails the build and names the reference;
+/// with `ignore-error=true` it is a warning and the build's image is made.
+#[test]
+fn ignore_error_turns_a_failed_cache_export_into_a_warning() {
+    testkit::require_root_and_runc();
+    let s = Setup::new();
+    // Nothing listens there: every connection is refused at once.
+    let port = testkit::registry::free_port("127.0.0.1");
+    let cache = format!("127.0.0.1:{port}/cache/app:1");
+    let a = fresh_root();
+    let iid = s.tools.path().join("iid-fail");
+    let args = |to: &str| {
+        vec![
+            "build".to_owned(),
+            "--progress=plain".to_owned(),
+            "--iidfile".to_owned(),
+            iid.display().to_string(),
+            "--cache-to".to_owned(),
+            to.to_owned(),
+            s.ctx.path().display().to_string(),
+        ]
+    };
+    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let plain = args(&format!("type=registry,ref={cache},mode=max"));
+    let out = manifold(
+        a.path(),
+        &plain.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        !out.status.success(),
+        "{}: {}",
+        strs(&plain),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains(&cache), "{}", text(&out.stderr));
+
+    let ignored = args(&format!(
+        "type=registry,ref={cache},mode=max,ignore-error=true"
+    ));
+    let stderr = ok(&manifold(
+        a.path(),
+        &ignored.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert!(stderr.contains("warning:"), "{stderr}");
+    assert!(
+        std::fs::read_to_string(&iid)
+            .unwrap()
+            .starts_with("sha256:"),
+        "the image was made: {stderr}"
+    );
+}

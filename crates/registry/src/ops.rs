@@ -1,11 +1,13 @@
 //! Operations composed from the client: pull into the store, push from it, copy
 //! between registries. Combining manifests into an index is in [`crate::create`].
 
+use std::collections::BTreeSet;
+
 use futures_util::{StreamExt, TryStreamExt};
 
 use content::{Lease, Store};
 use oci::document::ManifestOrIndex;
-use oci::{Descriptor, ImageConfig, ImageIndex, Platform, RawDocument, Reference, media};
+use oci::{Descriptor, Digest, ImageConfig, ImageIndex, Platform, RawDocument, Reference, media};
 
 use crate::client::{Client, Repo};
 use crate::error::{RegistryError, Result};
@@ -215,6 +217,21 @@ impl Client {
         target: &Reference,
         mount_from: Option<&str>,
     ) -> Result<TransferStats> {
+        self.push_known(store, desc, target, mount_from, &BTreeSet::new())
+            .await
+    }
+
+    /// [`Client::push`], taking the blobs in `present` as there already (this
+    /// client uploaded them to the target's repository moments ago): they are
+    /// counted as existing without asking.
+    pub async fn push_known(
+        &self,
+        store: &Store,
+        desc: &Descriptor,
+        target: &Reference,
+        mount_from: Option<&str>,
+        present: &BTreeSet<Digest>,
+    ) -> Result<TransferStats> {
         let repo = self.repo(target);
         let mut stats = TransferStats::default();
         let bytes = store.read_document(&desc.digest)?;
@@ -229,10 +246,15 @@ impl Client {
             // manifests side by side: no child waits for the one before it.
             let children = &index.value().manifests;
             let mut blobs: Vec<Descriptor> = Vec::new();
+            let mut seen = BTreeSet::new();
             for m in children {
                 for b in blobs_of(store, m)? {
-                    if !blobs.iter().any(|x| x.digest == b.digest) {
-                        blobs.push(b);
+                    if !seen.insert(b.digest.clone()) {
+                        continue;
+                    }
+                    match present.contains(&b.digest) {
+                        true => stats.blobs_existing += 1,
+                        false => blobs.push(b),
                     }
                 }
             }
@@ -249,7 +271,11 @@ impl Client {
             .await?;
             stats.manifests += children.len();
         } else {
-            self.push_blobs_of(store, &repo, desc, mount_from, &mut stats)
+            let (known, blobs): (Vec<_>, Vec<_>) = blobs_of(store, desc)?
+                .into_iter()
+                .partition(|b| present.contains(&b.digest));
+            stats.blobs_existing += known.len();
+            self.push_blob_set(store, &repo, &blobs, mount_from, &mut stats)
                 .await?;
         }
         let tag = target
