@@ -292,8 +292,25 @@ impl Parts {
                     }
                     return Ok(None);
                 };
+                // On a tmpfs of its own, never on disk; the runtime removes the
+                // file from the host once the step's process runs, and the tmpfs
+                // goes when the step ends.
                 let dir = self.scratch_dir("secret")?;
                 held.dirs.push(dir.clone());
+                let size = secret.0.len() as u64 + 64 * 1024;
+                let data = std::ffi::CString::new(format!("mode=0700,size={size}"))
+                    .expect("invariant: no NUL in mount options");
+                rustix::mount::mount(
+                    "tmpfs",
+                    &dir,
+                    "tmpfs",
+                    rustix::mount::MountFlags::NOSUID
+                        | rustix::mount::MountFlags::NODEV
+                        | rustix::mount::MountFlags::NOEXEC,
+                    Some(data.as_c_str()),
+                )
+                .map_err(|e| BuildError::io(&dir, e.into()))?;
+                held.binds.push(dir.clone());
                 let file = dir.join("secret");
                 let mut f = std::fs::OpenOptions::new()
                     .create_new(true)
@@ -308,10 +325,7 @@ impl Parts {
                     .map_err(|e| BuildError::io(&file, e))?;
                 std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode & 0o7777))
                     .map_err(|e| BuildError::io(&file, e))?;
-                MountKind::Bind {
-                    source: file,
-                    readonly: true,
-                }
+                MountKind::Secret { source: file }
             }
             OpMount::Ssh { .. } => {
                 return Err(BuildError::Unsupported {

@@ -609,3 +609,97 @@ fn case30_rw_bind_mount_writes_are_discarded() {
     );
     assert_clean(root.path());
 }
+
+// Case 23, killed mid-step: the secret lives on a tmpfs of its own and its file is
+// removed from the host once the step's process runs, so `kill -9` of manifold while
+// the step runs leaves the secret in no file of the state root or of /tmp.
+#[test]
+fn case23_a_build_killed_during_a_secret_step_leaves_the_secret_on_no_disk() {
+    use std::io::BufRead;
+    require_root();
+    let root = root_with_base();
+    let value = unique("k1ll3d-s3cr3t");
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/busybox:test\n\
+         RUN --mount=type=secret,id=tok sh -c 'test -s /run/secrets/tok && echo holding-$((6 * 7)) && sleep 120'\n",
+    );
+    // From the environment: no file of the test holds the value either.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args([
+            "build",
+            "--progress=plain",
+            "--secret",
+            "id=tok,env=CASE23_TOK",
+        ])
+        .arg(ctx.path())
+        .env("CASE23_TOK", &value)
+        .env("MANIFOLD_ROOT", root.path())
+        .env("MANIFOLD_CONFIG", root.path().join("config"))
+        .env_remove("MANIFOLD_BUILDER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        // The step's own output, not its name (which shows the arithmetic).
+        let started = line.contains("holding-42");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("holding-42")),
+        "the step never ran:\n{}",
+        seen.join("\n")
+    );
+    // The step runs and holds the secret: kill manifold as a crash would.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let found = |dir: &Path| {
+        let out = Command::new("grep")
+            .args(["-r", "-l", "-s", "-F", "--devices=skip"])
+            .args(["--exclude-dir=target", "--exclude-dir=.git"])
+            .arg(&value)
+            .arg(dir)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let in_root = found(root.path());
+    let in_tmp = found(Path::new("/tmp"));
+
+    // Stop the orphaned step and undo its mounts before anything can fail.
+    let listed = Command::new("runc")
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    let containers: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).unwrap_or(serde_json::Value::Null);
+    for c in containers.as_array().into_iter().flatten() {
+        let bundle = c["bundle"].as_str().unwrap_or_default();
+        if bundle.starts_with(root.path().to_str().unwrap()) {
+            let id = c["id"].as_str().unwrap();
+            let _ = Command::new("runc").args(["kill", id, "KILL"]).output();
+            let _ = Command::new("runc")
+                .args(["delete", "--force", id])
+                .output();
+        }
+    }
+    for line in common::mounts_below(root.path()).iter().rev() {
+        if let Some(point) = line.split(' ').nth(4) {
+            let _ = Command::new("umount").args(["-l", point]).output();
+        }
+    }
+
+    assert_eq!(in_root, "", "the secret is in a file of the state root");
+    assert_eq!(in_tmp, "", "the secret is in a file under /tmp");
+}

@@ -152,6 +152,10 @@ pub enum MountKind {
     Bind { source: PathBuf, readonly: bool },
     /// An empty tmpfs of at most `size` bytes (0: the kernel's default).
     Tmpfs { size: u64 },
+    /// A secret file, bound read-only; the runtime removes `source` from the host
+    /// once the container runs (the container keeps its own binding), so a crash of
+    /// this process mid-step leaves no name for it on the host.
+    Secret { source: PathBuf },
 }
 
 /// Which stream a chunk of output came from.

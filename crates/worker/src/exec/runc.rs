@@ -218,6 +218,20 @@ fn write_bundle(
                     vec!["rbind".to_owned(), mode.to_owned()],
                 )
             }
+            MountKind::Secret { source } => {
+                plan.forget.push(source.clone());
+                (
+                    "bind",
+                    source.clone(),
+                    vec![
+                        "rbind".to_owned(),
+                        "ro".to_owned(),
+                        "nosuid".to_owned(),
+                        "nodev".to_owned(),
+                        "noexec".to_owned(),
+                    ],
+                )
+            }
             MountKind::Tmpfs { size } => {
                 let mut opts = vec!["nosuid".to_owned(), "nodev".to_owned()];
                 if *size > 0 {
@@ -411,6 +425,7 @@ impl Executor for Runc {
             shm_size: spec.shm_size,
             rootfs: std::path::absolute(rootfs_path).map_err(bundle_err(rootfs_path))?,
             mounts: Vec::new(),
+            forget: Vec::new(),
         };
         write_bundle(&bundle, spec, plan, mounts)?;
 

@@ -32,6 +32,9 @@ pub(crate) struct Plan {
     pub rootfs: PathBuf,
     /// (destination, type, source, options), after the default mounts.
     pub mounts: Vec<(String, String, PathBuf, Vec<String>)>,
+    /// Host files removed once the container runs (a `poststart` hook), as secret
+    /// files are.
+    pub forget: Vec<PathBuf>,
 }
 
 /// BuildKit's default capability set (the same as Docker's).
@@ -311,16 +314,47 @@ pub(crate) fn config_json(plan: &Plan) -> Result<Vec<u8>, String> {
         .readonly(false)
         .build()
         .map_err(|e| e.to_string())?;
-    let spec: Spec = SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .root(root)
         .hostname(plan.hostname.clone())
         .mounts(mounts)
         .process(process(plan)?)
-        .linux(linux(plan)?)
+        .linux(linux(plan)?);
+    if let Some(hooks) = forget_hooks(&plan.forget)? {
+        spec = spec.hooks(hooks);
+    }
+    let spec: Spec = spec.build().map_err(|e| e.to_string())?;
+    serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())
+}
+
+/// A `poststart` hook that removes `files` from the host: it runs once the
+/// container's process has started, so its mounts hold the files already. None
+/// when there is nothing to remove, or no `rm` on the host (the files then go when
+/// the step ends, as before).
+fn forget_hooks(files: &[PathBuf]) -> Result<Option<oci_spec::runtime::Hooks>, String> {
+    let Some(rm) = ["/usr/bin/rm", "/bin/rm"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut args = vec!["rm".to_owned(), "-f".to_owned(), "--".to_owned()];
+    args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+    let hook = oci_spec::runtime::HookBuilder::default()
+        .path(rm)
+        .args(args)
         .build()
         .map_err(|e| e.to_string())?;
-    serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())
+    oci_spec::runtime::HooksBuilder::default()
+        .poststart(vec![hook])
+        .build()
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -350,11 +384,26 @@ mod tests {
                 "/b/hosts".into(),
                 vec!["rbind".into(), "ro".into()],
             )],
+            forget: Vec::new(),
         }
     }
 
     fn json(p: &Plan) -> Value {
         serde_json::from_slice(&config_json(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn files_to_forget_are_removed_by_a_poststart_hook() {
+        let mut p = plan(NetworkMode::Default, SecurityMode::Sandbox);
+        assert!(json(&p).get("hooks").is_none());
+        p.forget = vec!["/t/secret-1/secret".into(), "/t/secret-2/secret".into()];
+        let v = json(&p);
+        let hook = &v["hooks"]["poststart"][0];
+        assert!(hook["path"].as_str().unwrap().ends_with("/rm"), "{v}");
+        assert_eq!(
+            hook["args"],
+            serde_json::json!(["rm", "-f", "--", "/t/secret-1/secret", "/t/secret-2/secret"])
+        );
     }
 
     #[test]
