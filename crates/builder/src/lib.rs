@@ -35,7 +35,8 @@ pub use error::BuildError;
 pub use refs::{FsRef, LocalRef, Ref};
 pub use request::{
     Attestation, AttestationKind, BuildRequest, CacheKind, CacheSpec, ExportOptions, LocalDir,
-    Session, context_ignore_patterns, layout_context_name, parse_allow, parse_network,
+    MAX_DOCKERFILE, MAX_IGNORE_FILE, Session, context_ignore_patterns, layout_context_name,
+    parse_allow, parse_network, read_bounded, read_context_file,
 };
 pub use run::image_to_run;
 pub use runner::Runner;

@@ -107,25 +107,117 @@ pub struct Session {
 
 /// The ignore patterns of the context `dir` for the Dockerfile named `dockerfile`
 /// (`<Dockerfile>.dockerignore`, else `.dockerignore`), as lines for the frontend.
+/// Read as [`read_context_file`] reads: in the context, a regular file, bounded.
 pub fn context_ignore_patterns(
     dir: &std::path::Path,
     dockerfile: &str,
 ) -> Result<Vec<String>, SpecError> {
     for c in ignore::ignore_file_candidates(dockerfile) {
-        let p = dir.join(c);
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            ignore::parse_ignore_file(&text).map_err(|e| {
-                SpecError::new(format!("invalid ignore file {}: {e}", p.display()), "")
-            })?;
-            return Ok(text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned)
-                .collect());
-        }
+        let Some(bytes) = read_context_file(dir, &c, "ignore file", MAX_IGNORE_FILE)? else {
+            continue;
+        };
+        let p = dir.join(&c);
+        let text = String::from_utf8(bytes).map_err(|e| {
+            SpecError::new(
+                format!(
+                    "ignore file {} is not UTF-8 (byte {})",
+                    p.display(),
+                    e.utf8_error().valid_up_to()
+                ),
+                "save it as UTF-8",
+            )
+        })?;
+        ignore::parse_ignore_file(&text)
+            .map_err(|e| SpecError::new(format!("invalid ignore file {}: {e}", p.display()), ""))?;
+        return Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect());
     }
     Ok(Vec::new())
+}
+
+/// The largest `.dockerignore` read (a real one is a few KiB).
+pub const MAX_IGNORE_FILE: u64 = 1 << 20;
+/// The largest Dockerfile read (a real one is a few KiB).
+pub const MAX_DOCKERFILE: u64 = 4 << 20;
+
+/// The file `name` of the build context `dir`, as the client reads its control files
+/// (the Dockerfile in it, `.dockerignore`): `None` when there is none. A symbolic link
+/// that leads out of the context, a FIFO, a device or a directory, and a file over
+/// `limit` bytes are refused, naming the file; nothing is read from outside the
+/// context and nothing blocks.
+pub fn read_context_file(
+    dir: &std::path::Path,
+    name: &str,
+    what: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, SpecError> {
+    let path = dir.join(name);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return Ok(None);
+    };
+    if meta.file_type().is_symlink() {
+        let inside = match (std::fs::canonicalize(&path), std::fs::canonicalize(dir)) {
+            (Ok(target), Ok(root)) => target.starts_with(&root).then_some(target),
+            // A dangling link: nothing to read.
+            (Err(_), _) => return Ok(None),
+            (_, Err(_)) => None,
+        };
+        if inside.is_none() {
+            let to = std::fs::read_link(&path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            return Err(SpecError::new(
+                format!(
+                    "{what} {} is a symbolic link out of the build context (to {to})",
+                    path.display()
+                ),
+                "replace the link with the file itself, inside the context",
+            ));
+        }
+    }
+    read_bounded(&path, what, limit).map(Some)
+}
+
+/// The regular file at `path` (followed if a link), at most `limit` bytes: a FIFO, a
+/// device or a directory is refused without blocking, and a longer file is refused.
+pub fn read_bounded(path: &std::path::Path, what: &str, limit: u64) -> Result<Vec<u8>, SpecError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fail =
+        |why: String| SpecError::new(format!("cannot read {what} {}: {why}", path.display()), "");
+    // Non-blocking, so a FIFO opens at once and is refused below instead of waiting
+    // for a writer.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = f.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(SpecError::new(
+            format!("{what} {} is not a regular file", path.display()),
+            "a FIFO, a socket, a device or a directory is never read as one",
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(SpecError::new(
+            format!(
+                "{what} {} is larger than {} MiB",
+                path.display(),
+                limit >> 20
+            ),
+            "no real one is; check what the path names",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `--allow`: the entitlements a build asks for.

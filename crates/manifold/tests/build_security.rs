@@ -2,7 +2,9 @@
 //! the build through COPY and the context (cases 17 and 18) and through the store
 //! (case 57): each test is a real build with real runc on a busybox base image, and
 //! checks the documented safe behaviour plus that nothing outside the state root
-//! changed (a sentinel tree hashed before and after). Needs root. The RUN-step cases
+//! changed (a sentinel tree hashed before and after). Case 20 and its kin: the
+//! client's control files (the Dockerfile, `.dockerignore`) that are symlinks out of
+//! the context, FIFOs or huge are refused, naming the file. Needs root. The RUN-step cases
 //! (mounts, secrets, entitlements, a full disk) are in `build_security_run.rs`.
 
 mod common;
@@ -200,4 +202,115 @@ fn case57_gc_during_export_and_push_keeps_what_the_build_uses() {
         .unwrap();
     assert!(copied.status.success(), "{}", all_output(&copied));
     assert_clean(root.path());
+}
+
+/// A build of `ctx` on a fresh root with `extra` flags, killed if it has not ended
+/// in 60 s (a FIFO read would block forever).
+fn bounded_build(ctx: &Path, extra: &[&str]) -> std::process::Output {
+    let root = root_with_base();
+    let mut args = vec!["timeout", "60", env!("CARGO_BIN_EXE_manifold"), "build"];
+    args.extend_from_slice(extra);
+    let ctx = ctx.to_str().unwrap().to_owned();
+    args.push(&ctx);
+    Command::new(args[0])
+        .args(&args[1..])
+        .env("MANIFOLD_ROOT", root.path())
+        .env("MANIFOLD_CONFIG", root.path().join("config"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+// Case 20 and its kin: a Dockerfile or .dockerignore that is a symlink out of the
+// context, a FIFO, or huge is refused with an error that names it; nothing of the
+// link's target reaches the output; a symlink inside the context is followed.
+#[test]
+fn case20_control_files_out_of_the_context_fifos_and_huge_ones_are_refused() {
+    require_root();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = unique("outside-content");
+    write(outside.path(), "secret.txt", &format!("{marker}\n"));
+    let dockerfile = "FROM localhost/busybox:test\nCOPY . /ctx/\n";
+
+    // The context's Dockerfile links out of it.
+    let ctx = tempfile::tempdir().unwrap();
+    symlink(
+        outside.path().join("secret.txt"),
+        ctx.path().join("Dockerfile"),
+    )
+    .unwrap();
+    let out = bounded_build(ctx.path(), &[]);
+    let msg = fails(&out);
+    assert!(
+        msg.contains("symbolic link out of the build context"),
+        "{msg}"
+    );
+    assert!(msg.contains("Dockerfile"), "{msg}");
+    assert!(!all_output(&out).contains(&marker), "{}", all_output(&out));
+
+    // The .dockerignore links out of it.
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Dockerfile", dockerfile);
+    symlink(
+        outside.path().join("secret.txt"),
+        ctx.path().join(".dockerignore"),
+    )
+    .unwrap();
+    let out = bounded_build(ctx.path(), &[]);
+    let msg = fails(&out);
+    assert!(msg.contains(".dockerignore"), "{msg}");
+    assert!(
+        msg.contains("symbolic link out of the build context"),
+        "{msg}"
+    );
+    assert!(!all_output(&out).contains(&marker), "{}", all_output(&out));
+
+    // A FIFO as the Dockerfile, in the context and with -f, and as .dockerignore:
+    // refused at once (the 60 s timeout would say 124).
+    for (name, flags) in [
+        ("Dockerfile", false),
+        ("other.fifo", true),
+        (".dockerignore", false),
+    ] {
+        let ctx = tempfile::tempdir().unwrap();
+        if name != "Dockerfile" {
+            write(ctx.path(), "Dockerfile", dockerfile);
+        }
+        let fifo = ctx.path().join(name);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let f = fifo.to_str().unwrap().to_owned();
+        let extra: Vec<&str> = if flags { vec!["-f", &f] } else { vec![] };
+        let t = std::time::Instant::now();
+        let out = bounded_build(ctx.path(), &extra);
+        assert_ne!(
+            out.status.code(),
+            Some(124),
+            "{name}: the build hung on the FIFO"
+        );
+        let msg = fails(&out);
+        assert!(msg.contains("not a regular file"), "{name}: {msg}");
+        assert!(msg.contains(name), "{name}: {msg}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    // A huge .dockerignore (over 1 MiB of patterns) is refused, naming it.
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Dockerfile", dockerfile);
+    write(ctx.path(), ".dockerignore", &"ignored/**\n".repeat(200_000));
+    let msg = fails(&bounded_build(ctx.path(), &[]));
+    assert!(msg.contains(".dockerignore is larger than"), "{msg}");
+
+    // A Dockerfile that links inside the context is read.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ctx.path().join("docker")).unwrap();
+    write(ctx.path(), "docker/Dockerfile.real", dockerfile);
+    symlink("docker/Dockerfile.real", ctx.path().join("Dockerfile")).unwrap();
+    ok(&bounded_build(ctx.path(), &[]));
 }

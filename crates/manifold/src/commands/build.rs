@@ -16,19 +16,49 @@ use crate::render::Hinted;
 
 /// The Dockerfile's display name and text.
 fn read_dockerfile(args: &BuildArgs) -> anyhow::Result<(String, String)> {
-    let path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
-    if path.as_os_str() == "-" {
-        let mut s = String::new();
+    if args.file.as_deref().is_some_and(|f| f.as_os_str() == "-") {
+        let mut s = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut s)
+            .take(builder::MAX_DOCKERFILE + 1)
+            .read_to_end(&mut s)
             .context("cannot read the Dockerfile from standard input")?;
+        if s.len() as u64 > builder::MAX_DOCKERFILE {
+            bail!(Hinted::new(
+                format!(
+                    "the Dockerfile on standard input is larger than {} MiB",
+                    builder::MAX_DOCKERFILE >> 20
+                ),
+                "no real one is; check what is piped in"
+            ));
+        }
+        let s = String::from_utf8(s)
+            .map_err(|_| anyhow::anyhow!("the Dockerfile on standard input is not UTF-8"))?;
         return Ok(("Dockerfile".into(), s));
     }
-    let text = std::fs::read(&path)
-        .with_context(|| format!("cannot read Dockerfile {}", path.display()))?;
+    // The context's own Dockerfile is read in the context; one named with -f is the
+    // user's choice, wherever it is. Either must be a regular file of sane size.
+    let (path, text) = match &args.file {
+        Some(f) => (
+            f.clone(),
+            builder::read_bounded(f, "Dockerfile", builder::MAX_DOCKERFILE)?,
+        ),
+        None => {
+            let path = args.context.join("Dockerfile");
+            let text = builder::read_context_file(
+                &args.context,
+                "Dockerfile",
+                "Dockerfile",
+                builder::MAX_DOCKERFILE,
+            )?
+            .ok_or_else(|| {
+                anyhow::Error::new(Hinted::new(
+                    format!("cannot read Dockerfile {}: no such file", path.display()),
+                    "give its path with -f, or put a Dockerfile in the context",
+                ))
+            })?;
+            (path, text)
+        }
+    };
     let text = String::from_utf8(text).map_err(|e| {
         anyhow::Error::new(Hinted::new(
             format!(
