@@ -468,7 +468,7 @@ impl Client {
             let req = req.build().map_err(|source| RegistryError::Transport {
                 method: "?".into(),
                 url: redact(&repo.base),
-                source,
+                source: source.without_url(),
             })?;
             let (method, target) = (req.method().to_string(), req.url().clone());
             let url = redact(&target);
@@ -704,7 +704,8 @@ pub(crate) fn transport_error(
     RegistryError::Transport {
         method: method.to_owned(),
         url: redact(url),
-        source,
+        // Its own message would repeat the URL as it is, query and all.
+        source: source.without_url(),
     }
 }
 

@@ -205,10 +205,80 @@ impl RegistryError {
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
-/// A URL with any userinfo removed, for messages and logs.
+/// A URL for messages and logs: without userinfo, and with the value of every query
+/// parameter that signs or authorises the request replaced (the pre-signed blob URLs
+/// of S3, GCS and Azure, tokens in the query).
 pub fn redact(url: &url::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = match secret_query_key(&k) {
+                    true => "REDACTED".to_owned(),
+                    false => v.into_owned(),
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
     u.to_string()
+}
+
+/// Query parameters whose values are credentials or signatures.
+fn secret_query_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "sig"
+            | "signature"
+            | "token"
+            | "access_token"
+            | "x-amz-signature"
+            | "x-amz-credential"
+            | "x-amz-security-token"
+            | "x-goog-signature"
+            | "x-goog-credential"
+            | "googleaccessid"
+            | "password"
+            | "_state"
+    ) || k.contains("token")
+        || k.contains("signature")
+        || k.contains("secret")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_userinfo_and_signed_query_values() {
+        let u = url::Url::parse(
+            "https://user:pw@bucket.s3.amazonaws.com/blob?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIA%2F20261207&X-Amz-Signature=abc123&X-Amz-Security-Token=tok\
+             &sig=azure&se=2026-12-08&token=t0k&keep=yes",
+        )
+        .unwrap();
+        let r = redact(&u);
+        for gone in ["user", "pw@", "AKIA", "abc123", "=tok", "azure", "t0k"] {
+            assert!(!r.contains(gone), "{gone} in {r}");
+        }
+        for kept in [
+            "bucket.s3.amazonaws.com/blob",
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "se=2026-12-08",
+            "keep=yes",
+            "X-Amz-Signature=REDACTED",
+        ] {
+            assert!(r.contains(kept), "{kept} not in {r}");
+        }
+        // A URL without a query is left as it is.
+        assert_eq!(
+            redact(&url::Url::parse("http://127.0.0.1:5000/v2/").unwrap()),
+            "http://127.0.0.1:5000/v2/"
+        );
+    }
 }
