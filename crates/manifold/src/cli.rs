@@ -128,6 +128,12 @@ pub struct RegistryServeArgs {
     /// Write the access log (one JSON object per request) here [default: stderr]
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// The largest blob accepted, e.g. 10g [default: 64g]
+    #[arg(long, value_name = "SIZE")]
+    pub max_blob_size: Option<String>,
+    /// Upload sessions open at once; a client past it gets 429 [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub max_upload_sessions: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -177,6 +177,7 @@ async fn registry_client_round_trips_a_multi_platform_image() {
         delete: false,
         auth: None,
         access_log: None,
+        limits: registry_server::Limits::default(),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -224,6 +225,7 @@ async fn gc_during_pushes_never_leaves_a_dangling_tag() {
         delete: false,
         auth: None,
         access_log: None,
+        limits: registry_server::Limits::default(),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -14,6 +14,24 @@ use crate::error::{ApiError, ServerError};
 #[derive(Clone)]
 pub struct Htpasswd {
     users: HashMap<String, String>,
+    /// Checked for a user the file does not name, so that an unknown user costs what
+    /// a known one does (no timing tells which users exist): a hash of a random
+    /// password at the cost the file's entries use.
+    dummy: String,
+}
+
+/// bcrypt verifications done by this process (every registry in it): a test hook,
+/// so a test can see that an unknown user is verified too.
+static BCRYPT_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many bcrypt verifications this process has done.
+pub fn bcrypt_calls() -> u64 {
+    BCRYPT_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The cost of a `$2?$NN$…` bcrypt hash.
+fn cost_of(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2)?.parse().ok()
 }
 
 impl std::fmt::Debug for Htpasswd {
@@ -49,7 +67,26 @@ impl Htpasswd {
                 }
             }
         }
-        Ok(Htpasswd { users })
+        // The highest cost in the file (bcrypt's default when the file is empty).
+        let cost = users
+            .values()
+            .filter_map(|h| cost_of(h))
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST)
+            .clamp(4, 31);
+        let mut random = [0u8; 18];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+            .map_err(|source| ServerError::Io {
+                op: "read random bytes for",
+                path: path.to_owned(),
+                source,
+            })?;
+        let dummy = bcrypt::hash(random, cost).map_err(|_| ServerError::Htpasswd {
+            path: path.to_owned(),
+            line: 0,
+        })?;
+        Ok(Htpasswd { users, dummy })
     }
 
     /// The authenticated user, or the 401 to answer.
@@ -76,11 +113,16 @@ impl Htpasswd {
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(denied)?;
         let (user, password) = decoded.split_once(':').ok_or_else(denied)?;
-        let hash = self.users.get(user).ok_or_else(denied)?;
-        if bcrypt::verify(password, hash).unwrap_or(false) {
-            Ok(user.to_owned())
-        } else {
-            Err(denied())
+        let known = self.users.get(user);
+        let hash = known.unwrap_or(&self.dummy);
+        // bcrypt takes milliseconds of CPU on purpose: off the async workers.
+        let matches = tokio::task::block_in_place(|| {
+            BCRYPT_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            bcrypt::verify(password, hash).unwrap_or(false)
+        });
+        match (known, matches) {
+            (Some(_), true) => Ok(user.to_owned()),
+            _ => Err(denied()),
         }
     }
 }

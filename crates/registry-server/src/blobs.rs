@@ -151,20 +151,51 @@ pub async fn start(reg: &Arc<Registry>, name: &str, req: Request) -> Result<Resp
             digest: digest.clone(),
             size: crate::content_length(req.headers()),
         };
+        let max = reg.limits.max_blob_size;
+        if expected.size.is_some_and(|n| n > max) {
+            return Err(too_large(max));
+        }
         let lease = blocking(|| reg.store.lease())?;
         let mut writer = blocking(|| reg.store.writer(Some(&expected)))?;
         let mut stream = req.into_body().into_data_stream();
+        let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk =
                 chunk.map_err(|e| ApiError::size_invalid(format!("request body failed: {e}")))?;
+            written += chunk.len() as u64;
+            if written > max {
+                return Err(too_large(max));
+            }
             blocking(|| writer.write(&chunk))?;
         }
         blocking(|| writer.commit(&lease))?;
         blocking(|| reg.repos.link_blob(name, &digest))?;
         return Ok(created(name, &digest));
     }
+    let open = blocking(|| reg.uploads.count())?;
+    if open >= reg.limits.max_upload_sessions {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            format!(
+                "{open} upload sessions are open, the most this registry keeps \
+                 (--max-upload-sessions); finish or cancel one"
+            ),
+        ));
+    }
     let id = blocking(|| reg.uploads.create(name))?;
     Ok(session(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// A blob over the registry's `--max-blob-size`.
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "SIZE_INVALID",
+        format!(
+            "the blob is larger than {max} bytes, the most this registry takes (--max-blob-size)"
+        ),
+    )
 }
 
 pub async fn status(reg: &Arc<Registry>, name: &str, id: &str) -> Result<Response> {
@@ -236,6 +267,10 @@ async fn append(reg: &Arc<Registry>, name: &str, id: &str, req: Request) -> Resu
             )));
         }
     }
+    let max = reg.limits.max_blob_size;
+    if declared.is_some_and(|n| size.saturating_add(n) > max) {
+        return Err(too_large(max));
+    }
     let mut written = 0u64;
     let mut stream = req.into_body().into_data_stream();
     let mut failed = None;
@@ -244,10 +279,17 @@ async fn append(reg: &Arc<Registry>, name: &str, id: &str, req: Request) -> Resu
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) => {
-                buf.extend_from_slice(&c);
                 written += c.len() as u64;
+                if size + written > max {
+                    failed = Some(too_large(max));
+                    break;
+                }
+                buf.extend_from_slice(&c);
                 if buf.len() >= WRITE_BUF {
-                    blocking(|| file.write_all(&buf))?;
+                    if let Err(e) = blocking(|| file.write_all(&buf)) {
+                        failed = Some(e.into());
+                        break;
+                    }
                     buf.clear();
                 }
             }
@@ -257,12 +299,16 @@ async fn append(reg: &Arc<Registry>, name: &str, id: &str, req: Request) -> Resu
             }
         }
     }
-    if failed.is_none() && !buf.is_empty() {
-        blocking(|| file.write_all(&buf))?;
+    if failed.is_none()
+        && !buf.is_empty()
+        && let Err(e) = blocking(|| file.write_all(&buf))
+    {
+        failed = Some(e.into());
     }
     let short = range.is_some_and(|(a, b)| written != b - a + 1);
     if failed.is_some() || short {
-        // Nothing of a bad chunk stays in the session.
+        // Nothing of a bad chunk stays in the session (a full disk gets its space
+        // back).
         blocking(|| file.set_len(size))?;
         return Err(failed.unwrap_or_else(|| {
             ApiError::size_invalid("chunk length does not match its Content-Range")

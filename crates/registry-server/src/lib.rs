@@ -29,7 +29,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use content::Store;
 
-pub use auth::{AccessLog, Htpasswd};
+pub use auth::{AccessLog, Htpasswd, bcrypt_calls};
 pub use error::{ApiError, ServerError};
 pub use route::{Ref, Route};
 pub use tls::{load as load_tls, serve_tls};
@@ -50,6 +50,26 @@ pub struct Config {
     pub delete: bool,
     pub auth: Option<Auth>,
     pub access_log: Option<AccessLog>,
+    pub limits: Limits,
+}
+
+/// What one registry accepts, so no client can fill its disk or its session table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest blob, pushed in one request or in chunks (bytes).
+    pub max_blob_size: u64,
+    /// Upload sessions open at once; a new one past it is refused with 429.
+    pub max_upload_sessions: usize,
+}
+
+impl Default for Limits {
+    /// 64 GiB blobs (no real layer is near it) and 1,024 sessions.
+    fn default() -> Limits {
+        Limits {
+            max_blob_size: 64 << 30,
+            max_upload_sessions: 1024,
+        }
+    }
 }
 
 /// Who may do what.
@@ -72,6 +92,7 @@ pub struct Registry {
     store: Store,
     repos: Repos,
     uploads: Uploads,
+    limits: Limits,
     delete: bool,
     auth: Option<Auth>,
     access_log: Option<AccessLog>,
@@ -97,6 +118,7 @@ impl Registry {
             store,
             repos,
             uploads,
+            limits: config.limits,
             delete: config.delete,
             auth: config.auth,
             access_log: config.access_log,

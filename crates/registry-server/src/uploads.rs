@@ -37,6 +37,11 @@ impl Uploads {
         })
     }
 
+    /// How many sessions are open.
+    pub fn count(&self) -> io::Result<usize> {
+        Ok(fs::read_dir(&self.dir)?.count())
+    }
+
     /// Start a session for repository `name`; returns its id.
     pub fn create(&self, name: &str) -> io::Result<String> {
         let id = new_id()?;

@@ -117,3 +117,45 @@ async fn gc_keeps_uploads_in_progress_and_referenced_blobs() {
     let r = http.get(format!("{base}{loc}")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A user the htpasswd file does not name is checked against a hash of the same cost,
+/// so it costs one bcrypt verification as a known user with a wrong password does:
+/// the time of a refusal does not tell which users exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_costs_a_bcrypt_verification_like_a_known_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = common::start(false, Some(Auth::Basic(htpasswd(dir.path())))).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v2/", reg.addr);
+    let attempt = |user: &'static str, pw: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let before = registry_server::bcrypt_calls();
+            let t = std::time::Instant::now();
+            let r = http
+                .get(&url)
+                .basic_auth(user, Some(pw))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status(),
+                registry_server::bcrypt_calls() - before,
+                t.elapsed(),
+            )
+        }
+    };
+    let (status, calls, known) = attempt("alice", "wrong").await;
+    assert_eq!((status.as_u16(), calls), (401, 1));
+    let (status, calls, unknown) = attempt("mallory", "wrong").await;
+    assert_eq!(
+        (status.as_u16(), calls),
+        (401, 1),
+        "the unknown user was verified too"
+    );
+    // No header, or not Basic: refused before any bcrypt.
+    let before = registry_server::bcrypt_calls();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(registry_server::bcrypt_calls(), before);
+    eprintln!("refusal of a known user {known:?}, of an unknown one {unknown:?}");
+}

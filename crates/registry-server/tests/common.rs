@@ -29,12 +29,24 @@ impl std::io::Write for SharedLog {
 
 pub async fn start(delete: bool, auth: Option<Auth>) -> Running {
     let root = tempfile::tempdir().unwrap();
+    start_on(root, registry_server::Limits::default(), delete, auth).await
+}
+
+/// A registry whose state root is `root` (which may hold a mount the test made),
+/// with `limits`.
+pub async fn start_on(
+    root: tempfile::TempDir,
+    limits: registry_server::Limits,
+    delete: bool,
+    auth: Option<Auth>,
+) -> Running {
     let log = Arc::new(Mutex::new(Vec::new()));
     let reg = Registry::open(Config {
         root: root.path().to_owned(),
         delete,
         auth,
         access_log: Some(AccessLog::new(Box::new(SharedLog(log.clone())))),
+        limits,
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

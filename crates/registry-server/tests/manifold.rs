@@ -15,6 +15,7 @@ pub async fn start(delete: bool) -> (String, tempfile::TempDir) {
         delete,
         auth: None,
         access_log: None,
+        limits: registry_server::Limits::default(),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -52,6 +53,7 @@ async fn a_current_thread_runtime_is_refused() {
         delete: false,
         auth: None,
         access_log: None,
+        limits: registry_server::Limits::default(),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

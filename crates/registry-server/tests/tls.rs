@@ -80,6 +80,7 @@ async fn serves_the_suite_over_tls() {
         delete: true,
         auth: None,
         access_log: None,
+        limits: registry_server::Limits::default(),
     })
     .unwrap();
     let config = registry_server::load_tls(&cert, &key).unwrap();

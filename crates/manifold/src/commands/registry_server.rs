@@ -46,11 +46,22 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
         ),
         None => Box::new(std::io::stderr()),
     };
+    let defaults = registry_server::Limits::default();
+    let limits = registry_server::Limits {
+        max_blob_size: match &args.max_blob_size {
+            Some(s) => builder::run_flags::parse_size("--max-blob-size", s)?,
+            None => defaults.max_blob_size,
+        },
+        max_upload_sessions: args
+            .max_upload_sessions
+            .unwrap_or(defaults.max_upload_sessions),
+    };
     let registry = Registry::open(Config {
         root: root.clone(),
         delete: args.delete,
         auth,
         access_log: Some(AccessLog::new(log)),
+        limits,
     })?;
     super::runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.addr)
