@@ -15,6 +15,8 @@ pub enum FrontendError {
     Parse { diagnostics: Vec<Diagnostic> },
     #[error("target stage {target:?} could not be found (stages: {})", stages.join(", "))]
     TargetNotFound { target: String, stages: Vec<String> },
+    #[error("the Dockerfile contains no stages to build (no FROM)")]
+    NoStages,
     #[error("{feature} is not supported yet")]
     NotSupported { feature: String, span: Span },
     #[error("the base image's ONBUILD trigger {trigger:?} is invalid: {message}")]
@@ -140,6 +142,7 @@ impl FrontendError {
             | E::InvalidSource { span, .. } => Some(*span),
             E::ChecksFailed { warnings } => warnings.first().map(|w| w.span),
             E::TargetNotFound { .. }
+            | E::NoStages
             | E::InvalidEpoch { .. }
             | E::Graph(_)
             | E::InvalidCheckConfig { .. } => None,
@@ -152,6 +155,7 @@ impl FrontendError {
         match self {
             E::Parse { .. } => "parse",
             E::TargetNotFound { .. } => "target-not-found",
+            E::NoStages => "no-stages",
             E::NotSupported { .. } => "not-supported",
             E::BadTrigger { .. } => "bad-trigger",
             E::Expand { .. } => "expand",

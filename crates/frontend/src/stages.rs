@@ -143,7 +143,7 @@ pub(crate) fn target(
     target: Option<&str>,
 ) -> Result<usize, FrontendError> {
     match target {
-        None => Ok(decls.len() - 1),
+        None => decls.len().checked_sub(1).ok_or(FrontendError::NoStages),
         Some(t) => decls
             .iter()
             .position(|d| d.name.as_deref() == Some(t.to_lowercase().as_str()))

@@ -255,6 +255,7 @@ testkit::golden_cases! {
     err_check_build_arg_invalid,
     err_checks_error_true,
     err_copy_from_later_stage,
+    err_no_stages,
     err_parse_error,
     err_ssh_mount_not_supported,
     err_syntax_build_arg_foreign,
