@@ -45,7 +45,7 @@ impl Lowering<'_, '_> {
             from: c.from.clone(),
             sources: self.sources(st, ins, &c.sources)?,
             dest: self.expand(&st.env, &c.dest, ins.span)?,
-            chown: self.opt_expand(st, c.chown.as_deref(), ins)?,
+            chown: check_chown(self.opt_expand(st, c.chown.as_deref(), ins)?, ins)?,
             chmod: self.chmod_text(st, c.chmod.as_ref(), ins)?,
             link: c.link,
             parents: c.parents,
@@ -85,7 +85,7 @@ impl Lowering<'_, '_> {
             from: None,
             sources,
             dest: self.expand(&st.env, &a.dest, ins.span)?,
-            chown: self.opt_expand(st, a.chown.as_deref(), ins)?,
+            chown: check_chown(self.opt_expand(st, a.chown.as_deref(), ins)?, ins)?,
             chmod: self.chmod_text(st, a.chmod.as_ref(), ins)?,
             link: a.link,
             parents: false,
@@ -352,6 +352,33 @@ fn history(spec: &Spec<'_>, sources: &[String]) -> String {
     out.push(' ');
     out.push_str(&spec.dest);
     out
+}
+
+/// `--chown=USER[:GROUP]` after expansion, refused while lowering when a part cannot
+/// be an owner: more than one `:`, an id past 4294967294, or a name that starts with
+/// `-` or holds whitespace, `/` or a control character. Names are looked up in the
+/// image at build time; empty parts are left to that too.
+fn check_chown(value: Option<String>, ins: &Instruction) -> Result<Option<String>, FrontendError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let part_ok = |p: &str| {
+        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            return p.parse::<u64>().is_ok_and(|n| n < u64::from(u32::MAX));
+        }
+        !p.starts_with('-')
+            && !p
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    };
+    let parts: Vec<&str> = v.split(':').collect();
+    match parts.len() <= 2 && parts.iter().all(|p| part_ok(p)) {
+        true => Ok(Some(v)),
+        false => Err(FrontendError::InvalidChown {
+            value: v,
+            span: ins.span,
+        }),
+    }
 }
 
 /// An octal mode up to `07777`, or a symbolic mode (`u+x`, `go=rX`).

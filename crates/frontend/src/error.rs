@@ -68,6 +68,10 @@ pub enum FrontendError {
     FromVariable { from: String, span: Span },
     #[error("invalid chmod {value:?}: expected an octal mode up to 07777 or a symbolic mode")]
     InvalidChmod { value: String, span: Span },
+    #[error(
+        "invalid chown {value:?}: expected USER[:GROUP], each a name or an id from 0 to 4294967294"
+    )]
+    InvalidChown { value: String, span: Span },
     #[error("invalid --mount {value:?}: {reason}")]
     InvalidMount {
         value: String,
@@ -135,6 +139,7 @@ impl FrontendError {
             | E::StageNotYetDefined { span, .. }
             | E::FromVariable { span, .. }
             | E::InvalidChmod { span, .. }
+            | E::InvalidChown { span, .. }
             | E::InvalidMount { span, .. }
             | E::InvalidPort { span, .. }
             | E::InvalidSignal { span, .. }
@@ -166,6 +171,7 @@ impl FrontendError {
             E::StageNotYetDefined { .. } => "stage-not-yet-defined",
             E::FromVariable { .. } => "from-variable",
             E::InvalidChmod { .. } => "invalid-chmod",
+            E::InvalidChown { .. } => "invalid-chown",
             E::InvalidMount { .. } => "invalid-mount",
             E::InvalidPort { .. } => "invalid-port",
             E::InvalidSignal { .. } => "invalid-signal",

@@ -250,6 +250,7 @@ testkit::golden_cases! {
     err_add_git_not_supported,
     err_add_url_not_supported,
     err_bad_chmod,
+    err_bad_chown,
     err_base_onbuild_from_not_supported,
     err_blank_base,
     err_check_build_arg_invalid,
