@@ -214,6 +214,49 @@ fn case26_cache_mount_ids_never_name_host_paths() {
     assert_clean(root.path());
 }
 
+// Case 26, sources: a cache mount seeded `from=` a stage with `source=..` or with a
+// `source` that is a symlink to an absolute host path takes its seed inside that
+// stage's tree (`..` stops at its root, the link resolves in it), never from the host.
+#[test]
+fn case26_cache_mount_sources_resolve_inside_their_stage() {
+    require_root();
+    let root = root_with_base();
+    let sentinel = Sentinel::new(&[("keep.txt", "keep\n")]);
+    let marker = unique("case26src");
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM localhost/busybox:test AS seed\n\
+             RUN mkdir -p /data/sub /{sentinel} && echo stage > /data/sub/where \\\n\
+              && echo stage > /{sentinel}/keep.txt && ln -s {host} /data/link\n\
+             FROM localhost/busybox:test\n\
+             RUN --mount=type=cache,id=up,target=/up,from=seed,source=../../.. \\\n\
+                 --mount=type=cache,id=link,target=/link,from=seed,source=/data/link \\\n\
+                 sh -c 'ls -A /up > /up.txt; cat /link/keep.txt > /link.txt; echo {marker} > /link/written'\n",
+            sentinel = sentinel.s().trim_start_matches('/'),
+            host = sentinel.s(),
+        ),
+    );
+    ok(&build(
+        root.path(),
+        ctx.path(),
+        "localhost/case26src:1",
+        &[],
+    ));
+    let fs = unpack(root.path(), &manifest(root.path(), "localhost/case26src:1"));
+    // `..` from the stage's root is its root: its top-level entries, data among them.
+    let up = read(fs.path(), "up.txt");
+    assert!(up.lines().any(|l| l == "data"), "{up}");
+    // The link to the sentinel's host path resolved inside the stage.
+    assert_eq!(read(fs.path(), "link.txt"), "stage\n");
+    // Nothing was written to the host's directory the link names.
+    assert!(!Path::new(sentinel.s()).join("written").exists());
+    sentinel.check();
+    assert_clean(root.path());
+}
+
 // Case 27 (lowered from 1000 to 200 iterations): two steps run at once on one cache
 // mount, one swapping a directory for a symlink to `/`, the other writing through
 // it; nothing lands on the host outside the state root.
