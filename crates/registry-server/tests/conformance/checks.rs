@@ -215,6 +215,29 @@ pub(super) async fn chunk_size_mismatch(t: &Target) -> Outcome {
         r.status()
     );
     let d = Digest::sha256(b"only ten b");
+    blob_absent(t, "c/size", &d).await?;
+    // A final PUT whose body is not the length it declares: SIZE_INVALID, and the
+    // blob is not there.
+    let loc = start(t, "c/size").await?;
+    let body = b"final chunk".to_vec();
+    let d = Digest::sha256(&body);
+    let r = t
+        .send(
+            t.put(&with_query(&loc, &format!("digest={d}")))
+                .header("Content-Range", format!("0-{}", body.len() + 9))
+                .body(body),
+        )
+        .await?;
+    ensure!(
+        matches!(r.status().as_u16(), 400 | 416),
+        "final PUT shorter than its Content-Range: {}",
+        r.status()
+    );
+    let code = r.text().await.unwrap_or_default();
+    ensure!(
+        code.contains("SIZE_INVALID"),
+        "final PUT size mismatch: {code:.200}"
+    );
     blob_absent(t, "c/size", &d).await
 }
 
@@ -383,11 +406,13 @@ pub(super) async fn manifest_put_by_digest(t: &Target) -> Outcome {
             &m,
         )
         .await?;
-    ensure!(
-        r.status() == StatusCode::BAD_REQUEST,
-        "PUT under another digest: {}",
-        r.status()
-    );
+    expect_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+        "PUT under another digest",
+    )
+    .await?;
     let r = t
         .req(Method::HEAD, &format!("/v2/c/bydigest/manifests/{wrong}"))
         .await?;
