@@ -289,6 +289,101 @@ async fn gc_during_pushes_never_leaves_a_dangling_tag() {
     assert!(report.corrupt.is_empty(), "{report:?}");
 }
 
+/// GC with its grace period, looping while 20 clients each push an image and pull it
+/// back: every push and every pull succeeds (in-flight uploads and blobs linked a
+/// moment ago survive), and afterwards a HEAD of every blob each manifest names
+/// answers 200 (HEAD never lies), and the store is consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_with_a_grace_period_during_pushes_and_pulls_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let reg = registry_server::Registry::open(registry_server::Config {
+        root: root.path().to_owned(),
+        delete: false,
+        auth: None,
+        access_log: None,
+        limits: registry_server::Limits::default(),
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(registry_server::serve(listener, reg));
+
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = Store::open(src_dir.path()).unwrap();
+    let lease = src.lease().unwrap();
+    let platform = Platform::parse("linux/amd64").unwrap();
+    let images: Vec<_> = (0..20)
+        .map(|i| testkit::write_image(&src, &lease, &platform, &format!("grace image {i}")))
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = std::thread::spawn({
+        let (root, stop) = (root.path().to_owned(), stop.clone());
+        move || {
+            let mut runs = 0;
+            while !stop.load(Ordering::SeqCst) {
+                registry_server::gc(&root, std::time::Duration::from_secs(60)).unwrap();
+                runs += 1;
+            }
+            runs
+        }
+    });
+    let client = Arc::new(Client::new(RegistryConfig::default(), Arc::new(Anonymous)).unwrap());
+    let src = Arc::new(src);
+    let local = tokio::task::LocalSet::new();
+    let mut tasks = Vec::new();
+    for (i, desc) in images.iter().cloned().enumerate() {
+        let (src, client) = (src.clone(), client.clone());
+        let target = Reference::parse(&format!("{addr}/grace/img{}:v{i}", i % 4)).unwrap();
+        tasks.push(local.spawn_local(async move {
+            client
+                .push(&src, &desc, &target, None)
+                .await
+                .map_err(|e| format!("push {target}: {e}"))?;
+            let dst_dir = tempfile::tempdir().unwrap();
+            let dst = Store::open(dst_dir.path()).unwrap();
+            let lease = dst.lease().unwrap();
+            client
+                .pull(&dst, &lease, &target, &Platforms::All)
+                .await
+                .map_err(|e| format!("pull {target}: {e}"))?;
+            Ok::<_, String>(())
+        }));
+    }
+    let failed: Vec<String> = local
+        .run_until(async {
+            let mut failed = Vec::new();
+            for t in tasks {
+                if let Err(e) = t.await.unwrap() {
+                    failed.push(e);
+                }
+            }
+            failed
+        })
+        .await;
+    stop.store(true, Ordering::SeqCst);
+    assert!(collector.join().unwrap() > 0);
+    assert!(failed.is_empty(), "{failed:#?}");
+
+    // One more collection after the fact: nothing pushed is unreferenced, so HEAD of
+    // every blob still answers 200.
+    registry_server::gc(root.path(), std::time::Duration::from_secs(60)).unwrap();
+    for (i, desc) in images.iter().enumerate() {
+        let m: oci::ImageManifest =
+            serde_json::from_slice(&src.read_document(&desc.digest).unwrap()).unwrap();
+        let repo = client.repo(&Reference::parse(&format!("{addr}/grace/img{}:x", i % 4)).unwrap());
+        for blob in m.layers.iter().chain([&m.config]) {
+            assert!(
+                client.blob_exists(&repo, &blob.digest).await.unwrap(),
+                "HEAD grace/img{} {} after GC",
+                i % 4,
+                blob.digest
+            );
+        }
+    }
+    let report = Store::open(root.path()).unwrap().fsck().unwrap();
+    assert!(report.corrupt.is_empty(), "{report:?}");
+}
+
 /// `manifold registry serve --token-*` with manifold's client: Basic credentials go to
 /// the token server, the bearer token it returns to the registry; without credentials
 /// the push is refused.
