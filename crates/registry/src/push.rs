@@ -94,13 +94,31 @@ impl Client {
             .map_err(|e| store_read_error(store, desc, e))?;
         let url = with_digest(location, &desc.digest);
         let bytes = bytes::Bytes::from(bytes);
-        self.send(repo, Access::Push, None, |http| {
+        let put = self.send(repo, Access::Push, None, |http| {
             http.put(url.clone())
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .body(bytes.clone())
-        })
-        .await?;
-        Ok(())
+        });
+        self.closed(repo, &desc.digest, put).await
+    }
+
+    /// The answer of an upload's final PUT, `put`. When it failed, the blob may be
+    /// in the registry all the same: the registry committed it and the answer was
+    /// lost (a dropped connection, and the retry found the session gone). A HEAD
+    /// decides; the PUT's own error stands when the blob is not there.
+    async fn closed(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        put: impl std::future::Future<Output = Result<reqwest::Response>>,
+    ) -> Result<()> {
+        match put.await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.blob_exists(repo, digest).await {
+                Ok(true) => Ok(()),
+                _ => Err(e),
+            },
+        }
     }
 
     /// One streamed PATCH of the whole blob, then PUT. After a dropped connection,
@@ -131,11 +149,10 @@ impl Client {
             }
         }
         let url = with_digest(&location, &desc.digest);
-        self.send(repo, Access::Push, None, |http| {
+        let put = self.send(repo, Access::Push, None, |http| {
             http.put(url.clone()).header(header::CONTENT_LENGTH, 0)
-        })
-        .await?;
-        Ok(())
+        });
+        self.closed(repo, &desc.digest, put).await
     }
 
     async fn patch_from(
@@ -273,10 +290,10 @@ impl Client {
             });
         };
         let url = with_digest(&location, &digest);
-        self.send(repo, Access::Push, None, |http| {
+        let put = self.send(repo, Access::Push, None, |http| {
             http.put(url.clone()).header(header::CONTENT_LENGTH, 0)
-        })
-        .await?;
+        });
+        self.closed(repo, &digest, put).await?;
         Ok(digest)
     }
 

@@ -216,6 +216,76 @@ async fn upload_reset_mid_body_resumes_from_upload_status() {
     upload_resumes_after_reset((1 << 20) + 12345).await;
 }
 
+/// A registry that commits the blob at the final PUT and then loses the answer (the
+/// connection drops), so a retried PUT finds the session gone (404
+/// BLOB_UPLOAD_UNKNOWN): the client asks with a HEAD, finds the blob, and the push
+/// succeeds. Monolithic and streamed uploads alike.
+async fn final_put_answer_lost(size: usize, monolithic_max: u64) {
+    let (_d, src) = store();
+    let lease = src.lease().unwrap();
+    let blob = src
+        .put_bytes(&lease, media::OCI_LAYER_TAR, &noise(size))
+        .unwrap();
+    let uploads = Arc::new(Uploads::default());
+    let committed = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (uploads, committed) = (uploads.clone(), committed.clone());
+        let location = "/v2/r/blobs/uploads/u1";
+        Server::start("127.0.0.1", move |mut ex| {
+            let req = ex.request.clone();
+            match (req.method.as_str(), req.path()) {
+                ("HEAD", p) if p.starts_with("/v2/r/blobs/sha256:") => {
+                    let status = if committed.load(Ordering::SeqCst) {
+                        200
+                    } else {
+                        404
+                    };
+                    ex.respond(status, &[], b"");
+                }
+                ("PUT", p) if p == location && committed.load(Ordering::SeqCst) => {
+                    let _ = ex.body();
+                    ex.respond(
+                        404,
+                        &[("Content-Type", "application/json")],
+                        br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#,
+                    );
+                }
+                ("PUT", p) if p == location => {
+                    let body = ex.body().unwrap_or_default();
+                    uploads.data.lock().unwrap().extend_from_slice(&body);
+                    let want = req.query_values("digest").pop().unwrap_or_default();
+                    let have = Digest::sha256(&uploads.data.lock().unwrap()).to_string();
+                    assert_eq!(want, have);
+                    committed.store(true, Ordering::SeqCst);
+                    ex.close(); // committed, and the answer is lost
+                }
+                _ => uploads.handle(ex, Some),
+            }
+        })
+    };
+    let mut c = client();
+    c.monolithic_max = monolithic_max;
+    let repo = c.repo(&at(&server, "r:x"));
+    let pushed = within(c.push_blob(&repo, &blob, &src, None)).await;
+    assert_eq!(pushed.unwrap(), BlobPush::Uploaded);
+    let requests = server.requests();
+    assert!(committed.load(Ordering::SeqCst));
+    assert!(
+        requests.iter().filter(|r| r.method == "HEAD").count() >= 2,
+        "the client asked whether the blob is there after the lost answer: {requests:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_a_monolithic_final_put_is_settled_by_a_head() {
+    final_put_answer_lost(4096, 1 << 20).await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_a_streamed_final_put_is_settled_by_a_head() {
+    final_put_answer_lost(2 << 20, 1 << 20).await;
+}
+
 #[tokio::test]
 async fn upload_reset_before_any_byte_restarts_from_zero() {
     // Status "0-0" means nothing was received, not one byte.
