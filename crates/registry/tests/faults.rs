@@ -640,3 +640,50 @@ async fn blob_download_restarts_when_the_server_ignores_range() {
     assert!(dst.contains(&desc.digest), "the whole blob again, verified");
     assert_eq!(server.requests().len(), 2);
 }
+
+/// A registry that answers every manifest PUT with 500: the client retries each a
+/// bounded number of times, then fails with an error that names the manifest's URL
+/// and the status; the index under the tag is never put, so no tag points at an
+/// index whose manifests are missing.
+#[tokio::test]
+async fn manifest_puts_answered_500_fail_bounded_and_leave_no_tag() {
+    let (_d, src) = store();
+    let lease = src.lease().unwrap();
+    let index = testkit::write_index(&src, &lease, &["linux/amd64", "linux/arm64"]);
+    let server = Server::start("127.0.0.1", |mut ex| {
+        let req = ex.request.clone();
+        let _ = ex.body();
+        match (req.method.as_str(), req.path()) {
+            // Every blob is there already.
+            ("HEAD", p) if p.contains("/blobs/") => ex.respond(200, &[], b""),
+            ("PUT", p) if p.contains("/manifests/") => ex.respond(
+                500,
+                &[("Content-Type", "application/json")],
+                br#"{"errors":[{"code":"UNKNOWN","message":"storage backend down"}]}"#,
+            ),
+            _ => ex.respond(404, &[], b""),
+        }
+    });
+    let c = client();
+    let target = at(&server, "r:v1");
+    let err = within(c.push(&src, &index, &target, None))
+        .await
+        .expect_err("the push fails");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("/v2/r/manifests/"), "{msg}");
+    assert!(msg.contains("500"), "{msg}");
+    let puts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    // The two platform manifests, each tried at most `attempts` times; never the tag.
+    assert!(
+        !puts.is_empty() && puts.len() <= 2 * c.retry.attempts as usize,
+        "{puts:#?}"
+    );
+    assert!(
+        puts.iter().all(|r| r.path() != "/v2/r/manifests/v1"),
+        "the tag was put: {puts:#?}"
+    );
+}
