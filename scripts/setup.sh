@@ -26,7 +26,7 @@ SUDO=""
 # Architectures the tests build for, as Debian names them (manifold platform in comments).
 FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"   # linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x
 PACKAGES="runc qemu-user-static skopeo umoci podman docker-registry docker.io busybox-static hyperfine
-          apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd tmux"
+          apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd tmux time"
 
 need_apt=0
 for a in $FOREIGN_ARCHS; do
