@@ -5,8 +5,11 @@
 
 use std::sync::OnceLock;
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The targets, by the name of their corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("dockerfile", dockerfile),
     ("ignore", ignore_patterns),
     ("tar", tar),
@@ -117,6 +120,7 @@ fn server() -> &'static Server {
             limits: registry_server::Limits {
                 max_blob_size: 1 << 20,
                 max_upload_sessions: 64,
+                ..registry_server::Limits::default()
             },
         })
         .expect("a registry");

@@ -18,7 +18,6 @@ mod tls;
 mod token;
 mod uploads;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,14 +59,22 @@ pub struct Limits {
     pub max_blob_size: u64,
     /// Upload sessions open at once; a new one past it is refused with 429.
     pub max_upload_sessions: usize,
+    /// How long a client may take to send a request's head (also the wait for the
+    /// next request on a kept-alive connection) before the connection is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// How long a TLS handshake may take.
+    pub tls_handshake_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
-    /// 64 GiB blobs (no real layer is near it) and 1,024 sessions.
+    /// 64 GiB blobs (no real layer is near it), 1,024 sessions, 30 s for a request
+    /// head and 10 s for a TLS handshake.
     fn default() -> Limits {
         Limits {
             max_blob_size: 64 << 30,
             max_upload_sessions: 1024,
+            header_read_timeout: std::time::Duration::from_secs(30),
+            tls_handshake_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -152,10 +159,54 @@ pub async fn serve(
     registry: Arc<Registry>,
 ) -> std::io::Result<()> {
     check_runtime()?;
-    let app = registry
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).await
+    serve_connections(listener, registry, None).await
+}
+
+/// Accept connections on `listener` and serve each on its own task, over TLS when
+/// `tls` is given: a handshake that has not finished within the registry's
+/// `tls_handshake_timeout`, and a request head that has not arrived within its
+/// `header_read_timeout`, end their connection. Heads are bounded by hyper's buffer
+/// limit (about 400 KiB) and its 100 headers.
+pub(crate) async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let limits = registry.limits;
+    let app = registry.router();
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            // Out of file descriptors and the like: wait a little, keep serving.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (tls, app) = (tls.clone(), app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let svc = TowerToHyperService::new(app);
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
+                }
+                Some(acceptor) => {
+                    // A failed or slow handshake only ends that connection.
+                    let handshake =
+                        tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+                    let Ok(Ok(stream)) = handshake.await else {
+                        return;
+                    };
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
+        });
+    }
 }
 
 /// What `gc` removed.

@@ -3,8 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -44,26 +42,5 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     crate::check_runtime()?;
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let app = registry.router();
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(c) => c,
-            // Out of file descriptors and the like: wait a little, keep serving.
-            Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            // A failed handshake only ends that connection.
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-    }
+    crate::serve_connections(listener, registry, Some(acceptor)).await
 }

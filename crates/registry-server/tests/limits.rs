@@ -154,3 +154,37 @@ async fn a_full_disk_fails_an_upload_cleanly_and_harms_no_other_repository() {
     let r = push(&http, &reg.addr, "big", &small).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
 }
+
+/// A client that sends part of a request head and then nothing (slowloris) has its
+/// connection closed after `header_read_timeout`; others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = Limits {
+        header_read_timeout: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let reg = common::start_on(tempfile::tempdir().unwrap(), limits, false, None).await;
+    let mut slow = tokio::net::TcpStream::connect(&reg.addr).await.unwrap();
+    slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // Served meanwhile.
+    let r = reqwest::get(format!("http://{}/v2/", reg.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was not closed within 10 s");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}

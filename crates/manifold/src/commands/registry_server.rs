@@ -55,6 +55,7 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
         max_upload_sessions: args
             .max_upload_sessions
             .unwrap_or(defaults.max_upload_sessions),
+        ..defaults
     };
     let registry = Registry::open(Config {
         root: root.clone(),
