@@ -725,6 +725,7 @@ fn export_all(
         let own = export_layers(store, (snapshotter, client), &lease, &fs, opts, &tap)?;
         layers.push((fs, own));
     }
+    content::crash::point("export");
     let bytes = written.load(std::sync::atomic::Ordering::Relaxed);
     phase.status(EXPORTING_LAYERS, bytes, None, true);
     let annotations = export::annotation::Annotations(&opts.annotations);

@@ -86,6 +86,9 @@ impl<'a> AtomicWrite<'a> {
                 }
             })
             .map_err(err("write", &tmp_path))?;
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            crate::crash::point(&format!("write:{name}"));
+        }
         tmp.persist(path)
             .map_err(|e| err("rename into place", path)(e.error))?;
         if self.durable {

@@ -5,6 +5,7 @@
 //! **Invariant**: a blob reachable from a name or a live lease is never collected.
 
 pub mod atomic;
+pub mod crash;
 mod error;
 mod gc;
 pub mod layout;

@@ -289,6 +289,7 @@ impl Store {
         match fs::rename(path, &final_path) {
             Ok(()) => {
                 sync_dir(final_path.parent().expect("blob paths have a parent"))?;
+                crate::crash::point("blob-renamed");
                 Ok((actual, size))
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
@@ -432,6 +433,7 @@ impl<'a> BlobWriter<'a> {
             source: e.error,
         })?;
         sync_dir(final_path.parent().expect("blob paths have a parent"))?;
+        crate::crash::point("blob-renamed");
         Ok((actual, self.size))
     }
 }

@@ -260,6 +260,7 @@ impl Client {
             }
             self.push_blob_set(store, &repo, &blobs, mount_from, &mut stats)
                 .await?;
+            content::crash::point("push");
             let repo = &repo;
             futures_util::stream::iter(children.iter().map(|m| async move {
                 let bytes = store.read_document(&m.digest)?;
@@ -277,6 +278,7 @@ impl Client {
             stats.blobs_existing += known.len();
             self.push_blob_set(store, &repo, &blobs, mount_from, &mut stats)
                 .await?;
+            content::crash::point("push");
         }
         let tag = target
             .digest()

@@ -169,6 +169,7 @@ impl CacheStore {
 
     /// Write `record`, durably, replacing any record for its key.
     pub fn put(&self, record: &CacheRecord) -> Result<(), StoreError> {
+        content::crash::point("cache-record");
         let payload = serde_json::to_vec(record).map_err(|source| StoreError::Encode {
             what: record.key.to_string(),
             source,

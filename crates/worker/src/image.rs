@@ -92,6 +92,7 @@ pub fn unpack(
         }
         chain = Some(id);
         parent = Some(key);
+        content::crash::point("unpack");
     }
     Ok((parent, config))
 }
