@@ -134,6 +134,9 @@ pub struct RegistryServeArgs {
     /// Upload sessions open at once; a client past it gets 429 [default: 1024]
     #[arg(long, value_name = "N")]
     pub max_upload_sessions: Option<usize>,
+    /// Upload sessions one client address may hold open [default: 256]
+    #[arg(long, value_name = "N")]
+    pub max_upload_sessions_per_client: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -183,7 +183,25 @@ pub async fn start(reg: &Arc<Registry>, name: &str, req: Request) -> Result<Resp
             ),
         ));
     }
-    let id = blocking(|| reg.uploads.create(name))?;
+    let client = req
+        .extensions()
+        .get::<crate::Client>()
+        .map(|c| c.0.to_string());
+    if let Some(client) = &client {
+        let mine = blocking(|| reg.uploads.count_of(client))?;
+        let max = reg.limits.max_upload_sessions_per_client;
+        if mine >= max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                format!(
+                    "{client} holds {mine} upload sessions, the most one client may \
+                     (--max-upload-sessions-per-client); finish or cancel one"
+                ),
+            ));
+        }
+    }
+    let id = blocking(|| reg.uploads.create(name, client.as_deref()))?;
     Ok(session(StatusCode::ACCEPTED, name, &id, 0))
 }
 

@@ -59,6 +59,8 @@ pub struct Limits {
     pub max_blob_size: u64,
     /// Upload sessions open at once; a new one past it is refused with 429.
     pub max_upload_sessions: usize,
+    /// Upload sessions one client address may hold open at once (429 past it).
+    pub max_upload_sessions_per_client: usize,
     /// How long a client may take to send a request's head (also the wait for the
     /// next request on a kept-alive connection) before the connection is closed.
     pub header_read_timeout: std::time::Duration,
@@ -67,12 +69,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 64 GiB blobs (no real layer is near it), 1,024 sessions, 30 s for a request
+    /// 64 GiB blobs (no real layer is near it), 1,024 sessions (256 per client
+    /// address), 30 s for a request
     /// head and 10 s for a TLS handshake.
     fn default() -> Limits {
         Limits {
             max_blob_size: 64 << 30,
             max_upload_sessions: 1024,
+            max_upload_sessions_per_client: 256,
             header_read_timeout: std::time::Duration::from_secs(30),
             tls_handshake_timeout: std::time::Duration::from_secs(10),
         }
@@ -87,6 +91,10 @@ pub enum Auth {
     /// A bearer token from the token server, granting actions per repository.
     Token(TokenAuth),
 }
+
+/// The address a request came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client(pub(crate) std::net::IpAddr);
 
 /// Set on a request whose token does not grant `pull` on a mount's source: the POST
 /// starts a plain upload instead.
@@ -177,7 +185,7 @@ pub(crate) async fn serve_connections(
     let limits = registry.limits;
     let app = registry.router();
     loop {
-        let (tcp, _) = match listener.accept().await {
+        let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             // Out of file descriptors and the like: wait a little, keep serving.
             Err(_) => {
@@ -185,7 +193,9 @@ pub(crate) async fn serve_connections(
                 continue;
             }
         };
-        let (tls, app) = (tls.clone(), app.clone());
+        let tls = tls.clone();
+        // Each request knows its client's address (upload sessions are counted by it).
+        let app = app.clone().layer(axum::Extension(Client(peer.ip())));
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())

@@ -42,13 +42,28 @@ impl Uploads {
         Ok(fs::read_dir(&self.dir)?.count())
     }
 
-    /// Start a session for repository `name`; returns its id.
-    pub fn create(&self, name: &str) -> io::Result<String> {
+    /// How many sessions `client` (an address) holds.
+    pub fn count_of(&self, client: &str) -> io::Result<usize> {
+        let mut n = 0;
+        for e in fs::read_dir(&self.dir)? {
+            if fs::read_to_string(e?.path().join("client")).is_ok_and(|c| c == client) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Start a session for repository `name`, for `client` (an address) when known;
+    /// returns its id.
+    pub fn create(&self, name: &str, client: Option<&str>) -> io::Result<String> {
         let id = new_id()?;
         let dir = self.dir.join(&id);
         fs::create_dir(&dir)?;
         fs::write(dir.join("data"), b"")?;
         fs::write(dir.join("repo"), name)?;
+        if let Some(c) = client {
+            fs::write(dir.join("client"), c)?;
+        }
         Ok(id)
     }
 

@@ -188,3 +188,28 @@ async fn a_request_head_that_never_ends_is_cut_off() {
         t.elapsed()
     );
 }
+
+/// One client address may hold only so many sessions; another address (127.0.0.2,
+/// another host on loopback) still gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_upload_session() {
+    let limits = Limits {
+        max_upload_sessions_per_client: 2,
+        ..Limits::default()
+    };
+    let reg = common::start_on(tempfile::tempdir().unwrap(), limits, false, None).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    for _ in 0..2 {
+        assert_eq!(session(&one, &reg.addr, "a").await.status(), 202);
+    }
+    let r = session(&one, &reg.addr, "a").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("127.0.0.1"));
+    assert_eq!(session(&two, &reg.addr, "a").await.status(), 202);
+}

@@ -55,6 +55,9 @@ fn serve(global: &Global, args: &RegistryServeArgs) -> anyhow::Result<ExitCode> 
         max_upload_sessions: args
             .max_upload_sessions
             .unwrap_or(defaults.max_upload_sessions),
+        max_upload_sessions_per_client: args
+            .max_upload_sessions_per_client
+            .unwrap_or(defaults.max_upload_sessions_per_client),
         ..defaults
     };
     let registry = Registry::open(Config {
