@@ -721,3 +721,66 @@ fn a_daemon_build_prints_the_build_checks_warnings_as_a_local_one() {
         "{err}"
     );
 }
+
+/// Case 56: a daemon killed, its cache records and context index then damaged (as a
+/// power loss can leave them), starts again, and the next build succeeds: damaged
+/// records are set aside and their steps run again, the same image results, and the
+/// store stays consistent.
+#[test]
+fn a_daemon_restarted_on_damaged_cache_state_builds_again() {
+    testkit::require_root_and_runc();
+    let mut daemon = daemon(&["amd64"]);
+    let client = Client::new();
+    ok(&client.run(&["create", "--name", "far", "--use", &daemon.endpoint()]));
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM localhost/busybox:test\nCOPY a /a\nRUN cat /a > /b\n",
+        ),
+        ("a", "alpha\n"),
+    ]);
+    let iid = client.dir.path().join("iid");
+    let build = |client: &Client| {
+        let out = client.run(&[
+            "build",
+            "--progress=plain",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            ctx.path().to_str().unwrap(),
+        ]);
+        ok(&out);
+        (std::fs::read_to_string(&iid).unwrap(), text(&out.stderr))
+    };
+    let (first, _) = build(&client);
+
+    daemon.restart(Path::new(MANIFOLD));
+    // Every cache record truncated to half, every context index file emptied.
+    let mut damaged = 0;
+    for dir in ["cache/records", "contexts"] {
+        let mut stack = vec![daemon.root().join(dir)];
+        while let Some(p) = stack.pop() {
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > 0, "no cache state was found to damage");
+    let (again, stderr) = build(&client);
+    assert_eq!(again, first, "{stderr}");
+    let fsck = Command::new(MANIFOLD)
+        .arg("fsck")
+        .env("MANIFOLD_ROOT", daemon.root())
+        .env("MANIFOLD_CONFIG", daemon.config())
+        .output()
+        .unwrap();
+    ok(&fsck);
+}

@@ -96,6 +96,33 @@ impl Daemon {
         Daemon { child, dir }
     }
 
+    /// Stop the daemon (as a crash would: SIGKILL) and start it again on the same
+    /// root, config and socket, unix socket only.
+    pub fn restart(&mut self, manifold: &Path) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let sock = self.socket();
+        let _ = std::fs::remove_file(&sock);
+        self.child = Command::new(manifold)
+            .args(["daemon", "--addr", &format!("unix://{}", sock.display())])
+            .env("MANIFOLD_ROOT", self.root())
+            .env("MANIFOLD_CONFIG", self.config())
+            .env_remove("MANIFOLD_RUNTIME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the daemon did not start again"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The unix socket it listens on (when not on TCP).
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("d.sock")
