@@ -80,7 +80,10 @@ async fn serves_the_suite_over_tls() {
         delete: true,
         auth: None,
         access_log: None,
-        limits: registry_server::Limits::default(),
+        limits: registry_server::Limits {
+            tls_handshake_timeout: std::time::Duration::from_secs(1),
+            ..registry_server::Limits::default()
+        },
     })
     .unwrap();
     let config = registry_server::load_tls(&cert, &key).unwrap();
@@ -114,6 +117,25 @@ async fn serves_the_suite_over_tls() {
     // Plain HTTP to the TLS port gets no answer.
     let plain = reqwest::get(format!("http://{addr}/v2/")).await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A client that connects and never starts the handshake is dropped after the
+    // handshake timeout (1 s here).
+    {
+        use tokio::io::AsyncReadExt;
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let t = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            idle.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "the idle connection was kept past 10 s");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
 }
 
 #[test]
