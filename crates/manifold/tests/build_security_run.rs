@@ -465,6 +465,12 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
+        // Whatever a failed build left mounted inside first, deepest first.
+        for line in common::mounts_below(self.dir.path()).iter().rev() {
+            if let Some(point) = line.split(' ').nth(4) {
+                let _ = Command::new("umount").args(["-l", point]).status();
+            }
+        }
         let ok = Command::new("umount")
             .arg(self.dir.path())
             .status()
