@@ -741,7 +741,7 @@ pub(crate) fn materialize(
     fetch_missing(store, client, &lease, &layers_of(store, fs))?;
     let imported = ImportedSteps::for_store(store);
     let mut parent = match &fs.base {
-        Some(base) => worker::image::unpack(store, snapshotter, base)?.0,
+        Some(base) => worker::image::unpack(store, snapshotter, base)?.top,
         None => None,
     };
     for step in &fs.steps {

@@ -458,11 +458,19 @@ impl Runner {
         let store = self.store.clone();
         let snap = self.snapshotter.clone();
         let m = manifest.clone();
-        let top = blocking(move || {
-            let (top, _) = worker::image::unpack(&store, &*snap, &m).map_err(BuildError::from)?;
-            Ok(top)
-        })
-        .await?;
+        let unpacked =
+            blocking(move || worker::image::unpack(&store, &*snap, &m).map_err(BuildError::from))
+                .await?;
+        for (layer, n) in &unpacked.duplicate_paths {
+            ctx.log(
+                LogStream::Stderr,
+                format!(
+                    "warning: layer {layer} of {reference} names {n} path(s) more than once; \
+                     the last entry of each was kept\n"
+                ),
+            );
+        }
+        let top = unpacked.top;
         Ok(FsRef {
             top: top.map(|k| k.as_str().to_owned()),
             base: Some(manifest),

@@ -237,18 +237,7 @@ impl Store {
         };
         let mut buf = vec![0u8; 1 << 20];
         for digest in all.keys() {
-            let mut f = self.open_blob(digest)?;
-            let mut h = Hasher::new(digest.algorithm());
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .map_err(StoreError::io("read", self.blob_path(digest)))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            let actual = h.finish();
+            let actual = self.hash_blob(digest, &mut buf)?;
             if actual != *digest {
                 report.corrupt.push((digest.clone(), actual));
             }
@@ -257,6 +246,53 @@ impl Store {
         let names = self.name_roots()?;
         self.walk(names, &mut report.missing)?;
         Ok(report)
+    }
+
+    /// Re-hash every blob and move each whose bytes do not hash to its name out of
+    /// the store into `<root>/corrupt/` (kept for inspection, never served), so the
+    /// next write of that digest stores good bytes again. For a store that may have
+    /// lost writes: a daemon that did not stop cleanly runs it at startup. Returns
+    /// what was set aside: (name, where it went).
+    pub fn set_aside_corrupt_blobs(&self) -> Result<Vec<(Digest, PathBuf)>> {
+        let (all, _) = self.all_blobs()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut corrupt = Vec::new();
+        for digest in all.keys() {
+            if self.hash_blob(digest, &mut buf)? != *digest {
+                corrupt.push(digest.clone());
+            }
+        }
+        if corrupt.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dir = self.root().join("corrupt");
+        fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        // Writers check presence under the shared lock: none sees a blob vanish
+        // half-way through making content visible.
+        let _gc = self.lock_gc(Mode::Exclusive)?;
+        let mut moved = Vec::new();
+        for digest in corrupt {
+            let from = self.blob_path(&digest);
+            let to = dir.join(format!("{}-{}", digest.algorithm().as_str(), digest.hex()));
+            fs::rename(&from, &to).map_err(StoreError::io("set aside", &from))?;
+            moved.push((digest, to));
+        }
+        Ok(moved)
+    }
+
+    /// The digest of a present blob's bytes, by the algorithm of `digest`.
+    fn hash_blob(&self, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
+        let mut f = self.open_blob(digest)?;
+        let mut h = Hasher::new(digest.algorithm());
+        loop {
+            let n = f
+                .read(buf)
+                .map_err(StoreError::io("read", self.blob_path(digest)))?;
+            if n == 0 {
+                return Ok(h.finish());
+            }
+            h.update(&buf[..n]);
+        }
     }
 
     /// Disk usage: all blobs, what names reach, and writes in progress.

@@ -445,6 +445,43 @@ fn fsck_finds_a_flipped_byte() {
 }
 
 #[test]
+fn damaged_blobs_are_set_aside_and_written_again() {
+    let (_d, store) = store();
+    let lease = store.lease().unwrap();
+    let desc = testkit::write_image(&store, &lease, &Platform::host(), "whole");
+    store.set_name("aside", &desc).unwrap();
+    assert_eq!(store.set_aside_corrupt_blobs().unwrap(), vec![]);
+    let manifest: oci::ImageManifest =
+        serde_json::from_slice(&store.read_document(&desc.digest).unwrap()).unwrap();
+    let layer = manifest.layers[0].digest.clone();
+    let path = store.blob_path(&layer);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    bad[600] ^= 0x01;
+    std::fs::write(&path, &bad).unwrap();
+
+    let moved = store.set_aside_corrupt_blobs().unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].0, layer);
+    assert!(moved[0].1.starts_with(store.root().join("corrupt")));
+    assert_eq!(
+        std::fs::read(&moved[0].1).unwrap(),
+        bad,
+        "kept for inspection"
+    );
+    assert!(!store.contains(&layer));
+    // Only the damaged blob went; fsck now names it as missing, not corrupt.
+    let report = store.fsck().unwrap();
+    assert!(report.corrupt.is_empty());
+    assert_eq!(report.missing.len(), 1);
+    // Writing the good bytes again makes the image whole.
+    store
+        .put_bytes(&lease, oci::media::OCI_LAYER_TAR, &good)
+        .unwrap();
+    assert!(store.fsck().unwrap().is_clean());
+}
+
+#[test]
 fn fsck_reports_missing_children_and_stray_files() {
     let (_d, store) = store();
     let lease = store.lease().unwrap();

@@ -314,3 +314,80 @@ fn case20_control_files_out_of_the_context_fifos_and_huge_ones_are_refused() {
     symlink("docker/Dockerfile.real", ctx.path().join("Dockerfile")).unwrap();
     ok(&bounded_build(ctx.path(), &[]));
 }
+
+// Case 9, input side: a base image whose layer names one path twice unpacks with the
+// last entry winning, and the build says so on the FROM step (naming the layer),
+// rather than silently.
+#[test]
+fn case09_a_base_layer_with_a_path_twice_keeps_the_last_and_warns() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let layer = {
+        let mut bytes = testkit::base::busybox_layer("amd64");
+        // Drop the end-of-archive blocks and go on writing entries after the tree.
+        bytes.truncate(bytes.len() - 1024);
+        let mut b = tar::Builder::new(bytes);
+        for content in [&b"first\n"[..], b"last\n"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, "etc/twice", content).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let layer_digest = oci::Digest::sha256(&layer);
+    {
+        let store = Store::open(root.path()).unwrap();
+        let lease = store.lease().unwrap();
+        let desc = testkit::single_layer_image(
+            &store,
+            &lease,
+            &testkit::base::platform("amd64"),
+            &layer,
+            oci::document::ContainerConfig::default(),
+            "a layer with a path twice",
+        );
+        store.set_name("localhost/twice:test", &desc).unwrap();
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM localhost/twice:test\nRUN cat /etc/twice > /seen\n",
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let out = build(
+        root.path(),
+        ctx.path(),
+        "localhost/twice-out:test",
+        &[
+            "--output",
+            &format!("type=local,dest={}", dest.path().display()),
+        ],
+    );
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = format!("warning: layer {layer_digest} of localhost/twice:test@");
+    assert!(stderr.contains(&warning), "{}", all_output(&out));
+    assert!(
+        stderr.contains("names 1 path(s) more than once; the last entry of each was kept"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(read(dest.path(), "seen"), "last\n");
+    assert_eq!(read(dest.path(), "etc/twice"), "last\n");
+    // The layer is unpacked once; a second build finds it and says nothing again.
+    let again = build(
+        root.path(),
+        ctx.path(),
+        "localhost/twice-out:test",
+        &["--no-cache"],
+    );
+    ok(&again);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("more than once"));
+    ok(&manifold(root.path(), &["fsck"]));
+}

@@ -755,7 +755,33 @@ fn a_daemon_restarted_on_damaged_cache_state_builds_again() {
     };
     let (first, _) = build(&client);
 
-    daemon.restart(Path::new(MANIFOLD));
+    // Killed as a power loss would: one blob of the image's own layer loses a byte
+    // the daemon had "written" (a blob of the base could not be made again here).
+    daemon.kill();
+    let (layer, blob) = {
+        let store = content::Store::open(daemon.root()).unwrap();
+        let digest = oci::Digest::parse(first.trim()).unwrap();
+        let m: oci::ImageManifest =
+            serde_json::from_slice(&store.read_document(&digest).unwrap()).unwrap();
+        let layer = m.layers.last().unwrap().digest.clone();
+        let path = store.blob_path(&layer);
+        (layer, path)
+    };
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    daemon.start_again(Path::new(MANIFOLD));
+    let log = daemon.stderr();
+    assert!(
+        log.contains("did not stop cleanly: re-verifying its content store")
+            && log.contains(&format!(
+                "blob {layer} did not match its digest; set aside as"
+            ))
+            && log.contains("1 damaged blob(s) set aside"),
+        "{log}"
+    );
+    assert!(!blob.exists(), "the damaged blob is out of the store");
     // Every cache record truncated to half, every context index file emptied.
     let mut damaged = 0;
     for dir in ["cache/records", "contexts"] {
@@ -783,4 +809,10 @@ fn a_daemon_restarted_on_damaged_cache_state_builds_again() {
         .output()
         .unwrap();
     ok(&fsck);
+    // The layer was written again, good this time.
+    assert_eq!(
+        oci::Digest::sha256(&std::fs::read(&blob).unwrap()),
+        layer,
+        "the layer's blob is whole again"
+    );
 }

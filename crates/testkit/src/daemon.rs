@@ -99,10 +99,23 @@ impl Daemon {
     /// Stop the daemon (as a crash would: SIGKILL) and start it again on the same
     /// root, config and socket, unix socket only.
     pub fn restart(&mut self, manifold: &Path) {
+        self.kill();
+        self.start_again(manifold);
+    }
+
+    /// Stop the daemon as a crash would (SIGKILL); [`Daemon::start_again`] brings it
+    /// back. What is on disk can be damaged in between.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Start a daemon again on the same root, config and socket (unix socket only),
+    /// its stderr going to [`Daemon::stderr`].
+    pub fn start_again(&mut self, manifold: &Path) {
         let sock = self.socket();
         let _ = std::fs::remove_file(&sock);
+        let log = std::fs::File::create(self.dir.path().join("daemon.stderr")).unwrap();
         self.child = Command::new(manifold)
             .args(["daemon", "--addr", &format!("unix://{}", sock.display())])
             .env("MANIFOLD_ROOT", self.root())
@@ -110,7 +123,7 @@ impl Daemon {
             .env_remove("MANIFOLD_RUNTIME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let t = Instant::now();
@@ -121,6 +134,11 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the daemon started by [`Daemon::start_again`] wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.stderr")).unwrap_or_default()
     }
 
     /// The unix socket it listens on (when not on TCP).

@@ -62,16 +62,27 @@ fn read_image(
     Ok((m, c))
 }
 
-/// Unpack the image's layers (each once, shared by chain id); returns the key of
-/// the top layer (`None` for an image without layers) and the image config.
+/// An image unpacked as snapshots.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The key of the top layer (`None` for an image without layers).
+    pub top: Option<Key>,
+    pub config: ImageConfig,
+    /// Layers unpacked by this call that named some path more than once (the last
+    /// entry wins), with how many entries did: worth a warning to the user.
+    pub duplicate_paths: Vec<(Digest, u64)>,
+}
+
+/// Unpack the image's layers (each once, shared by chain id).
 pub fn unpack(
     store: &Store,
     snapshotter: &dyn Snapshotter,
     manifest: &Descriptor,
-) -> Result<(Option<Key>, ImageConfig), ImageError> {
+) -> Result<Unpacked, ImageError> {
     let (m, config) = read_image(store, manifest)?;
     let mut chain: Option<Digest> = None;
     let mut parent: Option<Key> = None;
+    let mut duplicate_paths = Vec::new();
     for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
         let id = chain_id(chain.as_ref(), diff_id);
         let key = Key::new(id.to_string())?;
@@ -82,19 +93,26 @@ pub fn unpack(
                 size: Some(layer.size),
                 diff_id: Some(diff_id.clone()),
             };
-            snapshotter.apply_layer(
+            let applied = snapshotter.apply_layer(
                 parent.as_ref(),
                 &key,
                 &mut blob,
                 Some(&layer.media_type),
                 &expected,
             )?;
+            if applied.duplicate_paths > 0 {
+                duplicate_paths.push((layer.digest.clone(), applied.duplicate_paths));
+            }
         }
         chain = Some(id);
         parent = Some(key);
         content::crash::point("unpack");
     }
-    Ok((parent, config))
+    Ok(Unpacked {
+        top: parent,
+        config,
+        duplicate_paths,
+    })
 }
 
 /// The process an image runs: entrypoint + (`cmd` or the image's command), with the
@@ -136,7 +154,7 @@ pub fn run_image(
     io: ExecIo,
     cancel: &CancelToken,
 ) -> Result<ExitStatus, ImageError> {
-    let (top, config) = unpack(store, snapshotter, manifest)?;
+    let Unpacked { top, config, .. } = unpack(store, snapshotter, manifest)?;
     let spec = exec_spec(&config, cmd).ok_or_else(|| ImageError::NoCommand {
         digest: manifest.digest.clone(),
     })?;

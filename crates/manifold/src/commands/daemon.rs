@@ -47,6 +47,7 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             crate::config::config_dir(global),
         )),
     };
+    let running = running_marker(&root)?;
     let rt = super::runtime()?;
     let shutdown = solver::CancellationToken::new();
     let stop = shutdown.clone();
@@ -65,7 +66,41 @@ pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         remote::serve(&endpoint, config, shutdown).await
     })
     .context("the daemon stopped")?;
+    // Only a stop that got here is clean; a crash or SIGKILL leaves the marker.
+    let _ = std::fs::remove_file(&running);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Mark the root as served by a running daemon, first re-verifying the content
+/// store when the marker is already there: the last daemon on this root did not
+/// stop cleanly (a crash, a kill, a power loss), so blobs it was writing may hold
+/// bytes that do not match their names. Those are set aside, so the next build
+/// writes them again; the cache records and context indexes check themselves as
+/// they are read.
+fn running_marker(root: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let marker = root.join("daemon.running");
+    if marker.exists() {
+        eprintln!(
+            "the last daemon on {} did not stop cleanly: re-verifying its content store",
+            root.display()
+        );
+        let store = content::Store::open(root)?;
+        let moved = store.set_aside_corrupt_blobs()?;
+        for (digest, to) in &moved {
+            eprintln!(
+                "blob {digest} did not match its digest; set aside as {}",
+                to.display()
+            );
+        }
+        eprintln!(
+            "content store verified: {} damaged blob(s) set aside",
+            moved.len()
+        );
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+    std::fs::write(&marker, format!("{}\n", std::process::id()))
+        .with_context(|| format!("write {}", marker.display()))?;
+    Ok(marker)
 }
 
 /// `--log-requests FILE`: each build request as one JSON line (secrets as digests);

@@ -16,7 +16,7 @@ use super::copy::copy_tree;
 use super::error::SnapshotError;
 use super::mount::{self, MountGuard, Upper};
 use super::store::{Kind, Lock, Record, Store, now, try_lock};
-use super::{Active, Committed, Driver, Key, ReadOnlyMount, Usage, driver_root};
+use super::{Active, Applied, Committed, Driver, Key, ReadOnlyMount, Usage, driver_root};
 
 type Result<T> = std::result::Result<T, SnapshotError>;
 
@@ -382,11 +382,14 @@ impl Inner {
         blob: &mut dyn Read,
         media_type: Option<&str>,
         expected: &Expected,
-    ) -> Result<Committed> {
+    ) -> Result<Applied> {
         // One unpack per key across threads and processes; the others wait and share it.
         let _key_lock = self.store.key_lock(key.as_str())?;
-        if let Some(c) = self.get(key)? {
-            return Ok(c);
+        if let Some(committed) = self.get(key)? {
+            return Ok(Applied {
+                committed,
+                duplicate_paths: 0,
+            });
         }
         let NewRecord {
             id,
@@ -445,19 +448,25 @@ impl Inner {
                     fs::remove_dir_all(&p).map_err(SnapshotError::io("remove", &p))?;
                 }
             }
-            result.map(drop)
+            result.map(|a| a.stats.duplicates)
         })();
-        if let Err(e) = applied {
-            let _ = self.discard(id);
-            return Err(e);
-        }
+        let duplicate_paths = match applied {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = self.discard(id);
+                return Err(e);
+            }
+        };
         let result = self.mark_committed(id, parent.map(|(_, id)| id), key);
         if result.is_err() {
             let _ = self.discard(id);
         }
         // Held until the record says committed, so no other process reaps it first.
         drop(owner);
-        result
+        result.map(|committed| Applied {
+            committed,
+            duplicate_paths,
+        })
     }
 
     pub fn remove(&self, key: &Key) -> Result<()> {

@@ -102,6 +102,16 @@ impl Driver {
     }
 }
 
+/// What [`Snapshotter::apply_layer`] gave: the snapshot, and what unpacking it
+/// noticed (nothing when another call had unpacked it already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub committed: Committed,
+    /// Entries of the layer that named a path an earlier entry named (the last
+    /// wins); a well-formed layer has none.
+    pub duplicate_paths: u64,
+}
+
 /// A committed, immutable snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -273,7 +283,7 @@ pub trait Snapshotter: Send + Sync + fmt::Debug {
         blob: &mut dyn Read,
         media_type: Option<&str>,
         expected: &Expected,
-    ) -> Result<Committed>;
+    ) -> Result<Applied>;
 
     /// Remove a committed snapshot; refused while another snapshot (committed,
     /// active or view) uses it as its parent.
@@ -329,7 +339,7 @@ macro_rules! driver {
                 blob: &mut dyn Read,
                 media_type: Option<&str>,
                 expected: &Expected,
-            ) -> Result<Committed> {
+            ) -> Result<Applied> {
                 Inner::apply_layer(&self.0, parent, key, blob, media_type, expected)
             }
             fn remove(&self, key: &Key) -> Result<()> {
