@@ -7,7 +7,9 @@
 # Installs: runc (the OCI runtime manifold drives), qemu-user-static (foreign RUN steps),
 # skopeo, umoci and podman (independent readers of manifold's outputs), docker-registry (a real
 # registry for tests), openssl (signs the test token server's JWTs), busybox-static for
-# every test architecture (offline base images), hyperfine (benchmarks). Needs root (or sudo).
+# every test architecture (offline base images), hyperfine (benchmarks), and a Python venv
+# with the attestation validators the tests run (scripts/python-requirements.txt). Needs root
+# (or sudo).
 set -euo pipefail
 
 release=1
@@ -26,7 +28,8 @@ SUDO=""
 # Architectures the tests build for, as Debian names them (manifold platform in comments).
 FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"   # linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x
 PACKAGES="runc qemu-user-static skopeo umoci podman docker-registry docker.io busybox-static hyperfine
-          apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd tmux time"
+          apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd tmux time
+          python3-venv"
 
 need_apt=0
 for a in $FOREIGN_ARCHS; do
@@ -58,6 +61,16 @@ for a in amd64 $FOREIGN_ARCHS; do
     (cd "$cache/debs" && $SUDO apt-get download -qq "busybox-static:$a")
   fi
 done
+
+# Validators of attestations (in-toto-attestation, spdx-tools, jsonschema), pinned.
+venv="$cache/venv"
+if ! cmp -s scripts/python-requirements.txt "$venv/requirements.txt" 2>/dev/null; then
+  echo "==> python validators into $venv"
+  $SUDO rm -rf "$venv"
+  $SUDO python3 -m venv "$venv"
+  $SUDO "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r scripts/python-requirements.txt
+  $SUDO cp scripts/python-requirements.txt "$venv/requirements.txt"
+fi
 
 if ! command -v cargo >/dev/null; then
   echo "setup.sh: cargo not found; install Rust with rustup (https://rustup.rs) and rerun" >&2

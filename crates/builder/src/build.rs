@@ -137,6 +137,17 @@ impl Builder {
         cancel: CancellationToken,
     ) -> Result<BuildOutput, BuildFailure> {
         crate::cache_io::check_specs(&req.cache_to, &req.cache_from)?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let provenance = crate::provenance::requested(req).map_err(BuildError::Request)?;
+        if provenance.is_some() && !req.export.oci_mediatypes {
+            return Err(BuildError::Request(export::output::SpecError::new(
+                "attestations are OCI manifests and cannot go in an index of Docker media types (oci-mediatypes=false)",
+                "drop oci-mediatypes=false, or pass --provenance=false",
+            ))
+            .into());
+        }
         let local_cache = req
             .cache_to
             .iter()
@@ -170,8 +181,15 @@ impl Builder {
         };
 
         let tap = crate::push::push_tap(self.client.as_ref(), req)?;
+        let attest = provenance.map(|opts| AttestPlan {
+            opts,
+            request: req.clone(),
+            graph: graph.clone(),
+            started,
+            times_dir: self.store.root().join("cache").join("provenance"),
+        });
         let built = self
-            .solve_and_export(req, session, &graph, &roots, &opts, tap.as_ref())
+            .solve_and_export(req, session, &graph, &roots, &opts, tap.as_ref(), attest)
             .await;
         let pushed = match built {
             Ok((ref image, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
@@ -215,6 +233,7 @@ impl Builder {
         roots: &[Digest],
         opts: &SolveOptions,
         tap: Option<&Arc<export::PushTap>>,
+        attest: Option<AttestPlan>,
     ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildFailure> {
         let mut runner = Runner::new(
             self.store.clone(),
@@ -261,7 +280,7 @@ impl Builder {
             false => store_names(req),
         };
         let force = req.outputs.iter().any(|o| o.export.force);
-        let as_index = graph.outputs().len() > 1 || !req.attestations.is_empty();
+        let as_index = graph.outputs().len() > 1 || attest.is_some();
         if !as_index {
             export::output::single_platform_annotations(&export.annotations)
                 .map_err(BuildError::Request)?;
@@ -283,6 +302,7 @@ impl Builder {
                     force,
                     as_index,
                     inline: inline.as_deref(),
+                    attest: attest.as_ref(),
                 },
                 &names,
                 &phase,
@@ -675,6 +695,63 @@ struct How<'a> {
     force: bool,
     as_index: bool,
     inline: Option<&'a [(solver::CacheRecord, FsRef)]>,
+    attest: Option<&'a AttestPlan>,
+}
+
+/// What the attestations of a build's images are made from.
+struct AttestPlan {
+    opts: crate::provenance::ProvenanceOptions,
+    request: BuildRequest,
+    graph: Graph,
+    /// When the build began, in seconds since the epoch.
+    started: i64,
+    /// Where the times of earlier builds' provenance are kept.
+    times_dir: PathBuf,
+}
+
+impl AttestPlan {
+    /// The attestation manifest about each of `manifests` (one per output).
+    fn manifests(
+        &self,
+        store: &Store,
+        lease: &content::Lease,
+        outputs: &[graph::Output],
+        manifests: &[Descriptor],
+    ) -> Result<Vec<Descriptor>, BuildError> {
+        let host = Platform::host();
+        let mut out = Vec::new();
+        for (output, manifest) in outputs.iter().zip(manifests) {
+            let times = crate::provenance::times_for(
+                &self.times_dir,
+                &manifest.digest,
+                &self.opts,
+                self.request.export.source_date_epoch,
+                self.started,
+            );
+            let (predicate_type, bytes) = crate::provenance::statement(
+                &self.opts,
+                &crate::provenance::Input {
+                    request: &self.request,
+                    graph: &self.graph,
+                    output,
+                    manifest,
+                    builder_platform: &host,
+                    times,
+                },
+            );
+            let statement = export::attest::Statement {
+                predicate_type,
+                bytes,
+            };
+            out.push(export::attest::assemble_attestation_manifest(
+                store,
+                lease,
+                manifest,
+                &[statement],
+            )?);
+        }
+        Ok(out)
+    }
 }
 
 fn export_all(
@@ -692,6 +769,7 @@ fn export_all(
         force,
         as_index,
         inline,
+        attest,
     } = how;
     let lease = store.lease()?;
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -760,11 +838,14 @@ fn export_all(
             opts.compression.key()
         ));
     }
+    let mut entries = manifests.clone();
+    if let Some(plan) = attest {
+        entries.extend(plan.manifests(store, &lease, outputs, &manifests)?);
+    }
     let image = match (as_index, manifests.as_slice()) {
         (false, [one]) => one.clone(),
         _ => {
-            let index =
-                export::assemble_index(store, &lease, manifests.clone(), annotations.index())?;
+            let index = export::assemble_index(store, &lease, entries, annotations.index())?;
             phase.note(&format!("exporting manifest list {}", index.digest));
             index
         }

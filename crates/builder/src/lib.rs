@@ -17,6 +17,7 @@ pub mod gc;
 pub mod history;
 pub mod inventory;
 mod mounts;
+pub mod provenance;
 pub mod prune;
 pub mod push;
 mod refs;

@@ -22,6 +22,9 @@ use crate::secret::Secret;
 pub struct BuildRequest {
     /// The Dockerfile's text.
     pub dockerfile: String,
+    /// The Dockerfile's file name (`Dockerfile` when empty), as provenance names it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dockerfile_name: String,
     pub options: frontend::BuildOptions,
     /// `--secret id=…`: the values, for this build only (`Debug` shows none).
     pub secrets: BTreeMap<String, Secret>,
@@ -44,6 +47,14 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
+    /// The Dockerfile's file name, `Dockerfile` when the request names none.
+    pub fn dockerfile_file_name(&self) -> &str {
+        match self.dockerfile_name.as_str() {
+            "" => "Dockerfile",
+            n => n,
+        }
+    }
+
     /// The request as JSON, each secret's value replaced by `sha256:<hex>` of its
     /// bytes: what an audit log may keep.
     pub fn audit_json(&self) -> serde_json::Value {

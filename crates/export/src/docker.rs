@@ -31,6 +31,8 @@ pub fn write_docker_archive<W: Write>(
 ) -> Result<W> {
     let tags = parse_tags(tags)?;
     let mut found = manifests(store, desc)?;
+    // A docker archive holds images only: attestations are dropped, as `--load` does.
+    found.retain(|m| !crate::attest::is_attestation(m));
     if found.len() != 1 {
         return Err(ExportError::MultiplePlatforms {
             digest: desc.digest.clone(),

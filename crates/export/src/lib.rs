@@ -11,6 +11,7 @@
 //! **Invariant**: with `SOURCE_DATE_EPOCH`, the same changes and config give the
 //! same index digest on any state root, cache warm or cold.
 
+pub mod attest;
 mod cache;
 mod desc;
 mod docker;

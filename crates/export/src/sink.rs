@@ -147,7 +147,8 @@ fn read_config(store: &Store, manifest: &Descriptor) -> Result<(oci::ImageManife
     Ok((m, config))
 }
 
-/// The manifests an index lists (a manifest stands for itself).
+/// The image manifests an index lists, attestation manifests left out (a manifest
+/// stands for itself).
 pub fn index_manifests(store: &Store, index: &Descriptor) -> Result<Vec<Descriptor>> {
     if oci::media::kind(&index.media_type) != oci::media::Kind::Index {
         return Ok(vec![index.clone()]);
@@ -155,7 +156,10 @@ pub fn index_manifests(store: &Store, index: &Descriptor) -> Result<Vec<Descript
     Ok(crate::walk::read_index(store, &index.digest)?
         .value()
         .manifests
-        .clone())
+        .iter()
+        .filter(|m| !crate::attest::is_attestation(m))
+        .cloned()
+        .collect())
 }
 
 /// The config of `image` when it is a manifest; `None` for an index.

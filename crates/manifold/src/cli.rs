@@ -432,10 +432,14 @@ pub struct BuildArgs {
     /// Shorthand for --call=check
     #[arg(long, conflicts_with = "call")]
     pub check: bool,
-    /// Provenance attestation (only "false" is accepted for now)
-    #[arg(long, value_name = "BOOL")]
+    /// SLSA provenance attached to each image, as `docker buildx build
+    /// --provenance`: true, false, or mode=min|max[,version=v0.2|v1][,builder-id=URI].
+    /// On (mode=min) by default for pushed images; BUILDX_NO_DEFAULT_ATTESTATIONS=1
+    /// turns that off
+    #[arg(long, value_name = "BOOL|KEY=VALUE,…")]
     pub provenance: Option<String>,
-    /// SBOM attestation (only "false" is accepted for now)
+    /// SBOM attestation, as `docker buildx build --sbom` (only "false" is accepted
+    /// for now)
     #[arg(long, value_name = "BOOL")]
     pub sbom: Option<String>,
     /// SSH agent socket or keys to expose to the build (not supported yet)
@@ -451,7 +455,8 @@ pub struct BuildArgs {
     /// type=local,dest=DIR[,mode=min|max] (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
-    /// Attestation parameters (not supported yet)
+    /// An attestation to attach, as `docker buildx build --attest`:
+    /// type=provenance[,mode=min|max][,version=v0.2|v1][,disabled=true] (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub attest: Vec<String>,
     /// Do not use the cache for any step

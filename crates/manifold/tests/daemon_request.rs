@@ -64,6 +64,7 @@ fn full_request() -> BuildRequest {
     };
     BuildRequest {
         dockerfile: "FROM scratch\nCOPY . /\n".into(),
+        dockerfile_name: "build.Dockerfile".into(),
         options,
         secrets: BTreeMap::from([(
             "token".into(),
@@ -139,9 +140,11 @@ fn full_request() -> BuildRequest {
             ]),
         }],
         attestations: vec![
+            // Disabled: the request's images use Docker media types, which
+            // cannot carry attestations.
             Attestation {
                 kind: AttestationKind::Provenance,
-                disabled: false,
+                disabled: true,
                 attrs: BTreeMap::from([("mode".into(), "max".into())]),
             },
             Attestation {
@@ -172,6 +175,7 @@ async fn every_field_of_a_build_request_reaches_the_daemon_unchanged() {
     // arrive as its default and fail the comparison below.
     let BuildRequest {
         dockerfile,
+        dockerfile_name,
         options,
         secrets,
         allow,
@@ -185,6 +189,7 @@ async fn every_field_of_a_build_request_reaches_the_daemon_unchanged() {
     } = &sent;
     let blank = BuildRequest::default();
     assert_ne!(*dockerfile, blank.dockerfile);
+    assert_ne!(*dockerfile_name, blank.dockerfile_name);
     assert_ne!(*options, blank.options);
     assert_ne!(*secrets, blank.secrets);
     assert_ne!(*allow, blank.allow);

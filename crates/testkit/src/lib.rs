@@ -164,6 +164,19 @@ pub fn require_tool(name: &str) -> std::path::PathBuf {
         })
 }
 
+/// The Python of the virtual environment scripts/setup.sh makes for the validators
+/// tests run (`in-toto-attestation`, `spdx-tools`, `jsonschema`, pinned in
+/// scripts/python-requirements.txt); fails loudly when it is missing.
+pub fn python_validators() -> std::path::PathBuf {
+    let p = base::cache_dir().join("venv/bin/python3");
+    assert!(
+        p.is_file(),
+        "this test needs {} with scripts/python-requirements.txt installed; run scripts/setup.sh (CI does)",
+        p.display()
+    );
+    p
+}
+
 /// Fail loudly unless the test runs as root with runc on PATH: it runs containers
 /// (tests never skip).
 pub fn require_root_and_runc() {

@@ -89,30 +89,11 @@ fn report_diagnostics(name: &str, src: &str, diagnostics: &[Diagnostic]) -> anyh
 }
 
 pub fn build(global: &Global, args: &BuildArgs) -> anyhow::Result<ExitCode> {
-    for (flag, value) in [("--provenance", &args.provenance), ("--sbom", &args.sbom)] {
-        if let Some(v) = value
-            && !matches!(v.as_str(), "false" | "0")
-        {
-            bail!(Hinted::new(
-                format!("{flag}={v}: attestations are not supported yet"),
-                format!("pass {flag}=false"),
-            ));
-        }
-    }
-    for (flag, given, hint) in [
-        ("--ssh", args.ssh.first(), "build without --ssh"),
-        (
-            "--attest",
-            args.attest.first(),
-            "drop it, or pass --provenance=false --sbom=false",
-        ),
-    ] {
-        if let Some(value) = given {
-            bail!(Hinted::new(
-                format!("{flag} {value}: not supported yet"),
-                hint
-            ));
-        }
+    if let Some(value) = args.ssh.first() {
+        bail!(Hinted::new(
+            format!("--ssh {value}: not supported yet"),
+            "build without --ssh"
+        ));
     }
     let (name, src) = read_dockerfile(args)?;
     let mut parsed = parser::parse(&src);

@@ -47,7 +47,7 @@ impl Plan {
                 args.sbom.as_deref(),
                 &args.attest,
             )
-            .is_ok_and(|a| !a.is_empty()),
+            .is_ok_and(|a| a.iter().any(|a| !a.disabled)),
         })?;
         Ok(Plan {
             set,

@@ -91,6 +91,7 @@ pub fn request(
     }
     let request = BuildRequest {
         dockerfile: src.to_owned(),
+        dockerfile_name: String::new(),
         options,
         secrets,
         allow: builder::parse_allow(&args.allow)?,
@@ -103,11 +104,23 @@ pub fn request(
         }),
         cache_from,
         cache_to,
-        attestations: Attestation::from_flags(
-            args.provenance.as_deref(),
-            args.sbom.as_deref(),
-            &args.attest,
-        )?,
+        attestations: Vec::new(),
+    };
+    let pushes = request
+        .outputs
+        .iter()
+        .any(|o| o.kind == export::output::Kind::Image { push: true });
+    let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
+    let attestations = builder::provenance::with_default(
+        Attestation::from_flags(args.provenance.as_deref(), args.sbom.as_deref(), &args.attest)?,
+        pushes,
+        request.export.oci_mediatypes,
+        no_default.as_deref(),
+    );
+    let request = BuildRequest {
+        attestations,
+        dockerfile_name: name.to_owned(),
+        ..request
     };
     Ok((request, inputs))
 }
