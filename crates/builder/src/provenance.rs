@@ -132,9 +132,8 @@ pub fn with_default(
     oci_mediatypes: bool,
     no_default: Option<&str>,
 ) -> Vec<Attestation> {
-    let off = no_default.is_some_and(|v| {
-        matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true")
-    });
+    let off =
+        no_default.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true"));
     let given = attestations
         .iter()
         .any(|a| a.kind == AttestationKind::Provenance);
@@ -305,7 +304,10 @@ fn reached<'g>(graph: &'g Graph, root: &Digest) -> Vec<(&'g Digest, &'g graph::V
             stack.extend(v.inputs.iter());
         }
     }
-    graph.vertices().filter(|(d, _)| seen.contains(*d)).collect()
+    graph
+        .vertices()
+        .filter(|(d, _)| seen.contains(*d))
+        .collect()
 }
 
 /// The base images the output is made from, by package URL and digest.
@@ -426,7 +428,11 @@ fn definition(input: &Input<'_>, file_name: &str) -> (Value, Value) {
 
 /// An id for this invocation made from what the statement says (never random, never
 /// the time), so the same request and result give the same id.
-fn invocation_id(opts: &ProvenanceOptions, input: &Input<'_>, args: &BTreeMap<String, String>) -> String {
+fn invocation_id(
+    opts: &ProvenanceOptions,
+    input: &Input<'_>,
+    args: &BTreeMap<String, String>,
+) -> String {
     let seed = json!({
         "mode": matches!(opts.mode, Mode::Max),
         "args": args,
@@ -512,8 +518,8 @@ mod tests {
     #[test]
     fn options_name_what_is_wrong() {
         let a = |s: &str| Attestation::parse(s).unwrap();
-        let o = ProvenanceOptions::from_attestation(&a("type=provenance,mode=max,version=v1"))
-            .unwrap();
+        let o =
+            ProvenanceOptions::from_attestation(&a("type=provenance,mode=max,version=v1")).unwrap();
         assert_eq!((o.mode, o.version), (Mode::Max, Version::V1));
         let e = ProvenanceOptions::from_attestation(&a("type=provenance,mode=most")).unwrap_err();
         assert!(e.to_string().contains("mode=\"most\""), "{e}");
@@ -556,7 +562,10 @@ pub fn times_for(
     // attestation), which is what BuildKit always does.
     let _ = std::fs::create_dir_all(dir).and_then(|()| {
         let tmp = dir.join(format!(".{}.{}", key.hex(), std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(&t).expect("invariant: times serialise"))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&t).expect("invariant: times serialise"),
+        )?;
         std::fs::rename(&tmp, &path)
     });
     t

@@ -96,7 +96,11 @@ pub fn read_statements(store: &Store, desc: &Descriptor) -> Result<Vec<(Digest, 
         out.push((
             l.digest.clone(),
             Statement {
-                predicate_type: l.annotations.get(PREDICATE_TYPE).cloned().unwrap_or_default(),
+                predicate_type: l
+                    .annotations
+                    .get(PREDICATE_TYPE)
+                    .cloned()
+                    .unwrap_or_default(),
                 bytes,
             },
         ));

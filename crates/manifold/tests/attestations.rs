@@ -114,7 +114,11 @@ fn attestations(index: &Value, layout: &Path, out: &Path) -> Vec<(Value, Value, 
         .iter()
         .filter(|e| e["platform"]["os"] == "unknown")
         .collect();
-    assert_eq!(images.len(), attests.len(), "one attestation per image: {index}");
+    assert_eq!(
+        images.len(),
+        attests.len(),
+        "one attestation per image: {index}"
+    );
     let mut found = Vec::new();
     for a in attests {
         assert_eq!(a["mediaType"], OCI_MANIFEST, "{a}");
@@ -198,6 +202,46 @@ fn a_pushed_two_platform_image_carries_min_provenance_per_platform_in_buildkits_
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("meta.json")).unwrap())
             .unwrap();
     assert_eq!(meta["containerimage.digest"], digest.as_str(), "{meta}");
+    // buildx's metadata keys: each platform's provenance predicate.
+    for arch in ["amd64", "arm64"] {
+        let p = &meta[format!("buildx.build.provenance/linux/{arch}")];
+        assert_eq!(
+            p["buildType"], "https://mobyproject.org/buildkit@v1",
+            "{meta}"
+        );
+    }
+    // Read back as buildx prints them: per platform, under SLSA.
+    let out = manifold(
+        dir.path(),
+        &[
+            "imagetools",
+            "inspect",
+            &target,
+            "--format",
+            "{{json .Provenance}}",
+        ],
+        &[],
+    );
+    let shown: Value = serde_json::from_str(&ok(&out)).unwrap();
+    for arch in ["amd64", "arm64"] {
+        let p = &shown[format!("linux/{arch}")]["SLSA"];
+        assert_eq!(
+            p["invocation"]["parameters"]["frontend"], "dockerfile.v0",
+            "{shown}"
+        );
+    }
+    let out = manifold(
+        dir.path(),
+        &[
+            "imagetools",
+            "inspect",
+            &target,
+            "--format",
+            "{{json .SBOM}}",
+        ],
+        &[],
+    );
+    assert_eq!(ok(&out).trim(), "null", "no SBOM was asked for");
 
     let layout = copy_all(&target);
     let found = attestations(&index, &layout.path().join(""), dir.path());
@@ -209,7 +253,10 @@ fn a_pushed_two_platform_image_carries_min_provenance_per_platform_in_buildkits_
     for (image, statement, _) in &found {
         let arch = image["platform"]["architecture"].as_str().unwrap();
         assert_eq!(statement["_type"], "https://in-toto.io/Statement/v0.1");
-        assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v0.2");
+        assert_eq!(
+            statement["predicateType"],
+            "https://slsa.dev/provenance/v0.2"
+        );
         let name = statement["subject"][0]["name"].as_str().unwrap();
         assert_eq!(
             name,
@@ -231,7 +278,10 @@ fn a_pushed_two_platform_image_carries_min_provenance_per_platform_in_buildkits_
             "{p}"
         );
         assert_eq!(p["metadata"]["completeness"]["parameters"], false);
-        assert!(p.get("buildConfig").is_none(), "min has no build definition");
+        assert!(
+            p.get("buildConfig").is_none(),
+            "min has no build definition"
+        );
         assert_eq!(
             p["invocation"]["environment"]["platform"],
             oci::Platform::host().to_string()
@@ -306,9 +356,7 @@ fn max_and_v1_statements_validate_and_never_carry_a_secret() {
         for e in std::fs::read_dir(layout.path().join("blobs/sha256")).unwrap() {
             let bytes = std::fs::read(e.unwrap().path()).unwrap();
             assert!(
-                !bytes
-                    .windows(SECRET.len())
-                    .any(|w| w == SECRET.as_bytes()),
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
                 "a blob of {target} holds the secret"
             );
         }
@@ -330,8 +378,8 @@ fn max_and_v1_statements_validate_and_never_carry_a_secret() {
                 let req = &p["buildDefinition"]["externalParameters"]["request"];
                 assert_eq!(req["args"]["build-arg:FLAVOUR"], "spicy", "{p}");
                 assert_eq!(req["args"]["label:team"], "core", "{p}");
-                let steps = &p["buildDefinition"]["internalParameters"]["buildConfig"]
-                    ["definition"];
+                let steps =
+                    &p["buildDefinition"]["internalParameters"]["buildConfig"]["definition"];
                 assert!(steps.as_array().unwrap().len() >= 3, "{p}");
                 let meta = &p["runDetails"]["metadata"];
                 assert_eq!(meta["buildkit_completeness"]["request"], true);
@@ -354,8 +402,8 @@ fn max_and_v1_statements_validate_and_never_carry_a_secret() {
                 assert_eq!(p["metadata"]["completeness"]["parameters"], true);
                 assert!(p["buildConfig"]["definition"].is_array(), "{p}");
                 assert_eq!(
-                    p["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["source"]
-                        ["infos"][0]["data"],
+                    p["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["source"]["infos"]
+                        [0]["data"],
                     dockerfile_b64.as_str()
                 );
             }
@@ -404,17 +452,27 @@ fn provenance_keeps_builds_reproducible_and_no_op_rebuilds_push_nothing_new() {
     let c = root(&["amd64", "arm64"]);
     let target = format!("{}/attest/noop:1", reg.addr);
     let first = build(c.path(), &target, &[]);
-    let uploads = |log: &str| log.matches("\"POST /v2/").count() + log.matches("method=POST").count();
+    let uploads =
+        |log: &str| log.matches("\"POST /v2/").count() + log.matches("method=POST").count();
     let before = uploads(&reg.log());
-    assert!(before > 0, "the registry log shows no uploads:\n{}", reg.log());
+    assert!(
+        before > 0,
+        "the registry log shows no uploads:\n{}",
+        reg.log()
+    );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = build(c.path(), &target, &[]);
     assert_eq!(first, again, "a no-op rebuild gives the same index");
-    assert_eq!(uploads(&reg.log()), before, "a no-op rebuild uploaded blobs");
+    assert_eq!(
+        uploads(&reg.log()),
+        before,
+        "a no-op rebuild uploaded blobs"
+    );
 }
 
 #[test]
 fn defaults_and_flags_follow_buildx() {
+    testkit::require_root_and_runc();
     let reg = DistRegistry::start(Auth::Open);
     let dir = root(&["amd64"]);
     let ctx = context("FROM localhost/busybox:test\nCOPY hello /hello\n");
@@ -433,15 +491,27 @@ fn defaults_and_flags_follow_buildx() {
     assert_eq!(m["manifests"].as_array().unwrap().len(), 2, "{m}");
     // Turned off by the environment, or by the flag: a manifest.
     for (tag, extra, env) in [
-        ("env", &[][..], &[("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")][..]),
+        (
+            "env",
+            &[][..],
+            &[("BUILDX_NO_DEFAULT_ATTESTATIONS", "1")][..],
+        ),
         ("flag", &["--provenance=false"][..], &[][..]),
-        ("attest", &["--attest", "type=provenance,disabled=true"][..], &[][..]),
+        (
+            "attest",
+            &["--attest", "type=provenance,disabled=true"][..],
+            &[][..],
+        ),
     ] {
         let m = push(tag, extra, env);
         assert_eq!(m["mediaType"], OCI_MANIFEST, "{tag}: {m}");
     }
     // A build that is not pushed carries none unless asked.
-    let out = manifold(dir.path(), &["build", "-t", "localhost/att:plain", ctx], &[]);
+    let out = manifold(
+        dir.path(),
+        &["build", "-t", "localhost/att:plain", ctx],
+        &[],
+    );
     ok(&out);
     let store = content::Store::open(dir.path().join("root")).unwrap();
     assert_eq!(
@@ -468,6 +538,13 @@ fn defaults_and_flags_follow_buildx() {
         store.resolve("localhost/att:asked").unwrap().media_type,
         OCI_INDEX
     );
+    // `run` picks the image of the host's platform, never the attestation.
+    let out = manifold(
+        dir.path(),
+        &["run", "--rm", "localhost/att:asked", "cat", "/hello"],
+        &[],
+    );
+    assert_eq!(ok(&out), "hello\n");
     let listing = Command::new("tar")
         .arg("-xOf")
         .arg(&tar)
@@ -475,17 +552,28 @@ fn defaults_and_flags_follow_buildx() {
         .output()
         .unwrap();
     let manifest_json = json(ok(&listing).as_bytes());
-    assert_eq!(manifest_json.as_array().unwrap().len(), 1, "{manifest_json}");
+    assert_eq!(
+        manifest_json.as_array().unwrap().len(),
+        1,
+        "{manifest_json}"
+    );
 
     // Bad values name themselves and the way out.
     for (flag, wanted) in [
         ("--provenance=mode=most", "mode=\"most\""),
         ("--provenance=version=v9", "version=\"v9\""),
-        ("--provenance=colour=red", "unknown provenance option \"colour\""),
+        (
+            "--provenance=colour=red",
+            "unknown provenance option \"colour\"",
+        ),
         ("--sbom=true", "SBOM attestations are not supported yet"),
     ] {
         let out = manifold(dir.path(), &["build", flag, ctx], &[]);
         assert!(!out.status.success(), "{flag}");
-        assert!(text(&out.stderr).contains(wanted), "{flag}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(wanted),
+            "{flag}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -91,6 +91,13 @@ static IMAGE: Shape = Shape::Struct(&[
 ]);
 static IMAGES: Shape = Shape::Map(&IMAGE);
 
+/// buildx's `.Provenance` of one image: its SLSA predicate.
+static PROVENANCE: Shape = Shape::Struct(&[Field::new("SLSA", "SLSA", &PLAIN)]);
+static PROVENANCES: Shape = Shape::Map(&PROVENANCE);
+/// buildx's `.SBOM` of one image: its SPDX document.
+static SBOM: Shape = Shape::Struct(&[Field::new("SPDX", "SPDX", &PLAIN)]);
+static SBOMS: Shape = Shape::Map(&SBOM);
+
 /// Render `template` for the image `name` (`fetched`, whose image manifests have
 /// `configs`). The outer error is ours; the inner one the template's.
 pub fn render(
@@ -98,14 +105,35 @@ pub fn render(
     name: &str,
     fetched: &Fetched,
     configs: Vec<(Descriptor, Value)>,
+    statements: &[(oci::Digest, String, Value)],
 ) -> anyhow::Result<Result<String, TemplateError>> {
+    let images: Vec<Descriptor> = configs
+        .iter()
+        .map(|(d, _)| d.clone())
+        .filter(|d| !is_attestation(d))
+        .collect();
     let (image, image_shape) = per_platform(configs);
-    // The top-level fields, in `{{json .}}` order: buildx's `.Provenance` and `.SBOM`
-    // (per platform, as `.Image`) go here.
-    let top: [(&str, &str, &Shape, Value); 3] = [
+    let (provenance, provenance_shape) = predicates(
+        &images,
+        statements,
+        "https://slsa.dev/provenance/",
+        "SLSA",
+        (&PROVENANCE, &PROVENANCES),
+    );
+    let (sbom, sbom_shape) = predicates(
+        &images,
+        statements,
+        "https://spdx.dev/Document",
+        "SPDX",
+        (&SBOM, &SBOMS),
+    );
+    // The top-level fields, in `{{json .}}` order.
+    let top: [(&str, &str, &Shape, Value); 5] = [
         ("Name", "name", &PLAIN, Value::from(name)),
         ("Manifest", "manifest", &MANIFEST, manifest(fetched)?),
         ("Image", "image", image_shape, image),
+        ("Provenance", "Provenance", provenance_shape, provenance),
+        ("SBOM", "SBOM", sbom_shape, sbom),
     ];
     let fields: Vec<Field<'_>> = top.iter().map(|(g, j, s, _)| Field::new(g, j, s)).collect();
     let shape = Shape::Struct(&fields);
@@ -149,6 +177,42 @@ fn per_platform(configs: Vec<(Descriptor, Value)>) -> (Value, &'static Shape<'st
         })
         .collect();
     (Value::Object(map), &IMAGES)
+}
+
+/// As buildx documents `.Provenance` and `.SBOM`: `{KEY: predicate}` of the one
+/// image's statement whose predicate type starts with `prefix`, else a map of those
+/// by `os/arch[/variant]`; null when no image has one.
+fn predicates(
+    images: &[Descriptor],
+    statements: &[(oci::Digest, String, Value)],
+    prefix: &str,
+    key: &str,
+    (one, many): (&'static Shape<'static>, &'static Shape<'static>),
+) -> (Value, &'static Shape<'static>) {
+    let of = |d: &Descriptor| {
+        statements
+            .iter()
+            .find(|(about, t, _)| *about == d.digest && t.starts_with(prefix))
+            .map(|(_, _, s)| {
+                let mut m = Map::new();
+                m.insert(key.to_owned(), s["predicate"].clone());
+                Value::Object(m)
+            })
+    };
+    if let [image] = images {
+        return (of(image).unwrap_or(Value::Null), one);
+    }
+    let map: Map<String, Value> = images
+        .iter()
+        .filter_map(|d| {
+            let p = d.platform.as_ref()?.to_string();
+            Some((p, of(d)?))
+        })
+        .collect();
+    match map.is_empty() {
+        true => (Value::Null, many),
+        false => (Value::Object(map), many),
+    }
 }
 
 fn is_attestation(d: &Descriptor) -> bool {
@@ -223,7 +287,7 @@ mod tests {
     fn check(image: &(Fetched, Vec<(Descriptor, Value)>), template: &str, want: &str) {
         let (fetched, configs) = image;
         let t = Template::parse(template).unwrap();
-        let got = render(&t, "r.example/app:1", fetched, configs.clone())
+        let got = render(&t, "r.example/app:1", fetched, configs.clone(), &[])
             .unwrap()
             .unwrap_or_else(|e| format!("error: {e}"));
         let want = want
@@ -312,7 +376,7 @@ mod tests {
     fn json_keeps_buildx_order() {
         let image = index(&[("linux", "amd64", None), ("linux", "arm64", None)]);
         let t = Template::parse("{{json .}}").unwrap();
-        let text = render(&t, "r.example/app:1", &image.0, image.1)
+        let text = render(&t, "r.example/app:1", &image.0, image.1, &[])
             .unwrap()
             .unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();

@@ -119,7 +119,8 @@ impl Plan {
             let names = self.load_names();
             notes.push(export::sink::load(store, image, &manifests, &names)?);
         }
-        self.report(image, built.config.as_ref(), quiet)
+        let provenance = provenance_metadata(store, image)?;
+        self.report(image, built.config.as_ref(), provenance, quiet)
     }
 
     /// `--iidfile`, `--metadata-file` (of `image`, whose config is `config` when it
@@ -129,6 +130,7 @@ impl Plan {
         &self,
         image: &Descriptor,
         config: Option<&Descriptor>,
+        extra: serde_json::Map<String, serde_json::Value>,
         quiet: bool,
     ) -> anyhow::Result<()> {
         if let Some(path) = &self.iidfile {
@@ -136,8 +138,9 @@ impl Plan {
                 .with_context(|| format!("cannot write --iidfile {}", path.display()))?;
         }
         if let Some(path) = &self.metadata_file {
-            let text = serde_json::to_string_pretty(&self.metadata(image, config))
-                .expect("JSON values serialise");
+            let mut meta = self.metadata(image, config);
+            meta.extend(extra);
+            let text = serde_json::to_string_pretty(&meta).expect("JSON values serialise");
             fs::write(path, text + "\n")
                 .with_context(|| format!("cannot write --metadata-file {}", path.display()))?;
         }
@@ -199,6 +202,54 @@ impl Plan {
         }
         meta
     }
+}
+
+/// `--metadata-file`'s `buildx.build.provenance` (one image) or
+/// `buildx.build.provenance/OS/ARCH[/VARIANT]` (several): the predicate of each
+/// image's provenance statement, as buildx writes it.
+pub fn provenance_metadata(
+    store: &Store,
+    image: &Descriptor,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    if oci::media::kind(&image.media_type) != oci::media::Kind::Index {
+        return Ok(out);
+    }
+    let index: oci::ImageIndex = serde_json::from_slice(&store.read_document(&image.digest)?)
+        .context("the built index does not parse")?;
+    let images: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|m| !export::attest::is_attestation(m))
+        .collect();
+    for a in index
+        .manifests
+        .iter()
+        .filter(|m| export::attest::is_attestation(m))
+    {
+        let Some(subject) = a.annotations.get(export::attest::REFERENCE_DIGEST) else {
+            continue;
+        };
+        let Some(img) = images.iter().find(|i| i.digest.to_string() == *subject) else {
+            continue;
+        };
+        for (_, st) in export::attest::read_statements(store, a)? {
+            if !st
+                .predicate_type
+                .starts_with("https://slsa.dev/provenance/")
+            {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&st.bytes)
+                .context("a provenance statement does not parse")?;
+            let key = match (images.len(), &img.platform) {
+                (1, _) | (_, None) => "buildx.build.provenance".to_owned(),
+                (_, Some(p)) => format!("buildx.build.provenance/{p}"),
+            };
+            out.insert(key, v["predicate"].clone());
+        }
+    }
+    Ok(out)
 }
 
 /// `built DIGEST (N platform(s))`, and how `force-compression` changed it.

@@ -169,16 +169,23 @@ pub async fn inspect(global: &Global, args: &InspectArgs) -> anyhow::Result<Exit
         }
         InspectFormat::Template(template) => {
             let configs = client.image_configs(&reference, &fetched).await?;
-            let text = inspect_data::render(&template, &reference.to_string(), &fetched, configs)?
-                .map_err(|e| {
-                    template_error(
-                        format!(
-                            "cannot render --format template {:?}: {e}",
-                            args.format.as_deref().unwrap_or_default()
-                        ),
-                        &e,
-                    )
-                })?;
+            let statements = client.attestation_statements(&reference, &fetched).await?;
+            let text = inspect_data::render(
+                &template,
+                &reference.to_string(),
+                &fetched,
+                configs,
+                &statements,
+            )?
+            .map_err(|e| {
+                template_error(
+                    format!(
+                        "cannot render --format template {:?}: {e}",
+                        args.format.as_deref().unwrap_or_default()
+                    ),
+                    &e,
+                )
+            })?;
             writeln!(out, "{text}")?;
             return Ok(ExitCode::SUCCESS);
         }

@@ -177,7 +177,12 @@ fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyh
     for p in &done.pushed {
         eprintln!("pushed {p}");
     }
-    outputs.report(&done.index, done.config.as_deref(), quiet)
+    outputs.report(
+        &done.index,
+        done.config.as_deref(),
+        Default::default(),
+        quiet,
+    )
 }
 
 /// Several nodes that pushed: one index over their parts, pushed under each tag.
@@ -208,7 +213,7 @@ fn push_combined(
                 parts.len()
             );
         }
-        outputs.report(&d, None, quiet)?;
+        outputs.report(&d, None, Default::default(), quiet)?;
     }
     Ok(())
 }

@@ -112,7 +112,11 @@ pub fn request(
         .any(|o| o.kind == export::output::Kind::Image { push: true });
     let no_default = std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS").ok();
     let attestations = builder::provenance::with_default(
-        Attestation::from_flags(args.provenance.as_deref(), args.sbom.as_deref(), &args.attest)?,
+        Attestation::from_flags(
+            args.provenance.as_deref(),
+            args.sbom.as_deref(),
+            &args.attest,
+        )?,
         pushes,
         request.export.oci_mediatypes,
         no_default.as_deref(),
