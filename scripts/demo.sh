@@ -66,6 +66,8 @@ python3 - "$work/index.json" > "$work/digests" <<'PY'
 import json, sys
 for m in json.load(open(sys.argv[1]))["manifests"]:
     p = m["platform"]
+    if p["os"] == "unknown":  # an attestation manifest (the provenance), not an image
+        continue
     print(p["os"] + "/" + p["architecture"], m["digest"])
 PY
 while read -r platform digest; do

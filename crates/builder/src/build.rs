@@ -189,7 +189,7 @@ impl Builder {
             times_dir: self.store.root().join("cache").join("provenance"),
         });
         let built = self
-            .solve_and_export(req, session, &graph, &roots, &opts, tap.as_ref(), attest)
+            .solve_and_export(req, session, &graph, &roots, &opts, (tap.as_ref(), attest))
             .await;
         let pushed = match built {
             Ok((ref image, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
@@ -232,8 +232,7 @@ impl Builder {
         graph: &Graph,
         roots: &[Digest],
         opts: &SolveOptions,
-        tap: Option<&Arc<export::PushTap>>,
-        attest: Option<AttestPlan>,
+        (tap, attest): (Option<&Arc<export::PushTap>>, Option<AttestPlan>),
     ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildFailure> {
         let mut runner = Runner::new(
             self.store.clone(),

@@ -918,7 +918,13 @@ pub(crate) async fn import_inline(
         message,
     };
     let manifests: Vec<Descriptor> = match &top.document {
-        ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+        ManifestOrIndex::Index(i) => i
+            .value()
+            .manifests
+            .iter()
+            .filter(|m| !export::attest::is_attestation(m))
+            .cloned()
+            .collect(),
         ManifestOrIndex::Manifest(_) => vec![top.descriptor.clone()],
     };
     let repo = client.repo(reference);

@@ -490,44 +490,6 @@ fn escape_query(s: &str) -> String {
     escape(s, |b| b"-._~".contains(&b))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn purls_name_images_as_buildkit_does() {
-        let amd64 = Platform::parse("linux/amd64").unwrap();
-        let r = Reference::parse("alpine:3.20").unwrap();
-        assert_eq!(
-            purl(&r, Some(&amd64), true),
-            "pkg:docker/alpine@3.20?platform=linux%2Famd64"
-        );
-        let d = Digest::sha256(b"x");
-        let r = Reference::parse(&format!("localhost:5000/team/app:1@{d}")).unwrap();
-        assert_eq!(
-            purl(&r, Some(&Platform::parse("linux/arm/v7").unwrap()), true),
-            format!(
-                "pkg:docker/localhost:5000/team/app@1?digest=sha256%3A{}&platform=linux%2Farm%2Fv7",
-                d.hex()
-            )
-        );
-        let r = Reference::parse("docker.io/user/tool").unwrap();
-        assert_eq!(purl(&r, None, false), "pkg:docker/user/tool@latest");
-    }
-
-    #[test]
-    fn options_name_what_is_wrong() {
-        let a = |s: &str| Attestation::parse(s).unwrap();
-        let o =
-            ProvenanceOptions::from_attestation(&a("type=provenance,mode=max,version=v1")).unwrap();
-        assert_eq!((o.mode, o.version), (Mode::Max, Version::V1));
-        let e = ProvenanceOptions::from_attestation(&a("type=provenance,mode=most")).unwrap_err();
-        assert!(e.to_string().contains("mode=\"most\""), "{e}");
-        let e = ProvenanceOptions::from_attestation(&a("type=provenance,colour=red")).unwrap_err();
-        assert!(e.to_string().contains("\"colour\""), "{e}");
-    }
-}
-
 /// The times to state for the image `manifest` under `opts`: `SOURCE_DATE_EPOCH`
 /// for both when set; else those recorded under `dir` by the build that first made
 /// this image with these options; else `started` and now, recorded for the next.
@@ -569,4 +531,42 @@ pub fn times_for(
         std::fs::rename(&tmp, &path)
     });
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_name_images_as_buildkit_does() {
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        let r = Reference::parse("alpine:3.20").unwrap();
+        assert_eq!(
+            purl(&r, Some(&amd64), true),
+            "pkg:docker/alpine@3.20?platform=linux%2Famd64"
+        );
+        let d = Digest::sha256(b"x");
+        let r = Reference::parse(&format!("localhost:5000/team/app:1@{d}")).unwrap();
+        assert_eq!(
+            purl(&r, Some(&Platform::parse("linux/arm/v7").unwrap()), true),
+            format!(
+                "pkg:docker/localhost:5000/team/app@1?digest=sha256%3A{}&platform=linux%2Farm%2Fv7",
+                d.hex()
+            )
+        );
+        let r = Reference::parse("docker.io/user/tool").unwrap();
+        assert_eq!(purl(&r, None, false), "pkg:docker/user/tool@latest");
+    }
+
+    #[test]
+    fn options_name_what_is_wrong() {
+        let a = |s: &str| Attestation::parse(s).unwrap();
+        let o =
+            ProvenanceOptions::from_attestation(&a("type=provenance,mode=max,version=v1")).unwrap();
+        assert_eq!((o.mode, o.version), (Mode::Max, Version::V1));
+        let e = ProvenanceOptions::from_attestation(&a("type=provenance,mode=most")).unwrap_err();
+        assert!(e.to_string().contains("mode=\"most\""), "{e}");
+        let e = ProvenanceOptions::from_attestation(&a("type=provenance,colour=red")).unwrap_err();
+        assert!(e.to_string().contains("\"colour\""), "{e}");
+    }
 }

@@ -73,6 +73,8 @@ pub enum Problem {
     DuplicatePath { layer: Digest, path: String },
     #[error("index entry {manifest} has no platform")]
     MissingPlatform { manifest: Digest },
+    #[error("attestation manifest {manifest} is about {subject}, which the index does not list")]
+    AttestationSubject { manifest: Digest, subject: String },
     #[error("index entry {manifest} says {index} but its config says {config}")]
     PlatformMismatch {
         manifest: Digest,
@@ -201,7 +203,18 @@ impl Validator<'_> {
             Err(e) => return self.unreadable("index", &desc.digest, e),
         };
         let family = Family::of(&desc.media_type);
+        let images: Vec<String> = index
+            .value()
+            .manifests
+            .iter()
+            .filter(|m| !crate::attest::is_attestation(m))
+            .map(|m| m.digest.to_string())
+            .collect();
         for m in &index.value().manifests {
+            if crate::attest::is_attestation(m) {
+                self.attestation(m, &images);
+                continue;
+            }
             if media::kind(&m.media_type) != media::Kind::Manifest {
                 self.problems.push(Problem::UnexpectedMediaType {
                     what: "index entry",
@@ -217,6 +230,46 @@ impl Validator<'_> {
                 });
             }
             self.manifest(m, m.platform.as_ref());
+        }
+    }
+
+    /// An attestation manifest (BuildKit's layout): its documents whole, its layers
+    /// in-toto statements, and about an image the index lists.
+    fn attestation(&mut self, desc: &Descriptor, images: &[String]) {
+        let subject = desc
+            .annotations
+            .get(crate::attest::REFERENCE_DIGEST)
+            .cloned()
+            .unwrap_or_default();
+        if !images.contains(&subject) {
+            self.problems.push(Problem::AttestationSubject {
+                manifest: desc.digest.clone(),
+                subject,
+            });
+        }
+        let Some(bytes) = self.document("attestation manifest", desc) else {
+            return;
+        };
+        let manifest = match RawDocument::<ImageManifest>::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.unreadable("attestation manifest", &desc.digest, e),
+        };
+        let m = manifest.value();
+        self.document("attestation config", &m.config);
+        for l in &m.layers {
+            if l.media_type != crate::attest::IN_TOTO {
+                self.problems.push(Problem::UnexpectedMediaType {
+                    what: "attestation layer",
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                });
+                continue;
+            }
+            if let Some(b) = self.document("attestation statement", l)
+                && serde_json::from_slice::<serde_json::Value>(&b).is_err()
+            {
+                self.unreadable("attestation statement", &l.digest, "not JSON");
+            }
         }
     }
 

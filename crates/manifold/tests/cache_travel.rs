@@ -725,6 +725,26 @@ fn an_inline_cache_travels_in_the_image() {
     assert!(config.status.success(), "{}", text(&config.stderr));
     let config: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
     assert_eq!(config["manifold.cache.v1"]["version"], 1, "{config}");
+    // Pushed with its provenance (an index, as buildx pushes it): the image is the
+    // index's one entry that is not an attestation.
+    let index = Command::new(testkit::require_tool("skopeo"))
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+    let images: Vec<&serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["platform"]["os"] != "unknown")
+        .collect();
+    assert_eq!(
+        (digest.starts_with("sha256:"), images.len()),
+        (true, 1),
+        "{index}"
+    );
+    let digest = images[0]["digest"].as_str().unwrap().to_owned();
 
     let b = fresh_root();
     let (again, stderr) = s.build(

@@ -45,6 +45,7 @@ fn check(case: &str) {
 
 testkit::golden_cases!(
     data(), check;
+    attest_bad_type,
     build_add_host_bad,
     build_annotation_bad_type,
     build_annotation_index_single_platform,
@@ -75,10 +76,12 @@ testkit::golden_cases!(
     inspect_format_unknown,
     outline,
     output_docker_several_platforms,
-    provenance_true,
+    provenance_bad_mode,
+    provenance_unknown_key,
     prune_filter_bad,
     prune_keep_storage_bad,
     push_without_name,
+    sbom_not_supported,
     ssh_not_supported,
     syntax_foreign_frontend,
     syntax_foreign_frontend_outline,

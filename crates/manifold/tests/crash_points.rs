@@ -36,7 +36,9 @@ fn build(root: &Path, ctx: &Path, tag: &str, push: bool, crash: Option<&str>) ->
         .env_remove("MANIFOLD_CRASH_AT")
         .stdin(Stdio::null());
     if push {
-        cmd.arg("--push");
+        // Without the default provenance, a pushed build is the manifest the
+        // unpushed reference build makes.
+        cmd.args(["--push", "--provenance=false"]);
     }
     if let Some(point) = crash {
         cmd.env("MANIFOLD_CRASH_AT", point);

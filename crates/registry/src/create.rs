@@ -632,6 +632,61 @@ fn index_media_type(
     }
 }
 
+impl Client {
+    /// The in-toto statements of the attestation manifests an index lists (BuildKit's
+    /// layout): (the digest of the image each is about, its predicate type, the
+    /// statement). A manifest, or an index without attestations, has none.
+    pub async fn attestation_statements(
+        &self,
+        reference: &Reference,
+        fetched: &crate::Fetched,
+    ) -> Result<Vec<(Digest, String, serde_json::Value)>> {
+        let ManifestOrIndex::Index(index) = &fetched.document else {
+            return Ok(Vec::new());
+        };
+        let repo = self.repo(reference);
+        let mut out = Vec::new();
+        for m in &index.value().manifests {
+            let about = m
+                .annotations
+                .get(REFERENCE_DIGEST)
+                .and_then(|d| Digest::parse(d).ok());
+            let (Some(about), Some("attestation-manifest")) = (
+                about,
+                m.annotations
+                    .get("vnd.docker.reference.type")
+                    .map(String::as_str),
+            ) else {
+                continue;
+            };
+            let doc = self
+                .get_manifest(&reference.with_digest(m.digest.clone()))
+                .await?;
+            let ManifestOrIndex::Manifest(man) = &doc.document else {
+                continue;
+            };
+            for layer in &man.value().layers {
+                if layer.media_type != "application/vnd.in-toto+json" {
+                    continue;
+                }
+                let bytes = self.get_blob_bytes(&repo, layer).await?;
+                let statement: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    crate::error::RegistryError::Protocol {
+                        url: reference.to_string(),
+                        reason: format!("an in-toto statement is not JSON: {e}"),
+                    }
+                })?;
+                let predicate_type = statement["predicateType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                out.push((about.clone(), predicate_type, statement));
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,8 +137,10 @@ pub fn render(
     ];
     let fields: Vec<Field<'_>> = top.iter().map(|(g, j, s, _)| Field::new(g, j, s)).collect();
     let shape = Shape::Struct(&fields);
+    // As buildx's `omitempty`: `{{json .}}` leaves out what an image does not have.
     let value = Value::Object(
         top.into_iter()
+            .filter(|(_, _, _, v)| !v.is_null())
             .map(|(_, json, _, v)| (json.to_owned(), v))
             .collect(),
     );

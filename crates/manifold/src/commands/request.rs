@@ -126,6 +126,9 @@ pub fn request(
         dockerfile_name: name.to_owned(),
         ..request
     };
+    // Bad attestation options fail here, before anything is built (a builder checks
+    // them again).
+    builder::provenance::requested(&request)?;
     Ok((request, inputs))
 }
 
