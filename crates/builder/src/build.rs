@@ -140,8 +140,8 @@ impl Builder {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let provenance = crate::provenance::requested(req).map_err(BuildError::Request)?;
-        if provenance.is_some() && !req.export.oci_mediatypes {
+        let attestations = crate::provenance::requested(req).map_err(BuildError::Request)?;
+        if attestations.any() && !req.export.oci_mediatypes {
             return Err(BuildError::Request(export::output::SpecError::new(
                 "attestations are OCI manifests and cannot go in an index of Docker media types (oci-mediatypes=false)",
                 "drop oci-mediatypes=false, or pass --provenance=false",
@@ -181,8 +181,8 @@ impl Builder {
         };
 
         let tap = crate::push::push_tap(self.client.as_ref(), req)?;
-        let attest = provenance.map(|opts| AttestPlan {
-            opts,
+        let attest = attestations.any().then(|| AttestPlan {
+            wanted: attestations,
             request: req.clone(),
             graph: graph.clone(),
             started,
@@ -699,7 +699,7 @@ struct How<'a> {
 
 /// What the attestations of a build's images are made from.
 struct AttestPlan {
-    opts: crate::provenance::ProvenanceOptions,
+    wanted: crate::provenance::Requested,
     request: BuildRequest,
     graph: Graph,
     /// When the build began, in seconds since the epoch.
@@ -709,44 +709,82 @@ struct AttestPlan {
 }
 
 impl AttestPlan {
-    /// The attestation manifest about each of `manifests` (one per output).
+    /// The attestation manifest about each of `manifests` (one per output, whose
+    /// root filesystem is the snapshot in `tops`), and what the SBOM scans had to
+    /// say.
     fn manifests(
         &self,
-        store: &Store,
+        (store, snapshotter): (&Store, &dyn Snapshotter),
         lease: &content::Lease,
         outputs: &[graph::Output],
-        manifests: &[Descriptor],
+        (manifests, tops): (&[Descriptor], &[Option<String>]),
+        phase: &Phase,
     ) -> Result<Vec<Descriptor>, BuildError> {
         let host = Platform::host();
         let mut out = Vec::new();
-        for (output, manifest) in outputs.iter().zip(manifests) {
+        for ((output, manifest), top) in outputs.iter().zip(manifests).zip(tops) {
+            // One set of times per image: the first build's, or SOURCE_DATE_EPOCH.
             let times = crate::provenance::times_for(
                 &self.times_dir,
                 &manifest.digest,
-                &self.opts,
+                self.wanted.provenance.as_ref().map_or("sbom", |o| {
+                    if o.mode == crate::provenance::Mode::Max {
+                        "max"
+                    } else {
+                        "min"
+                    }
+                }),
                 self.request.export.source_date_epoch,
                 self.started,
             );
-            let (predicate_type, bytes) = crate::provenance::statement(
-                &self.opts,
-                &crate::provenance::Input {
-                    request: &self.request,
-                    graph: &self.graph,
-                    output,
-                    manifest,
-                    builder_platform: &host,
-                    times,
-                },
-            );
-            let statement = export::attest::Statement {
-                predicate_type,
-                bytes,
-            };
+            let mut statements = Vec::new();
+            if let Some(opts) = &self.wanted.provenance {
+                let (predicate_type, bytes) = crate::provenance::statement(
+                    opts,
+                    &crate::provenance::Input {
+                        request: &self.request,
+                        graph: &self.graph,
+                        output,
+                        manifest,
+                        builder_platform: &host,
+                        times,
+                    },
+                );
+                statements.push(export::attest::Statement {
+                    predicate_type,
+                    bytes,
+                });
+            }
+            if self.wanted.sbom {
+                let scan = match top {
+                    Some(key) => {
+                        let view = snapshotter.view(&worker::snapshot::Key::new(key.clone())?)?;
+                        let root = archive::Root::open(view.path()).map_err(|e| {
+                            BuildError::Internal(format!("open the image to scan it: {e}"))
+                        })?;
+                        crate::sbom::scan(&root)
+                    }
+                    None => crate::sbom::Scan::default(),
+                };
+                for w in &scan.warnings {
+                    phase.note(&format!("warning: SBOM of {}: {w}", output.platform));
+                }
+                statements.push(export::attest::Statement {
+                    predicate_type: crate::sbom::PREDICATE_SPDX.to_owned(),
+                    bytes: crate::provenance::sbom_statement(
+                        &self.request,
+                        output,
+                        manifest,
+                        &scan,
+                        times,
+                    ),
+                });
+            }
             out.push(export::attest::assemble_attestation_manifest(
                 store,
                 lease,
                 manifest,
-                &[statement],
+                &statements,
             )?);
         }
         Ok(out)
@@ -780,6 +818,7 @@ fn export_all(
     phase.status(EXPORTING_LAYERS, 0, None, false);
     // Every image's layers first, so that the layers' status ends before the documents.
     let mut layers = Vec::new();
+    let mut tops = Vec::new();
     for out in outputs {
         let fs = match &results[&out.root] {
             Ref::Fs(f) => f.clone(),
@@ -800,6 +839,7 @@ fn export_all(
             )?;
         }
         let own = export_layers(store, (snapshotter, client), &lease, &fs, opts, &tap)?;
+        tops.push(fs.top.clone());
         layers.push((fs, own));
     }
     content::crash::point("export");
@@ -839,7 +879,13 @@ fn export_all(
     }
     let mut entries = manifests.clone();
     if let Some(plan) = attest {
-        entries.extend(plan.manifests(store, &lease, outputs, &manifests)?);
+        entries.extend(plan.manifests(
+            (store, snapshotter),
+            &lease,
+            outputs,
+            (&manifests, &tops),
+            phase,
+        )?);
     }
     let image = match (as_index, manifests.as_slice()) {
         (false, [one]) => one.clone(),

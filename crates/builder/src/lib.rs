@@ -25,6 +25,7 @@ mod request;
 mod run;
 pub mod run_flags;
 mod runner;
+pub mod sbom;
 mod secret;
 mod selection;
 pub mod state;

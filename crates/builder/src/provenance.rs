@@ -99,27 +99,55 @@ impl ProvenanceOptions {
     }
 }
 
+/// The attestations a request asks for, in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requested {
+    pub provenance: Option<ProvenanceOptions>,
+    /// An SPDX SBOM of each image, made by manifold itself.
+    pub sbom: bool,
+}
+
+impl Requested {
+    pub fn any(&self) -> bool {
+        self.provenance.is_some() || self.sbom
+    }
+}
+
 /// The attestations a request asks for, in effect: the last of each kind wins, and
-/// a disabled one asks for none. An SBOM is refused until it is built.
-pub fn requested(req: &BuildRequest) -> Result<Option<ProvenanceOptions>, SpecError> {
-    let mut provenance = None;
+/// a disabled one asks for none. An SBOM generator other than the built-in one is
+/// refused (generator images are not run).
+pub fn requested(req: &BuildRequest) -> Result<Requested, SpecError> {
+    let mut out = Requested::default();
     for a in &req.attestations {
         match a.kind {
             AttestationKind::Provenance => {
-                provenance = (!a.disabled)
+                out.provenance = (!a.disabled)
                     .then(|| ProvenanceOptions::from_attestation(a))
                     .transpose()?;
             }
-            AttestationKind::Sbom if !a.disabled => {
-                return Err(SpecError::new(
-                    "SBOM attestations are not supported yet",
-                    "drop --sbom (or pass --sbom=false); provenance is supported",
-                ));
+            AttestationKind::Sbom => {
+                for (k, v) in &a.attrs {
+                    match (k.as_str(), v.as_str()) {
+                        ("generator", "builtin") => {}
+                        ("generator", other) => {
+                            return Err(SpecError::new(
+                                format!("SBOM generator {other:?}: generator images are not run"),
+                                "drop generator= (or write generator=builtin): manifold makes SBOMs itself",
+                            ));
+                        }
+                        _ => {
+                            return Err(SpecError::new(
+                                format!("unknown SBOM option {k:?}"),
+                                "the SBOM options are generator=builtin and disabled=true|false",
+                            ));
+                        }
+                    }
+                }
+                out.sbom = !a.disabled;
             }
-            AttestationKind::Sbom => {}
         }
     }
-    Ok(provenance)
+    Ok(out)
 }
 
 /// `attestations` with buildx's default added: a `mode=min` provenance for a build
@@ -269,6 +297,31 @@ pub fn statement(opts: &ProvenanceOptions, input: &Input<'_>) -> (String, Vec<u8
     };
     let bytes = serde_json::to_vec(&statement).expect("invariant: JSON values serialise");
     (predicate_type.to_owned(), bytes)
+}
+
+/// The SBOM statement (in-toto v0.1, an SPDX 2.3 predicate, as BuildKit writes it)
+/// of `scan`, the root filesystem of `output`'s image `manifest`.
+pub fn sbom_statement(
+    req: &BuildRequest,
+    output: &graph::Output,
+    manifest: &Descriptor,
+    scan: &crate::sbom::Scan,
+    times: Times,
+) -> Vec<u8> {
+    let name = req.tags.first().map_or("_", String::as_str);
+    let doc = crate::sbom::document(
+        scan,
+        name,
+        &oci::time::rfc3339(times.finished),
+        &format!("{} {}", manifest.digest, output.platform),
+    );
+    let statement = json!({
+        "_type": STATEMENT_V01,
+        "predicateType": crate::sbom::PREDICATE_SPDX,
+        "subject": subjects(&req.tags, &output.platform, &manifest.digest),
+        "predicate": doc,
+    });
+    serde_json::to_vec(&statement).expect("invariant: JSON values serialise")
 }
 
 /// The image by each of its names (`pkg:docker/NAME@TAG?platform=…`), or `_` when
@@ -490,13 +543,14 @@ fn escape_query(s: &str) -> String {
     escape(s, |b| b"-._~".contains(&b))
 }
 
-/// The times to state for the image `manifest` under `opts`: `SOURCE_DATE_EPOCH`
-/// for both when set; else those recorded under `dir` by the build that first made
-/// this image with these options; else `started` and now, recorded for the next.
+/// The times to state for the image `manifest` in the attestations of `kind`:
+/// `SOURCE_DATE_EPOCH` for both when set; else those recorded under `dir` by the
+/// build that first made this image with these attestations; else `started` and
+/// now, recorded for the next.
 pub fn times_for(
     dir: &std::path::Path,
     manifest: &Digest,
-    opts: &ProvenanceOptions,
+    kind: &str,
     source_date_epoch: Option<i64>,
     started: i64,
 ) -> Times {
@@ -506,7 +560,7 @@ pub fn times_for(
             finished: t,
         };
     }
-    let key = Digest::sha256(format!("{manifest} {:?} {:?}", opts.mode, opts.version).as_bytes());
+    let key = Digest::sha256(format!("{manifest} {kind}").as_bytes());
     let path = dir.join(key.hex());
     if let Ok(bytes) = std::fs::read(&path)
         && let Ok(t) = serde_json::from_slice::<Times>(&bytes)

@@ -438,9 +438,10 @@ pub struct BuildArgs {
     /// turns that off
     #[arg(long, value_name = "BOOL|KEY=VALUE,…")]
     pub provenance: Option<String>,
-    /// SBOM attestation, as `docker buildx build --sbom` (only "false" is accepted
-    /// for now)
-    #[arg(long, value_name = "BOOL")]
+    /// SPDX SBOM attached to each image, as `docker buildx build --sbom`: true,
+    /// false, or generator=builtin (manifold lists the image's dpkg and apk packages
+    /// itself; generator images are not run)
+    #[arg(long, value_name = "BOOL|KEY=VALUE,…")]
     pub sbom: Option<String>,
     /// SSH agent socket or keys to expose to the build (not supported yet)
     #[arg(long, value_name = "default|ID[=SOCKET|KEY…]")]
@@ -456,7 +457,8 @@ pub struct BuildArgs {
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// An attestation to attach, as `docker buildx build --attest`:
-    /// type=provenance[,mode=min|max][,version=v0.2|v1][,disabled=true] (repeatable)
+    /// type=provenance[,mode=min|max][,version=v0.2|v1][,disabled=true] or
+    /// type=sbom[,generator=builtin] (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub attest: Vec<String>,
     /// Do not use the cache for any step

@@ -506,6 +506,54 @@ fn defaults_and_flags_follow_buildx() {
         let m = push(tag, extra, env);
         assert_eq!(m["mediaType"], OCI_MANIFEST, "{tag}: {m}");
     }
+    // With --sbom=true too: one attestation manifest holds both statements, and
+    // imagetools shows the SBOM as buildx does.
+    let m = push("sbom", &["--sbom=true"], &[]);
+    let attestation = m["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["platform"]["os"] == "unknown")
+        .unwrap()
+        .clone();
+    let target = format!(
+        "{}/attest/flags@{}",
+        reg.addr,
+        attestation["digest"].as_str().unwrap()
+    );
+    let (am, _) = raw(&target);
+    let types: Vec<&str> = am["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "https://slsa.dev/provenance/v0.2",
+            "https://spdx.dev/Document"
+        ],
+        "{am}"
+    );
+    let out = manifold(
+        dir.path(),
+        &[
+            "imagetools",
+            "inspect",
+            &format!("{}/attest/flags:sbom", reg.addr),
+            "--format",
+            "{{json .SBOM}}",
+        ],
+        &[],
+    );
+    let shown: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(shown["SPDX"]["spdxVersion"], "SPDX-2.3", "{shown}");
+
     // A build that is not pushed carries none unless asked.
     let out = manifold(
         dir.path(),
@@ -566,7 +614,10 @@ fn defaults_and_flags_follow_buildx() {
             "--provenance=colour=red",
             "unknown provenance option \"colour\"",
         ),
-        ("--sbom=true", "SBOM attestations are not supported yet"),
+        (
+            "--sbom=generator=docker/buildkit-syft-scanner",
+            "generator images are not run",
+        ),
     ] {
         let out = manifold(dir.path(), &["build", flag, ctx], &[]);
         assert!(!out.status.success(), "{flag}");

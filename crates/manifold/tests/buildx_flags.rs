@@ -238,10 +238,11 @@ fn shapes_and_annotations(b: &Builder, registry: &str) {
     ]));
     let meta = metadata(&b.path("bydigest.json"));
     let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
+    // With its default provenance, the pushed image is an index.
     let (m, got) = raw(&format!("{repo}@{digest}"));
     assert_eq!(
         (m["mediaType"].as_str(), got.as_str()),
-        (Some(OCI_MANIFEST), digest.as_str())
+        (Some(OCI_INDEX), digest.as_str())
     );
     // The repository (no tag was pushed) and, for name-canonical, NAME@DIGEST.
     assert_eq!(

@@ -81,7 +81,7 @@ testkit::golden_cases!(
     prune_filter_bad,
     prune_keep_storage_bad,
     push_without_name,
-    sbom_not_supported,
+    sbom_generator_image,
     ssh_not_supported,
     syntax_foreign_frontend,
     syntax_foreign_frontend_outline,
