@@ -181,7 +181,12 @@ impl Builder {
         };
 
         let tap = crate::push::push_tap(self.client.as_ref(), req)?;
-        let attest = attestations.any().then(|| AttestPlan {
+        let attest_lease = match attestations.any() {
+            true => Some(Arc::new(self.store.lease().map_err(BuildError::from)?)),
+            false => None,
+        };
+        let attest = attest_lease.clone().map(|lease| AttestPlan {
+            lease,
             wanted: attestations,
             request: req.clone(),
             graph: graph.clone(),
@@ -192,15 +197,22 @@ impl Builder {
             .solve_and_export(req, session, &graph, &roots, &opts, (tap.as_ref(), attest))
             .await;
         let pushed = match built {
-            Ok((ref image, _, _)) if !crate::push::push_targets(req)?.is_empty() => {
+            Ok((ref image, _, _, ref referrers)) if !crate::push::push_targets(req)?.is_empty() => {
                 let Some(client) = &self.client else {
                     return Err(BuildError::Offline {
                         reference: req.tags.first().cloned().unwrap_or_default(),
                     }
                     .into());
                 };
-                let r = crate::push::push(client, &self.store, req, image, &events, tap.as_deref())
-                    .await;
+                let r = crate::push::push(
+                    client,
+                    &self.store,
+                    req,
+                    (image, referrers),
+                    &events,
+                    tap.as_deref(),
+                )
+                .await;
                 Some(r)
             }
             _ => None,
@@ -209,7 +221,9 @@ impl Builder {
             // Uploads a failed build or push did not wait for.
             tap.abort();
         }
-        let (image, manifests, recompressed) = built?;
+        let (image, manifests, recompressed, _) = built?;
+        // The attestations' lease held until they were pushed.
+        drop(attest_lease);
         let pushed = pushed.transpose()?.unwrap_or_default();
         let config = export::sink::config_of(&self.store, &image).map_err(BuildError::from)?;
         Ok(BuildOutput {
@@ -233,7 +247,7 @@ impl Builder {
         roots: &[Digest],
         opts: &SolveOptions,
         (tap, attest): (Option<&Arc<export::PushTap>>, Option<AttestPlan>),
-    ) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildFailure> {
+    ) -> Result<Exported, BuildFailure> {
         let mut runner = Runner::new(
             self.store.clone(),
             self.snapshotter.clone(),
@@ -279,7 +293,9 @@ impl Builder {
             false => store_names(req),
         };
         let force = req.outputs.iter().any(|o| o.export.force);
-        let as_index = graph.outputs().len() > 1 || attest.is_some();
+        // Attestations in the index make it one; as referrers they stay out of it.
+        let as_index =
+            graph.outputs().len() > 1 || attest.as_ref().is_some_and(|a| !a.wanted.referrers);
         if !as_index {
             export::output::single_platform_annotations(&export.annotations)
                 .map_err(BuildError::Request)?;
@@ -697,8 +713,16 @@ struct How<'a> {
     attest: Option<&'a AttestPlan>,
 }
 
+/// What an export made: the image, each platform's manifest, whether base layers
+/// were recompressed, and the attestations that are referrers (each with the
+/// digest of the image manifest it is about).
+type Exported = (Descriptor, Vec<Descriptor>, bool, Vec<(Descriptor, Digest)>);
+
 /// What the attestations of a build's images are made from.
 struct AttestPlan {
+    /// Holds the attestations until the build has pushed them (referrers are in no
+    /// index, so nothing named reaches them).
+    lease: Arc<content::Lease>,
     wanted: crate::provenance::Requested,
     request: BuildRequest,
     graph: Graph,
@@ -715,7 +739,6 @@ impl AttestPlan {
     fn manifests(
         &self,
         (store, snapshotter): (&Store, &dyn Snapshotter),
-        lease: &content::Lease,
         outputs: &[graph::Output],
         (manifests, tops): (&[Descriptor], &[Option<String>]),
         phase: &Phase,
@@ -782,9 +805,10 @@ impl AttestPlan {
             }
             out.push(export::attest::assemble_attestation_manifest(
                 store,
-                lease,
+                &self.lease,
                 manifest,
                 &statements,
+                self.wanted.referrers,
             )?);
         }
         Ok(out)
@@ -799,7 +823,7 @@ fn export_all(
     how: How<'_>,
     tags: &[String],
     phase: &Phase,
-) -> Result<(Descriptor, Vec<Descriptor>, bool), BuildError> {
+) -> Result<Exported, BuildError> {
     let How {
         opts,
         tap,
@@ -878,14 +902,19 @@ fn export_all(
         ));
     }
     let mut entries = manifests.clone();
+    let mut referrers = Vec::new();
     if let Some(plan) = attest {
-        entries.extend(plan.manifests(
-            (store, snapshotter),
-            &lease,
-            outputs,
-            (&manifests, &tops),
-            phase,
-        )?);
+        let made = plan.manifests((store, snapshotter), outputs, (&manifests, &tops), phase)?;
+        match plan.wanted.referrers {
+            true => {
+                referrers = made
+                    .into_iter()
+                    .zip(&manifests)
+                    .map(|(r, m)| (r, m.digest.clone()))
+                    .collect();
+            }
+            false => entries.extend(made),
+        }
     }
     let image = match (as_index, manifests.as_slice()) {
         (false, [one]) => one.clone(),
@@ -899,7 +928,7 @@ fn export_all(
         export::tag(store, t, &image)?;
         phase.note(&format!("naming to {t}"));
     }
-    Ok((image, manifests, recompressed))
+    Ok((image, manifests, recompressed, referrers))
 }
 
 /// The layers of `fs`'s own steps: remembered by the layer cache per step snapshot

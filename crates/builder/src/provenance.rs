@@ -87,10 +87,12 @@ impl ProvenanceOptions {
                     }
                 }
                 "builder-id" => o.builder_id = v.clone(),
+                // The build's, read by `requested`.
+                "referrers" => {}
                 _ => {
                     return Err(SpecError::new(
                         format!("unknown provenance option {k:?}"),
-                        "the provenance options are mode=min|max, version=v0.2|v1, builder-id=URI and disabled=true|false",
+                        "the provenance options are mode=min|max, version=v0.2|v1, builder-id=URI, referrers=true|false and disabled=true|false",
                     ));
                 }
             }
@@ -105,6 +107,9 @@ pub struct Requested {
     pub provenance: Option<ProvenanceOptions>,
     /// An SPDX SBOM of each image, made by manifold itself.
     pub sbom: bool,
+    /// `referrers=true` (on any of them): the attestations are OCI 1.1 referrers of
+    /// their images instead of entries of the index.
+    pub referrers: bool,
 }
 
 impl Requested {
@@ -119,6 +124,9 @@ impl Requested {
 pub fn requested(req: &BuildRequest) -> Result<Requested, SpecError> {
     let mut out = Requested::default();
     for a in &req.attestations {
+        if let Some(v) = a.attrs.get("referrers") {
+            out.referrers |= export::output::parse_bool("referrers", v)?;
+        }
         match a.kind {
             AttestationKind::Provenance => {
                 out.provenance = (!a.disabled)
@@ -128,7 +136,7 @@ pub fn requested(req: &BuildRequest) -> Result<Requested, SpecError> {
             AttestationKind::Sbom => {
                 for (k, v) in &a.attrs {
                     match (k.as_str(), v.as_str()) {
-                        ("generator", "builtin") => {}
+                        ("generator", "builtin") | ("referrers", _) => {}
                         ("generator", other) => {
                             return Err(SpecError::new(
                                 format!("SBOM generator {other:?}: generator images are not run"),
@@ -138,7 +146,7 @@ pub fn requested(req: &BuildRequest) -> Result<Requested, SpecError> {
                         _ => {
                             return Err(SpecError::new(
                                 format!("unknown SBOM option {k:?}"),
-                                "the SBOM options are generator=builtin and disabled=true|false",
+                                "the SBOM options are generator=builtin, referrers=true|false and disabled=true|false",
                             ));
                         }
                     }

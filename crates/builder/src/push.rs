@@ -78,7 +78,7 @@ pub async fn push(
     client: &registry::Client,
     store: &content::Store,
     req: &BuildRequest,
-    index: &Descriptor,
+    (index, referrers): (&Descriptor, &[(Descriptor, oci::Digest)]),
     events: &EventSink,
     tap: Option<&PushTap>,
 ) -> Result<Vec<String>, BuildError> {
@@ -102,7 +102,24 @@ pub async fn push(
         client.progress = Some(Arc::new(registry::progress::StatusReporter::new(
             phase.status_fn(),
         )));
-        match push_one(&client, store, index, target).await {
+        let pushed_one = async {
+            push_one(&client, store, index, target.clone()).await?;
+            for (referrer, subject) in referrers {
+                let how = push_referrer(&client, store, referrer, subject, &target).await?;
+                phase.note(&format!(
+                    "pushing attestations {} of {subject} ({})",
+                    referrer.digest,
+                    match how {
+                        registry::referrers::ReferrerIndex::Api => "a referrer",
+                        registry::referrers::ReferrerIndex::FallbackTag => {
+                            "a referrer, listed under its fallback tag"
+                        }
+                    }
+                ));
+            }
+            Ok::<(), BuildError>(())
+        };
+        match pushed_one.await {
             Ok(()) => {
                 phase.note(&format!("pushing manifest {} for {shown}", index.digest));
                 phase.done();
@@ -118,6 +135,37 @@ pub async fn push(
         });
     }
     Ok(pushed)
+}
+
+/// Push one attestation as a referrer of `subject`, on a blocking thread as
+/// [`push_one`] does.
+async fn push_referrer(
+    client: &registry::Client,
+    store: &content::Store,
+    referrer: &Descriptor,
+    subject: &oci::Digest,
+    target: &Reference,
+) -> Result<registry::referrers::ReferrerIndex, BuildError> {
+    let (client, store, referrer, subject, target) = (
+        client.clone(),
+        store.clone(),
+        referrer.clone(),
+        subject.clone(),
+        target.clone(),
+    );
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle
+            .block_on(client.push_referrer(&store, &referrer, &subject, &target))
+            .map_err(|source| {
+                BuildError::Export(export::ExportError::Push {
+                    reference: target.to_string(),
+                    source: Box::new(source),
+                })
+            })
+    })
+    .await
+    .unwrap_or_else(|e| Err(BuildError::Internal(format!("the push thread failed: {e}"))))
 }
 
 /// Push on a blocking thread: the registry client's push future is not provably

@@ -39,22 +39,22 @@ pub fn is_attestation(d: &Descriptor) -> bool {
 }
 
 /// Store the attestation manifest of `statements` about the image manifest
-/// `subject`; returns its descriptor as the index lists it.
+/// `subject`; returns its descriptor as the index lists it. As a `referrer`, it is
+/// an OCI 1.1 artifact instead (artifact type [`IN_TOTO`], the empty config, and
+/// `subject` naming the image), found through the referrers API rather than the
+/// index, and its descriptor is the one a referrers list gives.
 pub fn assemble_attestation_manifest(
     store: &Store,
     lease: &Lease,
     subject: &Descriptor,
     statements: &[Statement],
+    referrer: bool,
 ) -> Result<Descriptor> {
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    for s in statements {
-        let mut d = store.put_bytes(lease, IN_TOTO, &s.bytes)?;
-        d.annotations
-            .insert(PREDICATE_TYPE.to_owned(), s.predicate_type.clone());
-        diff_ids.push(d.digest.clone());
-        layers.push(d);
+    if referrer {
+        return assemble_referrer(store, lease, subject, statements);
     }
+    let layers = statement_layers(store, lease, statements)?;
+    let diff_ids = layers.iter().map(|l| l.digest.clone()).collect();
     let config = RawDocument::from_value(ImageConfig {
         architecture: "unknown".into(),
         os: "unknown".into(),
@@ -81,6 +81,46 @@ pub fn assemble_attestation_manifest(
     d.annotations
         .insert(REFERENCE_TYPE.to_owned(), ATTESTATION_MANIFEST.to_owned());
     d.platform = Some(Platform::new("unknown", "unknown", None));
+    Ok(d)
+}
+
+fn statement_layers(
+    store: &Store,
+    lease: &Lease,
+    statements: &[Statement],
+) -> Result<Vec<Descriptor>> {
+    let mut layers = Vec::new();
+    for s in statements {
+        let mut d = store.put_bytes(lease, IN_TOTO, &s.bytes)?;
+        d.annotations
+            .insert(PREDICATE_TYPE.to_owned(), s.predicate_type.clone());
+        layers.push(d);
+    }
+    Ok(layers)
+}
+
+fn assemble_referrer(
+    store: &Store,
+    lease: &Lease,
+    subject: &Descriptor,
+    statements: &[Statement],
+) -> Result<Descriptor> {
+    let layers = statement_layers(store, lease, statements)?;
+    let mut config = store.put_bytes(lease, media::OCI_EMPTY, b"{}")?;
+    config.data = Some("e30=".to_owned());
+    let mut about = Descriptor::new(&subject.media_type, subject.digest.clone(), subject.size);
+    about.platform = None;
+    let manifest = RawDocument::from_value(ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.to_owned()),
+        artifact_type: Some(IN_TOTO.to_owned()),
+        config,
+        layers,
+        subject: Some(about),
+        annotations: BTreeMap::new(),
+    });
+    let mut d = store.put_bytes(lease, media::OCI_MANIFEST, manifest.bytes())?;
+    d.artifact_type = Some(IN_TOTO.to_owned());
     Ok(d)
 }
 

@@ -628,3 +628,110 @@ fn defaults_and_flags_follow_buildx() {
         );
     }
 }
+
+/// The referrers list of `subject` in `repo` from the registry's API, parsed.
+fn referrers_api(addr: &str, repo: &str, subject: &str) -> Value {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /v2/{repo}/referrers/{subject} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The body may be chunked: take the JSON object in it.
+    let start = body.find('{').unwrap();
+    let end = body.rfind('}').unwrap();
+    serde_json::from_str(&body[start..=end]).unwrap()
+}
+
+// `referrers=true`: the attestations are OCI 1.1 referrers of their images, not
+// index entries; manifold's registry lists them through its referrers API, and
+// distribution 2.8 (which has none) holds them under the fallback tag. imagetools
+// finds them either way.
+#[test]
+fn referrer_attestations_are_found_through_the_api_or_the_fallback_tag() {
+    let dir = root(&["amd64", "arm64"]);
+    let ctx = context("FROM localhost/busybox:test\nCOPY hello /hello\n");
+    let own = testkit::registry::OwnRegistry::start(Path::new(MANIFOLD));
+    let dist = DistRegistry::start(Auth::Open);
+    for (addr, api) in [(own.addr.as_str(), true), (dist.addr.as_str(), false)] {
+        let target = format!("{addr}/attest/refs:1");
+        let out = manifold(
+            dir.path(),
+            &[
+                "build",
+                "--progress=plain",
+                "--platform=linux/amd64,linux/arm64",
+                "--push",
+                "-t",
+                &target,
+                "--provenance=mode=min,referrers=true",
+                ctx.path().to_str().unwrap(),
+            ],
+            &[],
+        );
+        ok(&out);
+        let (index, _) = raw(&target);
+        let images = index["manifests"].as_array().unwrap();
+        assert_eq!(images.len(), 2, "no attestation in the index: {index}");
+        for image in images {
+            assert_ne!(image["platform"]["os"], "unknown", "{index}");
+            let digest = image["digest"].as_str().unwrap();
+            let list = match api {
+                true => referrers_api(addr, "attest/refs", digest),
+                false => {
+                    let tag = digest.replace(':', "-");
+                    raw(&format!("{addr}/attest/refs:{tag}")).0
+                }
+            };
+            let refs = list["manifests"].as_array().unwrap();
+            assert_eq!(refs.len(), 1, "{list}");
+            assert_eq!(
+                refs[0]["artifactType"], "application/vnd.in-toto+json",
+                "{list}"
+            );
+            let (m, _) = raw(&format!(
+                "{addr}/attest/refs@{}",
+                refs[0]["digest"].as_str().unwrap()
+            ));
+            assert_eq!(m["subject"]["digest"], digest, "{m}");
+            assert_eq!(
+                m["config"]["mediaType"],
+                "application/vnd.oci.empty.v1+json"
+            );
+            assert_eq!(
+                m["layers"][0]["annotations"]["in-toto.io/predicate-type"],
+                "https://slsa.dev/provenance/v0.2"
+            );
+        }
+        let stderr = text(&out.stderr);
+        let via = match api {
+            true => "(a referrer)",
+            false => "(a referrer, listed under its fallback tag)",
+        };
+        assert!(stderr.contains(via), "{stderr}");
+        let out = manifold(
+            dir.path(),
+            &[
+                "imagetools",
+                "inspect",
+                &target,
+                "--format",
+                "{{json .Provenance}}",
+            ],
+            &[],
+        );
+        let shown: Value = serde_json::from_str(&ok(&out)).unwrap();
+        for arch in ["amd64", "arm64"] {
+            assert_eq!(
+                shown[format!("linux/{arch}")]["SLSA"]["buildType"],
+                "https://mobyproject.org/buildkit@v1",
+                "{shown}"
+            );
+        }
+    }
+}

@@ -233,51 +233,6 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `manifold registry serve` on a free port, its access log at `root/access.log`;
-/// killed on drop.
-struct OwnRegistry {
-    child: std::process::Child,
-    addr: String,
-    _root: tempfile::TempDir,
-}
-
-impl OwnRegistry {
-    fn start() -> OwnRegistry {
-        use std::io::BufRead;
-        let root = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_manifold"))
-            .arg("--root")
-            .arg(root.path())
-            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|l| l.strip_suffix(" (http)"))
-            .expect("the listen line")
-            .to_owned();
-        OwnRegistry {
-            child,
-            addr,
-            _root: root,
-        }
-    }
-}
-
-impl Drop for OwnRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Export to `registry`, then build on a fresh root from it: every step a hit,
 /// nothing run, the same image; skopeo reads the pushed cache.
 fn registry_round_trip(registry: &str) {
@@ -338,7 +293,7 @@ fn a_registry_cache_travels_through_the_distribution_registry() {
 #[test]
 fn a_registry_cache_travels_through_manifolds_own_registry() {
     testkit::require_root_and_runc();
-    let registry = OwnRegistry::start();
+    let registry = testkit::registry::OwnRegistry::start(Path::new(env!("CARGO_BIN_EXE_manifold")));
     registry_round_trip(&registry.addr);
 }
 

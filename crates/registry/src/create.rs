@@ -633,55 +633,82 @@ fn index_media_type(
 }
 
 impl Client {
-    /// The in-toto statements of the attestation manifests an index lists (BuildKit's
-    /// layout): (the digest of the image each is about, its predicate type, the
-    /// statement). A manifest, or an index without attestations, has none.
+    /// The in-toto statements attached to `reference`'s images: the attestation
+    /// manifests its index lists (BuildKit's layout), else the in-toto referrers of
+    /// each image (OCI 1.1, through the referrers API or its fallback tag). Each as
+    /// (the digest of the image it is about, its predicate type, the statement).
     pub async fn attestation_statements(
         &self,
         reference: &Reference,
         fetched: &crate::Fetched,
     ) -> Result<Vec<(Digest, String, serde_json::Value)>> {
-        let ManifestOrIndex::Index(index) = &fetched.document else {
-            return Ok(Vec::new());
+        let entries: Vec<Descriptor> = match &fetched.document {
+            ManifestOrIndex::Index(index) => index.value().manifests.clone(),
+            ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
         };
-        let repo = self.repo(reference);
         let mut out = Vec::new();
-        for m in &index.value().manifests {
+        for m in &entries {
             let about = m
                 .annotations
                 .get(REFERENCE_DIGEST)
                 .and_then(|d| Digest::parse(d).ok());
-            let (Some(about), Some("attestation-manifest")) = (
+            if let (Some(about), Some("attestation-manifest")) = (
                 about,
                 m.annotations
                     .get("vnd.docker.reference.type")
                     .map(String::as_str),
-            ) else {
-                continue;
-            };
-            let doc = self
-                .get_manifest(&reference.with_digest(m.digest.clone()))
-                .await?;
-            let ManifestOrIndex::Manifest(man) = &doc.document else {
-                continue;
-            };
-            for layer in &man.value().layers {
-                if layer.media_type != "application/vnd.in-toto+json" {
-                    continue;
-                }
-                let bytes = self.get_blob_bytes(&repo, layer).await?;
-                let statement: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    crate::error::RegistryError::Protocol {
-                        url: reference.to_string(),
-                        reason: format!("an in-toto statement is not JSON: {e}"),
-                    }
-                })?;
-                let predicate_type = statement["predicateType"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                out.push((about.clone(), predicate_type, statement));
+            ) {
+                out.extend(self.statements_of(reference, m, &about).await?);
             }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        for m in entries.iter().filter(|m| {
+            m.platform
+                .as_ref()
+                .is_none_or(|p| p.os != "unknown" || p.architecture != "unknown")
+        }) {
+            for r in self.referrers(reference, &m.digest).await? {
+                if r.artifact_type.as_deref() == Some("application/vnd.in-toto+json") {
+                    out.extend(self.statements_of(reference, &r, &m.digest).await?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The in-toto statements that are layers of the manifest `m`, about `about`.
+    async fn statements_of(
+        &self,
+        reference: &Reference,
+        m: &Descriptor,
+        about: &Digest,
+    ) -> Result<Vec<(Digest, String, serde_json::Value)>> {
+        let repo = self.repo(reference);
+        let doc = self
+            .get_manifest(&reference.with_digest(m.digest.clone()))
+            .await?;
+        let ManifestOrIndex::Manifest(man) = &doc.document else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for layer in &man.value().layers {
+            if layer.media_type != "application/vnd.in-toto+json" {
+                continue;
+            }
+            let bytes = self.get_blob_bytes(&repo, layer).await?;
+            let statement: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                crate::error::RegistryError::Protocol {
+                    url: reference.to_string(),
+                    reason: format!("an in-toto statement is not JSON: {e}"),
+                }
+            })?;
+            let predicate_type = statement["predicateType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            out.push((about.clone(), predicate_type, statement));
         }
         Ok(out)
     }

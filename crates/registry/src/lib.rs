@@ -23,6 +23,7 @@ pub mod ops;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod referrers;
 mod sources;
 
 pub use client::{Access, Anonymous, Client, CredentialSource, Limits, Repo, RetryPolicy};

@@ -143,3 +143,49 @@ impl Drop for DistRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// `manifold registry serve` (the binary `manifold`) on a free loopback port, with
+/// a root of its own; killed on drop.
+pub struct OwnRegistry {
+    child: Child,
+    /// `127.0.0.1:<port>`
+    pub addr: String,
+    _root: tempfile::TempDir,
+}
+
+impl OwnRegistry {
+    pub fn start(manifold: &Path) -> OwnRegistry {
+        use std::io::BufRead;
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(manifold)
+            .arg("--root")
+            .arg(root.path())
+            .args(["registry", "serve", "--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start manifold registry serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the listen line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|l| l.strip_suffix(" (http)"))
+            .unwrap_or_else(|| panic!("not a listen line: {line:?}"))
+            .to_owned();
+        OwnRegistry {
+            child,
+            addr,
+            _root: root,
+        }
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

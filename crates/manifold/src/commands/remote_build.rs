@@ -145,7 +145,8 @@ fn emit_fetched(
             &client,
             &into.store,
             req,
-            &built.image,
+            // Referrer attestations stay on the daemon: only the index came here.
+            (&built.image, &[]),
             &events,
             None,
         ))?;
