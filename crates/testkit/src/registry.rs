@@ -146,6 +146,7 @@ impl Drop for DistRegistry {
 
 /// `manifold registry serve` (the binary `manifold`) on a free loopback port, with
 /// a root of its own; killed on drop.
+#[derive(Debug)]
 pub struct OwnRegistry {
     child: Child,
     /// `127.0.0.1:<port>`
