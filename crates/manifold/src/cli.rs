@@ -176,6 +176,44 @@ pub enum Imagetools {
     Create(CreateArgs),
     /// Copy an image or index between repositories or registries, keeping digests
     Copy(CopyArgs),
+    /// Make a key pair for `sign` and `verify` (ECDSA P-256 PEM files, as
+    /// `cosign generate-key-pair` makes, unencrypted): PREFIX.key and PREFIX.pub
+    Keygen(KeygenArgs),
+    /// Sign an image in a registry with a private key, in cosign's layout (a
+    /// simple-signing payload in the tag sha256-<hex>.sig), offline: no
+    /// transparency log
+    Sign(SignArgs),
+    /// Check that an image in a registry has a signature that verifies with a public
+    /// key and names the image's digest
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write PREFIX.key (the private key, mode 0600) and PREFIX.pub, as
+    /// `cosign generate-key-pair --output-key-prefix`; existing files are never
+    /// overwritten
+    #[arg(long, value_name = "PREFIX", default_value = "manifold")]
+    pub output_key_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Private key: PEM, PKCS#8 or SEC1, ECDSA P-256 (cosign's encrypted key files
+    /// are not read)
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: std::path::PathBuf,
+    /// Image reference (NAME[:TAG|@DIGEST]); the digest the registry gives is signed
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Public key: PEM SubjectPublicKeyInfo, ECDSA P-256
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: std::path::PathBuf,
+    /// Image reference (NAME[:TAG|@DIGEST])
+    pub image: String,
 }
 
 #[derive(Debug, Args)]

@@ -65,6 +65,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&cli.global)?;
             runtime()?.block_on(registry::copy(&cli.global, &store, &args))
         }
+        Command::Imagetools(Imagetools::Keygen(args)) => registry::keygen(&args),
+        Command::Imagetools(Imagetools::Sign(args)) => {
+            let store = open_store(&cli.global)?;
+            runtime()?.block_on(registry::sign(&cli.global, &store, &args))
+        }
+        Command::Imagetools(Imagetools::Verify(args)) => {
+            runtime()?.block_on(registry::verify(&cli.global, &args))
+        }
         Command::Binfmt(cmd) => binfmt::run(&cmd),
         Command::Registry(cmd) => registry_server::run(&cli.global, &cmd),
         Command::History(cmd) => history::run(&open_store(&cli.global)?, &cmd),

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod referrers;
+pub mod signature;
 mod sources;
 
 pub use client::{Access, Anonymous, Client, CredentialSource, Limits, Repo, RetryPolicy};

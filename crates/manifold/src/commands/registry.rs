@@ -13,7 +13,10 @@ use registry::credentials::{DockerConfig, Secret, auth_key, default_config_dir, 
 use registry::ops::Platforms;
 use registry::{Client, Credential, RegistryConfig, StaticCredentials};
 
-use crate::cli::{CopyArgs, CreateArgs, Global, InspectArgs, LoginArgs, LogoutArgs};
+use crate::cli::{
+    CopyArgs, CreateArgs, Global, InspectArgs, KeygenArgs, LoginArgs, LogoutArgs, SignArgs,
+    VerifyArgs,
+};
 use crate::commands::inspect_data;
 use crate::render::Hinted;
 use crate::template::{Template, TemplateError};
@@ -389,5 +392,90 @@ async fn copy_from_layout(
         stats.blobs_uploaded, stats.blobs_existing
     );
     crate::out::outln!("{}", desc.digest)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `imagetools keygen`: PREFIX.key (0600) and PREFIX.pub, never over existing files.
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = registry::signature::generate_key_pair()?;
+    let key = format!("{}.key", args.output_key_prefix);
+    let pubkey = format!("{}.pub", args.output_key_prefix);
+    for p in [&key, &pubkey] {
+        if std::path::Path::new(p).exists() {
+            bail!(Hinted::new(
+                format!("{p} exists; keygen never overwrites a key"),
+                "remove it, or give another --output-key-prefix",
+            ));
+        }
+    }
+    let write = |path: &str, text: &str, mode: u32| -> anyhow::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("cannot create {path}"))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write {path}"))
+    };
+    write(&key, &private, 0o600)?;
+    write(&pubkey, &public, 0o644)?;
+    eprintln!("Private key written to {key}");
+    eprintln!("Public key written to {pubkey}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() || meta.len() > 64 << 10 {
+        bail!(
+            "{} is not a key file (a regular file of at most 64 KiB)",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// `imagetools sign --key KEY IMAGE`.
+pub async fn sign(
+    global: &Global,
+    store: &content::Store,
+    args: &SignArgs,
+) -> anyhow::Result<ExitCode> {
+    let text = read_key_file(&args.key)?;
+    let key = registry::signature::private_key(&text, &args.key.display().to_string())?;
+    let image = parse_ref(&args.image)?;
+    let client = client(global)?;
+    let lease = store.lease()?;
+    let digest = client.sign(store, &lease, &image, &key).await?;
+    eprintln!(
+        "signed {}@{digest} (tag {})",
+        image.name(),
+        registry::signature::signature_tag(&digest)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `imagetools verify --key PUB IMAGE`.
+pub async fn verify(global: &Global, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let text = read_key_file(&args.key)?;
+    let shown = args.key.display().to_string();
+    let public = registry::signature::public_key(&text, &shown)?;
+    let image = parse_ref(&args.image)?;
+    let client = client(global)?;
+    let verified = client.verify(&image, &public, &shown).await?;
+    let mut out = crate::out::stdout();
+    for v in &verified {
+        writeln!(
+            out,
+            "Verified OK: {}@{} (signed for {}, payload {})",
+            image.name(),
+            v.digest,
+            v.repository,
+            v.payload
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
