@@ -9,6 +9,9 @@
 #   b  50 sequential RUN steps (host platform): cold, no-op rebuild
 #   c  8 independent stages gathered by a final stage (host platform): cold
 #   d  the multi-stage Dockerfile of (a) for six platforms: cold
+#   a-attest  (a) cold with `--provenance=mode=max --sbom=true` next to (a) cold
+#      without, both manifold, same run (what attestations add), and the no-op
+#      rebuild with them next to Buildah's no-op
 # Cold = after `manifold prune --all --force` / `buildah rmi -a -f` (build cache and
 # pulled base gone). manifold runs under /usr/bin/time for its peak RSS.
 # Needs root, hyperfine, buildah, runc, docker-registry, qemu-user-static, python3,
@@ -16,10 +19,13 @@
 # QEMU with `manifold binfmt install` when needed and removes what it registered.
 # Not run in CI.
 #
-#   bench/build.sh [RUNS]
+#   bench/build.sh [RUNS] [SCENARIO...]   (scenarios: a b c d a-attest; default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
+shift || true
+only=" ${*:-a b c d a-attest} "
+want() { case "$only" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 repo=$PWD
 manifold=${MANIFOLD:-$repo/target/release/manifold}
 debs=${MANIFOLD_TEST_CACHE:-/var/cache/manifold-test}/debs
@@ -48,6 +54,8 @@ done
 two=linux/amd64,linux/arm64
 six=linux/amd64,linux/arm64,linux/arm/v7,linux/386,linux/ppc64le,linux/s390x
 
+attest="--provenance=mode=max --sbom=true"
+if want a; then
 bench_run a-cold \
   --prepare "$m_cold" -n manifold "$(mb a multi-stage --platform $two)" \
   --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
@@ -57,17 +65,33 @@ bench_run a-noop --warmup 1 \
 bench_run a-change \
   --prepare "$(change manifold)" -n manifold "$(mb a multi-stage --platform $two)" \
   --prepare "$(change buildah); $(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
+fi
+if want b; then
 bench_run b-cold \
   --prepare "$m_cold" -n manifold "$(mb b steps)" \
   --prepare "$b_cold" -n buildah "$(bb steps -t bench-b)"
 bench_run b-noop --warmup 1 \
   -n manifold "$(mb b steps)" -n buildah "$(bb steps -t bench-b)"
+fi
+if want c; then
 bench_run c-cold \
   --prepare "$m_cold" -n manifold "$(mb c stages)" \
   --prepare "$b_cold" -n buildah "$(bb stages -t bench-c)"
+fi
+if want d; then
 bench_run d-cold \
   --prepare "$m_cold" -n manifold "$(mb d multi-stage --platform $six)" \
   --prepare "$b_cold" -n buildah "$(bb multi-stage --platform $six --manifest bench-d)"
+fi
+if want a-attest; then
+# Both manifold: "buildah" below is the column of the plain build, for the summary.
+bench_run a-attest-cold \
+  --prepare "$m_cold" -n manifold "$(mb e multi-stage --platform $two $attest)" \
+  --prepare "$m_cold" -n buildah "$(mb a multi-stage --platform $two)"
+bench_run a-attest-noop --warmup 1 \
+  --prepare true -n manifold "$(mb e multi-stage --platform $two $attest)" \
+  --prepare "$(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
+fi
 
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> results (medians of $runs runs; ratio = manifold / buildah wall time)"
@@ -80,16 +104,20 @@ targets = [("a-cold", "a: 2 platforms, multi-stage, cold", 0.2),
            ("b-cold", "b: 50 RUN steps, cold", 0.1),
            ("b-noop", "b: no-op rebuild", 0.03),
            ("c-cold", "c: 8 independent stages, cold", 0.35),
-           ("d-cold", "d: 6 platforms, cold", 0.5)]
+           ("d-cold", "d: 6 platforms, cold", 0.5),
+           ("a-attest-cold", "a with provenance (max) + SBOM, cold, next to a without (manifold / manifold)", 1.10),
+           ("a-attest-noop", "a with provenance (max) + SBOM: no-op rebuild", 0.03)]
 print("| scenario | manifold | Buildah | ratio | target | met |")
 print("|---|---|---|---|---|---|")
 for key, label, target in targets:
+    if not os.path.exists(f"{work}/{key}.json"):
+        continue
     r = {x["command"]: x for x in json.load(open(f"{work}/{key}.json"))["results"]}
     m, b = r["manifold"]["median"], r["buildah"]["median"]
     ratio = m / b
     print(f"| {label} | {m:.2f} s | {b:.2f} s | {ratio:.3f} | ≤ {target} | {'yes' if ratio <= target else 'no'} |")
 rss = {}
-for s in "abcd":
+for s in "abcde":
     p = f"{work}/rss-{s}"
     if os.path.exists(p):
         rss[s] = max(int(x) for x in open(p).read().split() if x.isdigit())

@@ -781,11 +781,16 @@ impl AttestPlan {
             if self.wanted.sbom {
                 let scan = match top {
                     Some(key) => {
-                        let view = snapshotter.view(&worker::snapshot::Key::new(key.clone())?)?;
-                        let root = archive::Root::open(view.path()).map_err(|e| {
-                            BuildError::Internal(format!("open the image to scan it: {e}"))
-                        })?;
-                        crate::sbom::scan(&root)
+                        let sbom_dir = self.times_dir.with_file_name("sbom");
+                        crate::sbom::scan_snapshot(&sbom_dir, key, || {
+                            let k = worker::snapshot::Key::new(key.clone())
+                                .map_err(|e| e.to_string())?;
+                            let view = snapshotter.view(&k).map_err(|e| e.to_string())?;
+                            let root = archive::Root::open(view.path())
+                                .map_err(|e| format!("open the image to scan it: {e}"))?;
+                            Ok(crate::sbom::scan(&root))
+                        })
+                        .map_err(BuildError::Internal)?
                     }
                     None => crate::sbom::Scan::default(),
                 };

@@ -25,14 +25,16 @@ const MAX_COPYRIGHT: u64 = 1 << 20;
 const MAX_PACKAGES: usize = 100_000;
 
 /// Which package database a package is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Manager {
     Deb,
     Apk,
 }
 
 /// One installed package.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     pub manager: Manager,
     pub name: String,
@@ -46,13 +48,43 @@ pub struct Package {
 }
 
 /// What a scan found.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scan {
     pub packages: Vec<Package>,
     /// The distribution, from `etc/os-release` (`ID`, `VERSION_ID`).
     pub distro: Option<(String, String)>,
     /// What could not be read, for people.
     pub warnings: Vec<String>,
+}
+
+/// The scan of the committed snapshot `key` (a root filesystem): remembered under
+/// `dir` by key, since a snapshot never changes, else made by `scan_now` and
+/// remembered. So a no-op rebuild mounts nothing to make its SBOM.
+pub fn scan_snapshot(
+    dir: &std::path::Path,
+    key: &str,
+    scan_now: impl FnOnce() -> Result<Scan, String>,
+) -> Result<Scan, String> {
+    let path = dir.join(format!(
+        "{}.json",
+        oci::Digest::sha256(key.as_bytes()).hex()
+    ));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(s) = serde_json::from_slice::<Scan>(&bytes)
+    {
+        return Ok(s);
+    }
+    let s = scan_now()?;
+    // Best effort: without the record, the next build scans again.
+    let _ = std::fs::create_dir_all(dir).and_then(|()| {
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&s).expect("invariant: a scan serialises"),
+        )?;
+        std::fs::rename(&tmp, &path)
+    });
+    Ok(s)
 }
 
 /// Scan the root filesystem at `root`.
@@ -553,6 +585,22 @@ mod tests {
         assert_eq!(names, [("a", "1.0-1"), ("b", "2:4.1")]);
         assert_eq!(got[0].source.as_deref(), Some("srca"));
         assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn a_snapshots_scan_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = Scan {
+            distro: Some(("debian".into(), "12".into())),
+            ..Scan::default()
+        };
+        let first = scan_snapshot(dir.path(), "sha256:aa", || Ok(found.clone())).unwrap();
+        assert_eq!(first, found);
+        let again = scan_snapshot(dir.path(), "sha256:aa", || panic!("scanned twice")).unwrap();
+        assert_eq!(again, found);
+        let other = scan_snapshot(dir.path(), "sha256:bb", || Ok(Scan::default())).unwrap();
+        assert_eq!(other, Scan::default());
+        assert!(scan_snapshot(dir.path(), "sha256:cc", || Err("no".into())).is_err());
     }
 
     #[test]

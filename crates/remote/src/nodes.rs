@@ -436,9 +436,12 @@ pub fn combine(
                 .unwrap_or(usize::MAX)
         })
     };
+    // Images in the order asked for; each node's attestations (unknown/unknown)
+    // after them, as one build orders its index.
     manifests.sort_by_key(rank);
     let index = export::assemble_index(store, lease, manifests.clone(), index_annotations)
         .map_err(|e| NodesError::Combine(Box::new(e)))?;
+    manifests.retain(|m| !export::attest::is_attestation(m));
     Ok(builder::BuildOutput {
         image: index,
         config: None,
