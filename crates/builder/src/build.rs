@@ -192,6 +192,12 @@ impl Builder {
             graph: graph.clone(),
             started,
             times_dir: self.store.root().join("cache").join("provenance"),
+            scan_context: req
+                .options
+                .build_arg("BUILDKIT_SBOM_SCAN_CONTEXT")
+                .is_some_and(|v| export::output::parse_bool("", v) == Ok(true))
+                .then(|| session.locals.get("context").map(|l| l.dir.clone()))
+                .flatten(),
         });
         let built = self
             .solve_and_export(req, session, &graph, &roots, &opts, (tap.as_ref(), attest))
@@ -730,6 +736,9 @@ struct AttestPlan {
     started: i64,
     /// Where the times of earlier builds' provenance are kept.
     times_dir: PathBuf,
+    /// The build context's directory, when `BUILDKIT_SBOM_SCAN_CONTEXT` asks for an
+    /// SBOM of it too.
+    scan_context: Option<PathBuf>,
 }
 
 impl AttestPlan {
@@ -803,10 +812,31 @@ impl AttestPlan {
                         &self.request,
                         output,
                         manifest,
-                        &scan,
+                        (&scan, None),
                         times,
                     ),
                 });
+                // BUILDKIT_SBOM_SCAN_CONTEXT: the build context too, as a document of
+                // its own next to the image's.
+                if let Some(dir) = &self.scan_context {
+                    let root = archive::Root::open(dir).map_err(|e| {
+                        BuildError::Internal(format!("open the build context to scan it: {e}"))
+                    })?;
+                    let scan = crate::sbom::scan(&root);
+                    for w in &scan.warnings {
+                        phase.note(&format!("warning: SBOM of the build context: {w}"));
+                    }
+                    statements.push(export::attest::Statement {
+                        predicate_type: crate::sbom::PREDICATE_SPDX.to_owned(),
+                        bytes: crate::provenance::sbom_statement(
+                            &self.request,
+                            output,
+                            manifest,
+                            (&scan, Some("context")),
+                            times,
+                        ),
+                    });
+                }
             }
             out.push(export::attest::assemble_attestation_manifest(
                 store,

@@ -309,19 +309,31 @@ pub fn statement(opts: &ProvenanceOptions, input: &Input<'_>) -> (String, Vec<u8
 
 /// The SBOM statement (in-toto v0.1, an SPDX 2.3 predicate, as BuildKit writes it)
 /// of `scan`, the root filesystem of `output`'s image `manifest`.
+///
+/// `part` names what was scanned when it is not the image itself (`context`, for
+/// `BUILDKIT_SBOM_SCAN_CONTEXT`): the document is then `sbom-NAME-PART`.
 pub fn sbom_statement(
     req: &BuildRequest,
     output: &graph::Output,
     manifest: &Descriptor,
-    scan: &crate::sbom::Scan,
+    (scan, part): (&crate::sbom::Scan, Option<&str>),
     times: Times,
 ) -> Vec<u8> {
-    let name = req.tags.first().map_or("_", String::as_str);
+    let image = req.tags.first().map_or("_", String::as_str);
+    let name = match part {
+        Some(p) => format!("{image}-{p}"),
+        None => image.to_owned(),
+    };
     let doc = crate::sbom::document(
         scan,
-        name,
+        &name,
         &oci::time::rfc3339(times.finished),
-        &format!("{} {}", manifest.digest, output.platform),
+        &format!(
+            "{} {} {}",
+            manifest.digest,
+            output.platform,
+            part.unwrap_or("")
+        ),
     );
     let statement = json!({
         "_type": STATEMENT_V01,

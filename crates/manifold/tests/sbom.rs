@@ -284,3 +284,73 @@ fn hostile_databases_give_a_warning_and_no_entries() {
         assert!(out.status.success(), "{what}: {}", text(&out.stdout));
     }
 }
+
+// BUILDKIT_SBOM_SCAN_CONTEXT=true: the build context is scanned too, as a document
+// of its own next to the image's, in the same attestation manifest.
+#[test]
+fn scan_context_adds_the_contexts_packages_as_a_second_document() {
+    testkit::require_root_and_runc();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ctx.path().join("lib/apk/db")).unwrap();
+    std::fs::write(
+        ctx.path().join("lib/apk/db/installed"),
+        "P:zlib\nV:1.3.1-r1\nA:x86_64\nL:Zlib\n\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("hello"), "hi\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost/busybox:test\nCOPY hello /hello\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    testkit::base::busybox_index(&root, BASE, &["amd64"]);
+    let out = Command::new(MANIFOLD)
+        .args([
+            "build",
+            "--progress=plain",
+            "--sbom=true",
+            "--build-arg",
+            "BUILDKIT_SBOM_SCAN_CONTEXT=true",
+            "-t",
+            "localhost/sbom:context",
+        ])
+        .arg(ctx.path())
+        .env("MANIFOLD_ROOT", &root)
+        .env("MANIFOLD_CONFIG", dir.path().join("config"))
+        .env_remove("MANIFOLD_BUILDER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let store = content::Store::open(&root).unwrap();
+    let index = store.resolve("localhost/sbom:context").unwrap();
+    let index: oci::ImageIndex =
+        serde_json::from_slice(&store.read_document(&index.digest).unwrap()).unwrap();
+    let attestation = index
+        .manifests
+        .iter()
+        .find(|m| export::attest::is_attestation(m))
+        .unwrap();
+    let docs: Vec<Value> = export::attest::read_statements(&store, attestation)
+        .unwrap()
+        .into_iter()
+        .map(|(_, s)| serde_json::from_slice::<Value>(&s.bytes).unwrap()["predicate"].clone())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["name"], "sbom-localhost/sbom:context");
+    assert!(
+        packages(&docs[0]).is_empty(),
+        "the image has no package database"
+    );
+    assert_eq!(docs[1]["name"], "sbom-localhost/sbom:context-context");
+    assert_eq!(
+        packages(&docs[1]),
+        BTreeSet::from([("zlib".to_owned(), "1.3.1-r1".to_owned())])
+    );
+    for d in &docs {
+        let out = pyspdxtools(d, dir.path());
+        assert!(out.status.success(), "{}", text(&out.stdout));
+    }
+}
