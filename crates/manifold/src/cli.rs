@@ -203,6 +203,12 @@ pub struct SignArgs {
     /// are not read)
     #[arg(long, value_name = "KEY.pem")]
     pub key: std::path::PathBuf,
+    /// Attach the signature as an OCI 1.1 referrer of the image (artifact type
+    /// application/vnd.dev.cosign.artifact.sig.v1+json; the fallback tag
+    /// sha256-<hex> on registries without the referrers API) instead of the tag
+    /// sha256-<hex>.sig
+    #[arg(long)]
+    pub referrer: bool,
     /// Image reference (NAME[:TAG|@DIGEST]); the digest the registry gives is signed
     pub image: String,
 }

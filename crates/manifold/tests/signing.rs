@@ -237,6 +237,33 @@ fn sign_verify_and_openssl_agree_and_changes_are_caught() {
         "{err}"
     );
 
+    // Signed as a referrer instead (manifold's registry has the referrers API;
+    // distribution answers through the fallback tag): verify finds it either way.
+    let own = testkit::registry::OwnRegistry::start(Path::new(MANIFOLD));
+    for addr in [own.addr.as_str(), reg.addr.as_str()] {
+        let image = format!("{addr}/signed/ref:1");
+        push_image(d, &image, &format!("{addr}\n"));
+        let out = manifold(d, &["imagetools", "verify", "--key", "k.pub", &image]);
+        assert!(!out.status.success(), "{addr}: unsigned yet");
+        let signed = manifold(
+            d,
+            &["imagetools", "sign", "--referrer", "--key", "k.key", &image],
+        );
+        ok(&signed);
+        assert!(
+            text(&signed.stderr).contains("(a referrer)"),
+            "{}",
+            text(&signed.stderr)
+        );
+        let verified = ok(&manifold(
+            d,
+            &["imagetools", "verify", "--key", "k.pub", &image],
+        ));
+        assert!(verified.starts_with("Verified OK: "), "{addr}: {verified}");
+        let out = manifold(d, &["imagetools", "verify", "--key", "other.pub", &image]);
+        assert!(!out.status.success(), "{addr}: another key");
+    }
+
     // An encrypted cosign key is refused by name.
     std::fs::write(
         d.join("cosign.key"),

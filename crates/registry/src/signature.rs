@@ -26,6 +26,8 @@ use crate::error::RegistryError;
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer annotation holding the base64 signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The artifact type of a signature attached as an OCI 1.1 referrer (cosign's).
+pub const SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 /// The payload's `critical.type`.
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 
@@ -39,7 +41,7 @@ pub enum SignatureError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Store(#[from] content::StoreError),
-    #[error("{image} ({digest}) has no signature: there is no tag {tag}")]
+    #[error("{image} ({digest}) has no signature: there is no tag {tag} and no signature referrer")]
     Unsigned {
         image: String,
         digest: Digest,
@@ -205,18 +207,25 @@ pub struct Verified {
 impl Client {
     /// Sign `image` (its digest, as the registry resolves it) with `key`: a new
     /// payload layer added to its signature manifest (tag `sha256-<hex>.sig`, whose
-    /// earlier signatures are kept). Returns the digest signed.
+    /// earlier signatures are kept), or with `as_referrer` a manifest of its own
+    /// whose `subject` is the image (artifact type [`SIGNATURE_ARTIFACT`]). Returns
+    /// the digest signed.
     pub async fn sign(
         &self,
         store: &Store,
         lease: &Lease,
         image: &Reference,
         key: &EcdsaKeyPair,
+        as_referrer: bool,
     ) -> Result<Digest> {
-        let digest = match image.digest() {
-            Some(d) => d.clone(),
-            None => self.get_manifest(image).await?.descriptor.digest,
+        let subject = match image.digest() {
+            Some(d) => self.get_manifest(image).await.map_or_else(
+                |_| Descriptor::new(media::OCI_MANIFEST, d.clone(), 0),
+                |f| f.descriptor,
+            ),
+            None => self.get_manifest(image).await?.descriptor,
         };
+        let digest = subject.digest.clone();
         let repository = image.name();
         let payload = payload(&repository, &digest);
         let signature = sign_payload(key, &payload)?;
@@ -225,6 +234,27 @@ impl Client {
             SIGNATURE_ANNOTATION.to_owned(),
             base64::engine::general_purpose::STANDARD.encode(&signature),
         );
+        if as_referrer {
+            let mut config = store.put_bytes(lease, media::OCI_EMPTY, b"{}")?;
+            config.data = Some("e30=".to_owned());
+            let manifest = RawDocument::from_value(ImageManifest {
+                schema_version: 2,
+                media_type: Some(media::OCI_MANIFEST.to_owned()),
+                artifact_type: Some(SIGNATURE_ARTIFACT.to_owned()),
+                config,
+                layers: vec![layer],
+                subject: Some(Descriptor::new(
+                    &subject.media_type,
+                    digest.clone(),
+                    subject.size,
+                )),
+                annotations: BTreeMap::new(),
+            });
+            let mut desc = store.put_bytes(lease, media::OCI_MANIFEST, manifest.bytes())?;
+            desc.artifact_type = Some(SIGNATURE_ARTIFACT.to_owned());
+            self.push_referrer(store, &desc, &digest, image).await?;
+            return Ok(digest);
+        }
         let tag = image
             .with_tag(&signature_tag(&digest))
             .map_err(|e| RegistryError::Protocol {
@@ -285,20 +315,36 @@ impl Client {
                 url: image.to_string(),
                 reason: format!("signature tag: {e}"),
             })?;
-        let layers = match self.get_manifest(&tag).await {
+        // The signature tag's layers, and those of signatures attached as referrers.
+        let mut layers = match self.get_manifest(&tag).await {
             Ok(f) => match f.document {
                 ManifestOrIndex::Manifest(m) => m.value().layers.clone(),
                 ManifestOrIndex::Index(_) => Vec::new(),
             },
-            Err(e) if e.is_not_found() => {
-                return Err(SignatureError::Unsigned {
-                    image: image.to_string(),
-                    digest,
-                    tag: tag_name,
-                });
-            }
+            Err(e) if e.is_not_found() => Vec::new(),
             Err(e) => return Err(e.into()),
         };
+        let mut found = !layers.is_empty();
+        for r in self.referrers(image, &digest).await? {
+            if r.artifact_type.as_deref() != Some(SIGNATURE_ARTIFACT) {
+                continue;
+            }
+            found = true;
+            if let ManifestOrIndex::Manifest(m) = self
+                .get_manifest(&image.with_digest(r.digest.clone()))
+                .await?
+                .document
+            {
+                layers.extend(m.value().layers.iter().cloned());
+            }
+        }
+        if !found {
+            return Err(SignatureError::Unsigned {
+                image: image.to_string(),
+                digest,
+                tag: tag_name,
+            });
+        }
         let repo = self.repo(image);
         let mut reasons = Vec::new();
         let mut good = Vec::new();

@@ -449,12 +449,14 @@ pub async fn sign(
     let image = parse_ref(&args.image)?;
     let client = client(global)?;
     let lease = store.lease()?;
-    let digest = client.sign(store, &lease, &image, &key).await?;
-    eprintln!(
-        "signed {}@{digest} (tag {})",
-        image.name(),
-        registry::signature::signature_tag(&digest)
-    );
+    let digest = client
+        .sign(store, &lease, &image, &key, args.referrer)
+        .await?;
+    let how = match args.referrer {
+        true => "a referrer".to_owned(),
+        false => format!("tag {}", registry::signature::signature_tag(&digest)),
+    };
+    eprintln!("signed {}@{digest} ({how})", image.name());
     Ok(ExitCode::SUCCESS)
 }
 
