@@ -198,6 +198,7 @@ impl Builder {
                 .is_some_and(|v| export::output::parse_bool("", v) == Ok(true))
                 .then(|| session.locals.get("context").map(|l| l.dir.clone()))
                 .flatten(),
+            contexts: BTreeMap::new(),
         });
         let built = self
             .solve_and_export(req, session, &graph, &roots, &opts, (tap.as_ref(), attest))
@@ -252,7 +253,7 @@ impl Builder {
         graph: &Graph,
         roots: &[Digest],
         opts: &SolveOptions,
-        (tap, attest): (Option<&Arc<export::PushTap>>, Option<AttestPlan>),
+        (tap, mut attest): (Option<&Arc<export::PushTap>>, Option<AttestPlan>),
     ) -> Result<Exported, BuildFailure> {
         let mut runner = Runner::new(
             self.store.clone(),
@@ -279,6 +280,9 @@ impl Builder {
             },
         );
         let solved = solver.solve_keyed(graph, roots, opts).await?;
+        if let Some(a) = attest.as_mut() {
+            a.contexts = solver.runner().context_digests();
+        }
         let results = solved.outputs;
         let keys: Vec<Digest> = solved.keys.into_values().collect();
         let inline = match req
@@ -739,6 +743,8 @@ struct AttestPlan {
     /// The build context's directory, when `BUILDKIT_SBOM_SCAN_CONTEXT` asks for an
     /// SBOM of it too.
     scan_context: Option<PathBuf>,
+    /// The content digest of each local context the build read, by name.
+    contexts: BTreeMap<String, Digest>,
 }
 
 impl AttestPlan {
@@ -779,6 +785,7 @@ impl AttestPlan {
                         output,
                         manifest,
                         builder_platform: &host,
+                        contexts: &self.contexts,
                         times,
                     },
                 );

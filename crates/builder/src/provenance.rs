@@ -200,6 +200,8 @@ pub struct Input<'a> {
     pub manifest: &'a Descriptor,
     /// The platform the build ran on.
     pub builder_platform: &'a Platform,
+    /// The content digest of each local context the build read, by name.
+    pub contexts: &'a BTreeMap<String, Digest>,
     pub times: Times,
 }
 
@@ -208,7 +210,7 @@ pub fn statement(opts: &ProvenanceOptions, input: &Input<'_>) -> (String, Vec<u8
     let req = input.request;
     let platform = input.output.platform.clone();
     let subject = subjects(&req.tags, &platform, &input.manifest.digest);
-    let materials = materials(input.graph, &input.output.root);
+    let materials = materials(input.graph, &input.output.root, input.contexts);
     let (args, complete_params) = args(req, opts.mode);
     let locals = locals(input.graph, &input.output.root);
     let entry_point = req.dockerfile_file_name();
@@ -383,10 +385,21 @@ fn reached<'g>(graph: &'g Graph, root: &Digest) -> Vec<(&'g Digest, &'g graph::V
         .collect()
 }
 
-/// The base images the output is made from, by package URL and digest.
-fn materials(graph: &Graph, root: &Digest) -> Value {
+/// What the output is made from: the base images by package URL and digest, and
+/// each local context it reads as `local:NAME` with the digest of its content
+/// (paths, modes and file digests, as the build read them).
+fn materials(graph: &Graph, root: &Digest, contexts: &BTreeMap<String, Digest>) -> Value {
     let mut out = BTreeMap::new();
     for (_, v) in reached(graph, root) {
+        if let Op::Source(Source::Local { name, .. }) = &v.op
+            && let Some(d) = contexts.get(name)
+        {
+            let uri = format!("local:{name}");
+            out.insert(
+                uri.clone(),
+                json!({"uri": uri, "digest": { d.algorithm().as_str(): d.hex() }}),
+            );
+        }
         if let Op::Source(Source::Image {
             reference,
             platform,

@@ -306,6 +306,18 @@ impl Scan {
 }
 
 impl Runner {
+    /// The content digest of each local context this runner scanned (paths, modes
+    /// and file digests: the same files give the same digest on any machine), by
+    /// the name the build uses.
+    pub(crate) fn context_digests(&self) -> std::collections::BTreeMap<String, oci::Digest> {
+        self.scans
+            .lock()
+            .expect("scan map lock")
+            .iter()
+            .map(|(name, s)| (name.clone(), s.context.digest.clone()))
+            .collect()
+    }
+
     /// Make the snapshots of imported results among `inputs` that are not here yet.
     async fn materialize(&self, inputs: &[Ref]) -> Result<(), BuildError> {
         let missing: Vec<FsRef> = inputs

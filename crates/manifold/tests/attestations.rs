@@ -286,19 +286,27 @@ fn a_pushed_two_platform_image_carries_min_provenance_per_platform_in_buildkits_
             p["invocation"]["environment"]["platform"],
             oci::Platform::host().to_string()
         );
-        // The base image, by package URL and the digest it was pinned to.
+        // The build context by the digest of what it holds, and the base image by
+        // package URL and the digest it was pinned to.
         let materials = p["materials"].as_array().unwrap();
-        assert_eq!(materials.len(), 1, "{p}");
+        assert_eq!(materials.len(), 2, "{p}");
+        assert_eq!(materials[0]["uri"], "local:context", "{p}");
+        assert_eq!(
+            materials[0]["digest"]["sha256"].as_str().unwrap().len(),
+            64,
+            "{p}"
+        );
+        let base = &materials[1];
         assert!(
-            materials[0]["uri"]
+            base["uri"]
                 .as_str()
                 .unwrap()
                 .starts_with("pkg:docker/localhost/busybox@test?digest=sha256%3A"),
             "{p}"
         );
-        assert_eq!(materials[0]["digest"]["sha256"], base_digest.hex());
+        assert_eq!(base["digest"]["sha256"], base_digest.hex());
         assert!(
-            materials[0]["uri"]
+            base["uri"]
                 .as_str()
                 .unwrap()
                 .ends_with(&format!("&platform=linux%2F{arch}")),
@@ -387,12 +395,13 @@ fn max_and_v1_statements_validate_and_never_carry_a_secret() {
                     meta["buildkit_metadata"]["source"]["infos"][0]["data"],
                     dockerfile_b64.as_str()
                 );
+                // The context and the base image.
                 assert_eq!(
                     p["buildDefinition"]["resolvedDependencies"]
                         .as_array()
                         .unwrap()
                         .len(),
-                    1
+                    2
                 );
             }
             _ => {
