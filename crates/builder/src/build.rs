@@ -173,7 +173,18 @@ impl Builder {
         let lowered = lowered?;
         let graph = lowered.graph;
         check_platforms(&graph)?;
-        let roots: Vec<Digest> = graph.outputs().iter().map(|o| o.root.clone()).collect();
+        let mut roots: Vec<Digest> = graph.outputs().iter().map(|o| o.root.clone()).collect();
+        // The stages whose SBOM is asked for are built too (BuildKit builds only the
+        // stages the target needs, and so does this: they are among them).
+        let sbom_stages = match attestations.sbom {
+            true => lowered.sbom_stages.clone(),
+            false => Vec::new(),
+        };
+        for (_, _, root) in &sbom_stages {
+            if !roots.contains(root) {
+                roots.push(root.clone());
+            }
+        }
         let opts = SolveOptions {
             no_cache: req.options.no_cache,
             cancel,
@@ -199,6 +210,7 @@ impl Builder {
                 .then(|| session.locals.get("context").map(|l| l.dir.clone()))
                 .flatten(),
             contexts: BTreeMap::new(),
+            sbom_stages,
         });
         let built = self
             .solve_and_export(req, session, &graph, &roots, &opts, (tap.as_ref(), attest))
@@ -728,6 +740,10 @@ struct How<'a> {
 /// digest of the image manifest it is about).
 type Exported = (Descriptor, Vec<Descriptor>, bool, Vec<(Descriptor, Digest)>);
 
+/// A stage whose SBOM is asked for: its platform, its name, and the snapshot of its
+/// root filesystem (`None`: empty).
+type StageTop = (Platform, String, Option<String>);
+
 /// What the attestations of a build's images are made from.
 struct AttestPlan {
     /// Holds the attestations until the build has pushed them (referrers are in no
@@ -745,9 +761,33 @@ struct AttestPlan {
     scan_context: Option<PathBuf>,
     /// The content digest of each local context the build read, by name.
     contexts: BTreeMap<String, Digest>,
+    /// `BUILDKIT_SBOM_SCAN_STAGE`: (platform, stage name, root) of each stage other
+    /// than the target whose SBOM is asked for.
+    sbom_stages: Vec<(Platform, String, Digest)>,
 }
 
 impl AttestPlan {
+    /// The SBOM scan of the snapshot `top` (an empty root when `None`), remembered
+    /// by its key so a no-op rebuild mounts nothing.
+    fn scan_top(
+        &self,
+        snapshotter: &dyn Snapshotter,
+        top: Option<&str>,
+    ) -> Result<crate::sbom::Scan, BuildError> {
+        let Some(key) = top else {
+            return Ok(crate::sbom::Scan::default());
+        };
+        let sbom_dir = self.times_dir.with_file_name("sbom");
+        crate::sbom::scan_snapshot(&sbom_dir, key, || {
+            let k = worker::snapshot::Key::new(key.to_owned()).map_err(|e| e.to_string())?;
+            let view = snapshotter.view(&k).map_err(|e| e.to_string())?;
+            let root = archive::Root::open(view.path())
+                .map_err(|e| format!("open the image to scan it: {e}"))?;
+            Ok(crate::sbom::scan(&root))
+        })
+        .map_err(BuildError::Internal)
+    }
+
     /// The attestation manifest about each of `manifests` (one per output, whose
     /// root filesystem is the snapshot in `tops`), and what the SBOM scans had to
     /// say.
@@ -755,7 +795,7 @@ impl AttestPlan {
         &self,
         (store, snapshotter): (&Store, &dyn Snapshotter),
         outputs: &[graph::Output],
-        (manifests, tops): (&[Descriptor], &[Option<String>]),
+        (manifests, tops, stages): (&[Descriptor], &[Option<String>], &[StageTop]),
         phase: &Phase,
     ) -> Result<Vec<Descriptor>, BuildError> {
         let host = Platform::host();
@@ -795,21 +835,7 @@ impl AttestPlan {
                 });
             }
             if self.wanted.sbom {
-                let scan = match top {
-                    Some(key) => {
-                        let sbom_dir = self.times_dir.with_file_name("sbom");
-                        crate::sbom::scan_snapshot(&sbom_dir, key, || {
-                            let k = worker::snapshot::Key::new(key.clone())
-                                .map_err(|e| e.to_string())?;
-                            let view = snapshotter.view(&k).map_err(|e| e.to_string())?;
-                            let root = archive::Root::open(view.path())
-                                .map_err(|e| format!("open the image to scan it: {e}"))?;
-                            Ok(crate::sbom::scan(&root))
-                        })
-                        .map_err(BuildError::Internal)?
-                    }
-                    None => crate::sbom::Scan::default(),
-                };
+                let scan = self.scan_top(snapshotter, top.as_deref())?;
                 for w in &scan.warnings {
                     phase.note(&format!("warning: SBOM of {}: {w}", output.platform));
                 }
@@ -823,6 +849,24 @@ impl AttestPlan {
                         times,
                     ),
                 });
+                // BUILDKIT_SBOM_SCAN_STAGE: each stage asked for, of this platform,
+                // as a document of its own.
+                for (_, name, top) in stages.iter().filter(|(p, _, _)| *p == output.platform) {
+                    let scan = self.scan_top(snapshotter, top.as_deref())?;
+                    for w in &scan.warnings {
+                        phase.note(&format!("warning: SBOM of stage {name}: {w}"));
+                    }
+                    statements.push(export::attest::Statement {
+                        predicate_type: crate::sbom::PREDICATE_SPDX.to_owned(),
+                        bytes: crate::provenance::sbom_statement(
+                            &self.request,
+                            output,
+                            manifest,
+                            (&scan, Some(&format!("stage-{name}"))),
+                            times,
+                        ),
+                    });
+                }
                 // BUILDKIT_SBOM_SCAN_CONTEXT: the build context too, as a document of
                 // its own next to the image's.
                 if let Some(dir) = &self.scan_context {
@@ -946,7 +990,20 @@ fn export_all(
     let mut entries = manifests.clone();
     let mut referrers = Vec::new();
     if let Some(plan) = attest {
-        let made = plan.manifests((store, snapshotter), outputs, (&manifests, &tops), phase)?;
+        let stages: Vec<StageTop> = plan
+            .sbom_stages
+            .iter()
+            .filter_map(|(platform, name, root)| match results.get(root) {
+                Some(Ref::Fs(f)) => Some((platform.clone(), name.clone(), f.top.clone())),
+                _ => None,
+            })
+            .collect();
+        let made = plan.manifests(
+            (store, snapshotter),
+            outputs,
+            (&manifests, &tops, &stages),
+            phase,
+        )?;
         match plan.wanted.referrers {
             true => {
                 referrers = made

@@ -55,6 +55,9 @@ pub struct Lowered {
     pub warnings: Vec<Diagnostic>,
     /// What the build checks found, each once over all platforms, in source order.
     pub checks: Vec<LintWarning>,
+    /// Stages other than the target whose SBOM is asked for
+    /// (`BUILDKIT_SBOM_SCAN_STAGE`): (platform, stage name, root vertex).
+    pub sbom_stages: Vec<(oci::Platform, String, oci::Digest)>,
 }
 
 /// Lower the Dockerfile `src` for `opts`, reading base images through
@@ -74,6 +77,7 @@ pub fn lower(
     let cx = lowering::Ctx::new(&parsed.dockerfile, opts, resolver)?;
     let check_config = checks::config(&cx)?;
     let mut graph = Graph::new();
+    let mut sbom_stages = Vec::new();
     for platform in cx.target_platforms() {
         // BuildKit sends only the context paths the build reads: a first pass
         // (into a throw-away graph) finds them, the second one builds.
@@ -82,6 +86,11 @@ pub fn lower(
             lowering::Lowering::new(&cx, &mut scratch, platform.clone(), Vec::new())?.run()?;
         let follow = lowering::follow_paths(&probe.ctx_paths);
         let done = lowering::Lowering::new(&cx, &mut graph, platform.clone(), follow)?.run()?;
+        sbom_stages.extend(
+            done.sbom_stages
+                .into_iter()
+                .map(|(name, root)| (platform.clone(), name, root)),
+        );
         graph.add_output(platform, done.root, done.config)?;
     }
     let checks = checks::run(&parsed, &cx, check_config.as_ref())?;
@@ -94,5 +103,6 @@ pub fn lower(
         graph,
         warnings,
         checks,
+        sbom_stages,
     })
 }

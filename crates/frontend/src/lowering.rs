@@ -111,10 +111,16 @@ impl<'a> Ctx<'a> {
 }
 
 /// The result of one pass.
+/// The argument that asks for the SBOM of a stage other than the target.
+const SBOM_SCAN_STAGE: &str = "BUILDKIT_SBOM_SCAN_STAGE";
+
 pub(crate) struct Done {
     pub root: Digest,
     pub config: ImageConfig,
     pub ctx_paths: BTreeSet<String>,
+    /// The stages other than the target that ask for an SBOM of their own
+    /// (`BUILDKIT_SBOM_SCAN_STAGE`), by name, with their roots.
+    pub sbom_stages: Vec<(String, Digest)>,
 }
 
 pub(crate) struct Lowering<'a, 'g> {
@@ -195,6 +201,21 @@ impl<'a, 'g> Lowering<'a, 'g> {
                 self.lower_stage(i)?;
             }
         }
+        // `BUILDKIT_SBOM_SCAN_STAGE=true`: declared in a stage, it asks for that
+        // stage's SBOM; given as a build argument, for every stage the build makes.
+        let truthy = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "1" | "true");
+        let all = self.cx.opts.build_arg(SBOM_SCAN_STAGE).is_some_and(truthy);
+        let sbom_stages = (0..self.decls.len())
+            .filter(|i| *i != target && needed.contains(i))
+            .filter_map(|i| self.done[i].as_ref())
+            .filter(|st| {
+                all || st
+                    .args
+                    .iter()
+                    .any(|(k, v)| k == SBOM_SCAN_STAGE && v.as_deref().is_some_and(truthy))
+            })
+            .map(|st| (st.name.clone(), st.root.clone()))
+            .collect();
         let mut st = self.done[target]
             .take()
             .expect("invariant: the target stage was lowered");
@@ -210,6 +231,7 @@ impl<'a, 'g> Lowering<'a, 'g> {
             root: st.root,
             config: st.image,
             ctx_paths: self.ctx_paths,
+            sbom_stages,
         })
     }
 

@@ -285,6 +285,85 @@ fn hostile_databases_give_a_warning_and_no_entries() {
     }
 }
 
+/// Build `ctx` with `--sbom=true` and `extra` flags on a fresh root; the SPDX
+/// documents of the image's attestation manifest, in order.
+fn sbom_documents(ctx: &Path, extra: &[&str]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    testkit::base::busybox_index(&root, BASE, &["amd64"]);
+    let out = Command::new(MANIFOLD)
+        .args([
+            "build",
+            "--progress=plain",
+            "--sbom=true",
+            "-t",
+            "localhost/sbom:docs",
+        ])
+        .args(extra)
+        .arg(ctx)
+        .env("MANIFOLD_ROOT", &root)
+        .env("MANIFOLD_CONFIG", dir.path().join("config"))
+        .env_remove("MANIFOLD_BUILDER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out);
+    let store = content::Store::open(&root).unwrap();
+    let index = store.resolve("localhost/sbom:docs").unwrap();
+    let index: oci::ImageIndex =
+        serde_json::from_slice(&store.read_document(&index.digest).unwrap()).unwrap();
+    let attestation = index
+        .manifests
+        .iter()
+        .find(|m| export::attest::is_attestation(m))
+        .unwrap();
+    export::attest::read_statements(&store, attestation)
+        .unwrap()
+        .into_iter()
+        .map(|(_, s)| serde_json::from_slice::<Value>(&s.bytes).unwrap()["predicate"].clone())
+        .collect()
+}
+
+// BUILDKIT_SBOM_SCAN_STAGE: a stage that declares it true (or every stage the build
+// makes, given as a build argument) gets a document of its own next to the image's.
+#[test]
+fn scan_stage_adds_a_document_per_stage_asked_for() {
+    testkit::require_root_and_runc();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ctx.path().join("lib/apk/db")).unwrap();
+    std::fs::write(
+        ctx.path().join("lib/apk/db/installed"),
+        "P:gcc\nV:13.2.1-r0\nA:x86_64\nL:GPL-2.0-or-later\n\n",
+    )
+    .unwrap();
+    let gcc = BTreeSet::from([("gcc".to_owned(), "13.2.1-r0".to_owned())]);
+    for (dockerfile, extra) in [
+        (
+            "FROM localhost/busybox:test AS build\nARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
+             COPY lib /lib\nFROM localhost/busybox:test\nCOPY --from=build /lib/apk /apk-copy\n",
+            &[][..],
+        ),
+        (
+            "FROM localhost/busybox:test AS build\nCOPY lib /lib\n\
+             FROM localhost/busybox:test\nCOPY --from=build /lib/apk /apk-copy\n",
+            &["--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=true"][..],
+        ),
+    ] {
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let docs = sbom_documents(ctx.path(), extra);
+        assert_eq!(docs.len(), 2, "{extra:?}");
+        assert!(
+            packages(&docs[0]).is_empty(),
+            "the image has no database of its own"
+        );
+        assert_eq!(docs[1]["name"], "sbom-localhost/sbom:docs-stage-build");
+        assert_eq!(packages(&docs[1]), gcc);
+    }
+    // Not asked for: the image's document alone.
+    let docs = sbom_documents(ctx.path(), &[]);
+    assert_eq!(docs.len(), 1);
+}
+
 // BUILDKIT_SBOM_SCAN_CONTEXT=true: the build context is scanned too, as a document
 // of its own next to the image's, in the same attestation manifest.
 #[test]
