@@ -238,11 +238,16 @@ fn shapes_and_annotations(b: &Builder, registry: &str) {
     ]));
     let meta = metadata(&b.path("bydigest.json"));
     let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
-    // With its default provenance, the pushed image is an index.
+    // With its default provenance, the pushed image is an index, and the metadata
+    // has buildx's provenance key (a daemon's push read back from the registry).
     let (m, got) = raw(&format!("{repo}@{digest}"));
     assert_eq!(
         (m["mediaType"].as_str(), got.as_str()),
         (Some(OCI_INDEX), digest.as_str())
+    );
+    assert_eq!(
+        meta["buildx.build.provenance"]["buildType"], "https://mobyproject.org/buildkit@v1",
+        "{who}: {meta}"
     );
     // The repository (no tag was pushed) and, for name-canonical, NAME@DIGEST.
     assert_eq!(

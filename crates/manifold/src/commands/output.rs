@@ -211,45 +211,60 @@ pub fn provenance_metadata(
     store: &Store,
     image: &Descriptor,
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    let mut out = serde_json::Map::new();
     if oci::media::kind(&image.media_type) != oci::media::Kind::Index {
-        return Ok(out);
+        return Ok(serde_json::Map::new());
     }
     let index: oci::ImageIndex = serde_json::from_slice(&store.read_document(&image.digest)?)
         .context("the built index does not parse")?;
-    let images: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|m| !export::attest::is_attestation(m))
-        .collect();
+    let mut statements = Vec::new();
     for a in index
         .manifests
         .iter()
         .filter(|m| export::attest::is_attestation(m))
     {
-        let Some(subject) = a.annotations.get(export::attest::REFERENCE_DIGEST) else {
-            continue;
-        };
-        let Some(img) = images.iter().find(|i| i.digest.to_string() == *subject) else {
+        let Some(subject) = a
+            .annotations
+            .get(export::attest::REFERENCE_DIGEST)
+            .and_then(|d| oci::Digest::parse(d).ok())
+        else {
             continue;
         };
         for (_, st) in export::attest::read_statements(store, a)? {
-            if !st
-                .predicate_type
-                .starts_with("https://slsa.dev/provenance/")
-            {
-                continue;
-            }
             let v: serde_json::Value = serde_json::from_slice(&st.bytes)
                 .context("a provenance statement does not parse")?;
-            let key = match (images.len(), &img.platform) {
-                (1, _) | (_, None) => "buildx.build.provenance".to_owned(),
-                (_, Some(p)) => format!("buildx.build.provenance/{p}"),
-            };
-            out.insert(key, v["predicate"].clone());
+            statements.push((subject.clone(), st.predicate_type, v));
         }
     }
-    Ok(out)
+    Ok(provenance_keys(&index.manifests, &statements))
+}
+
+/// buildx's provenance keys of the images among `entries` (attestation manifests
+/// aside) from `statements` (about which image, predicate type, statement): the
+/// predicate under `buildx.build.provenance`, or `buildx.build.provenance/PLATFORM`
+/// when there are several images.
+pub fn provenance_keys(
+    entries: &[Descriptor],
+    statements: &[(oci::Digest, String, serde_json::Value)],
+) -> serde_json::Map<String, serde_json::Value> {
+    let images: Vec<&Descriptor> = entries
+        .iter()
+        .filter(|m| !export::attest::is_attestation(m))
+        .collect();
+    let mut out = serde_json::Map::new();
+    for (about, predicate_type, v) in statements {
+        if !predicate_type.starts_with("https://slsa.dev/provenance/") {
+            continue;
+        }
+        let Some(img) = images.iter().find(|i| i.digest == *about) else {
+            continue;
+        };
+        let key = match (images.len(), &img.platform) {
+            (1, _) | (_, None) => "buildx.build.provenance".to_owned(),
+            (_, Some(p)) => format!("buildx.build.provenance/{p}"),
+        };
+        out.insert(key, v["predicate"].clone());
+    }
+    out
 }
 
 /// `built DIGEST (N platform(s))`, and how `force-compression` changed it.

@@ -117,7 +117,12 @@ pub fn run(
         };
         emit_fetched(&rt, &outputs, into, &built, push, quiet)?;
     } else if !multi {
-        report_one(&outputs, &parts[0], push_only, quiet)?;
+        // buildx's provenance keys, read back from where the daemon pushed.
+        let extra = match (&outputs.metadata_file, parts[0].pushed.first()) {
+            (Some(_), Some(pushed)) => rt.block_on(pushed_provenance(global, pushed))?,
+            _ => serde_json::Map::new(),
+        };
+        report_one(&outputs, &parts[0], push_only, quiet, extra)?;
     } else {
         push_combined(global, &rt, &outputs, &tags, &parts, wanted.len(), quiet)?;
     }
@@ -161,7 +166,13 @@ fn emit_fetched(
 
 /// The result of a build on one node that stays in its daemon's store (or was
 /// pushed by it).
-fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyhow::Result<()> {
+fn report_one(
+    outputs: &Plan,
+    done: &Done,
+    push_only: bool,
+    quiet: bool,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
     if !push_only {
         eprintln!(
             "WARNING: no output specified with the remote builder: the result stays in the \
@@ -178,12 +189,24 @@ fn report_one(outputs: &Plan, done: &Done, push_only: bool, quiet: bool) -> anyh
     for p in &done.pushed {
         eprintln!("pushed {p}");
     }
-    outputs.report(
-        &done.index,
-        done.config.as_deref(),
-        Default::default(),
-        quiet,
-    )
+    outputs.report(&done.index, done.config.as_deref(), extra, quiet)
+}
+
+/// The `--metadata-file` provenance keys of the image the daemon pushed as `pushed`
+/// (`NAME@DIGEST`), from its attestations in the registry.
+async fn pushed_provenance(
+    global: &Global,
+    pushed: &str,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let reference = Reference::parse(pushed).with_context(|| format!("pushed {pushed:?}"))?;
+    let client = client(global)?;
+    let fetched = client.get_manifest(&reference).await?;
+    let statements = client.attestation_statements(&reference, &fetched).await?;
+    let entries = match &fetched.document {
+        oci::document::ManifestOrIndex::Index(i) => i.value().manifests.clone(),
+        oci::document::ManifestOrIndex::Manifest(_) => vec![fetched.descriptor.clone()],
+    };
+    Ok(super::output::provenance_keys(&entries, &statements))
 }
 
 /// Several nodes that pushed: one index over their parts, pushed under each tag.
