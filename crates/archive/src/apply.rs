@@ -64,6 +64,8 @@ pub struct ApplyOptions {
     /// Set owners from the headers and keep `trusted.*` xattrs. Off: files belong to
     /// the caller, `trusted.*` is skipped and xattrs refused by the kernel are skipped.
     pub privileged: bool,
+    /// Keep `trusted.*` xattrs (only the host's root may set them).
+    pub trusted_xattrs: bool,
     pub devices: SpecialFiles,
     pub fifos: SpecialFiles,
     pub limits: Limits,
@@ -77,6 +79,7 @@ impl ApplyOptions {
         ApplyOptions {
             whiteouts: WhiteoutMode::Flat,
             privileged: true,
+            trusted_xattrs: true,
             devices: SpecialFiles::Create,
             fifos: SpecialFiles::Create,
             limits: Limits::default(),
@@ -89,10 +92,23 @@ impl ApplyOptions {
         ApplyOptions {
             whiteouts: WhiteoutMode::Flat,
             privileged: false,
+            trusted_xattrs: false,
             devices: SpecialFiles::Skip,
             fifos: SpecialFiles::Create,
             limits: Limits::default(),
             budget: Budget::default(),
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// As root of a user namespace (rootless): owners kept (they must be mapped),
+    /// device nodes skipped (the kernel refuses them), `trusted.*` skipped.
+    pub fn namespaced() -> Self {
+        ApplyOptions {
+            trusted_xattrs: false,
+            devices: SpecialFiles::Skip,
+            ..ApplyOptions::privileged()
         }
     }
 }
@@ -275,12 +291,12 @@ fn classify_whiteout(p: &Parsed) -> Result<Option<Whiteout>, ArchiveError> {
     }
 }
 
-fn keep_xattr(name: &str, privileged: bool) -> bool {
+fn keep_xattr(name: &str, trusted: bool) -> bool {
     // Overlay's own xattrs would forge whiteouts, redirects or metacopy in an upper dir.
     if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
         return false;
     }
-    privileged || !name.starts_with("trusted.")
+    trusted || !name.starts_with("trusted.")
 }
 
 impl State<'_> {
@@ -433,7 +449,8 @@ impl State<'_> {
     fn xattrs(&mut self, leaf: &Leaf, p: &Parsed) -> Result<(), ArchiveError> {
         let symlink = leaf.file_type() == FileType::Symlink;
         for (name, value) in &p.xattrs {
-            if !keep_xattr(name, self.opts.privileged) || (symlink && name.starts_with("user.")) {
+            if !keep_xattr(name, self.opts.trusted_xattrs) || (symlink && name.starts_with("user."))
+            {
                 self.stats.xattrs_skipped += 1;
                 continue;
             }

@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod crash;
 mod error;
 mod gc;
+pub mod identity;
 pub mod layout;
 mod lease;
 pub mod lock;

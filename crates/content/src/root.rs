@@ -12,7 +12,7 @@ pub enum RootError {
     NoHome,
 }
 
-/// The state root: `$MANIFOLD_ROOT`; else `/var/lib/manifold` for root; else
+/// The state root: `$MANIFOLD_ROOT`; else `/var/lib/manifold` for the host's root; else
 /// `$XDG_DATA_HOME/manifold` or `~/.local/share/manifold`.
 pub fn default_root() -> Result<PathBuf, RootError> {
     let var = |k: &str| {
@@ -23,7 +23,7 @@ pub fn default_root() -> Result<PathBuf, RootError> {
     if let Some(r) = var("MANIFOLD_ROOT") {
         return Ok(r);
     }
-    if rustix::process::geteuid().is_root() {
+    if crate::identity::identity().is_host_root() {
         return Ok(PathBuf::from("/var/lib/manifold"));
     }
     if let Some(x) = var("XDG_DATA_HOME") {

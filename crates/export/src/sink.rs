@@ -214,11 +214,7 @@ pub fn unpack(store: &Store, manifest: &Descriptor, dir: &Path) -> Result<()> {
         dir: dir.to_owned(),
         source: Box::new(source),
     })?;
-    let opts = if rustix::process::geteuid().is_root() {
-        archive::ApplyOptions::privileged()
-    } else {
-        archive::ApplyOptions::rootless()
-    };
+    let opts = worker_apply_options();
     for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
         let blob = store.open_blob(&layer.digest)?;
         let expected = archive::Expected {
@@ -480,6 +476,15 @@ fn engine_answers(cli: &str) -> bool {
                 return false;
             }
         }
+    }
+}
+
+/// Apply options for this process's privilege (host root, namespace root, or a user).
+fn worker_apply_options() -> archive::ApplyOptions {
+    match content::identity::privilege() {
+        content::identity::Privilege::HostRoot => archive::ApplyOptions::privileged(),
+        content::identity::Privilege::NamespaceRoot => archive::ApplyOptions::namespaced(),
+        content::identity::Privilege::User => archive::ApplyOptions::rootless(),
     }
 }
 

@@ -685,8 +685,10 @@ pub struct BuilderStopArgs {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Where to listen: unix:///PATH or tcp://HOST:PORT (TCP needs the TLS files)
-    #[arg(long, default_value = "unix:///run/manifold/manifold.sock")]
-    pub addr: String,
+    /// [default: unix:///run/manifold/manifold.sock for root, else
+    /// unix://$XDG_RUNTIME_DIR/manifold/manifold.sock]
+    #[arg(long)]
+    pub addr: Option<String>,
     /// CA certificate (PEM) that signed the clients' certificates
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,

@@ -86,6 +86,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether `command` runs inside a user namespace when started without root (it mounts
+/// snapshots, runs runc, or reads and removes files owned by subordinate ids), and if so
+/// whether a single-id mapping deserves a warning (it builds or runs containers).
+pub fn user_namespace(command: &Command) -> Option<bool> {
+    match command {
+        Command::Build(args) if args.call == Call::Build && !args.check => Some(true),
+        Command::Run(_) | Command::Daemon(_) => Some(true),
+        Command::Du(_) | Command::Prune(_) | Command::Fsck => Some(false),
+        Command::Inspect(args) if args.bootstrap => Some(false),
+        _ => None,
+    }
+}
+
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,6 +9,7 @@ mod instances;
 mod out;
 mod progress;
 mod render;
+mod rootless;
 mod template;
 
 use std::process::ExitCode;
@@ -17,7 +18,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match commands::run(cli) {
+    // A user without root builds as root of a user namespace of its own.
+    let entered = match commands::user_namespace(&cli.command) {
+        Some(warn) => rootless::enter(warn),
+        None => Ok(()),
+    };
+    match entered.and_then(|()| commands::run(cli)) {
         Ok(code) => code,
         // The reader of stdout went away (`| head`): nothing more to say.
         Err(err) if out::is_closed(&err) => ExitCode::SUCCESS,

@@ -102,7 +102,14 @@ impl Probe {
         let exists = root.join("oci").join("index.json").is_file();
         if exists || bootstrap {
             match content::Store::open(root).and_then(|s| s.usage()) {
-                Ok(u) => report.cache_bytes = Some(u.bytes + u.ingest_bytes),
+                Ok(u) => {
+                    report.cache_bytes = Some(u.bytes + u.ingest_bytes);
+                    // The driver this root uses (detected once per root, then kept).
+                    report.snapshotter = Some(match worker::snapshot::detect(root) {
+                        Ok(s) => s.driver().name().to_owned(),
+                        Err(e) => format!("none ({e})"),
+                    });
+                }
                 Err(e) => {
                     report.status = Status::Error(format!(
                         "cannot open the state root {}: {}",

@@ -108,16 +108,23 @@ pub async fn serve(
     match endpoint {
         Endpoint::Unix(path) => {
             let _ = std::fs::remove_file(path);
-            let listener =
-                tokio::net::UnixListener::bind(path).map_err(|e| RemoteError::Connect {
-                    endpoint: endpoint.to_string(),
-                    source: e,
-                })?;
+            let listener = bind_unix(path).map_err(|e| RemoteError::Connect {
+                endpoint: endpoint.to_string(),
+                source: e,
+            })?;
+            // A rootless daemon serves its own user only: the socket is 0600 and each
+            // peer's uid must be ours (another host user shows as the overflow uid).
+            let own_only = content::identity::identity().is_rootless();
+            let me = rustix::process::geteuid().as_raw();
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     accepted = listener.accept() => {
                         if let Ok((s, _)) = accepted {
+                            if own_only && s.peer_cred().map(|c| c.uid()).ok() != Some(me) {
+                                drop(s);
+                                continue;
+                            }
                             let st = state.clone();
                             tokio::spawn(async move { handle(st, Box::new(s)).await });
                         }
@@ -509,6 +516,24 @@ where
             .map_err(|e| chain(&e))?;
     }
     Ok(())
+}
+
+/// Bind a unix socket; for a rootless daemon its directory is made 0700 and the socket
+/// 0600 before the first connection can be accepted.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let rootless = content::identity::identity().is_rootless();
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir)?;
+        if rootless {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    if rootless {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(listener)
 }
 
 #[cfg(test)]

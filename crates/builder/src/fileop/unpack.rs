@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use archive::{ApplyOptions, CleanPath, Root};
+use archive::{CleanPath, Root};
 
 use super::{Ctx, FileOpError, show};
 
@@ -99,11 +99,7 @@ pub(super) fn extract(
     let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
     let root = Root::open(&at).map_err(|e| ctx.fs(e))?;
     let file = tree.open_regular(p).map_err(|e| ctx.fs(e))?;
-    let opts = if rustix::process::geteuid().is_root() {
-        ApplyOptions::privileged()
-    } else {
-        ApplyOptions::rootless()
-    };
+    let opts = worker::snapshot::apply_options();
     // The archive's decompression is held to the same budget as a layer's.
     let (file, meter) = opts.budget.meter(BufReader::new(file));
     let reader = decoder(file).map_err(|e| {

@@ -8,13 +8,11 @@ use crate::cli::{DaemonArgs, Global};
 use crate::render::Hinted;
 
 pub fn run(global: &Global, args: &DaemonArgs) -> anyhow::Result<ExitCode> {
-    if !rustix::process::geteuid().is_root() {
-        bail!(Hinted::new(
-            "the daemon needs root (it runs builds with runc)",
-            "run manifold daemon as root"
-        ));
-    }
-    let endpoint = remote::Endpoint::parse(&args.addr)?;
+    let addr = args.addr.clone().unwrap_or_else(|| {
+        let sock = content::identity::runtime_dir().join("manifold.sock");
+        format!("unix://{}", sock.display())
+    });
+    let endpoint = remote::Endpoint::parse(&addr)?;
     let tls = match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
         (Some(ca), Some(cert), Some(key)) => Some(remote::TlsFiles {
             ca: ca.clone(),

@@ -4,22 +4,15 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use content::Store;
 use oci::Platform;
 use worker::exec::{CancelToken, ExecIo, Runc, RuncConfig, Stream};
 
 use super::registry::client;
 use crate::cli::{Global, RunArgs};
-use crate::render::Hinted;
 
 pub fn run(global: &Global, store: &Store, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    if !rustix::process::geteuid().is_root() {
-        bail!(Hinted::new(
-            "running containers needs root for now",
-            "run manifold run as root"
-        ));
-    }
     let platform = args
         .platform
         .as_deref()

@@ -34,11 +34,14 @@ pub struct RuncConfig {
 }
 
 impl RuncConfig {
-    /// `runc` from `PATH`, runc's default state root, bundles under `bundle_dir`.
+    /// `runc` from `PATH`, runc's default state root (rootless:
+    /// `<runtime dir>/runc`, as `/run/runc` belongs to the host's root), bundles under
+    /// `bundle_dir`.
     pub fn new(bundle_dir: impl Into<PathBuf>) -> RuncConfig {
+        let rootless = content::identity::identity().is_rootless();
         RuncConfig {
             runtime: PathBuf::from("runc"),
-            state_root: None,
+            state_root: rootless.then(|| content::identity::runtime_dir().join("runc")),
             bundle_dir: bundle_dir.into(),
             binfmt: BinfmtPolicy::default(),
         }
@@ -420,6 +423,8 @@ impl Executor for Runc {
             user: exec_user,
             hostname: spec.hostname.clone(),
             network: spec.network,
+            rootless: content::identity::identity().is_rootless(),
+            netns: None,
             security: spec.security,
             rlimits: clamp_rlimits(spec),
             shm_size: spec.shm_size,

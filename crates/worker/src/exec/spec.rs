@@ -24,6 +24,13 @@ pub(crate) struct Plan {
     pub user: ExecUser,
     pub hostname: String,
     pub network: NetworkMode,
+    /// The step runs as root of a user namespace (rootless): the host's network
+    /// namespace is not its own, so the default network is a namespace of the step's
+    /// (`netns`, or a fresh one), and the host network's `/sys` is bound, not mounted.
+    pub rootless: bool,
+    /// A network namespace prepared for the step (rootless: one with a user-mode
+    /// network attached).
+    pub netns: Option<PathBuf>,
     pub security: SecurityMode,
     /// (`NOFILE`, soft, hard), already clamped.
     pub rlimits: Vec<(String, u64, u64)>,
@@ -157,9 +164,9 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 
 /// `/proc`, `/dev` (tmpfs; runc adds the standard devices), `/dev/pts`, `/dev/shm`,
 /// `/dev/mqueue`, and `/sys` (read-only unless insecure).
-fn default_mounts(security: SecurityMode, shm_size: Option<u64>) -> Result<Vec<Mount>, String> {
-    let shm = format!("size={}k", shm_size.unwrap_or(64 << 20).div_ceil(1024));
-    let sys_mode = match security {
+fn default_mounts(plan: &Plan) -> Result<Vec<Mount>, String> {
+    let shm = format!("size={}k", plan.shm_size.unwrap_or(64 << 20).div_ceil(1024));
+    let sys_mode = match plan.security {
         SecurityMode::Insecure => "rw",
         _ => "ro",
     };
@@ -196,32 +203,52 @@ fn default_mounts(security: SecurityMode, shm_size: Option<u64>) -> Result<Vec<M
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", sys_mode],
-        )?,
+        // sysfs can be mounted only by the owner of the network namespace: a rootless
+        // step on the host's network binds the host's /sys instead.
+        if plan.rootless && plan.network == NetworkMode::Host {
+            mount(
+                "/sys",
+                "none",
+                "/sys",
+                &["rbind", "nosuid", "noexec", "nodev", sys_mode],
+            )?
+        } else {
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", sys_mode],
+            )?
+        },
     ])
 }
 
-fn namespaces(network: NetworkMode) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, String> {
+fn namespaces(plan: &Plan) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, String> {
     let mut kinds = vec![
-        LinuxNamespaceType::Mount,
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
+        (LinuxNamespaceType::Mount, None),
+        (LinuxNamespaceType::Pid, None),
+        (LinuxNamespaceType::Ipc, None),
+        (LinuxNamespaceType::Uts, None),
     ];
-    if network == NetworkMode::None {
-        kinds.push(LinuxNamespaceType::Network);
+    let own_network = match plan.network {
+        NetworkMode::None => true,
+        NetworkMode::Host => false,
+        NetworkMode::Default => plan.rootless,
+    };
+    if own_network {
+        let path = (plan.network == NetworkMode::Default)
+            .then(|| plan.netns.clone())
+            .flatten();
+        kinds.push((LinuxNamespaceType::Network, path));
     }
     kinds
         .into_iter()
-        .map(|k| {
-            LinuxNamespaceBuilder::default()
-                .typ(k)
-                .build()
-                .map_err(|e| e.to_string())
+        .map(|(k, path)| {
+            let mut b = LinuxNamespaceBuilder::default().typ(k);
+            if let Some(p) = path {
+                b = b.path(p);
+            }
+            b.build().map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -294,7 +321,7 @@ fn linux(plan: &Plan) -> Result<oci_spec::runtime::Linux, String> {
         )
     };
     LinuxBuilder::default()
-        .namespaces(namespaces(plan.network)?)
+        .namespaces(namespaces(plan)?)
         .resources(resources)
         .masked_paths(masked)
         .readonly_paths(readonly)
@@ -304,7 +331,7 @@ fn linux(plan: &Plan) -> Result<oci_spec::runtime::Linux, String> {
 
 /// The runtime spec for `plan`, as `config.json` bytes.
 pub(crate) fn config_json(plan: &Plan) -> Result<Vec<u8>, String> {
-    let mut mounts = default_mounts(plan.security, plan.shm_size)?;
+    let mut mounts = default_mounts(plan)?;
     for (dest, typ, source, options) in &plan.mounts {
         let opts: Vec<&str> = options.iter().map(String::as_str).collect();
         mounts.push(mount(dest, typ, &source.to_string_lossy(), &opts)?);
@@ -374,6 +401,8 @@ mod tests {
             },
             hostname: "h".into(),
             network,
+            rootless: false,
+            netns: None,
             security,
             rlimits: vec![("NOFILE".into(), 20000, 20000)],
             shm_size: None,
@@ -456,6 +485,41 @@ mod tests {
                 .is_none_or(|m| m.as_array().unwrap().is_empty())
         );
         assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], true);
+    }
+
+    #[test]
+    fn rootless_steps_get_a_network_namespace_of_their_own_or_bind_the_hosts_sys() {
+        let ns_and_sys = |p: &Plan| {
+            let v = json(p);
+            let net = v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["type"] == "network")
+                .map(|n| n.get("path").and_then(Value::as_str).map(str::to_owned));
+            let sys = v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == "/sys")
+                .unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (net, sys)
+        };
+        let mut p = plan(NetworkMode::Default, SecurityMode::Sandbox);
+        p.rootless = true;
+        assert_eq!(ns_and_sys(&p), (Some(None), "sysfs".into()));
+        p.netns = Some("/proc/77/ns/net".into());
+        assert_eq!(
+            ns_and_sys(&p),
+            (Some(Some("/proc/77/ns/net".into())), "sysfs".into())
+        );
+        p.network = NetworkMode::Host;
+        assert_eq!(ns_and_sys(&p), (None, "none".into()));
+        p.network = NetworkMode::None;
+        assert_eq!(ns_and_sys(&p), (Some(None), "sysfs".into()));
     }
 
     #[test]

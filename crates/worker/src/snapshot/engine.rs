@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use archive::{
-    ApplyOptions, Change, Expected, OverlayXattr, Root, WhiteoutMode, apply_blob, diff_dirs,
-    diff_overlay_upper,
+    Change, Expected, OverlayXattr, Root, WhiteoutMode, apply_blob, diff_dirs, diff_overlay_upper,
 };
 
 use super::copy::copy_tree;
@@ -83,7 +82,7 @@ impl Inner {
         let inner = Inner {
             store: Store::open(driver_root(state_root, driver))?,
             driver,
-            root_user: rustix::process::geteuid().is_root(),
+            root_user: content::identity::privilege() == content::identity::Privilege::HostRoot,
         };
         inner.reap()?;
         Ok(Arc::new(inner))
@@ -398,11 +397,7 @@ impl Inner {
             owner,
         } = self.new_record(Kind::Active, parent)?;
         let fs_dir = self.store.fs_dir(id);
-        let mut opts = if self.root_user {
-            ApplyOptions::privileged()
-        } else {
-            ApplyOptions::rootless()
-        };
+        let mut opts = super::apply_options();
         // A base layer goes straight into its upper dir with overlay whiteouts. A
         // layer on a parent is applied flat through an overlay mount of the chain:
         // its hardlinks may name files of lower layers, and directories it does not

@@ -29,7 +29,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use archive::{Change, Expected};
+use archive::{ApplyOptions, Change, Expected};
 
 pub use error::SnapshotError;
 
@@ -364,6 +364,17 @@ driver!(
     "Snapshots as whole trees: a prepared snapshot is a copy of its parent. Works \
      wherever overlayfs does not (no mount privileges, odd filesystems)."
 );
+
+/// Apply options for this process's privilege: the host's root keeps everything; root
+/// of a user namespace with a subordinate range keeps owners but no device nodes or
+/// `trusted.*`; a user (or a single-id namespace) owns every file itself.
+pub fn apply_options() -> ApplyOptions {
+    match content::identity::privilege() {
+        content::identity::Privilege::HostRoot => ApplyOptions::privileged(),
+        content::identity::Privilege::NamespaceRoot => ApplyOptions::namespaced(),
+        content::identity::Privilege::User => ApplyOptions::rootless(),
+    }
+}
 
 /// Pick a driver for `state_root`: `MANIFOLD_SNAPSHOTTER` when set, else overlay
 /// when a test mount works there, else copy.
