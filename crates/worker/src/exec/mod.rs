@@ -257,9 +257,24 @@ impl ExitStatus {
                 _ => None,
             },
             platform: self.platform.clone(),
+            single_id: single_id_namespace(),
         }))
     }
 }
+
+/// Rootless with only the user's own id mapped: no file or process can belong to
+/// another user or group.
+pub(crate) fn single_id_namespace() -> bool {
+    matches!(
+        content::identity::identity(),
+        content::identity::Identity::Namespaced { .. }
+    ) && !content::identity::identity().has_subordinate_ids()
+}
+
+/// How to get subordinate ids, for the messages of a single-id namespace.
+pub(crate) const SUBUID_FIX: &str = "give the user a subordinate id range (sudo usermod \
+    --add-subuids 100000-165535 --add-subgids 100000-165535 USER, then uidmap's newuidmap \
+    maps it) and build again";
 
 /// A step that ran and failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +283,8 @@ pub struct StepFailed {
     pub signal: Option<i32>,
     pub emulator: Option<PathBuf>,
     pub platform: oci::Platform,
+    /// The step ran rootless with a single id mapped (its failure may be a `chown`).
+    pub single_id: bool,
 }
 
 impl fmt::Display for StepFailed {
@@ -288,6 +305,14 @@ impl fmt::Display for StepFailed {
                     emu.display()
                 )?;
             }
+        }
+        if self.single_id {
+            write!(
+                f,
+                "; this rootless build maps a single id (there is no subordinate range \
+                 in /etc/subuid and /etc/subgid), so a step that gives a file to another \
+                 user or group fails: {SUBUID_FIX}"
+            )?;
         }
         Ok(())
     }
@@ -363,6 +388,11 @@ pub enum ExecError {
     },
     #[error(transparent)]
     User(#[from] user::UserError),
+    #[error(
+        "the step runs as uid {uid} gid {gid}, but this rootless build maps a single id \
+         (no subordinate range in /etc/subuid and /etc/subgid): {SUBUID_FIX}"
+    )]
+    UnmappedUser { uid: u32, gid: u32 },
     #[error(transparent)]
     Platform(#[from] BinfmtError),
     #[error("cannot write the runtime bundle {path}")]

@@ -389,7 +389,17 @@ impl Executor for Runc {
         let runs = binfmt::check_platform_with(&spec.platform, &self.config.binfmt)?;
         let root = rootfs::open_root(rootfs_path)?;
         rootfs::check_kernel_dirs(&root, rootfs_path)?;
-        let exec_user = user::resolve_in(&root, rootfs_path, &spec.user)?;
+        let mut exec_user = user::resolve_in(&root, rootfs_path, &spec.user)?;
+        if super::single_id_namespace() {
+            // Only id 0 exists here, and setgroups(2) is denied.
+            if exec_user.uid != 0 || exec_user.gid != 0 {
+                return Err(ExecError::UnmappedUser {
+                    uid: exec_user.uid,
+                    gid: exec_user.gid,
+                });
+            }
+            exec_user.additional_gids.clear();
+        }
         rootfs::mkdir_all_in_root(&root, &cwd, exec_user.uid, exec_user.gid).map_err(|source| {
             ExecError::Cwd {
                 cwd: cwd.clone(),
@@ -425,6 +435,7 @@ impl Executor for Runc {
             network: spec.network,
             rootless: content::identity::identity().is_rootless(),
             netns: None,
+            single_id: super::single_id_namespace(),
             security: spec.security,
             rlimits: clamp_rlimits(spec),
             shm_size: spec.shm_size,

@@ -31,6 +31,8 @@ pub(crate) struct Plan {
     /// A network namespace prepared for the step (rootless: one with a user-mode
     /// network attached).
     pub netns: Option<PathBuf>,
+    /// Rootless with only id 0 mapped: `/dev/pts` cannot be given to group 5.
+    pub single_id: bool,
     pub security: SecurityMode,
     /// (`NOFILE`, soft, hard), already clamped.
     pub rlimits: Vec<(String, u64, u64)>,
@@ -188,7 +190,7 @@ fn default_mounts(plan: &Plan) -> Result<Vec<Mount>, String> {
                 "newinstance",
                 "ptmxmode=0666",
                 "mode=0620",
-                "gid=5",
+                if plan.single_id { "gid=0" } else { "gid=5" },
             ],
         )?,
         mount(
@@ -403,6 +405,7 @@ mod tests {
             network,
             rootless: false,
             netns: None,
+            single_id: false,
             security,
             rlimits: vec![("NOFILE".into(), 20000, 20000)],
             shm_size: None,
