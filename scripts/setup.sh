@@ -4,7 +4,8 @@
 #   scripts/setup.sh               install tools, fetch test fixtures, build the release binary
 #   scripts/setup.sh --no-release  the same without the release build (CI builds in test mode)
 #
-# Installs: runc (the OCI runtime manifold drives), qemu-user-static (foreign RUN steps),
+# Installs: runc (the OCI runtime manifold drives), uidmap (rootless id mapping),
+# slirp4netns and passt (rootless step networks), fuse-overlayfs (a rootless snapshotter), qemu-user-static (foreign RUN steps),
 # skopeo, umoci and podman (independent readers of manifold's outputs), docker-registry (a real
 # registry for tests), openssl (signs the test token server's JWTs), busybox-static for
 # every test architecture (offline base images), hyperfine (benchmarks), and a Python venv
@@ -29,7 +30,7 @@ SUDO=""
 FOREIGN_ARCHS="arm64 armhf i386 ppc64el s390x"   # linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x
 PACKAGES="runc qemu-user-static skopeo umoci podman docker-registry docker.io busybox-static hyperfine
           apache2-utils openssl ca-certificates util-linux iproute2 tar gzip zstd tmux time
-          python3-venv"
+          python3-venv uidmap slirp4netns passt fuse-overlayfs"
 
 need_apt=0
 for a in $FOREIGN_ARCHS; do
@@ -71,6 +72,20 @@ if ! cmp -s scripts/python-requirements.txt "$venv/requirements.txt" 2>/dev/null
   $SUDO "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r scripts/python-requirements.txt
   $SUDO cp scripts/python-requirements.txt "$venv/requirements.txt"
 fi
+
+# Users the rootless tests run manifold as: one with a subordinate id range (as useradd
+# gives new users), one without (the single-id mode).
+if ! id manifold-rootless >/dev/null 2>&1; then
+  $SUDO useradd --create-home --shell /bin/sh manifold-rootless
+fi
+for f in /etc/subuid /etc/subgid; do
+  grep -q '^manifold-rootless:' "$f" 2>/dev/null ||
+    echo 'manifold-rootless:300000:65536' | $SUDO tee -a "$f" >/dev/null
+done
+if ! id manifold-nosub >/dev/null 2>&1; then
+  $SUDO useradd --create-home --shell /bin/sh manifold-nosub
+fi
+$SUDO sed -i '/^manifold-nosub:/d' /etc/subuid /etc/subgid
 
 if ! command -v cargo >/dev/null; then
   echo "setup.sh: cargo not found; install Rust with rustup (https://rustup.rs) and rerun" >&2

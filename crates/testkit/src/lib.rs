@@ -7,6 +7,7 @@ pub mod docker;
 pub mod golden;
 pub mod http;
 pub mod registry;
+pub mod rootless;
 pub mod token;
 
 use oci::document::{ContainerConfig, History, RootFs};

@@ -23,12 +23,28 @@ type Result<T> = std::result::Result<T, SnapshotError>;
 const MAX_OPTIONS: usize = 4095;
 
 /// Options that keep the upper dir expressible as a layer: no redirects, no
-/// metacopy, and no inode index (lower dirs are shared between many mounts).
-const FEATURES: [(&str, &str); 3] = [
-    ("index", "off"),
-    ("redirect_dir", "off"),
-    ("metacopy", "off"),
-];
+/// metacopy, and no inode index (lower dirs are shared between many mounts). Root of a
+/// user namespace mounts with `userxattr` (overlay's xattrs in `user.overlay.*`, the
+/// only ones it may set), which takes `redirect_dir=nofollow` (none made or followed)
+/// in place of `off`.
+fn features() -> &'static [(&'static str, &'static str)] {
+    const HOST: &[(&str, &str)] = &[
+        ("index", "off"),
+        ("redirect_dir", "off"),
+        ("metacopy", "off"),
+    ];
+    const NAMESPACED: &[(&str, &str)] = &[
+        ("userxattr", ""),
+        ("index", "off"),
+        ("redirect_dir", "nofollow"),
+        ("metacopy", "off"),
+    ];
+    if content::identity::identity().is_host_root() {
+        HOST
+    } else {
+        NAMESPACED
+    }
+}
 
 /// An active mount; unmounted on drop (lazily detached as a last resort).
 #[derive(Debug)]
@@ -115,8 +131,12 @@ fn overlay_fsopen(
         set_dir(&fs, "upperdir", u.upper)?;
         set_dir(&fs, "workdir", u.work)?;
     }
-    for (k, v) in FEATURES {
-        fsconfig_set_string(&fs, k, v)?;
+    for &(k, v) in features() {
+        if v.is_empty() {
+            rustix::mount::fsconfig_set_flag(&fs, k)?;
+        } else {
+            fsconfig_set_string(&fs, k, v)?;
+        }
     }
     fsconfig_create(&fs)?;
     let attrs = if upper.is_none() {
@@ -176,8 +196,12 @@ fn overlay_legacy(lowers: &[PathBuf], upper: Option<&Upper<'_>>, target: &Path) 
             u.work.display()
         ));
     }
-    for (k, v) in FEATURES {
-        opts.push_str(&format!(",{k}={v}"));
+    for &(k, v) in features() {
+        if v.is_empty() {
+            opts.push_str(&format!(",{k}"));
+        } else {
+            opts.push_str(&format!(",{k}={v}"));
+        }
     }
     if opts.len() > MAX_OPTIONS {
         return Err(SnapshotError::Mount {

@@ -1,0 +1,259 @@
+//! manifold as an unprivileged user (`manifold-rootless`, with a subordinate id range;
+//! `manifold-nosub`, without), started from a world-readable copy of the binary with
+//! `setpriv` and no `XDG_RUNTIME_DIR` (see `testkit::rootless`).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use testkit::rootless::{User, WITH_SUBUIDS, WITHOUT_SUBUIDS};
+
+const BASE: &str = "localhost/busybox:test";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn all(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+#[track_caller]
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", all(&out));
+    out
+}
+
+/// The user, its state root holding the busybox base for `arches`, and a context
+/// directory with `dockerfile`, all the user's.
+fn user_with_base(name: &str, arches: &[&str], dockerfile: &str) -> (User, std::path::PathBuf) {
+    testkit::require_tool("runc");
+    let user = User::new(name, Path::new(env!("CARGO_BIN_EXE_manifold")));
+    testkit::base::busybox_index(&user.root(), BASE, arches);
+    user.give(&user.root());
+    let ctx = user.home().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    user.give(&ctx);
+    (user, ctx)
+}
+
+const CHOWN: &str = "FROM localhost/busybox:test
+RUN mkdir /owned && echo a > /owned/a && echo b > /owned/b && echo c > /owned/c \
+ && chown 1000:1000 /owned/a && chown 2000:2001 /owned/b && chown 65534:65534 /owned/c
+COPY --chown=3000:3001 Dockerfile /owned/copied
+RUN [ \"$(stat -c %u:%g /owned/a /owned/b /owned/c /owned/copied | tr '\\n' ' ')\" = \
+ '1000:1000 2000:2001 65534:65534 3000:3001 ' ]
+";
+
+/// The owners of `/owned/*` in the image of the OCI archive `tar`, as skopeo and umoci
+/// (as root) read it.
+fn owners_in_image(tar: &Path) -> Vec<(String, u32, u32)> {
+    let skopeo = testkit::require_tool("skopeo");
+    let umoci = testkit::require_tool("umoci");
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    ok(Command::new(skopeo)
+        .arg("copy")
+        .arg(format!("oci-archive:{}", tar.display()))
+        .arg(format!("oci:{}:img", layout.display()))
+        .output()
+        .unwrap());
+    let bundle = dir.path().join("bundle");
+    ok(Command::new(umoci)
+        .args(["unpack", "--image"])
+        .arg(format!("{}:img", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap());
+    let mut owners: Vec<_> = std::fs::read_dir(bundle.join("rootfs/owned"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                m.uid(),
+                m.gid(),
+            )
+        })
+        .collect();
+    owners.sort();
+    owners
+}
+
+fn chown_build(snapshotter: &str) {
+    let (user, ctx) = user_with_base(WITH_SUBUIDS, &["amd64"], CHOWN);
+    let tar = user.home().join("image.tar");
+    let out = ok(user
+        .manifold()
+        .env("MANIFOLD_SNAPSHOTTER", snapshotter)
+        .args(["build", "--progress=plain", "-o"])
+        .arg(format!("type=oci,dest={}", tar.display()))
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    assert!(
+        !text(&out.stderr).contains("warning: no subordinate id range"),
+        "{}",
+        all(&out)
+    );
+    assert_eq!(
+        owners_in_image(&tar),
+        [
+            ("a".to_owned(), 1000, 1000),
+            ("b".to_owned(), 2000, 2001),
+            ("c".to_owned(), 65534, 65534),
+            ("copied".to_owned(), 3000, 3001),
+        ]
+    );
+    // The state root is the user's (it is what `prune` works on), and the sub-ids'
+    // files in it are removed by prune, inside the namespace.
+    assert_eq!(std::fs::metadata(user.root()).unwrap().uid(), user.uid);
+    let with_driver = |args: &[&str]| {
+        user.manifold()
+            .env("MANIFOLD_SNAPSHOTTER", snapshotter)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let inspect = ok(with_driver(&["inspect", "--bootstrap"]));
+    assert!(
+        text(&inspect.stdout).contains(&format!("Snapshotter:   {snapshotter}")),
+        "{}",
+        all(&inspect)
+    );
+    ok(with_driver(&["prune", "--all", "--force"]));
+    let left = Command::new("find")
+        .arg(user.root())
+        .args(["-uid", "+100000", "-print", "-quit"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&left.stdout), "", "prune left sub-id files behind");
+}
+
+#[test]
+fn chown_to_three_users_with_overlay() {
+    chown_build("overlay");
+}
+
+#[test]
+fn chown_to_three_users_with_the_copying_snapshotter() {
+    chown_build("copy");
+}
+
+#[test]
+fn without_subordinate_ids_a_single_id_build_works_and_chown_names_the_fix() {
+    let (user, ctx) = user_with_base(
+        WITHOUT_SUBUIDS,
+        &["amd64"],
+        "FROM localhost/busybox:test\nRUN echo single > /f && [ \"$(id -u)\" = 0 ]\n",
+    );
+    let out = ok(user
+        .manifold()
+        .args(["build", "--progress=plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: no subordinate id range for manifold-nosub")
+            && stderr.contains("usermod --add-subuids"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox:test\nRUN touch /f && chown 1000 /f\n",
+    )
+    .unwrap();
+    let out = user
+        .manifold()
+        .args(["build", "--progress=plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", all(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("this rootless build maps a single id")
+            && stderr.contains("sudo usermod --add-subuids 100000-165535"),
+        "{stderr}"
+    );
+
+    // A step as another user is refused before it runs, with the same fix.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox:test\nUSER 1000\nRUN true\n",
+    )
+    .unwrap();
+    let out = user
+        .manifold()
+        .args(["build", "--progress=plain"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", all(&out));
+    assert!(
+        text(&out.stderr).contains("the step runs as uid 1000 gid 1000, but this rootless build"),
+        "{}",
+        all(&out)
+    );
+}
+
+#[test]
+fn a_rootless_daemon_serves_only_its_own_user() {
+    testkit::require_tool("runc");
+    let user = User::new(WITH_SUBUIDS, Path::new(env!("CARGO_BIN_EXE_manifold")));
+    let sock = user.home().join("run/manifold.sock");
+    let mut daemon = user
+        .manifold()
+        .args(["daemon", "--addr"])
+        .arg(format!("unix://{}", sock.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&sock).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    let dir_mode = std::fs::metadata(sock.parent().unwrap()).unwrap().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "socket directory mode {dir_mode:o}");
+
+    // The user itself: a builder instance on the socket bootstraps.
+    let addr = format!("unix://{}", sock.display());
+    ok(user.run(&["create", "--name", "mine", "--driver", "remote", &addr]));
+    let inspect = ok(user.run(&["inspect", "--bootstrap", "mine"]));
+    assert!(
+        text(&inspect.stdout).contains("running"),
+        "{}",
+        all(&inspect)
+    );
+
+    // Another user: the socket's mode refuses the connection.
+    let other = User::new(WITHOUT_SUBUIDS, Path::new(env!("CARGO_BIN_EXE_manifold")));
+    ok(other.run(&["create", "--name", "theirs", "--driver", "remote", &addr]));
+    let refused = other.run(&["inspect", "--bootstrap", "theirs"]);
+    assert!(!refused.status.success(), "{}", all(&refused));
+    // The host's root passes the socket's mode, but not the peer check: the daemon
+    // hangs up without a word.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap(), 0, "the daemon answered root");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
