@@ -87,6 +87,12 @@ if ! id manifold-nosub >/dev/null 2>&1; then
 fi
 $SUDO sed -i '/^manifold-nosub:/d' /etc/subuid /etc/subgid
 
+# Rootless steps reach the network through slirp4netns, which opens /dev/net/tun: udev
+# makes it 0666 on Debian and Ubuntu; do the same where there is no udev.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  $SUDO chmod 0666 /dev/net/tun
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "setup.sh: cargo not found; install Rust with rustup (https://rustup.rs) and rerun" >&2
   exit 1

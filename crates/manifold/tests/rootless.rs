@@ -257,3 +257,72 @@ fn a_rootless_daemon_serves_only_its_own_user() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// A one-line HTTP server on 127.0.0.1 (a free port), answering every request.
+fn host_loopback_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nhello-from-host\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn steps_reach_the_network_through_slirp4netns_and_the_host_loopback_only_when_asked() {
+    testkit::require_tool("slirp4netns");
+    let port = host_loopback_server();
+    let dockerfile = format!(
+        "FROM localhost/busybox:test\n\
+         RUN ip addr show tap0 | grep -q 'inet 10.0.2.100' && grep -qx 'nameserver 10.0.2.3' /etc/resolv.conf \
+          && (wget -q -O /got http://10.0.2.2:{port}/ || echo unreachable > /got)\n\
+         RUN --network=none ! ip link show tap0 && echo isolated > /none\n\
+         RUN --network=host wget -q -O /host http://127.0.0.1:{port}/\n"
+    );
+    let (user, ctx) = user_with_base(WITH_SUBUIDS, &["amd64"], &dockerfile);
+    let build = |loopback: &str| {
+        let dest = user.home().join(format!("out-{loopback}"));
+        let out = user
+            .manifold()
+            .env("MANIFOLD_ROOTLESS_HOST_LOOPBACK", loopback)
+            .args([
+                "build",
+                "--progress=plain",
+                "--no-cache",
+                "--allow",
+                "network.host",
+                "-o",
+            ])
+            .arg(format!("type=local,dest={}", dest.display()))
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        (ok(out), dest)
+    };
+    // By default the host's loopback is out of reach; the user's own network is not.
+    let (_, dest) = build("0");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("got")).unwrap(),
+        "unreachable\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("none")).unwrap(),
+        "isolated\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("host")).unwrap(),
+        "hello-from-host\n"
+    );
+    // Asked for, 10.0.2.2 is the host's 127.0.0.1.
+    let (_, dest) = build("1");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("got")).unwrap(),
+        "hello-from-host\n"
+    );
+}

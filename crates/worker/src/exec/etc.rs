@@ -51,6 +51,18 @@ pub fn resolv_conf(host: &str, network: NetworkMode) -> String {
     out
 }
 
+/// `/etc/resolv.conf` naming only `nameserver` (a user-mode network's forwarder),
+/// with the host's search domains and options.
+pub fn resolv_conf_with(host: &str, nameserver: &str) -> String {
+    let mut out: String = host
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some("nameserver"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("nameserver {nameserver}\n"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +79,15 @@ mod tests {
         assert_eq!(
             resolv_conf(mixed, NetworkMode::Default),
             "nameserver 10.0.0.2\n"
+        );
+    }
+
+    #[test]
+    fn a_user_mode_network_names_its_own_nameserver() {
+        let host = "search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n";
+        assert_eq!(
+            resolv_conf_with(host, "10.0.2.3"),
+            "search example.com\nnameserver 10.0.2.3\n"
         );
     }
 

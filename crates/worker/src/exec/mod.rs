@@ -11,6 +11,7 @@ mod rootfs;
 mod runc;
 mod spec;
 mod user;
+pub mod usernet;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -393,6 +394,8 @@ pub enum ExecError {
          (no subordinate range in /etc/subuid and /etc/subgid): {SUBUID_FIX}"
     )]
     UnmappedUser { uid: u32, gid: u32 },
+    #[error("cannot set up the step's rootless network: {0}")]
+    Network(String),
     #[error(transparent)]
     Platform(#[from] BinfmtError),
     #[error("cannot write the runtime bundle {path}")]

@@ -198,8 +198,12 @@ fn write_bundle(
         let _ = f.take(64 * 1024).read_to_string(&mut host_resolv);
     }
     let resolv = bundle.join("resolv.conf");
-    std::fs::write(&resolv, etc::resolv_conf(&host_resolv, spec.network))
-        .map_err(bundle_err(&resolv))?;
+    let resolv_text = match &plan.netns {
+        // slirp4netns forwards DNS from its own address to the host's resolver.
+        Some(_) => etc::resolv_conf_with(&host_resolv, super::usernet::DNS),
+        None => etc::resolv_conf(&host_resolv, spec.network),
+    };
+    std::fs::write(&resolv, resolv_text).map_err(bundle_err(&resolv))?;
     let ro_bind = |dest: &str, src: PathBuf| {
         (
             dest.to_owned(),
@@ -258,6 +262,8 @@ struct Container<'a> {
     bundle: PathBuf,
     child: Option<Child>,
     readers: Vec<JoinHandle<()>>,
+    /// A rootless step's user-mode network, stopped after the container is deleted.
+    net: Option<super::usernet::UserNet>,
 }
 
 impl Container<'_> {
@@ -425,7 +431,12 @@ impl Executor for Runc {
             bundle: bundle.clone(),
             child: None,
             readers: Vec::new(),
+            net: None,
         };
+        let rootless = content::identity::identity().is_rootless();
+        if rootless && spec.network == NetworkMode::Default {
+            container.net = super::usernet::UserNet::start().map_err(ExecError::Network)?;
+        }
         let plan = Plan {
             args: spec.args.clone(),
             env: env_with_path(&spec.env),
@@ -433,8 +444,8 @@ impl Executor for Runc {
             user: exec_user,
             hostname: spec.hostname.clone(),
             network: spec.network,
-            rootless: content::identity::identity().is_rootless(),
-            netns: None,
+            rootless,
+            netns: container.net.as_ref().map(|n| n.path().to_owned()),
             single_id: super::single_id_namespace(),
             security: spec.security,
             rlimits: clamp_rlimits(spec),
