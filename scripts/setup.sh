@@ -89,9 +89,12 @@ $SUDO sed -i '/^manifold-nosub:/d' /etc/subuid /etc/subgid
 
 # Rootless steps reach the network through slirp4netns, which opens /dev/net/tun: udev
 # makes it 0666 on Debian and Ubuntu; do the same where there is no udev.
-if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-  $SUDO chmod 0666 /dev/net/tun
-fi
+# fuse-overlayfs opens /dev/fuse, which udev makes 0666 too.
+for dev in /dev/net/tun /dev/fuse; do
+  if [ -c "$dev" ] && [ "$(stat -c %a "$dev")" != 666 ]; then
+    $SUDO chmod 0666 "$dev"
+  fi
+done
 
 if ! command -v cargo >/dev/null; then
   echo "setup.sh: cargo not found; install Rust with rustup (https://rustup.rs) and rerun" >&2

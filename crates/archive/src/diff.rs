@@ -35,7 +35,9 @@ pub fn diff_dirs(lower: &Path, upper: &Path) -> Result<Vec<Change>, ArchiveError
 
 /// Changes recorded in an overlay upper dir: 0/0 character devices are deletions,
 /// directories with an `overlay.opaque` xattr (trusted or user) are opaque, the
-/// rest are additions. `overlay.redirect` and `overlay.metacopy` are refused: a
+/// rest are additions. fuse-overlayfs's upper dirs are read the same way: its opaque
+/// directories carry `user.fuseoverlayfs.opaque` and hold two markers of its own
+/// (`.wh..wh..opq`, `.wh..opq`), which are not content. `overlay.redirect` and `overlay.metacopy` are refused: a
 /// layer cannot express them.
 pub fn diff_overlay_upper(upper: &Path) -> Result<Vec<Change>, ArchiveError> {
     let upper = Arc::new(Root::open(upper)?);
@@ -43,6 +45,9 @@ pub fn diff_overlay_upper(upper: &Path) -> Result<Vec<Change>, ArchiveError> {
     let mut stack = vec![CleanPath::default()];
     while let Some(dir) = stack.pop() {
         for name in upper.read_dir(&dir)? {
+            if FUSE_OVERLAY_MARKERS.contains(&name.as_slice()) {
+                continue;
+            }
             let p = dir.join(&name);
             let Some((kind, meta, raw)) = read_node(&upper, &p)? else {
                 continue;
@@ -61,9 +66,13 @@ pub fn diff_overlay_upper(upper: &Path) -> Result<Vec<Change>, ArchiveError> {
                 continue;
             }
             let is_dir = matches!(kind, EntryKind::Dir);
-            let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"]
-                .iter()
-                .any(|k| raw.get(*k).is_some_and(|v| v == b"y"));
+            let opaque = [
+                "trusted.overlay.opaque",
+                "user.overlay.opaque",
+                "user.fuseoverlayfs.opaque",
+            ]
+            .iter()
+            .any(|k| raw.get(*k).is_some_and(|v| v == b"y"));
             out.push(Change::Add(entry(&upper, &p, kind, meta)));
             if opaque {
                 out.push(Change::OpaqueDir(p.to_path_buf()));
@@ -75,6 +84,9 @@ pub fn diff_overlay_upper(upper: &Path) -> Result<Vec<Change>, ArchiveError> {
     }
     Ok(out)
 }
+
+/// The entries fuse-overlayfs adds to an opaque directory of its upper dir.
+const FUSE_OVERLAY_MARKERS: [&[u8]; 2] = [b".wh..wh..opq", b".wh..opq"];
 
 struct Differ {
     upper: Arc<Root>,
@@ -214,7 +226,11 @@ fn read_node(root: &Root, p: &CleanPath) -> Result<Option<Node>, ArchiveError> {
     let raw = leaf.xattrs()?;
     let xattrs = raw
         .iter()
-        .filter(|(k, _)| !k.starts_with("trusted.overlay.") && !k.starts_with("user.overlay."))
+        .filter(|(k, _)| {
+            !k.starts_with("trusted.overlay.")
+                && !k.starts_with("user.overlay.")
+                && !k.starts_with("user.fuseoverlayfs.")
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let link_key = (matches!(kind, EntryKind::File { .. }) && st.st_nlink > 1)

@@ -44,15 +44,16 @@ fn user_with_base(name: &str, arches: &[&str], dockerfile: &str) -> (User, std::
 }
 
 const CHOWN: &str = "FROM localhost/busybox:test
-RUN mkdir /owned && echo a > /owned/a && echo b > /owned/b && echo c > /owned/c \
+RUN mkdir -p /var/d/keep /owned && echo a > /owned/a && echo b > /owned/b && echo c > /owned/c \
  && chown 1000:1000 /owned/a && chown 2000:2001 /owned/b && chown 65534:65534 /owned/c
 COPY --chown=3000:3001 Dockerfile /owned/copied
+RUN rm /bin/true && rm -rf /var/d && mkdir /var/d && echo new > /var/d/only
 RUN [ \"$(stat -c %u:%g /owned/a /owned/b /owned/c /owned/copied | tr '\\n' ' ')\" = \
  '1000:1000 2000:2001 65534:65534 3000:3001 ' ]
 ";
 
 /// The owners of `/owned/*` in the image of the OCI archive `tar`, as skopeo and umoci
-/// (as root) read it.
+/// (as root) read it, after checking the deletions of the Dockerfile.
 fn owners_in_image(tar: &Path) -> Vec<(String, u32, u32)> {
     let skopeo = testkit::require_tool("skopeo");
     let umoci = testkit::require_tool("umoci");
@@ -71,7 +72,16 @@ fn owners_in_image(tar: &Path) -> Vec<(String, u32, u32)> {
         .arg(&bundle)
         .output()
         .unwrap());
-    let mut owners: Vec<_> = std::fs::read_dir(bundle.join("rootfs/owned"))
+    // A deleted file and a directory made again (a whiteout and an opaque directory).
+    let rootfs = bundle.join("rootfs");
+    assert!(rootfs.join("bin/busybox").exists());
+    assert!(rootfs.join("bin/true").symlink_metadata().is_err());
+    let listed: Vec<_> = std::fs::read_dir(rootfs.join("var/d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed, ["only"]);
+    let mut owners: Vec<_> = std::fs::read_dir(rootfs.join("owned"))
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
@@ -325,4 +335,10 @@ fn steps_reach_the_network_through_slirp4netns_and_the_host_loopback_only_when_a
         std::fs::read_to_string(dest.join("got")).unwrap(),
         "hello-from-host\n"
     );
+}
+
+#[test]
+fn chown_to_three_users_with_fuse_overlayfs() {
+    testkit::require_tool("fuse-overlayfs");
+    chown_build("fuse-overlayfs");
 }

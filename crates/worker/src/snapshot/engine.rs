@@ -188,7 +188,7 @@ impl Inner {
         let dir = self.store.snap_dir(id);
         let fs_dir = self.store.fs_dir(id);
         let made = (|| match self.driver {
-            Driver::Overlay => {
+            Driver::Overlay | Driver::FuseOverlay => {
                 let (work, m) = (dir.join("work"), dir.join("m"));
                 for d in [&fs_dir, &work, &m] {
                     Self::mkdir(d)?;
@@ -202,7 +202,7 @@ impl Inner {
                     upper: &fs_dir,
                     work: &work,
                 };
-                let guard = mount::overlay(&lowers, Some(upper), &m)?;
+                let guard = mount_overlay(self.driver, &lowers, Some(upper), &m)?;
                 Ok((m, Some(guard)))
             }
             _ => {
@@ -297,11 +297,11 @@ impl Inner {
         } = self.new_record(Kind::View, Some(key))?;
         let m = self.store.snap_dir(id).join("m");
         let made = Self::mkdir(&m).and_then(|()| match self.driver {
-            Driver::Overlay => {
+            Driver::Overlay | Driver::FuseOverlay => {
                 // Two lowers at least: a single one would show its whiteouts.
                 let mut lowers = chain;
                 lowers.push(self.store.empty_dir());
-                mount::overlay(&lowers, None, &m)
+                mount_overlay(self.driver, &lowers, None, &m)
             }
             _ => mount::bind_ro(&chain[0], &m),
         });
@@ -350,7 +350,7 @@ impl Inner {
     fn diff_of(&self, id: u64, parent: Option<u64>) -> Result<Vec<Change>> {
         let upper = self.store.fs_dir(id);
         match self.driver {
-            Driver::Overlay => diff_overlay_upper(&upper),
+            Driver::Overlay | Driver::FuseOverlay => diff_overlay_upper(&upper),
             _ => {
                 let lower = parent.map_or_else(|| self.store.empty_dir(), |p| self.store.fs_dir(p));
                 diff_dirs(&lower, &upper)
@@ -419,7 +419,7 @@ impl Inner {
                     copy_tree(src, &fs_dir)?;
                     fs_dir.clone()
                 }
-                (Driver::Overlay, Some(_)) => {
+                (Driver::Overlay | Driver::FuseOverlay, Some(_)) => {
                     let (work, m) = (dir.join("work"), dir.join("m"));
                     Self::mkdir(&work)?;
                     Self::mkdir(&m)?;
@@ -427,7 +427,7 @@ impl Inner {
                         upper: &fs_dir,
                         work: &work,
                     };
-                    guard = Some(mount::overlay(&chain, Some(upper), &m)?);
+                    guard = Some(mount_overlay(self.driver, &chain, Some(upper), &m)?);
                     m
                 }
                 _ => fs_dir.clone(),
@@ -495,11 +495,24 @@ impl Inner {
     }
 }
 
+/// An overlay mount by the kernel, or by fuse-overlayfs for that driver.
+fn mount_overlay(
+    driver: Driver,
+    lowers: &[PathBuf],
+    upper: Option<Upper<'_>>,
+    target: &Path,
+) -> Result<MountGuard> {
+    match driver {
+        Driver::FuseOverlay => mount::fuse_overlay(lowers, upper, target),
+        _ => mount::overlay(lowers, upper, target),
+    }
+}
+
 /// Mount a two-lower overlay with an upper under `state_root` once and check that a
 /// write lands in the upper dir. Everything is unmounted and removed afterwards.
-pub(crate) fn probe_overlay(state_root: &Path) -> std::result::Result<(), String> {
+pub(crate) fn probe_overlay(state_root: &Path, driver: Driver) -> std::result::Result<(), String> {
     static N: AtomicU64 = AtomicU64::new(0);
-    let base = driver_root(state_root, Driver::Overlay);
+    let base = driver_root(state_root, driver);
     let dir = base.join(format!(
         "probe.{}.{}",
         std::process::id(),
@@ -512,7 +525,8 @@ pub(crate) fn probe_overlay(state_root: &Path) -> std::result::Result<(), String
             fs::create_dir(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
         fs::write(l1.join("a"), b"a").map_err(|e| e.to_string())?;
-        let guard = mount::overlay(
+        let guard = mount_overlay(
+            driver,
             &[l2, l1],
             Some(Upper {
                 upper: &u,

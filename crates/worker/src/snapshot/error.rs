@@ -51,7 +51,9 @@ pub enum SnapshotError {
     #[error("damaged snapshot metadata {path}: {reason}", path = path.display())]
     Metadata { path: PathBuf, reason: String },
     /// `MANIFOLD_SNAPSHOTTER` names no driver.
-    #[error("unknown snapshotter {name:?} in MANIFOLD_SNAPSHOTTER (expected overlay or copy)")]
+    #[error(
+        "unknown snapshotter {name:?} in MANIFOLD_SNAPSHOTTER (expected overlay, fuse-overlayfs or copy)"
+    )]
     UnknownDriver { name: String },
     /// Overlay was asked for but cannot mount here.
     #[error("overlayfs does not work in {root}: {reason}", root = root.display())]

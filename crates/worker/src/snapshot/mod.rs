@@ -90,6 +90,9 @@ pub fn chain_id(parent: Option<&oci::Digest>, diff_id: &oci::Digest) -> oci::Dig
 #[non_exhaustive]
 pub enum Driver {
     Overlay,
+    /// Overlay through the `fuse-overlayfs` daemon: for a kernel whose overlayfs cannot
+    /// be mounted in a user namespace (before 5.11).
+    FuseOverlay,
     Copy,
 }
 
@@ -97,6 +100,7 @@ impl Driver {
     pub fn name(self) -> &'static str {
         match self {
             Driver::Overlay => "overlay",
+            Driver::FuseOverlay => "fuse-overlayfs",
             Driver::Copy => "copy",
         }
     }
@@ -359,6 +363,12 @@ driver!(
      parents' dirs are the lower dirs of what is mounted on top of it."
 );
 driver!(
+    FuseOverlay,
+    Driver::FuseOverlay,
+    "Snapshots as overlay layers, as [`Overlay`], mounted by the `fuse-overlayfs` daemon \
+     (rootless on kernels whose overlayfs cannot be mounted in a user namespace)."
+);
+driver!(
     Copy,
     Driver::Copy,
     "Snapshots as whole trees: a prepared snapshot is a copy of its parent. Works \
@@ -379,15 +389,18 @@ pub fn apply_options() -> ApplyOptions {
 /// Pick a driver for `state_root`: `MANIFOLD_SNAPSHOTTER` when set, else overlay
 /// when a test mount works there, else copy.
 pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
+    let unavailable = |reason| SnapshotError::OverlayUnavailable {
+        root: state_root.to_owned(),
+        reason,
+    };
     match std::env::var(SNAPSHOTTER_ENV).ok().as_deref() {
         Some("overlay") => {
-            engine::probe_overlay(state_root).map_err(|reason| {
-                SnapshotError::OverlayUnavailable {
-                    root: state_root.to_owned(),
-                    reason,
-                }
-            })?;
+            engine::probe_overlay(state_root, Driver::Overlay).map_err(unavailable)?;
             Ok(Box::new(Overlay::open(state_root)?))
+        }
+        Some("fuse-overlayfs") => {
+            engine::probe_overlay(state_root, Driver::FuseOverlay).map_err(unavailable)?;
+            Ok(Box::new(FuseOverlay::open(state_root)?))
         }
         Some("copy") => Ok(Box::new(Copy::open(state_root)?)),
         Some(other) if !other.is_empty() => Err(SnapshotError::UnknownDriver {
@@ -397,13 +410,17 @@ pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
             if overlay_probed(state_root) {
                 return Ok(Box::new(Overlay::open(state_root)?));
             }
-            match engine::probe_overlay(state_root) {
-                Ok(()) => {
-                    let _ = std::fs::write(probe_marker(state_root), probe_stamp(state_root));
-                    Ok(Box::new(Overlay::open(state_root)?))
-                }
-                Err(_) => Ok(Box::new(Copy::open(state_root)?)),
+            if engine::probe_overlay(state_root, Driver::Overlay).is_ok() {
+                let _ = std::fs::write(probe_marker(state_root), probe_stamp(state_root));
+                return Ok(Box::new(Overlay::open(state_root)?));
             }
+            // Rootless on an older kernel: fuse-overlayfs when it is installed and works.
+            if content::identity::identity().is_rootless()
+                && engine::probe_overlay(state_root, Driver::FuseOverlay).is_ok()
+            {
+                return Ok(Box::new(FuseOverlay::open(state_root)?));
+            }
+            Ok(Box::new(Copy::open(state_root)?))
         }
     }
 }

@@ -98,6 +98,46 @@ pub(crate) struct Upper<'a> {
     pub work: &'a Path,
 }
 
+/// Mount an overlay at `target` through `fuse-overlayfs` (a FUSE daemon that stays
+/// until the mount is unmounted); `lowers` is top-most first.
+pub(crate) fn fuse_overlay(
+    lowers: &[PathBuf],
+    upper: Option<Upper<'_>>,
+    target: &Path,
+) -> Result<MountGuard> {
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let mut opts = format!("lowerdir={}", lower.join(":"));
+    if let Some(u) = &upper {
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.upper.display(),
+            u.work.display()
+        ));
+    }
+    let out = std::process::Command::new("fuse-overlayfs")
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| SnapshotError::Mount {
+            op: "start fuse-overlayfs",
+            path: target.to_owned(),
+            source: e,
+        })?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(SnapshotError::Mount {
+            op: "mount fuse-overlayfs",
+            path: target.to_owned(),
+            source: io::Error::other(format!("{}: {}", out.status, said.trim())),
+        });
+    }
+    Ok(MountGuard {
+        target: Some(target.to_owned()),
+    })
+}
+
 /// Mount an overlay at `target`; `lowers` is top-most first.
 pub(crate) fn overlay(
     lowers: &[PathBuf],
