@@ -5,7 +5,8 @@
 #   linux/amd64,linux/arm64 and push it behind one index → inspect it → run each
 #   platform's image by digest (printing x86_64 and aarch64).
 #
-#   scripts/demo.sh              # after scripts/setup.sh; needs root
+#   scripts/demo.sh              # after scripts/setup.sh; as root, or as a user once root
+#                                # has run `manifold binfmt install arm64` (rootless)
 #   scripts/demo.sh --with-gcc   # also the seed's C example, compiled with gcc under
 #                                # emulation on Debian bases made by mmdebstrap (minutes)
 #
@@ -35,9 +36,16 @@ cleanup() {
 trap cleanup EXIT
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "register QEMU for arm64 (binfmt_misc, F flag)"
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || registered=arm64
-"$manifold" binfmt install arm64
+if [ "$(id -u)" = 0 ]; then
+  step "register QEMU for arm64 (binfmt_misc, F flag)"
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || registered=arm64
+  "$manifold" binfmt install arm64
+else
+  # Rootless: registering emulators is root's job, once (sudo manifold binfmt install).
+  step "rootless: QEMU for arm64 must be registered already"
+  "$manifold" binfmt ls | grep -q '^linux/arm64 *emulated' ||
+    { echo "linux/arm64 has no emulator: run 'sudo $manifold binfmt install arm64' once" >&2; exit 1; }
+fi
 "$manifold" binfmt ls
 
 step "busybox base images for amd64 and arm64, from Debian's busybox-static"

@@ -342,3 +342,58 @@ fn chown_to_three_users_with_fuse_overlayfs() {
     testkit::require_tool("fuse-overlayfs");
     chown_build("fuse-overlayfs");
 }
+
+#[test]
+fn the_seed_workflow_runs_rootless() {
+    for tool in ["runc", "python3", "curl", "dpkg-deb"] {
+        testkit::require_tool(tool);
+    }
+    let manifold = Path::new(env!("CARGO_BIN_EXE_manifold"));
+    // Registering QEMU is root's part, once.
+    let _emulators = testkit::binfmt::Guard::ensure(manifold, &["arm64"]);
+    let user = User::new(WITH_SUBUIDS, manifold);
+    // The script and what it reads, where the user can read them.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let copy = user.home().join("repo");
+    for (from, to) in [
+        ("scripts/demo.sh", "scripts/demo.sh"),
+        ("bench/make-busybox.py", "bench/make-busybox.py"),
+        ("examples/hello/Dockerfile", "examples/hello/Dockerfile"),
+        ("examples/hello/greeting.txt", "examples/hello/greeting.txt"),
+    ] {
+        let dest = copy.join(to);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(from), &dest).unwrap();
+    }
+    user.give(&copy);
+    let out = user
+        .command("bash")
+        .arg(copy.join("scripts/demo.sh"))
+        .env("MANIFOLD", user.exe())
+        .env("MANIFOLD_ROOT", user.root())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", all(&out));
+    assert!(stdout.contains("rootless: QEMU for arm64"), "{stdout}");
+    for arch in ["x86_64", "aarch64"] {
+        assert!(
+            stdout.contains(&format!("Hello, my architecture is {arch}")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn binfmt_ls_works_for_anyone_and_install_names_the_root_step() {
+    let user = User::new(WITH_SUBUIDS, Path::new(env!("CARGO_BIN_EXE_manifold")));
+    let ls = ok(user.run(&["binfmt", "ls"]));
+    assert!(text(&ls.stdout).contains("linux/amd64"), "{}", all(&ls));
+    let install = user.run(&["binfmt", "install", "s390x"]);
+    assert!(!install.status.success(), "{}", all(&install));
+    assert!(
+        text(&install.stderr).contains("sudo manifold binfmt install s390x"),
+        "{}",
+        all(&install)
+    );
+}

@@ -34,7 +34,28 @@ fn entry(e: &Entry) -> String {
     described(&e.name, &e.interpreter, &e.flags)
 }
 
+/// Registering or removing emulators changes the host's binfmt_misc: root's job, once.
+fn needs_host_root(verb: &str, names: &[String]) -> anyhow::Result<()> {
+    if content::identity::identity().is_host_root() {
+        return Ok(());
+    }
+    let args = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", names.join(" "))
+    };
+    anyhow::bail!(Hinted::new(
+        format!(
+            "`manifold binfmt {verb}` changes the host's binfmt_misc entries, which needs root"
+        ),
+        format!(
+            "run `sudo manifold binfmt {verb}{args}` once; rootless builds use the entries after that (`manifold binfmt ls` shows them)"
+        ),
+    ))
+}
+
 fn install(args: &BinfmtInstallArgs) -> anyhow::Result<ExitCode> {
+    needs_host_root("install", &args.archs)?;
     let opts = InstallOptions {
         credentials: args.credentials,
         force: args.force,
@@ -140,6 +161,7 @@ fn ls() -> anyhow::Result<ExitCode> {
 }
 
 fn uninstall(args: &BinfmtUninstallArgs) -> anyhow::Result<ExitCode> {
+    needs_host_root("uninstall", &args.archs)?;
     let opts = InstallOptions {
         force: args.force,
         ..InstallOptions::default()
