@@ -214,7 +214,13 @@ pub fn unpack(store: &Store, manifest: &Descriptor, dir: &Path) -> Result<()> {
         dir: dir.to_owned(),
         source: Box::new(source),
     })?;
-    let opts = worker_apply_options();
+    // The host's root writes the image's owners; anyone else (a rootless build too)
+    // gets files of its own, as a client writing buildx's local output would.
+    let opts = if content::identity::identity().is_host_root() {
+        archive::ApplyOptions::privileged()
+    } else {
+        archive::ApplyOptions::rootless()
+    };
     for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
         let blob = store.open_blob(&layer.digest)?;
         let expected = archive::Expected {
@@ -396,7 +402,7 @@ pub fn load(
         message: String::new(),
         source: Some(source),
     };
-    let mut child = Command::new(cli)
+    let mut child = engine(cli)
         .arg("load")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -453,8 +459,26 @@ pub fn load(
 }
 
 /// Whether `cli` is on PATH and `cli info` succeeds within 30 s.
+/// `cli args…`. Inside manifold's rootless user namespace podman would take itself for
+/// the host's root (uid 0); told that its namespace is set up already, it uses the
+/// user's own rootless storage, as when it makes the same namespace itself.
+fn engine(cli: &str) -> Command {
+    let mut cmd = Command::new(cli);
+    if let content::identity::Identity::Namespaced {
+        outer_uid,
+        outer_gid,
+        ..
+    } = content::identity::identity()
+    {
+        cmd.env("_CONTAINERS_USERNS_CONFIGURED", "done")
+            .env("_CONTAINERS_ROOTLESS_UID", outer_uid.to_string())
+            .env("_CONTAINERS_ROOTLESS_GID", outer_gid.to_string());
+    }
+    cmd
+}
+
 fn engine_answers(cli: &str) -> bool {
-    let Ok(mut child) = Command::new(cli)
+    let Ok(mut child) = engine(cli)
         .arg("info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -476,15 +500,6 @@ fn engine_answers(cli: &str) -> bool {
                 return false;
             }
         }
-    }
-}
-
-/// Apply options for this process's privilege (host root, namespace root, or a user).
-fn worker_apply_options() -> archive::ApplyOptions {
-    match content::identity::privilege() {
-        content::identity::Privilege::HostRoot => archive::ApplyOptions::privileged(),
-        content::identity::Privilege::NamespaceRoot => archive::ApplyOptions::namespaced(),
-        content::identity::Privilege::User => archive::ApplyOptions::rootless(),
     }
 }
 

@@ -397,3 +397,190 @@ fn binfmt_ls_works_for_anyone_and_install_names_the_root_step() {
         all(&install)
     );
 }
+
+#[test]
+fn every_output_cache_mounts_and_secrets_work_rootless() {
+    testkit::require_tool("podman");
+    let (user, ctx) = user_with_base(
+        WITH_SUBUIDS,
+        &["amd64"],
+        "FROM localhost/busybox:test\n\
+         RUN --mount=type=cache,target=/cache,uid=1000 \
+             [ \"$(stat -c %u /cache)\" = 1000 ] && echo x >> /cache/runs && wc -l < /cache/runs > /runs\n\
+         RUN --mount=type=secret,id=token,required=true \
+             wc -c < /run/secrets/token > /seen\n\
+         RUN echo rootless > /hello\n",
+    );
+    let secret = user.home().join("token");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    user.give(&secret);
+    let o = |p: &str| user.home().join(p);
+    let arg = |s: String| s;
+    let build = |tag: &str, extra: &[String]| {
+        let mut cmd = user.manifold();
+        cmd.args(["build", "--progress=plain", "-t", tag])
+            .arg("--secret")
+            .arg(format!("id=token,src={}", secret.display()))
+            .args(extra)
+            .arg(&ctx);
+        ok(cmd.output().unwrap())
+    };
+    let out = build(
+        "localhost/rootless:outputs",
+        &[
+            "-o".into(),
+            arg(format!("type=oci,dest={}", o("image.tar").display())),
+            "-o".into(),
+            arg(format!("type=oci,tar=false,dest={}", o("layout").display())),
+            "-o".into(),
+            arg(format!("type=docker,dest={}", o("docker.tar").display())),
+            "-o".into(),
+            arg(format!("type=local,dest={}", o("rootfs").display())),
+            "-o".into(),
+            arg(format!("type=tar,dest={}", o("rootfs.tar").display())),
+            "--load".into(),
+        ],
+    );
+    // The local output: the secret was read by the step and the cache mount served it.
+    let read = |p: &str| std::fs::read_to_string(o("rootfs").join(p)).unwrap();
+    assert_eq!(read("hello"), "rootless\n");
+    assert_eq!(read("seen").trim(), "7");
+    assert_eq!(read("runs").trim(), "1");
+    // Files the user can use: the outputs belong to the user.
+    for f in [
+        "image.tar",
+        "docker.tar",
+        "rootfs.tar",
+        "rootfs/hello",
+        "layout/index.json",
+    ] {
+        assert_eq!(std::fs::metadata(o(f)).unwrap().uid(), user.uid, "{f}");
+    }
+    // Tools that are not manifold read the files.
+    let skopeo = testkit::require_tool("skopeo");
+    for src in [
+        format!("oci-archive:{}", o("image.tar").display()),
+        format!("oci:{}:outputs", o("layout").display()),
+        format!("docker-archive:{}", o("docker.tar").display()),
+    ] {
+        ok(Command::new(&skopeo)
+            .args(["inspect", &src])
+            .output()
+            .unwrap());
+    }
+    let listed = ok(Command::new("tar")
+        .arg("-tf")
+        .arg(o("rootfs.tar"))
+        .output()
+        .unwrap());
+    assert!(text(&listed.stdout).lines().any(|l| l == "hello"));
+    // --load went into the user's own podman, which runs it.
+    assert!(
+        text(&out.stderr).contains("loaded linux/amd64 into podman"),
+        "{}",
+        all(&out)
+    );
+    let ran = ok(user
+        .command("podman")
+        .args(["run", "--rm", "localhost/rootless:outputs", "cat", "/hello"])
+        .output()
+        .unwrap());
+    assert_eq!(text(&ran.stdout), "rootless\n");
+    let _ = user
+        .command("podman")
+        .args(["system", "reset", "--force"])
+        .output();
+
+    // Cache mounts persist across builds (a changed step, the same cache).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost/busybox:test\n\
+         RUN --mount=type=cache,target=/cache,uid=1000 echo y >> /cache/runs && wc -l < /cache/runs > /runs\n",
+    )
+    .unwrap();
+    let dest = o("second");
+    build(
+        "localhost/rootless:second",
+        &["-o".into(), format!("type=local,dest={}", dest.display())],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("runs")).unwrap().trim(),
+        "2"
+    );
+    // The secret's file never reached the state root.
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "s3cret"])
+        .arg(user.root())
+        .output()
+        .unwrap();
+    assert_eq!(text(&grep.stdout), "", "the secret is in the state root");
+}
+
+const MULTI: &str = "FROM localhost/busybox:test AS build
+ARG TARGETPLATFORM
+RUN echo \"$TARGETPLATFORM\" > /platform && uname -m > /arch && chown 1000:1000 /arch
+FROM localhost/busybox:test
+COPY --from=build /platform /arch /out/
+RUN [ \"$(stat -c %u /out/arch)\" = 1000 ]
+";
+
+#[test]
+fn six_platforms_rootless_give_the_index_a_rootful_build_gives() {
+    let arches = testkit::base::ARCHES;
+    let manifold = Path::new(env!("CARGO_BIN_EXE_manifold"));
+    let _emulators =
+        testkit::binfmt::Guard::ensure(manifold, &["arm64", "arm", "ppc64le", "s390x"]);
+    let (user, ctx) = user_with_base(WITH_SUBUIDS, &arches, MULTI);
+    let platforms: Vec<String> = arches
+        .iter()
+        .map(|a| testkit::base::platform(a).to_string())
+        .collect();
+    let platforms = platforms.join(",");
+    let rootless_meta = user.home().join("meta.json");
+    let rootless_local = user.home().join("local");
+    ok(user
+        .manifold()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--progress=plain", "--platform", &platforms])
+        .arg("--metadata-file")
+        .arg(&rootless_meta)
+        .arg("-o")
+        .arg(format!("type=local,dest={}", rootless_local.display()))
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    // Each platform's files, from its own architecture (five under QEMU).
+    for arch in arches {
+        let platform = testkit::base::platform(arch);
+        let dir = rootless_local.join(platform.to_string().replace('/', "_"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out/platform")).unwrap(),
+            format!("{platform}\n")
+        );
+        // The local output's files are the user's, as a buildx client writes them.
+        assert_eq!(
+            std::fs::metadata(dir.join("out/arch")).unwrap().uid(),
+            user.uid
+        );
+    }
+    // The same inputs built by the host's root, on a root of its own.
+    let root = tempfile::tempdir().unwrap();
+    testkit::base::busybox_index(root.path(), BASE, &arches);
+    let rootful_meta = root.path().join("meta.json");
+    ok(Command::new(manifold)
+        .env("MANIFOLD_ROOT", root.path())
+        .env("MANIFOLD_CONFIG", root.path().join("config"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--progress=plain", "--platform", &platforms])
+        .arg("--metadata-file")
+        .arg(&rootful_meta)
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let digest = |p: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        v["containerimage.digest"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(digest(&rootless_meta), digest(&rootful_meta));
+}
