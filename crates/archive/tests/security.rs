@@ -15,7 +15,13 @@ use common::{H, MODES, Sandbox, Tar, assert_err_mentions, require_root};
 use tar::EntryType;
 
 fn opts() -> ApplyOptions {
-    ApplyOptions::privileged()
+    common::privileged_or_namespaced()
+}
+
+/// Every case again as a rootless build applies layers: root of a user namespace.
+#[test]
+fn every_case_holds_as_root_of_a_user_namespace() {
+    common::rerun_in_a_user_namespace("every_case_holds_as_root_of_a_user_namespace");
 }
 
 #[test]

@@ -20,6 +20,20 @@ use common::{
 use content::Store;
 
 // Case 17: context symlinks are copied as symlinks, never followed on the client.
+/// The cases below again as a rootless build runs them: this binary rerun by the
+/// unprivileged test user as root of a user namespace, with a copy of manifold.
+#[test]
+fn every_case_holds_rootless() {
+    common::require_root();
+    // The shared base-image cache is made by root; the user only reads it.
+    testkit::base::busybox_layer("amd64");
+    testkit::rootless::rerun_in_a_user_namespace(
+        "every_case_holds_rootless",
+        &[],
+        Some(Path::new(env!("CARGO_BIN_EXE_manifold"))),
+    );
+}
+
 #[test]
 fn case17_context_symlinks_are_copied_as_links_not_followed() {
     require_root();
@@ -208,7 +222,8 @@ fn case57_gc_during_export_and_push_keeps_what_the_build_uses() {
 /// in 60 s (a FIFO read would block forever).
 fn bounded_build(ctx: &Path, extra: &[&str]) -> std::process::Output {
     let root = root_with_base();
-    let mut args = vec!["timeout", "60", env!("CARGO_BIN_EXE_manifold"), "build"];
+    let bin = common::manifold_bin();
+    let mut args = vec!["timeout", "60", bin.to_str().unwrap(), "build"];
     args.extend_from_slice(extra);
     let ctx = ctx.to_str().unwrap().to_owned();
     args.push(&ctx);

@@ -152,6 +152,10 @@ pub fn busybox_rootfs(arch: &str) -> PathBuf {
     });
     let dir = base.join(arch);
     let done = base.join(format!("{arch}.done"));
+    if done.exists() {
+        // Built: readable by anyone (an unprivileged user's rerun of a suite too).
+        return dir;
+    }
     let lock = File::create(base.join(format!("{arch}.lock"))).expect("create lock file");
     lock.lock().expect("lock the rootfs cache");
     if !done.exists() {
@@ -204,13 +208,24 @@ fn append_tree(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) {
     }
 }
 
-/// An uncompressed layer tar of the busybox root filesystem of `arch`.
+/// An uncompressed layer tar of the busybox root filesystem of `arch`, kept beside the
+/// tree once made (world-readable: the tree's `/root` is not, and an unprivileged
+/// user's rerun of a suite reads the layer).
 pub fn busybox_layer(arch: &str) -> Vec<u8> {
     let root = busybox_rootfs(arch);
+    let cached = root.with_file_name(format!("{}.layer.tar", debian_arch(arch)));
+    if let Ok(layer) = fs::read(&cached) {
+        return layer;
+    }
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
     append_tree(&mut b, &root, Path::new(""));
-    b.into_inner().expect("writing to a Vec cannot fail")
+    let layer = b.into_inner().expect("writing to a Vec cannot fail");
+    let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
+    if fs::write(&tmp, &layer).is_ok() {
+        let _ = fs::rename(&tmp, &cached);
+    }
+    layer
 }
 
 /// A single-layer busybox image of `arch` in `store` (layer, config, manifest), for

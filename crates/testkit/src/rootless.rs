@@ -43,7 +43,7 @@ fn id_of(name: &str, flag: &str) -> u32 {
 
 impl User {
     /// `name` (created by setup.sh), with a fresh work directory and a copy of
-    /// `manifold`. Fails loudly when not root or when the user is missing.
+    /// `manifold` (or another program: a test binary that runs itself as the user). Fails loudly when not root or when the user is missing.
     pub fn new(name: &str, manifold: &Path) -> User {
         assert!(
             rustix::process::geteuid().is_root(),
@@ -59,8 +59,8 @@ impl User {
             .expect("chmod work dir");
         let bin = work.path().join("bin");
         std::fs::create_dir(&bin).expect("mkdir bin");
-        let exe = bin.join("manifold");
-        std::fs::copy(manifold, &exe).expect("copy the manifold binary");
+        let exe = bin.join(manifold.file_name().expect("a program file name"));
+        std::fs::copy(manifold, &exe).expect("copy the program");
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
             .expect("chmod manifold");
         for d in ["home", "root", "config"] {
@@ -87,9 +87,20 @@ impl User {
         self.work.path().join("root")
     }
 
-    /// The world-readable copy of manifold.
+    /// The world-readable copy of the program given to [`User::new`].
     pub fn exe(&self) -> &Path {
         &self.exe
+    }
+
+    /// A world-readable copy of another program, beside the first.
+    pub fn copy_program(&self, program: &Path) -> PathBuf {
+        let dest = self
+            .exe
+            .with_file_name(program.file_name().expect("a program file name"));
+        std::fs::copy(program, &dest).expect("copy the program");
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the program");
+        dest
     }
 
     /// Make `path` (a file or tree the test wrote as root) the user's.
@@ -121,6 +132,28 @@ impl User {
         cmd
     }
 
+    /// `program args…` as the user, as root of a user namespace of its own (with a mount
+    /// namespace) that maps the user's subordinate range, as manifold's rootless mode
+    /// makes it.
+    pub fn in_namespace(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let range = |file: &str| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            text.lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() == 3 && f[0] == self.name).then(|| format!("{},1,{}", f[1], f[2]))
+                })
+                .unwrap_or_else(|| panic!("{} has no range in {file}", self.name))
+        };
+        let mut cmd = self.command("unshare");
+        cmd.args(["--user", "--map-root-user"])
+            .arg(format!("--map-users={}", range("/etc/subuid")))
+            .arg(format!("--map-groups={}", range("/etc/subgid")))
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(program);
+        cmd
+    }
+
     /// `manifold args…` as the user, on its own state root and config.
     pub fn manifold(&self) -> Command {
         let mut cmd = self.command(&self.exe);
@@ -144,4 +177,46 @@ impl Drop for User {
             .arg(self.exe.as_os_str())
             .status();
     }
+}
+
+/// The environment variable a test binary rerun by [`rerun_in_a_user_namespace`] sees.
+pub const RERUN_ENV: &str = "MANIFOLD_TEST_APPLY";
+
+/// Whether this process is such a rerun.
+pub fn is_rerun() -> bool {
+    std::env::var(RERUN_ENV).as_deref() == Ok("namespaced")
+}
+
+/// Run this test binary again as the unprivileged test user, as root of a user
+/// namespace with the user's subordinate range (a rootless build's view), with `args`
+/// (filters; `this_test` is skipped) and `env`. With `manifold`, a copy of it is named
+/// by `MANIFOLD_TEST_BIN` for the rerun's tests to run. Every test run must pass.
+pub fn rerun_in_a_user_namespace(this_test: &str, args: &[&str], manifold: Option<&Path>) {
+    let exe = std::env::current_exe().expect("this test binary");
+    let user = User::new(WITH_SUBUIDS, &exe);
+    let mut cmd = user.in_namespace(user.exe());
+    cmd.env(RERUN_ENV, "namespaced")
+        .env("TMPDIR", user.home())
+        // skopeo and podman in the tests: the user's rootless configuration, not root's.
+        .env("_CONTAINERS_USERNS_CONFIGURED", "done")
+        .env("_CONTAINERS_ROOTLESS_UID", user.uid.to_string())
+        .env("_CONTAINERS_ROOTLESS_GID", user.gid.to_string())
+        .args(["--skip", this_test, "--test-threads", "2"])
+        .args(args);
+    if let Some(m) = manifold {
+        cmd.env("MANIFOLD_TEST_BIN", user.copy_program(m));
+    }
+    let out = cmd.output().expect("run the test binary as the user");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        out.status.success(),
+        "the tests failed as root of a user namespace:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("test result: ok") && !stdout.contains("running 0 tests"),
+        "{stdout}"
+    );
 }

@@ -19,6 +19,29 @@ pub fn require_root() {
     );
 }
 
+/// The options the security cases apply with: the host root's, or, when the suite runs
+/// itself again as root of a user namespace (`MANIFOLD_TEST_APPLY=namespaced`, see
+/// [`rerun_in_a_user_namespace`]), a rootless build's.
+pub fn privileged_or_namespaced() -> ApplyOptions {
+    if namespaced() {
+        ApplyOptions::namespaced()
+    } else {
+        ApplyOptions::privileged()
+    }
+}
+
+/// Whether this run is the rerun inside a user namespace.
+pub fn namespaced() -> bool {
+    testkit::rootless::is_rerun()
+}
+
+/// Run this test binary again as root of a user namespace (see
+/// `testkit::rootless::rerun_in_a_user_namespace`), skipping `this_test`.
+pub fn rerun_in_a_user_namespace(this_test: &str) {
+    require_root();
+    testkit::rootless::rerun_in_a_user_namespace(this_test, &[], None);
+}
+
 /// Both resolvers, so every security case covers the `O_PATH` walk fallback too.
 pub const MODES: [ResolveMode; 2] = [ResolveMode::Openat2, ResolveMode::Walk];
 

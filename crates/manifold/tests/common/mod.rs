@@ -17,8 +17,16 @@ pub use testkit::require_root_and_runc as require_root;
 
 pub const BASE: &str = "localhost/busybox:test";
 
+/// The manifold binary: this build's, or the user's copy when the suite is rerun as
+/// root of a user namespace (`testkit::rootless::rerun_in_a_user_namespace`).
+pub fn manifold_bin() -> std::path::PathBuf {
+    std::env::var_os("MANIFOLD_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_manifold").into())
+}
+
 pub fn manifold(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_manifold"))
+    Command::new(manifold_bin())
         .args(args)
         .env("MANIFOLD_ROOT", root)
         .env("MANIFOLD_CONFIG", root.join("config"))
