@@ -12,6 +12,9 @@
 #   a-attest  (a) cold with `--provenance=mode=max --sbom=true` next to (a) cold
 #      without, both manifold, same run (what attestations add), and the no-op
 #      rebuild with them next to Buildah's no-op
+#   a-rootless  (a) cold and no-op as the unprivileged user manifold-rootless (made by
+#      scripts/setup.sh, with a subordinate id range) next to the same builds as root,
+#      both manifold, same run (what rootless costs)
 # Cold = after `manifold prune --all --force` / `buildah rmi -a -f` (build cache and
 # pulled base gone). manifold runs under /usr/bin/time for its peak RSS.
 # Needs root, hyperfine, buildah, runc, docker-registry, qemu-user-static, python3,
@@ -19,12 +22,13 @@
 # QEMU with `manifold binfmt install` when needed and removes what it registered.
 # Not run in CI.
 #
-#   bench/build.sh [RUNS] [SCENARIO...]   (scenarios: a b c d a-attest; default all)
+#   bench/build.sh [RUNS] [SCENARIO...]   (scenarios: a b c d a-attest a-rootless;
+#                                          default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 shift || true
-only=" ${*:-a b c d a-attest} "
+only=" ${*:-a b c d a-attest a-rootless} "
 want() { case "$only" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 repo=$PWD
 manifold=${MANIFOLD:-$repo/target/release/manifold}
@@ -93,6 +97,29 @@ bench_run a-attest-noop --warmup 1 \
   --prepare "$(b_list bench-a)" -n buildah "$(bb multi-stage --platform $two --manifest bench-a)"
 fi
 
+if want a-rootless; then
+# The user's own copy of manifold, state root and context, under a work dir it may enter.
+chmod 711 "$work"
+rl_user=manifold-rootless
+id "$rl_user" >/dev/null || { echo "no user $rl_user: run scripts/setup.sh" >&2; exit 1; }
+mkdir -p "$work/rl/bin" "$work/rl/home" "$work/rl/root"
+cp "$manifold" "$work/rl/bin/manifold"; chmod 755 "$work/rl" "$work/rl/bin" "$work/rl/bin/manifold"
+cp -r bench/build/multi-stage "$work/rl/home/multi-stage"
+chown -R "$rl_user:" "$work/rl/home" "$work/rl/root"
+rl() {
+  echo "setpriv --reuid=$rl_user --regid=$(id -g $rl_user) --init-groups env -i PATH=$PATH HOME=$work/rl/home MANIFOLD_ROOT=$work/rl/root MANIFOLD_CONFIG=$work/rl/home/config $*"
+}
+rl_build="$(rl /usr/bin/time -a -o $work/rl/home/rss-f -f %M $work/rl/bin/manifold build --progress=quiet --platform $two --build-arg BASE=$base -t localhost/bench-f:1 $work/rl/home/multi-stage)"
+# Both manifold: "buildah" below is the column of the build as root, for the summary.
+bench_run a-rootless-cold \
+  --prepare "$(rl $work/rl/bin/manifold prune --all --force)" -n manifold "$rl_build" \
+  --prepare "$m_cold" -n buildah "$(mb a multi-stage --platform $two)"
+bench_run a-rootless-noop --warmup 1 \
+  --prepare true -n manifold "$rl_build" \
+  --prepare true -n buildah "$(mb a multi-stage --platform $two)"
+cp "$work/rl/home/rss-f" "$work/rss-f"
+fi
+
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> results (medians of $runs runs; ratio = manifold / buildah wall time)"
 python3 - "$work" <<'PY'
@@ -106,7 +133,9 @@ targets = [("a-cold", "a: 2 platforms, multi-stage, cold", 0.2),
            ("c-cold", "c: 8 independent stages, cold", 0.35),
            ("d-cold", "d: 6 platforms, cold", 0.5),
            ("a-attest-cold", "a with provenance (max) + SBOM, cold, next to a without (manifold / manifold)", 1.10),
-           ("a-attest-noop", "a with provenance (max) + SBOM: no-op rebuild", 0.03)]
+           ("a-attest-noop", "a with provenance (max) + SBOM: no-op rebuild", 0.03),
+           ("a-rootless-cold", "a rootless, cold, next to a as root (manifold / manifold)", 1.15),
+           ("a-rootless-noop", "a rootless, no-op rebuild, next to a as root (manifold / manifold)", 1.15)]
 print("| scenario | manifold | Buildah | ratio | target | met |")
 print("|---|---|---|---|---|---|")
 for key, label, target in targets:
@@ -117,7 +146,7 @@ for key, label, target in targets:
     ratio = m / b
     print(f"| {label} | {m:.2f} s | {b:.2f} s | {ratio:.3f} | ≤ {target} | {'yes' if ratio <= target else 'no'} |")
 rss = {}
-for s in "abcde":
+for s in "abcdef":
     p = f"{work}/rss-{s}"
     if os.path.exists(p):
         rss[s] = max(int(x) for x in open(p).read().split() if x.isdigit())

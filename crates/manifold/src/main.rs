@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // A user without root builds as root of a user namespace of its own.
     let entered = match commands::user_namespace(&cli.command) {
-        Some(warn) => rootless::enter(warn),
+        Some(warn) => rootless::enter(warn).and_then(|()| rootless::check_runtime_dir()),
         None => Ok(()),
     };
     match entered.and_then(|()| commands::run(cli)) {

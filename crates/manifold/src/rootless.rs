@@ -91,6 +91,16 @@ pub fn enter(warn: bool) -> anyhow::Result<()> {
     bail!("cannot run unshare to enter a user namespace: {err}")
 }
 
+/// Rootless, the runtime directory (runc's state, the daemon's socket) must be the
+/// user's own and private before anything is put in it.
+pub fn check_runtime_dir() -> anyhow::Result<()> {
+    if content::identity::identity().is_rootless() {
+        content::identity::ensure_runtime_dir()
+            .map_err(|e| anyhow::anyhow!("cannot use the runtime directory: {e}"))?;
+    }
+    Ok(())
+}
+
 /// The name of `uid` in `/etc/passwd`, if it has one.
 fn user_name(uid: u32) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
