@@ -19,6 +19,10 @@ fn require_root() {
 fn open(driver: Driver, state: &Path) -> Box<dyn Snapshotter> {
     match driver {
         Driver::Overlay => Box::new(snapshot::Overlay::open(state).expect("open overlay")),
+        Driver::FuseOverlay => {
+            testkit::require_tool("fuse-overlayfs");
+            Box::new(snapshot::FuseOverlay::open(state).expect("open fuse-overlayfs"))
+        }
         _ => Box::new(snapshot::Copy::open(state).expect("open copy")),
     }
 }
@@ -287,7 +291,7 @@ fn diff_is_exact_and_reapplies_on_the_other_driver(driver: Driver) {
         ];
         match driver {
             // A directory made where one was deleted is opaque in the upper dir.
-            Driver::Overlay => want.push(("d".to_owned(), "opaque")),
+            Driver::Overlay | Driver::FuseOverlay => want.push(("d".to_owned(), "opaque")),
             _ => want.extend([
                 ("d/old1".to_owned(), "delete"),
                 ("d/old2".to_owned(), "delete"),
@@ -600,7 +604,10 @@ fn crashed_process_is_reaped(driver: Driver) {
     let a = s.prepare(None).expect("prepare");
     write(a.path(), "f", "f");
     a.commit(&key("base")).expect("commit");
-    let test = format!("{}::crashed_process_is_reaped", driver.name());
+    let test = format!(
+        "{}::crashed_process_is_reaped",
+        driver.name().replace('-', "_")
+    );
     let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", &test, "--nocapture", "--test-threads=1"])
         .env(CHILD_STATE, &state)
@@ -630,6 +637,9 @@ macro_rules! conformance {
         }
         mod copy {
             $(#[test] fn $name() { super::$name(super::Driver::Copy) })*
+        }
+        mod fuse_overlayfs {
+            $(#[test] fn $name() { super::$name(super::Driver::FuseOverlay) })*
         }
     };
 }
