@@ -63,11 +63,20 @@ fn hints(err: &anyhow::Error) -> Vec<String> {
         if let Some(e) = cause.downcast_ref::<registry::RegistryError>() {
             out.extend(registry_hint(e));
         }
-        if let Some(h) = cause
+        let binfmt = cause
             .downcast_ref::<worker::binfmt::BinfmtError>()
-            .and_then(|e| e.hint())
-        {
-            out.push(format!("run `{h}`"));
+            .or_else(|| match cause.downcast_ref::<builder::BuildFailure>() {
+                Some(builder::BuildFailure::Platform(e)) => Some(e),
+                _ => None,
+            });
+        if let Some(h) = binfmt.and_then(|e| e.hint()) {
+            // Registering emulators is the host root's job, also for a rootless build.
+            let sudo = if content::identity::identity().is_host_root() {
+                ""
+            } else {
+                "sudo "
+            };
+            out.push(format!("run `{sudo}{h}`"));
         }
         if let Some(content::StoreError::NameNotFound(_)) = cause.downcast_ref() {
             out.push("`manifold images` lists the names in the local store".to_owned());

@@ -682,6 +682,16 @@ fn detect_picks_overlay_here_and_honours_the_override() {
                 .collect();
             assert!(leftovers.is_empty(), "{leftovers:?}");
             assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
+            // Detected once per root: the choice is kept, and a later detect reads it.
+            let marker = fs::read_to_string(dir.path().join("snapshots/detected")).expect("marker");
+            assert!(marker.ends_with("driver overlay\n"), "{marker}");
+            fs::write(
+                dir.path().join("snapshots/detected"),
+                marker.replace("driver overlay", "driver copy"),
+            )
+            .expect("rewrite marker");
+            let again = snapshot::detect(dir.path()).expect("detect again");
+            assert_eq!(again.driver(), Driver::Copy, "the kept choice is used");
             if env.is_none() {
                 for value in ["copy", "bogus"] {
                     let status =

@@ -407,40 +407,67 @@ pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
             name: other.to_owned(),
         }),
         _ => {
-            if overlay_probed(state_root) {
-                return Ok(Box::new(Overlay::open(state_root)?));
+            if let Some(driver) = detected(state_root) {
+                return open_driver(state_root, driver);
             }
-            if engine::probe_overlay(state_root, Driver::Overlay).is_ok() {
-                let _ = std::fs::write(probe_marker(state_root), probe_stamp(state_root));
-                return Ok(Box::new(Overlay::open(state_root)?));
-            }
-            // Rootless on an older kernel: fuse-overlayfs when it is installed and works.
-            if content::identity::identity().is_rootless()
+            let driver = if engine::probe_overlay(state_root, Driver::Overlay).is_ok() {
+                Driver::Overlay
+            } else if content::identity::identity().is_rootless()
                 && engine::probe_overlay(state_root, Driver::FuseOverlay).is_ok()
             {
-                return Ok(Box::new(FuseOverlay::open(state_root)?));
+                // Rootless on an older kernel: fuse-overlayfs when it is installed and works.
+                Driver::FuseOverlay
+            } else {
+                Driver::Copy
+            };
+            let marker = probe_marker(state_root);
+            if let Some(dir) = marker.parent() {
+                let _ = std::fs::create_dir_all(dir);
             }
-            Ok(Box::new(Copy::open(state_root)?))
+            let _ = std::fs::write(
+                marker,
+                format!("{}driver {}\n", probe_stamp(state_root), driver.name()),
+            );
+            open_driver(state_root, driver)
         }
     }
 }
 
-/// Where a successful overlay probe is remembered, so that every build does not
-/// mount a test overlay again.
-fn probe_marker(state_root: &Path) -> PathBuf {
-    driver_root(state_root, Driver::Overlay).join("probed")
+fn open_driver(state_root: &Path, driver: Driver) -> Result<Box<dyn Snapshotter>> {
+    Ok(match driver {
+        Driver::Overlay => Box::new(Overlay::open(state_root)?),
+        Driver::FuseOverlay => Box::new(FuseOverlay::open(state_root)?),
+        Driver::Copy => Box::new(Copy::open(state_root)?),
+    })
 }
 
-/// What the probe result holds for: the kernel and the filesystem of the state.
+/// Where the detected driver is remembered, so that every build does not mount test
+/// overlays again: detection happens once per root (and again when the kernel, the
+/// filesystem or rootless-ness changes).
+fn probe_marker(state_root: &Path) -> PathBuf {
+    state_root.join("snapshots").join("detected")
+}
+
+/// What the detection holds for: the kernel, the filesystem of the state, and whether
+/// this process is rootless (overlay mounts differently in a user namespace).
 fn probe_stamp(state_root: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(driver_root(state_root, Driver::Overlay)).map_or(0, |m| m.dev());
+    let dev = std::fs::metadata(state_root.join("snapshots")).map_or(0, |m| m.dev());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("dev {dev}\nkernel {}\n", kernel.trim())
+    let rootless = content::identity::identity().is_rootless();
+    format!("dev {dev}\nkernel {}\nrootless {rootless}\n", kernel.trim())
 }
 
-fn overlay_probed(state_root: &Path) -> bool {
-    std::fs::read_to_string(probe_marker(state_root)).is_ok_and(|s| s == probe_stamp(state_root))
+/// The driver detected earlier for `state_root`, if the stamp still holds.
+fn detected(state_root: &Path) -> Option<Driver> {
+    let text = std::fs::read_to_string(probe_marker(state_root)).ok()?;
+    let rest = text.strip_prefix(&probe_stamp(state_root))?;
+    match rest.trim().strip_prefix("driver ")? {
+        "overlay" => Some(Driver::Overlay),
+        "fuse-overlayfs" => Some(Driver::FuseOverlay),
+        "copy" => Some(Driver::Copy),
+        _ => None,
+    }
 }
 
 /// The directory that holds committed snapshot `c` of `snap` (its files and, for
