@@ -584,3 +584,47 @@ fn six_platforms_rootless_give_the_index_a_rootful_build_gives() {
     };
     assert_eq!(digest(&rootless_meta), digest(&rootful_meta));
 }
+
+#[test]
+fn pasta_serves_as_the_step_network_too() {
+    testkit::require_tool("pasta");
+    let port = host_loopback_server();
+    // pasta copies the host's addresses; the gateway is the host's loopback only when asked.
+    let dockerfile = format!(
+        "FROM localhost/busybox:test\n\
+         RUN ip addr show tap0 | grep -q 'inet ' && gw=$(ip route | awk '/^default/ {{print $3}}') \
+          && (timeout 5 wget -q -O /got http://$gw:{port}/ || echo unreachable > /got)\n"
+    );
+    let (user, ctx) = user_with_base(WITH_SUBUIDS, &["amd64"], &dockerfile);
+    for (loopback, want) in [("1", "hello-from-host\n"), ("0", "unreachable\n")] {
+        let dest = user.home().join(format!("out-{loopback}"));
+        ok(user
+            .manifold()
+            .env("MANIFOLD_ROOTLESS_NET", "pasta")
+            .env("MANIFOLD_ROOTLESS_HOST_LOOPBACK", loopback)
+            .args(["build", "--progress=plain", "--no-cache", "-o"])
+            .arg(format!("type=local,dest={}", dest.display()))
+            .arg(&ctx)
+            .output()
+            .unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dest.join("got")).unwrap(),
+            want,
+            "host loopback {loopback}"
+        );
+    }
+    // A tool that is not there is named.
+    let out = user
+        .manifold()
+        .env("MANIFOLD_ROOTLESS_NET", "vde")
+        .args(["build", "--progress=plain", "--no-cache"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("MANIFOLD_ROOTLESS_NET=vde names no network"),
+        "{}",
+        all(&out)
+    );
+}

@@ -198,9 +198,9 @@ fn write_bundle(
         let _ = f.take(64 * 1024).read_to_string(&mut host_resolv);
     }
     let resolv = bundle.join("resolv.conf");
-    let resolv_text = match &plan.netns {
+    let resolv_text = match &plan.nameserver {
         // slirp4netns forwards DNS from its own address to the host's resolver.
-        Some(_) => etc::resolv_conf_with(&host_resolv, super::usernet::DNS),
+        Some(ns) => etc::resolv_conf_with(&host_resolv, ns),
         None => etc::resolv_conf(&host_resolv, spec.network),
     };
     std::fs::write(&resolv, resolv_text).map_err(bundle_err(&resolv))?;
@@ -446,6 +446,11 @@ impl Executor for Runc {
             network: spec.network,
             rootless,
             netns: container.net.as_ref().map(|n| n.path().to_owned()),
+            nameserver: container
+                .net
+                .as_ref()
+                .and_then(|n| n.nameserver())
+                .map(str::to_owned),
             single_id: super::single_id_namespace(),
             security: spec.security,
             rlimits: clamp_rlimits(spec),

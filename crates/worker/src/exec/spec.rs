@@ -31,6 +31,8 @@ pub(crate) struct Plan {
     /// A network namespace prepared for the step (rootless: one with a user-mode
     /// network attached).
     pub netns: Option<PathBuf>,
+    /// The nameserver of that network, when it has its own (slirp4netns).
+    pub nameserver: Option<String>,
     /// Rootless with only id 0 mapped: `/dev/pts` cannot be given to group 5.
     pub single_id: bool,
     pub security: SecurityMode,
@@ -405,6 +407,7 @@ mod tests {
             network,
             rootless: false,
             netns: None,
+            nameserver: None,
             single_id: false,
             security,
             rlimits: vec![("NOFILE".into(), 20000, 20000)],
