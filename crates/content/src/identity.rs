@@ -5,7 +5,6 @@
 //! caller sets can make a rootless process believe it owns the host.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 /// How this process's ids relate to the host's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +76,13 @@ pub fn privilege() -> Privilege {
     }
 }
 
-/// This process's identity, read once.
-pub fn identity() -> &'static Identity {
-    static ID: OnceLock<Identity> = OnceLock::new();
-    ID.get_or_init(|| {
-        let euid = rustix::process::geteuid().as_raw();
-        let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-        let gid_map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
-        from_maps(euid, &uid_map, &gid_map)
-    })
+/// This process's identity, read each time: a process may join its user namespace
+/// after it started (manifold's rootless mode does, with `setns`).
+pub fn identity() -> Identity {
+    let euid = rustix::process::geteuid().as_raw();
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let gid_map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    from_maps(euid, &uid_map, &gid_map)
 }
 
 /// An identity from an effective uid and the two map files.

@@ -17,6 +17,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == rootless::PAUSE_ARG)
+    {
+        rootless::pause();
+    }
     let cli = cli::Cli::parse();
     // A user without root builds as root of a user namespace of its own.
     let entered = match commands::user_namespace(&cli.command) {

@@ -1,26 +1,26 @@
-//! Rootless mode: an ordinary user's `manifold` re-executes itself as root of a user
-//! namespace of its own, with a mount namespace, before a command that mounts
-//! snapshots, runs runc or touches files owned by subordinate ids.
+//! Rootless mode: an ordinary user's `manifold` runs as root of a user namespace of its
+//! own, with a mount namespace, for a command that mounts snapshots, runs runc or
+//! touches files owned by subordinate ids.
 //!
-//! util-linux's `unshare` makes the namespaces and, with Debian's `uidmap`
+//! The namespaces are held by a pause process (`manifold __rootless-pause`, as podman
+//! keeps one): util-linux's `unshare` makes them and, with Debian's `uidmap`
 //! (`newuidmap`/`newgidmap`, the distribution's setuid helpers), maps the user to 0 and
-//! the user's first `/etc/subuid` and `/etc/subgid` ranges to 1…N; then it execs this
-//! binary again with the same arguments, as the same process. Without a subordinate
-//! range only the user's own id is mapped (a warning says what that costs). manifold has
-//! no setuid helper of its own.
+//! the user's first `/etc/subuid` and `/etc/subgid` ranges to 1…N. Every later command
+//! joins them with `setns(2)` (the owner of a user namespace may), which costs no
+//! process and no exec. Without a subordinate range only the user's own id is mapped (a
+//! warning says what that costs). manifold has no setuid helper of its own.
 
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Command;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::render::Hinted;
 
-/// Set in the re-executed process, so that a namespace that did not give it root ends
-/// in an error instead of a loop.
-const ENTERED: &str = "MANIFOLD_ROOTLESS_ENTERED";
+/// The argument that makes `manifold` the pause process.
+pub const PAUSE_ARG: &str = "__rootless-pause";
 
 /// A user's subordinate id range from `/etc/subuid` or `/etc/subgid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +31,11 @@ pub struct Range {
 
 /// Enter the user namespace unless this process is already root (the host's, or a
 /// namespace's). `warn` prints the single-id warning (commands that build or run).
+/// Must run while the process has one thread (`setns` into a user namespace needs it).
 pub fn enter(warn: bool) -> anyhow::Result<()> {
     let euid = rustix::process::geteuid();
     if euid.is_root() {
         return Ok(());
-    }
-    if std::env::var_os(ENTERED).is_some() {
-        bail!(Hinted::new(
-            "the user namespace manifold made did not give it root",
-            "check that unprivileged user namespaces are allowed (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)",
-        ));
     }
     let uid = euid.as_raw();
     let gid = rustix::process::getegid().as_raw();
@@ -51,6 +46,60 @@ pub fn enter(warn: bool) -> anyhow::Result<()> {
     let subgid = user
         .as_deref()
         .and_then(|u| subordinate(Path::new("/etc/subgid"), u, gid));
+    let ranges = subuid.zip(subgid);
+    if ranges.is_none() && warn {
+        let who = user.clone().unwrap_or_else(|| uid.to_string());
+        eprintln!(
+            "warning: no subordinate id range for {who} in /etc/subuid and /etc/subgid: \
+             building with a single id, so files can belong only to root (0) in the \
+             image; a step that needs another user or group fails. Fix: \
+             sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {who}"
+        );
+    }
+    let dir = content::identity::ensure_runtime_dir()
+        .map_err(|e| anyhow::anyhow!("cannot use the runtime directory: {e}"))?;
+    let _lock = content::lock::lock(&dir.join("pause.lock"), content::lock::Mode::Exclusive)
+        .context("cannot lock the rootless namespace's pause file")?;
+    let pid_file = dir.join("pause.pid");
+    let existing = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|pid| is_our_pause(*pid, uid, ranges.is_some()));
+    if let Some(pid) = existing
+        && join(pid).is_ok()
+    {
+        return Ok(());
+    }
+    let pid = start_pause(ranges, &dir)?;
+    content::atomic::write_atomic(&pid_file, format!("{pid}\n").as_bytes())
+        .context("cannot record the rootless namespace's pause process")?;
+    join(pid)
+}
+
+/// Whether `pid` is a pause process of this user whose namespace maps what the
+/// subordinate files say now (a range added later needs a new namespace).
+fn is_our_pause(pid: u32, uid: u32, with_range: bool) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(meta) = std::fs::metadata(&proc) else {
+        return false;
+    };
+    let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+    let is_pause = cmdline
+        .split(|b| *b == 0)
+        .nth(1)
+        .is_some_and(|a| a == PAUSE_ARG.as_bytes());
+    let mapped: u64 = std::fs::read_to_string(proc.join("uid_map"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum();
+    meta.uid() == uid && is_pause && (mapped > 1) == with_range
+}
+
+/// Start the pause process in new user and mount namespaces (its messages in
+/// `dir/pause.log`); returns its pid once its ids are mapped.
+fn start_pause(ranges: Option<(Range, Range)>, dir: &Path) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
     if !on_path("unshare") {
         bail!(Hinted::new(
             "rootless mode needs unshare(1), which is not on PATH",
@@ -59,36 +108,111 @@ pub fn enter(warn: bool) -> anyhow::Result<()> {
     }
     let mut cmd = Command::new("unshare");
     cmd.args(["--user", "--map-root-user"]);
-    match (subuid, subgid) {
-        (Some(u), Some(g)) => {
-            if !on_path("newuidmap") || !on_path("newgidmap") {
-                bail!(Hinted::new(
-                    "mapping the subordinate ids of /etc/subuid needs newuidmap and newgidmap, which are not on PATH",
-                    "install them: apt-get install uidmap",
-                ));
-            }
-            cmd.arg(format!("--map-users={},1,{}", u.start, u.count))
-                .arg(format!("--map-groups={},1,{}", g.start, g.count));
+    if let Some((u, g)) = ranges {
+        if !on_path("newuidmap") || !on_path("newgidmap") {
+            bail!(Hinted::new(
+                "mapping the subordinate ids of /etc/subuid needs newuidmap and newgidmap, which are not on PATH",
+                "install them: apt-get install uidmap",
+            ));
         }
-        _ if warn => {
-            let who = user.clone().unwrap_or_else(|| uid.to_string());
-            eprintln!(
-                "warning: no subordinate id range for {who} in /etc/subuid and /etc/subgid: \
-                 building with a single id, so files can belong only to root (0) in the \
-                 image; a step that needs another user or group fails. Fix: \
-                 sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {who}"
-            );
-        }
-        _ => {}
+        cmd.arg(format!("--map-users={},1,{}", u.start, u.count))
+            .arg(format!("--map-groups={},1,{}", g.start, g.count));
     }
-    cmd.args(["--mount", "--propagation", "private", "--"]);
+    // `slave`: mounts the host makes later (a new disk, a tmpfs) are seen inside.
+    cmd.args(["--mount", "--propagation", "slave", "--"]);
     let exe = std::env::current_exe()
-        .map_err(|e| anyhow::anyhow!("cannot find this program to re-run it: {e}"))?;
-    cmd.arg(exe);
-    cmd.args(std::env::args_os().skip(1).collect::<Vec<OsString>>());
-    cmd.env(ENTERED, "1");
-    let err = cmd.exec();
-    bail!("cannot run unshare to enter a user namespace: {err}")
+        .map_err(|e| anyhow::anyhow!("cannot find this program to start its namespace: {e}"))?;
+    // What unshare (or newuidmap) says when it fails.
+    let log_path = dir.join("pause.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log_reader = log.try_clone().context("cannot reopen the pause log")?;
+    let mut child = cmd
+        .arg(exe)
+        .arg(PAUSE_ARG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        // Its own process group: a terminal's Ctrl-C for this command does not end it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run unshare to make a user namespace: {e}"))?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut said = String::new();
+            {
+                use std::io::{Read, Seek};
+                let mut r = &log_reader;
+                let _ = r.seek(std::io::SeekFrom::Start(0));
+                let _ = r.take(4096).read_to_string(&mut said);
+            }
+            bail!(Hinted::new(
+                format!(
+                    "cannot make the rootless user namespace: unshare exited ({status}): {}",
+                    said.trim()
+                ),
+                "check that unprivileged user namespaces are allowed (user.max_user_namespaces > 0) and that /etc/subuid and /etc/subgid give this user a valid range",
+            ));
+        }
+        // The ids are mapped before unshare execs the pause program.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline
+            .split(|b| *b == 0)
+            .nth(1)
+            .is_some_and(|a| a == PAUSE_ARG.as_bytes())
+        {
+            // Reaped by nobody once this command exits: it is the namespace's holder.
+            std::mem::forget(child);
+            return Ok(pid);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the rootless user namespace was not ready within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Move this process into the pause process's user and mount namespaces, keeping the
+/// working directory.
+fn join(pid: u32) -> anyhow::Result<()> {
+    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+    let open = |ns: &str| {
+        std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .with_context(|| format!("cannot open the {ns} namespace of process {pid}"))
+    };
+    let (user_ns, mnt_ns) = (open("user")?, open("mnt")?);
+    let cwd = std::env::current_dir().ok();
+    move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&user_ns),
+        Some(LinkNameSpaceType::User),
+    )
+    .context("cannot join the rootless user namespace")?;
+    move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&mnt_ns),
+        Some(LinkNameSpaceType::Mount),
+    )
+    .context("cannot join the rootless mount namespace")?;
+    // Joining a mount namespace moves to its root directory.
+    if let Some(cwd) = cwd {
+        std::env::set_current_dir(&cwd).with_context(|| {
+            format!(
+                "the current directory {} is not visible in manifold's mount namespace",
+                cwd.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The pause process: holds the namespaces, does nothing else, until killed.
+pub fn pause() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
 }
 
 /// Rootless, the runtime directory (runc's state, the daemon's socket) must be the

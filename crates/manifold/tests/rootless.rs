@@ -628,3 +628,70 @@ fn pasta_serves_as_the_step_network_too() {
         all(&out)
     );
 }
+
+#[test]
+fn one_pause_process_keeps_the_namespace_and_a_dead_one_is_replaced() {
+    testkit::require_tool("runc");
+    let user = User::new(WITH_SUBUIDS, Path::new(env!("CARGO_BIN_EXE_manifold")));
+    let run_dir = user.home().join("xdg");
+    std::fs::create_dir(&run_dir).unwrap();
+    user.give(&run_dir);
+    let du = || {
+        ok(user
+            .manifold()
+            .env("XDG_RUNTIME_DIR", &run_dir)
+            .arg("du")
+            .output()
+            .unwrap())
+    };
+    let pause_pid = || -> u32 {
+        std::fs::read_to_string(run_dir.join("manifold/pause.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let is_pause = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("__rootless-pause"))
+    };
+    du();
+    let first = pause_pid();
+    assert!(is_pause(first), "no pause process at {first}");
+    // Its namespace maps the user to 0 and the subordinate range after it.
+    let map = std::fs::read_to_string(format!("/proc/{first}/uid_map")).unwrap();
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", &user.uid.to_string(), "1"], "{map}");
+    assert_eq!(lines.len(), 2, "{map}");
+    // The runtime directory is private.
+    let mode = std::fs::metadata(run_dir.join("manifold")).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    du();
+    assert_eq!(
+        pause_pid(),
+        first,
+        "a second command made another namespace"
+    );
+    // Killed (a reboot, a `kill`): the next command makes the namespace again.
+    kill_and_wait(first);
+    du();
+    let second = pause_pid();
+    assert_ne!(second, first);
+    assert!(is_pause(second));
+}
+
+/// SIGKILL `pid` with kill(1) and wait until it is gone.
+fn kill_and_wait(pid: u32) {
+    ok(Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .output()
+        .unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(std::time::Instant::now() < deadline, "{pid} did not die");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
