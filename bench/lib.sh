@@ -21,6 +21,8 @@ binfmt_before=$(ls $binfmt 2>/dev/null | tr '\n' ' ' || true)
 # run added, unmount what a tool left behind, remove the work directory.
 bench_cleanup() {
   for p in "$work"/*.pid; do [ -e "$p" ] && kill "$(cat "$p")" 2>/dev/null; done || true
+  # The rootless scenario's pause process (it holds the user's namespace).
+  pkill -f "^$work/rl/bin/manifold __rootless-pause" 2>/dev/null || true
   $B rmi -a -f >/dev/null 2>&1 || true
   "$manifold" prune --all --force >/dev/null 2>&1 || true
   for e in $binfmt/qemu-*; do
