@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use oci::Digest;
-use worker::snapshot::{Committed, Copy, Driver, Key, Overlay, Snapshotter};
+use worker::snapshot::{Committed, Driver, Key, Snapshotter};
 
 use crate::refs::FsRef;
 use crate::state::{StateError, allocated};
@@ -92,12 +92,9 @@ impl Inventory {
     /// Read the build state of `root`. Creates nothing.
     pub fn read(root: &Path) -> Result<Inventory, StateError> {
         let mut snapshotters: Vec<Box<dyn Snapshotter>> = Vec::new();
-        for driver in [Driver::Overlay, Driver::Copy] {
+        for driver in worker::snapshot::DRIVERS {
             if root.join("snapshots").join(driver.name()).is_dir() {
-                snapshotters.push(match driver {
-                    Driver::Overlay => Box::new(Overlay::open(root)?),
-                    _ => Box::new(Copy::open(root)?),
-                });
+                snapshotters.push(worker::snapshot::open_driver(root, driver)?);
             }
         }
         let mut snapshots = Vec::new();
@@ -115,7 +112,7 @@ impl Inventory {
         let mut users = vec![Vec::new(); snapshots.len()];
         for (r, record) in records.iter_mut().enumerate() {
             let Some(top) = &record.top else { continue };
-            let start = [Driver::Overlay, Driver::Copy]
+            let start = worker::snapshot::DRIVERS
                 .iter()
                 .find_map(|d| index.get(&(d.name(), top.as_str())).copied());
             let mut next = start;
@@ -180,9 +177,17 @@ impl Inventory {
     }
 }
 
-/// Bytes of the whole state root, as `du -sb` counts them.
+/// Bytes of the whole state root, as `du -sb` counts them. Committed snapshots count
+/// their remembered sizes (see `snapshot_item`), so a build's garbage collection does
+/// not walk every file of every image it has unpacked; the rest is walked.
 pub fn root_usage(root: &Path) -> u64 {
-    allocated(root, &mut std::collections::HashSet::new())
+    let Ok(inv) = Inventory::read(root) else {
+        return allocated(root, &mut std::collections::HashSet::new());
+    };
+    let skip: std::collections::HashSet<PathBuf> =
+        inv.snapshots.iter().map(|s| s.dir.clone()).collect();
+    crate::state::allocated_except(root, &skip, &mut std::collections::HashSet::new())
+        + inv.snapshot_bytes()
 }
 
 /// Bytes of the solver's cache directory (its records, run history and memos).

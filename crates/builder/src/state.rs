@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use content::lock::{FileLock, Mode};
-use worker::snapshot::{Copy, Driver, Overlay, SnapshotError, Snapshotter};
+use worker::snapshot::{SnapshotError, Snapshotter};
 
 /// Why build state could not be locked or removed.
 #[derive(Debug, thiserror::Error)]
@@ -137,14 +137,11 @@ fn remove_snapshots(root: &Path) -> Result<Option<Removed>, StateError> {
     }
     let mut count = 0;
     let mut bytes = 0;
-    for driver in [Driver::Overlay, Driver::Copy] {
+    for driver in worker::snapshot::DRIVERS {
         if !dir.join(driver.name()).is_dir() {
             continue;
         }
-        let snap: Box<dyn Snapshotter> = match driver {
-            Driver::Overlay => Box::new(Overlay::open(root)?),
-            _ => Box::new(Copy::open(root)?),
-        };
+        let snap: Box<dyn Snapshotter> = worker::snapshot::open_driver(root, driver)?;
         bytes += snap.usage()?.bytes;
         count += remove_committed(&*snap)?;
     }
@@ -202,6 +199,18 @@ pub(crate) fn remove_tree(path: &Path) -> Result<u64, StateError> {
 /// following symlinks; the content store's blobs are counted the same way), so
 /// `manifold du` and `du -sb` of a state root agree; unreadable parts count 0.
 pub(crate) fn allocated(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    allocated_except(path, &HashSet::new(), seen)
+}
+
+/// [`allocated`], not descending into the directories of `skip` (counted 0).
+pub(crate) fn allocated_except(
+    path: &Path,
+    skip: &HashSet<PathBuf>,
+    seen: &mut HashSet<(u64, u64)>,
+) -> u64 {
+    if skip.contains(path) {
+        return 0;
+    }
     let Ok(meta) = fs::symlink_metadata(path) else {
         return 0;
     };
@@ -214,7 +223,7 @@ pub(crate) fn allocated(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
         && let Ok(entries) = fs::read_dir(path)
     {
         for e in entries.flatten() {
-            bytes += allocated(&e.path(), seen);
+            bytes += allocated_except(&e.path(), skip, seen);
         }
     }
     bytes

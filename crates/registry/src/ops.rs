@@ -39,6 +39,8 @@ pub struct TransferStats {
     pub blobs_mounted: usize,
     pub blobs_existing: usize,
     pub manifests: usize,
+    /// The target already named this very document: nothing was sent (one HEAD).
+    pub already_there: bool,
 }
 
 impl Client {
@@ -234,6 +236,20 @@ impl Client {
     ) -> Result<TransferStats> {
         let repo = self.repo(target);
         let mut stats = TransferStats::default();
+        let tag = target
+            .digest()
+            .map(ToString::to_string)
+            .or_else(|| target.tag().map(str::to_owned))
+            .unwrap_or_else(|| desc.digest.to_string());
+        // A registry stores a manifest only once everything it names is there (it
+        // checks on PUT), so a target that already serves this digest is complete: a
+        // no-op rebuild pushes with one HEAD. Any failure to ask means a full push.
+        if let Ok(Some(served)) = self.manifest_digest(&repo, &tag).await
+            && served == desc.digest
+        {
+            stats.already_there = true;
+            return Ok(stats);
+        }
         let bytes = store.read_document(&desc.digest)?;
         let doc = ManifestOrIndex::parse(&desc.media_type, bytes).map_err(|source| {
             RegistryError::Document {
@@ -280,11 +296,6 @@ impl Client {
                 .await?;
             content::crash::point("push");
         }
-        let tag = target
-            .digest()
-            .map(ToString::to_string)
-            .or_else(|| target.tag().map(str::to_owned))
-            .unwrap_or_else(|| desc.digest.to_string());
         self.put_manifest(&repo, &tag, doc.media_type(), doc.bytes())
             .await?;
         stats.manifests += 1;

@@ -24,6 +24,30 @@ pub enum BlobPush {
 }
 
 impl Client {
+    /// The digest `repo` serves for manifest `target` (a tag or a digest), from a HEAD;
+    /// `None` when it has none.
+    pub async fn manifest_digest(&self, repo: &Repo, target: &str) -> Result<Option<Digest>> {
+        let url = repo
+            .base
+            .join(&format!("manifests/{target}"))
+            .expect("valid path");
+        let accept = crate::client::manifest_accept();
+        match self
+            .send(repo, Access::Pull, None, |http| {
+                http.head(url.clone()).headers(accept.clone())
+            })
+            .await
+        {
+            Ok(resp) => Ok(resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| Digest::parse(v).ok())),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether `repo` has blob `digest`.
     pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
         let url = repo

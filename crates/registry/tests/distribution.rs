@@ -78,8 +78,15 @@ async fn multi_platform_round_trip_is_byte_exact() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.checked, 10);
 
-    // A second push finds everything there.
+    // A second push finds the tag already at this index: one HEAD, nothing sent.
     let again = c.push(&src, &idx, &target, None).await.unwrap();
+    assert!(again.already_there, "{again:?}");
+    assert_eq!((again.blobs_uploaded, again.manifests), (0, 0));
+    // The same image under another tag of the repository: every blob is there, the
+    // manifests are put again.
+    let other = reference(&reg, "round/trip:v2");
+    let again = c.push(&src, &idx, &other, None).await.unwrap();
+    assert!(!again.already_there);
     assert_eq!((again.blobs_uploaded, again.blobs_existing), (0, 6));
 }
 

@@ -387,10 +387,14 @@ async fn copy_from_layout(
     let (layout, desc) = content::layout::open_image(spec)?;
     let client = client(global)?;
     let stats = client.push(&layout, &desc, dst, None).await?;
-    eprintln!(
-        "pushed {dst}: {} blob(s) uploaded, {} already there",
-        stats.blobs_uploaded, stats.blobs_existing
-    );
+    if stats.already_there {
+        eprintln!("{dst} already is {}: nothing to push", desc.digest);
+    } else {
+        eprintln!(
+            "pushed {dst}: {} blob(s) uploaded, {} already there",
+            stats.blobs_uploaded, stats.blobs_existing
+        );
+    }
     crate::out::outln!("{}", desc.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -433,7 +433,11 @@ pub fn detect(state_root: &Path) -> Result<Box<dyn Snapshotter>> {
     }
 }
 
-fn open_driver(state_root: &Path, driver: Driver) -> Result<Box<dyn Snapshotter>> {
+/// Every driver, for code that walks all the snapshot state of a root (prune, du, gc).
+pub const DRIVERS: [Driver; 3] = [Driver::Overlay, Driver::FuseOverlay, Driver::Copy];
+
+/// Open (creating) `driver`'s state under `state_root`.
+pub fn open_driver(state_root: &Path, driver: Driver) -> Result<Box<dyn Snapshotter>> {
     Ok(match driver {
         Driver::Overlay => Box::new(Overlay::open(state_root)?),
         Driver::FuseOverlay => Box::new(FuseOverlay::open(state_root)?),
